@@ -1,0 +1,38 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Both set up .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint unit bench crds clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[operator,dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/pilotfish demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check sidecar operator tests e2e benchmarks
+	$(BIN)/ruff format --check sidecar operator tests e2e benchmarks
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/pilotfish crds --check
+
+test: lint
+	$(BIN)/python -m pytest
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -m 'not k8s'
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.sidecar_overhead
+
+crds: $(STAMP)
+	$(BIN)/pilotfish crds
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

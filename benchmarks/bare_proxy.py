@@ -1,0 +1,59 @@
+"""The floor: a bare aiohttp pass-through proxy, what any aiohttp sidecar pays before doing any work.
+
+One ClientSession, the body forwarded as is, the upstream response streamed back chunk by chunk.
+Run: python -m benchmarks.bare_proxy --listen 127.0.0.1:PORT --upstream http://127.0.0.1:PORT
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+SESSION = web.AppKey("session", aiohttp.ClientSession)
+UPSTREAM = web.AppKey("upstream", str)
+
+
+async def forward(request: web.Request) -> web.StreamResponse:
+    body = await request.read()
+    session = request.app[SESSION]
+    async with session.post(
+        request.app[UPSTREAM] + request.path, data=body, headers={"Content-Type": "application/json"}
+    ) as upstream:
+        response = web.StreamResponse(status=upstream.status, headers={"Content-Type": upstream.content_type})
+        await response.prepare(request)
+        async for data in upstream.content.iter_any():
+            await response.write(data)
+        await response.write_eof()
+        return response
+
+
+def build_app(upstream: str) -> web.Application:
+    app = web.Application()
+    app[UPSTREAM] = upstream
+
+    async def session_ctx(app: web.Application) -> AsyncIterator[None]:
+        app[SESSION] = aiohttp.ClientSession()
+        yield
+        await app[SESSION].close()
+
+    app.cleanup_ctx.append(session_ctx)
+    app.router.add_post("/v1/chat/completions", forward)
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--listen", required=True)
+    parser.add_argument("--upstream", required=True, help="origin of the mock, e.g. http://127.0.0.1:9101")
+    args = parser.parse_args()
+    host, _, port = args.listen.rpartition(":")
+    web.run_app(build_app(args.upstream.rstrip("/")), host=host, port=int(port), access_log=None, print=None)
+
+
+if __name__ == "__main__":
+    asyncio.set_event_loop_policy(None)
+    main()

@@ -1,0 +1,99 @@
+"""The admin port: probes, metrics and a JSON view of every member's health.
+
+Its own Application on its own TCPSite (as kopf does for its probes), so a flood on the API port
+cannot starve the kubelet's probes, and it can listen on the pod IP while the API stays on loopback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import web
+
+from pilotfish.failover import breaker, engine
+from pilotfish.routes import live
+from pilotfish.telemetry import metrics
+
+LIVE = web.AppKey("live", live.LiveRoutes)
+METRICS = web.AppKey("metrics", metrics.Metrics)
+
+
+class EngineRef:
+    """The API app's engine, which exists only once that app has started."""
+
+    def __init__(self, get: Callable[[], engine.Engine | None]) -> None:
+        self.get = get
+
+
+ENGINE_OF = web.AppKey("engine_of", EngineRef)
+
+
+def build_app(
+    *,
+    routes: live.LiveRoutes,
+    metrics_registry: metrics.Metrics,
+    engine_of: Callable[[], engine.Engine | None],
+) -> web.Application:
+    app = web.Application()
+    app[LIVE] = routes
+    app[METRICS] = metrics_registry
+    app[ENGINE_OF] = EngineRef(engine_of)
+    app.router.add_get("/healthz", get_healthz)
+    app.router.add_get("/readyz", get_readyz)
+    app.router.add_get("/metrics", get_metrics)
+    app.router.add_get("/debug/members", get_members)
+    return app
+
+
+async def get_healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def get_readyz(request: web.Request) -> web.Response:
+    """Ready while a routes document is served; a rejected newer one is reported, not fatal."""
+    routes = request.app[LIVE]
+    body = _routes_status(routes)
+    return web.json_response(body, status=200 if routes.ready else 503)
+
+
+async def get_metrics(request: web.Request) -> web.Response:
+    registry = request.app[METRICS]
+    the_engine = request.app[ENGINE_OF].get()
+    snapshot = request.app[LIVE].snapshot
+    if the_engine is not None and snapshot is not None:
+        registry.member_up.clear()
+        for class_name in snapshot.document.classes:
+            for member_id, view in the_engine.health.snapshot(class_name).items():
+                up = 0 if view.state is breaker.CircuitState.OPEN else 1
+                registry.member_up.labels(class_name, member_id).set(up)
+    return web.Response(body=registry.render(), content_type="text/plain", charset="utf-8",
+                        headers={"X-Content-Type-Options": "nosniff"})
+
+
+async def get_members(request: web.Request) -> web.Response:
+    routes = request.app[LIVE]
+    the_engine = request.app[ENGINE_OF].get()
+    classes: dict[str, object] = {}
+    if routes.snapshot is not None:
+        for name, route in routes.snapshot.document.classes.items():
+            views = the_engine.health.snapshot(name) if the_engine is not None else {}
+            classes[name] = {
+                "members": [
+                    {"id": m.id, "provider": m.provider.value, "model": m.model, "priority": m.priority,
+                     "weight": m.weight, **(views[m.id].to_dict() if m.id in views else {"state": "closed"})}
+                    for m in route.members
+                ]
+            }
+    return web.json_response({"routes": _routes_status(routes), "classes": classes})
+
+
+def _routes_status(routes: live.LiveRoutes) -> dict[str, object]:
+    snapshot = routes.snapshot
+    return {
+        "ready": routes.ready,
+        "digest": snapshot.digest if snapshot else None,
+        "namespace": snapshot.document.namespace if snapshot else None,
+        "classes": sorted(snapshot.document.classes) if snapshot else [],
+        "loadedAt": routes.loaded_at,
+        "lastReloadError": routes.error,
+    }

@@ -1,0 +1,92 @@
+"""ProviderCredential: where a provider lives, which Secret holds its key, which labels it carries.
+
+Platform teams own these; a ModelClass member points at one by name. ``compliance`` labels are
+free-form (``dpa: signed``, ``region: eu``) and matched by ``ModelClass.spec.compliance.require``.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Literal
+
+import pydantic
+
+from pilotfish.api import base, refs
+
+KIND = "ProviderCredential"
+PLURAL = "providercredentials"
+SHORT_NAMES = ("pc",)
+
+
+class ProviderType(enum.StrEnum):
+    """The closed set of wire formats the sidecar speaks; each value has one adapter module."""
+
+    OPENAI = "openai"
+    OPENAI_COMPATIBLE = "openai-compatible"
+    ANTHROPIC = "anthropic"
+    GEMINI = "gemini"
+    AZURE_OPENAI = "azure-openai"
+
+
+# The vendor's public endpoint, used when spec.baseURL is omitted.
+DEFAULT_BASE_URLS: dict[ProviderType, str] = {
+    ProviderType.OPENAI: "https://api.openai.com/v1",
+    ProviderType.ANTHROPIC: "https://api.anthropic.com",
+    ProviderType.GEMINI: "https://generativelanguage.googleapis.com",
+}
+
+# Providers whose endpoint is deployment-specific, so baseURL cannot be defaulted.
+BASE_URL_REQUIRED = frozenset({ProviderType.OPENAI_COMPATIBLE, ProviderType.AZURE_OPENAI})
+
+
+class ProviderCredentialSpec(base.ApiModel):
+    """spec of a ProviderCredential."""
+
+    provider: ProviderType = pydantic.Field(description="Wire format and vendor of this endpoint.")
+    base_url: str | None = pydantic.Field(
+        default=None, alias="baseURL", pattern=r"^https?://[^\s]+$", max_length=2048,
+        description="Endpoint root, e.g. https://api.openai.com/v1. Optional for openai, anthropic "
+        "and gemini; required for openai-compatible and azure-openai.",
+    )
+    api_key_secret_ref: refs.SecretKeyRef | None = pydantic.Field(
+        default=None,
+        description="The Secret key holding the API key. Omit only for endpoints that need no key "
+        "(e.g. a local openai-compatible server).",
+    )
+    api_version: str | None = pydantic.Field(
+        default=None, max_length=64,
+        description="api-version query parameter for azure-openai (default 2024-10-21).",
+    )
+    compliance: dict[str, str] = pydantic.Field(
+        default_factory=dict,
+        description="Free-form labels (dpa: signed, region: eu) matched by ModelClass compliance.require.",
+    )
+
+    @pydantic.model_validator(mode="after")
+    def _base_url_where_required(self) -> ProviderCredentialSpec:
+        if self.provider in BASE_URL_REQUIRED and not self.base_url:
+            raise ValueError(f"baseURL is required for provider {self.provider.value}")
+        return self
+
+    def resolved_base_url(self) -> str:
+        """The endpoint to call: spec.baseURL, else the vendor's default."""
+        url = self.base_url or DEFAULT_BASE_URLS[self.provider]
+        return url.rstrip("/")
+
+
+class ProviderCredentialStatus(base.ApiModel):
+    """status of a ProviderCredential, written by the operator."""
+
+    model_config = pydantic.ConfigDict(extra="allow")
+    observed_generation: int | None = None
+    conditions: list[refs.Condition] = pydantic.Field(default_factory=list)
+
+
+class ProviderCredential(base.ApiModel):
+    """A whole ProviderCredential object as ``kubectl apply`` takes it."""
+
+    model_config = pydantic.ConfigDict(extra="ignore")
+    api_version: Literal["pilotfish.dev/v1alpha1"] = "pilotfish.dev/v1alpha1"
+    kind: Literal["ProviderCredential"] = "ProviderCredential"
+    metadata: base.ObjectMeta
+    spec: ProviderCredentialSpec

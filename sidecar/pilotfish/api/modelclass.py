@@ -1,0 +1,156 @@
+"""ModelClass: an equivalence class of models (``workhorse``) that apps ask for by name.
+
+Members are tried in priority order (list order unless ``priority`` is given); equal priorities split
+traffic by ``weight``. Every knob has a default a platform team would pick, so the smallest useful
+class is a list of members.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Literal
+
+import pydantic
+
+from pilotfish.api import base, refs
+
+KIND = "ModelClass"
+PLURAL = "modelclasses"
+SHORT_NAMES = ("mc",)
+
+# A class name is what apps put in `model`; keep it a DNS label so it is also a valid object name.
+CLASS_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+class Pricing(base.ApiModel):
+    """USD per million tokens, for the cost metric."""
+
+    input_per_million_tokens: float = pydantic.Field(default=0.0, ge=0)
+    output_per_million_tokens: float = pydantic.Field(default=0.0, ge=0)
+
+
+class MemberSpec(base.ApiModel):
+    """One member: a credential and a model at that provider."""
+
+    credential_ref: str = pydantic.Field(
+        min_length=1, max_length=253, description="Name of a ProviderCredential in this namespace."
+    )
+    model: str = pydantic.Field(
+        min_length=1, max_length=256, description="The provider's model (or Azure deployment) name."
+    )
+    priority: int | None = pydantic.Field(
+        default=None, ge=0, le=1000,
+        description="Lower is preferred. Defaults to the member's position in the list.",
+    )
+    weight: int = pydantic.Field(
+        default=1, ge=1, le=1000, description="Traffic share among members of equal priority."
+    )
+    context_window: int | None = pydantic.Field(
+        default=None, ge=1,
+        description="Tokens the model accepts; requests estimated larger skip this member.",
+    )
+    max_output_tokens: int | None = pydantic.Field(
+        default=None, ge=1,
+        description="max_tokens sent when the request has none (providers such as anthropic need one).",
+    )
+    pricing: Pricing | None = None
+
+
+class Strategy(enum.StrEnum):
+    """How the first member of an attempt plan is chosen."""
+
+    PRIORITY = "priority"
+    WEIGHTED = "weighted"
+    LEAST_LATENCY = "least-latency"
+
+
+class PinningSpec(base.ApiModel):
+    """Conversation pinning: requests with this header stay on the member that served them first."""
+
+    header: str = pydantic.Field(default="x-conversation-id", min_length=1, max_length=128)
+    ttl_seconds: int = pydantic.Field(default=3600, ge=1, description="How long a pin is remembered.")
+
+
+class RoutingSpec(base.ApiModel):
+    """How members are ordered and how many of them one request may try."""
+
+    strategy: Strategy = Strategy.PRIORITY
+    max_attempts: int = pydantic.Field(default=3, ge=1, le=10, description="Upstream calls per request.")
+    retry_budget_percent: float = pydantic.Field(
+        default=20.0, ge=0, le=100,
+        description="Retries and failovers allowed, as a percentage of recent first attempts.",
+    )
+    pinning: PinningSpec | None = None
+
+
+class TimeoutsSpec(base.ApiModel):
+    """Deadlines per attempt; a slow provider is abandoned at firstTokenSeconds."""
+
+    connect_seconds: float = pydantic.Field(default=2.0, gt=0, le=60)
+    first_token_seconds: float = pydantic.Field(default=15.0, gt=0, le=600)
+    total_seconds: float = pydantic.Field(default=300.0, gt=0, le=3600)
+
+
+class HealthSpec(base.ApiModel):
+    """The per-member circuit breaker."""
+
+    failure_threshold: int = pydantic.Field(default=3, ge=1, le=100)
+    cooldown_seconds: float = pydantic.Field(default=60.0, gt=0, le=3600)
+
+
+class ComplianceSpec(base.ApiModel):
+    """Labels a member's ProviderCredential must carry for the member to serve this class."""
+
+    require: dict[str, str] = pydantic.Field(default_factory=dict)
+
+
+class ModelClassSpec(base.ApiModel):
+    """spec of a ModelClass."""
+
+    members: list[MemberSpec] = pydantic.Field(min_length=1, max_length=32)
+    routing: RoutingSpec = pydantic.Field(default_factory=RoutingSpec)
+    timeouts: TimeoutsSpec = pydantic.Field(default_factory=TimeoutsSpec)
+    health: HealthSpec = pydantic.Field(default_factory=HealthSpec)
+    compliance: ComplianceSpec = pydantic.Field(default_factory=ComplianceSpec)
+
+    @pydantic.model_validator(mode="after")
+    def _members_unique(self) -> ModelClassSpec:
+        seen: set[tuple[str, str]] = set()
+        for index, member in enumerate(self.members):
+            key = (member.credential_ref, member.model)
+            if key in seen:
+                raise ValueError(
+                    f"members[{index}] repeats credentialRef {member.credential_ref!r} "
+                    f"with model {member.model!r}"
+                )
+            seen.add(key)
+        return self
+
+
+class MemberStatus(base.ApiModel):
+    """Whether one member can serve, and why not."""
+
+    credential_ref: str
+    model: str
+    eligible: bool
+    reason: str = ""
+    message: str = ""
+
+
+class ModelClassStatus(base.ApiModel):
+    """status of a ModelClass, written by the operator."""
+
+    model_config = pydantic.ConfigDict(extra="allow")
+    observed_generation: int | None = None
+    conditions: list[refs.Condition] = pydantic.Field(default_factory=list)
+    members: list[MemberStatus] = pydantic.Field(default_factory=list)
+
+
+class ModelClass(base.ApiModel):
+    """A whole ModelClass object as ``kubectl apply`` takes it."""
+
+    model_config = pydantic.ConfigDict(extra="ignore")
+    api_version: Literal["pilotfish.dev/v1alpha1"] = "pilotfish.dev/v1alpha1"
+    kind: Literal["ModelClass"] = "ModelClass"
+    metadata: base.ObjectMeta
+    spec: ModelClassSpec

@@ -1,0 +1,136 @@
+"""The ``pilotfish`` command: argparse subcommands, each importing its machinery only when run.
+
+    pilotfish render -f PATH...         print the routes document the operator would write
+    pilotfish crds [--out DIR]          generate the CRD YAML from the API models
+    pilotfish local -f PATH...          serve from manifests on a laptop, reloading on change
+    pilotfish sidecar --config-dir D    serve from a mounted ConfigMap + Secrets (container mode)
+    pilotfish mock-provider             a fault-injecting fake provider
+    pilotfish demo                      mock providers + sidecar + traffic + an outage, live
+    pilotfish operator                  the kopf operator (needs the `operator` extra)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+DEFAULT_LISTEN = "127.0.0.1:4000"  # loopback only: the API is for the pod's own containers
+DEFAULT_ADMIN = "0.0.0.0:4001"  # probes and scrapes come from outside the pod
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 2
+    run: Callable[[argparse.Namespace], int] = args.run
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pilotfish", description="Multi-provider LLM failover.")
+    sub = parser.add_subparsers(metavar="COMMAND")
+
+    render = sub.add_parser("render", help="print the routes document for manifests")
+    render.add_argument("-f", "--filename", action="append", required=True, help="file or folder (repeatable)")
+    render.add_argument("-n", "--namespace", default="default")
+    render.set_defaults(run=_run_render)
+
+    crds = sub.add_parser("crds", help="write the CRD YAML generated from the API models")
+    crds.add_argument("--out", default="crds", help="directory to write (default: crds)")
+    crds.add_argument("--check", action="store_true", help="exit 1 if the files differ instead of writing")
+    crds.set_defaults(run=_run_crds)
+
+    local = sub.add_parser("local", help="serve from manifests, reloading when they change")
+    local.add_argument("-f", "--filename", action="append", required=True, help="file or folder (repeatable)")
+    local.add_argument("-n", "--namespace", default="default")
+    _add_serving_flags(local)
+    local.set_defaults(run=_run_local)
+
+    sidecar = sub.add_parser("sidecar", help="serve from a mounted routes ConfigMap and Secrets")
+    sidecar.add_argument("--config-dir", required=True, help="where the pilotfish-routes ConfigMap is mounted")
+    sidecar.add_argument("--secrets-dir", required=True, help="where referenced Secrets are mounted, one dir each")
+    _add_serving_flags(sidecar)
+    sidecar.set_defaults(run=_run_sidecar)
+
+    mock = sub.add_parser("mock-provider", help="run a fault-injecting fake provider")
+    mock.add_argument("--provider", default="openai", choices=["openai"])
+    mock.add_argument("--listen", default="127.0.0.1:9101")
+    mock.add_argument("--name", default="mock")
+    mock.add_argument("--api-key", default=None, help="require this bearer key")
+    mock.add_argument("--fault", default=None, help='initial fault as JSON, e.g. {"mode": "status", "status": 503}')
+    mock.set_defaults(run=_run_mock)
+
+    demo = sub.add_parser("demo", help="see failover happen: mock providers, sidecar, traffic, an outage")
+    demo.add_argument("--duration", type=float, default=None, help="seconds per phase (default 4)")
+    demo.add_argument("--no-live", action="store_true", help="plain log lines instead of a live view")
+    demo.set_defaults(run=_run_demo)
+
+    operator = sub.add_parser("operator", help="run the Kubernetes operator (kopf)")
+    operator.add_argument("--namespace", action="append", default=None, help="watch only these namespaces")
+    operator.set_defaults(run=_run_operator)
+    return parser
+
+
+def _add_serving_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--listen", default=DEFAULT_LISTEN, help=f"API address (default {DEFAULT_LISTEN})")
+    parser.add_argument("--admin", default=DEFAULT_ADMIN, help=f"admin address (default {DEFAULT_ADMIN})")
+    parser.add_argument("--max-body-bytes", type=int, default=10 * 1024 * 1024, help="request body limit")
+    parser.add_argument("--reload-interval", type=float, default=1.0, help="seconds between change checks")
+    parser.add_argument("--no-request-log", action="store_true", help="do not log one JSON line per request")
+
+
+def _run_render(args: argparse.Namespace) -> int:
+    from pilotfish.modes import local
+
+    return local.print_render(paths=args.filename, namespace=args.namespace)
+
+
+def _run_crds(args: argparse.Namespace) -> int:
+    from pilotfish.api import crds
+
+    return crds.main_write(out=args.out, check=args.check)
+
+
+def _run_local(args: argparse.Namespace) -> int:
+    from pilotfish.modes import local
+
+    return local.main(paths=args.filename, namespace=args.namespace, options=args)
+
+
+def _run_sidecar(args: argparse.Namespace) -> int:
+    from pilotfish.modes import sidecar
+
+    return sidecar.main(config_dir=args.config_dir, secrets_dir=args.secrets_dir, options=args)
+
+
+def _run_mock(args: argparse.Namespace) -> int:
+    from pilotfish.mocks import runner
+
+    return runner.main(
+        provider=args.provider, listen=args.listen, name=args.name, api_key=args.api_key, fault=args.fault
+    )
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from pilotfish import demo
+
+    return demo.main(phase_seconds=args.duration, live=not args.no_live)
+
+
+def _run_operator(args: argparse.Namespace) -> int:
+    try:
+        import pilotfish_operator.main as operator_main  # the one lazy import of the operator package
+    except ImportError as exc:
+        sys.stderr.write(f"pilotfish operator needs the operator extra (pip install 'pilotfish[operator]'): {exc}\n")
+        return 2
+    return operator_main.main(namespaces=args.namespace)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""The fault model: what a mock does to the next requests, switchable at run time."""
+
+from __future__ import annotations
+
+import enum
+import random
+
+import pydantic
+
+
+class Mode(enum.StrEnum):
+    OK = "ok"
+    STATUS = "status"  # answer `status` with the vendor's error body
+    RATE_LIMIT = "rate-limit"  # 429 with Retry-After: `retry_after`
+    HANG = "hang"  # accept, never answer
+    RESET = "reset"  # drop the connection without a response
+    SLOW_FIRST_TOKEN = "slow-first-token"  # wait `delay` before the first byte, then answer
+    CUT = "cut"  # stream `after_chunks` content chunks, then drop the connection
+    LATENCY = "latency"  # wait `delay`, then answer normally
+    CONTEXT_LENGTH = "context-length"  # 400 context_length_exceeded
+    CONTENT_FILTER = "content-filter"  # 400 content_filter
+
+
+class Fault(pydantic.BaseModel):
+    """A mode and its parameters; ``fail_rate`` and ``count`` limit which requests it hits."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+    mode: Mode = Mode.OK
+    status: int = pydantic.Field(default=500, ge=400, le=599)
+    retry_after: float = pydantic.Field(default=1.0, ge=0)
+    delay: float = pydantic.Field(default=1.0, ge=0)
+    after_chunks: int = pydantic.Field(default=3, ge=0)
+    fail_rate: float = pydantic.Field(default=1.0, ge=0, le=1, description="share of requests hit")
+    count: int | None = pydantic.Field(default=None, ge=0, description="hit only the next N requests")
+
+
+class FaultState:
+    """The current fault and the seeded chance that decides which requests it hits."""
+
+    def __init__(self, fault: Fault | None = None, *, seed: int = 0) -> None:
+        self._rng = random.Random(seed)
+        self.fault = fault or Fault()
+        self._left = self.fault.count
+
+    def set(self, fault: Fault) -> None:
+        self.fault = fault
+        self._left = fault.count
+
+    def next_mode(self) -> Mode:
+        """The mode for the request that just arrived."""
+        fault = self.fault
+        if fault.mode is Mode.OK:
+            return Mode.OK
+        if self._left is not None:
+            if self._left <= 0:
+                return Mode.OK
+            self._left -= 1
+        if fault.fail_rate < 1.0 and self._rng.random() >= fault.fail_rate:
+            return Mode.OK
+        return fault.mode

@@ -1,0 +1,75 @@
+"""What both modes share: logging set-up, the reload loop, and running ``serve`` from CLI options."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable
+
+from pilotfish.modes import serve
+from pilotfish.routes import live
+from pilotfish.server import app as api_app
+from pilotfish.telemetry import metrics
+
+_log = logging.getLogger("pilotfish")
+
+# Returns a new snapshot, None when nothing changed, or raises ValueError/LoadError-like errors.
+Reload = Callable[[], "live.Snapshot | None"]
+
+
+def configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def apply_reload(
+    reload: Reload,
+    *,
+    routes: live.LiveRoutes,
+    registry: metrics.Metrics,
+) -> None:
+    """One reload: publish a new snapshot, or keep the last good one and say why."""
+    try:
+        snapshot = reload()
+    except Exception as exc:  # any reason at all to reject the new routes keeps the old ones
+        routes.reject(str(exc))
+        registry.reload_result(ok=False)
+        serving = f"still serving {routes.snapshot.digest}" if routes.snapshot else "not serving"
+        _log.warning("routes rejected (%s): %s", serving, exc)
+        return
+    if snapshot is None:
+        return
+    routes.publish(snapshot)
+    registry.reload_result(ok=True)
+    registry.set_routes(digest=snapshot.digest, namespace=snapshot.document.namespace)
+    _log.info("routes %s loaded: classes %s", snapshot.digest, ", ".join(sorted(snapshot.document.classes)) or "none")
+
+
+async def poll_reloads(reload: Reload, *, routes: live.LiveRoutes, registry: metrics.Metrics, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        apply_reload(reload, routes=routes, registry=registry)
+
+
+def run_with_reloads(reload: Reload, *, options: argparse.Namespace) -> int:
+    """Load once, then serve while polling for changes every ``--reload-interval`` seconds."""
+    configure_logging()
+    try:
+        listen = serve.Address.parse(options.listen)
+        admin = serve.Address.parse(options.admin)
+    except ValueError as exc:
+        _log.error("%s", exc)
+        return 2
+    routes = live.LiveRoutes()
+    registry = metrics.Metrics()
+    apply_reload(reload, routes=routes, registry=registry)
+    settings = api_app.ServerSettings(max_body_bytes=options.max_body_bytes, request_log=not options.no_request_log)
+
+    async def reloads() -> None:
+        await poll_reloads(reload, routes=routes, registry=registry, interval=options.reload_interval)
+
+    asyncio.run(serve.serve(
+        routes=routes, registry=registry, listen=listen, admin_listen=admin, settings=settings, background=[reloads],
+    ))
+    return 0

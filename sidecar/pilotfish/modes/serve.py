@@ -1,0 +1,112 @@
+"""Runs the API and admin ports until SIGTERM/SIGINT, with background tasks beside them.
+
+On SIGTERM the listeners close first and in-flight requests get ``SHUTDOWN_GRACE_SECONDS`` to
+finish, so a rolling restart does not cut answers that are still streaming.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from pilotfish import admin
+from pilotfish.failover import engine
+from pilotfish.routes import live
+from pilotfish.server import app as api_app
+from pilotfish.telemetry import metrics
+
+SHUTDOWN_GRACE_SECONDS = 20.0
+
+Background = Callable[[], Coroutine[Any, Any, None]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Address:
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str) -> Address:
+        """'127.0.0.1:4000', ':4000' (all interfaces) or '[::1]:4000'."""
+        host, sep, port = text.rpartition(":")
+        if not sep or not port.isdigit():
+            raise ValueError(f"expected HOST:PORT, got {text!r}")
+        return cls(host=host.strip("[]") or "0.0.0.0", port=int(port))
+
+
+async def serve(
+    *,
+    routes: live.LiveRoutes,
+    registry: metrics.Metrics,
+    listen: Address,
+    admin_listen: Address,
+    settings: api_app.ServerSettings,
+    background: list[Background],
+    stop: asyncio.Event | None = None,
+) -> None:
+    stop = stop or asyncio.Event()
+    engines: list[engine.Engine] = []
+    api = api_app.build_app(routes=routes, metrics_registry=registry, settings=settings, engine_holder=engines)
+    admin_app = admin.build_app(
+        routes=routes, metrics_registry=registry, engine_of=lambda: engines[0] if engines else None
+    )
+    api_runner = web.AppRunner(api, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
+    admin_runner = web.AppRunner(admin_app, access_log=None)
+    await api_runner.setup()
+    await admin_runner.setup()
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        api_port = await _start_site(api_runner, listen)
+        admin_port = await _start_site(admin_runner, admin_listen)
+        tasks = [asyncio.create_task(job()) for job in background]
+        _announce(listen, api_port, admin_listen, admin_port)
+        _install_signal_handlers(stop)
+        await stop.wait()
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await api_runner.cleanup()
+        await admin_runner.cleanup()
+
+
+async def _start_site(runner: web.AppRunner, address: Address) -> int:
+    site = web.TCPSite(runner, address.host, address.port, reuse_address=True)
+    await site.start()
+    server = site._server  # the bound port, when 0 was asked for
+    sockets = getattr(server, "sockets", None) or []
+    return int(sockets[0].getsockname()[1]) if sockets else address.port
+
+
+def _announce(listen: Address, api_port: int, admin_listen: Address, admin_port: int) -> None:
+    """One machine-readable line on stderr: tests and the demo wait for it."""
+    line = {
+        "msg": "listening",
+        "api": f"http://{_display(listen.host)}:{api_port}",
+        "admin": f"http://{_display(admin_listen.host)}:{admin_port}",
+    }
+    sys.stderr.write(orjson.dumps(line).decode() + "\n")
+    sys.stderr.flush()
+
+
+def _display(host: str) -> str:
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+def _install_signal_handlers(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, stop.set)

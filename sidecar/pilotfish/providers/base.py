@@ -1,0 +1,61 @@
+"""The adapter interface every provider module implements, and the request it produces.
+
+Translation is a pure function of (canonical request, member, key): it never mutates its input
+because the engine calls it again for every member it fails over to.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Protocol
+
+from pilotfish import failures
+from pilotfish.api import refs
+from pilotfish.routes import document
+from pilotfish.wire import openai, sse
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class UpstreamRequest:
+    """One HTTP call, fully built: ``upstream`` sends it as is."""
+
+    url: str
+    headers: Mapping[str, str]
+    body: bytes
+    stream: bool
+    method: str = "POST"
+
+    def __repr__(self) -> str:  # headers carry the API key: never print them
+        return f"UpstreamRequest({self.method} {self.url}, stream={self.stream})"
+
+
+class StreamTranslator(Protocol):
+    """Turns one upstream stream into OpenAI chunks; one instance per attempt, holding its buffers.
+
+    ``feed`` raises ``failures.AttemptFailed`` for an in-stream error event (e.g. Anthropic's
+    ``overloaded_error`` after a 200). ``finished`` becomes true on the provider's terminal event.
+    """
+
+    @property
+    def finished(self) -> bool: ...
+
+    def feed(self, event: sse.Event) -> list[openai.ChatChunk]: ...
+
+
+class Adapter(Protocol):
+    """What a provider module provides; modules satisfy it structurally."""
+
+    def build_request(
+        self,
+        request: openai.ChatRequest,
+        member: document.MemberRoute,
+        *,
+        api_key: refs.ApiKey | None,
+    ) -> UpstreamRequest: ...
+
+    def parse_response(self, body: bytes, *, member: document.MemberRoute) -> openai.ChatCompletion: ...
+
+    def new_stream_translator(self, *, member: document.MemberRoute) -> StreamTranslator: ...
+
+    def classify_error(self, status: int, headers: Mapping[str, str], body: bytes) -> failures.Failure: ...

@@ -1,0 +1,139 @@
+"""OpenAI chat completions (also every ``openai-compatible`` server): the canonical format.
+
+Translation is nearly the identity: the class name in ``model`` becomes the member's model, and the
+upstream call always streams with usage included, so the engine can apply the first-token deadline
+to every request and count tokens even when the client did not ask for usage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from pilotfish import failures
+from pilotfish.api import refs
+from pilotfish.providers import base
+from pilotfish.routes import document
+from pilotfish.wire import openai, sse
+
+_JSON_HEADERS = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+
+# Error codes OpenAI-format servers use for a prompt over the model's window (OpenAI, vLLM, Azure).
+_CONTEXT_CODES = frozenset({"context_length_exceeded", "string_above_max_length"})
+_CONTEXT_PHRASES = ("maximum context length", "context length", "context_length_exceeded", "too many tokens")
+_FILTER_CODES = frozenset({"content_filter", "content_policy_violation"})
+
+
+def build_request(
+    request: openai.ChatRequest,
+    member: document.MemberRoute,
+    *,
+    api_key: refs.ApiKey | None,
+) -> base.UpstreamRequest:
+    body: dict[str, Any] = request.model_dump(exclude_none=True, exclude_unset=True)
+    body["model"] = member.model
+    body["stream"] = True
+    body["stream_options"] = {"include_usage": True}
+    if member.max_output_tokens and request.output_token_limit() is None:
+        body["max_completion_tokens"] = member.max_output_tokens
+    headers = dict(_JSON_HEADERS)
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key.reveal()}"
+    return base.UpstreamRequest(
+        url=f"{member.base_url}/chat/completions",
+        headers=headers,
+        body=orjson.dumps(body),
+        stream=True,
+    )
+
+
+def parse_response(body: bytes, *, member: document.MemberRoute) -> openai.ChatCompletion:
+    """A non-streaming completion is already canonical; only check that it is one."""
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise failures.AttemptFailed(
+            failures.Failure(kind=failures.FailureKind.BAD_RESPONSE, detail="response is not JSON")
+        ) from exc
+    if not isinstance(parsed, dict) or "choices" not in parsed:
+        raise failures.AttemptFailed(
+            failures.Failure(kind=failures.FailureKind.BAD_RESPONSE, detail="response has no choices")
+        )
+    return parsed
+
+
+class StreamTranslator:
+    """OpenAI chunks pass through; ``[DONE]`` and in-stream ``error`` objects are recognised."""
+
+    __slots__ = ("finished",)
+
+    def __init__(self) -> None:
+        self.finished = False
+
+    def feed(self, event: sse.Event) -> list[openai.ChatChunk]:
+        if event.data == sse.DONE:
+            self.finished = True
+            return []
+        try:
+            chunk = orjson.loads(event.data)
+        except orjson.JSONDecodeError as exc:
+            raise failures.AttemptFailed(
+                failures.Failure(kind=failures.FailureKind.BAD_RESPONSE, detail="malformed stream event")
+            ) from exc
+        if not isinstance(chunk, dict):
+            return []
+        if "error" in chunk:
+            raise failures.AttemptFailed(_classify_error_object(chunk["error"], status=None))
+        return [chunk]
+
+
+def new_stream_translator(*, member: document.MemberRoute) -> StreamTranslator:
+    return StreamTranslator()
+
+
+def classify_error(status: int, headers: Mapping[str, str], body: bytes) -> failures.Failure:
+    """Map an OpenAI-format error response to the failure vocabulary."""
+    error: Any = {}
+    try:
+        parsed = orjson.loads(body) if body else {}
+        if isinstance(parsed, dict):
+            error = parsed.get("error", parsed)
+    except orjson.JSONDecodeError:
+        error = {"message": body[:200].decode("utf-8", errors="replace")}
+    failure = _classify_error_object(error if isinstance(error, dict) else {}, status=status)
+    retry_after = failures.parse_retry_after(headers.get("Retry-After") or headers.get("retry-after"))
+    if retry_after is not None:
+        return failures.Failure(
+            kind=failure.kind, status=status, retry_after=retry_after, detail=failure.detail, code=failure.code
+        )
+    return failure
+
+
+def _classify_error_object(error: Mapping[str, Any], *, status: int | None) -> failures.Failure:
+    code = str(error.get("code") or error.get("type") or "") or None
+    message = str(error.get("message") or "")
+    kind = _kind_for(status, code or "", message.lower())
+    return failures.Failure(kind=kind, status=status, detail=message, code=code)
+
+
+def _kind_for(status: int | None, code: str, message: str) -> failures.FailureKind:
+    kinds = failures.FailureKind
+    if code in _CONTEXT_CODES or any(phrase in message for phrase in _CONTEXT_PHRASES):
+        return kinds.CONTEXT_LENGTH
+    if code in _FILTER_CODES:
+        return kinds.CONTENT_FILTER
+    if status == 429:
+        return kinds.RATE_LIMITED
+    if status in (401, 403):
+        return kinds.AUTH
+    if status == 404:
+        return kinds.NOT_FOUND
+    if status in (503, 529) or "overloaded" in code or "overloaded" in message:
+        return kinds.OVERLOADED
+    if status is None or status >= 500:
+        return kinds.SERVER_ERROR
+    if status in (408, 409):  # request timeout / conflict: transient, another member may serve
+        return kinds.SERVER_ERROR
+    return kinds.BAD_REQUEST

@@ -1,0 +1,28 @@
+"""ProviderType → adapter module: the one switch. Adding a provider is one module and one line here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from pilotfish.api import credential
+from pilotfish.providers import base, openai
+
+ADAPTERS: Mapping[credential.ProviderType, base.Adapter] = MappingProxyType(
+    {
+        credential.ProviderType.OPENAI: openai,
+        credential.ProviderType.OPENAI_COMPATIBLE: openai,
+    }
+)
+
+
+def adapter_for(provider: credential.ProviderType) -> base.Adapter:
+    """The adapter for a provider type; KeyError names a provider this build cannot speak yet."""
+    try:
+        return ADAPTERS[provider]
+    except KeyError:
+        raise KeyError(f"provider {provider.value!r} is not supported by this sidecar version") from None
+
+
+def supported() -> frozenset[credential.ProviderType]:
+    return frozenset(ADAPTERS)

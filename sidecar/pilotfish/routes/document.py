@@ -1,0 +1,68 @@
+"""RoutesDocument: one versioned, frozen document per namespace, as the ConfigMap carries it.
+
+It names Secrets (name/key), never their values. A sidecar that reads a document with a
+``schemaVersion`` it does not know rejects it and keeps serving the previous one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Literal
+
+import orjson
+import pydantic
+
+from pilotfish.api import base, modelclass, refs
+from pilotfish.api import credential as credential_api  # `credential` is also a field name below
+
+SCHEMA_VERSION = 1
+CONFIGMAP_NAME = "pilotfish-routes"
+DOCUMENT_KEY = "routes.json"  # the ConfigMap key, i.e. the file name in the mounted directory
+
+
+class MemberRoute(base.ApiModel):
+    """A member resolved against its credential: everything an attempt needs except the key value."""
+
+    id: str = pydantic.Field(description="'<credential>/<model>', unique within the class.")
+    credential: str
+    provider: credential_api.ProviderType
+    base_url: str = pydantic.Field(alias="baseURL")
+    api_key_ref: refs.SecretKeyRef | None = None
+    api_version: str | None = None
+    model: str
+    priority: int
+    weight: int = 1
+    context_window: int | None = None
+    max_output_tokens: int | None = None
+    pricing: modelclass.Pricing | None = None
+
+
+class ClassRoute(base.ApiModel):
+    """One class: its eligible members in priority order, and its knobs."""
+
+    name: str
+    members: tuple[MemberRoute, ...]
+    routing: modelclass.RoutingSpec = pydantic.Field(default_factory=modelclass.RoutingSpec)
+    timeouts: modelclass.TimeoutsSpec = pydantic.Field(default_factory=modelclass.TimeoutsSpec)
+    health: modelclass.HealthSpec = pydantic.Field(default_factory=modelclass.HealthSpec)
+
+
+class RoutesDocument(base.ApiModel):
+    """Every class of one namespace."""
+
+    schema_version: Literal[1] = 1  # SCHEMA_VERSION
+    namespace: str = "default"
+    classes: dict[str, ClassRoute] = pydantic.Field(default_factory=dict)
+
+    def to_json(self) -> bytes:
+        """Canonical bytes: sorted keys, so equal documents are byte-equal (no-op writes skipped)."""
+        return orjson.dumps(self.to_wire(), option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2)
+
+    def digest(self) -> str:
+        """Short content hash, reported by sidecars so the operator can see propagation."""
+        return hashlib.sha256(self.to_json()).hexdigest()[:16]
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> RoutesDocument:
+        """Parse and validate; raises pydantic.ValidationError or orjson.JSONDecodeError."""
+        return cls.model_validate(orjson.loads(data))

@@ -1,0 +1,142 @@
+"""render(): ModelClass + ProviderCredential objects → the routes document, and why each member is
+in or out. Pure: the operator, ``pilotfish render`` and ``pilotfish local`` all call this one function.
+
+A member is excluded, never the whole namespace, when its credential is missing, its Secret is
+missing, or its credential fails the class's compliance requirement; a class with no member left is
+left out of the document and reported. One broken object never breaks the others.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence, Set
+
+from pilotfish.api import credential, manifests, modelclass
+from pilotfish.routes import document
+
+# Reasons, as status conditions and `pilotfish render` show them.
+CREDENTIAL_NOT_FOUND = "CredentialNotFound"
+SECRET_NOT_FOUND = "SecretNotFound"
+SECRET_KEY_MISSING = "SecretKeyMissing"
+COMPLIANCE_EXCLUDED = "ComplianceExcluded"
+NO_ELIGIBLE_MEMBERS = "NoEligibleMembers"
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassReport:
+    name: str
+    members: tuple[modelclass.MemberStatus, ...]
+
+    @property
+    def eligible(self) -> int:
+        return sum(1 for member in self.members if member.eligible)
+
+
+@dataclasses.dataclass(frozen=True)
+class RenderResult:
+    document: document.RoutesDocument
+    reports: tuple[ClassReport, ...]
+
+    def problems(self) -> list[str]:
+        """Human-readable lines for every excluded member and every class left out."""
+        lines = []
+        for report in self.reports:
+            for member in report.members:
+                if not member.eligible:
+                    lines.append(
+                        f'ModelClass "{report.name}": member {member.credential_ref}/{member.model} '
+                        f"excluded ({member.reason}): {member.message}"
+                    )
+            if report.eligible == 0:
+                lines.append(f'ModelClass "{report.name}": {NO_ELIGIBLE_MEMBERS}: no member can serve this class')
+        return lines
+
+
+def render(
+    *,
+    namespace: str,
+    classes: Sequence[modelclass.ModelClass],
+    credentials: Sequence[credential.ProviderCredential],
+    secrets_present: Mapping[str, Set[str]] | None = None,
+) -> RenderResult:
+    """``secrets_present`` maps Secret name → keys; None means "do not check Secrets"."""
+    by_name = {c.metadata.name: c for c in credentials}
+    routes: dict[str, document.ClassRoute] = {}
+    reports = []
+    for cls in sorted(classes, key=lambda c: c.metadata.name):
+        members, statuses = _resolve_members(cls.spec, by_name, secrets_present)
+        reports.append(ClassReport(name=cls.metadata.name, members=tuple(statuses)))
+        if members:
+            routes[cls.metadata.name] = document.ClassRoute(
+                name=cls.metadata.name, members=tuple(members), routing=cls.spec.routing,
+                timeouts=cls.spec.timeouts, health=cls.spec.health,
+            )
+    return RenderResult(
+        document=document.RoutesDocument(namespace=namespace, classes=routes), reports=tuple(reports)
+    )
+
+
+def render_manifests(parsed: manifests.Manifests, *, namespace: str) -> RenderResult:
+    """Render what a folder of manifests holds, checking Secrets against the Secrets it holds."""
+    present = {secret.name: set(secret.data) for secret in parsed.secrets} if parsed.secrets else None
+    return render(namespace=namespace, classes=parsed.classes, credentials=parsed.credentials, secrets_present=present)
+
+
+def _resolve_members(
+    spec: modelclass.ModelClassSpec,
+    credentials: Mapping[str, credential.ProviderCredential],
+    secrets_present: Mapping[str, Set[str]] | None,
+) -> tuple[list[document.MemberRoute], list[modelclass.MemberStatus]]:
+    routes = []
+    statuses = []
+    ordered = sorted(enumerate(spec.members), key=lambda pair: (_priority(pair), pair[0]))
+    for index, member in ordered:
+        found = credentials.get(member.credential_ref)
+        reason, message = _exclusion(member, found, spec.compliance.require, secrets_present)
+        statuses.append(modelclass.MemberStatus(
+            credential_ref=member.credential_ref, model=member.model, eligible=not reason,
+            reason=reason, message=message,
+        ))
+        if found is not None and not reason:
+            routes.append(_member_route(member, found, priority=_priority((index, member))))
+    return routes, statuses
+
+
+def _priority(pair: tuple[int, modelclass.MemberSpec]) -> int:
+    index, member = pair
+    return member.priority if member.priority is not None else index
+
+
+def _exclusion(
+    member: modelclass.MemberSpec,
+    found: credential.ProviderCredential | None,
+    require: Mapping[str, str],
+    secrets_present: Mapping[str, Set[str]] | None,
+) -> tuple[str, str]:
+    if found is None:
+        return CREDENTIAL_NOT_FOUND, f'ProviderCredential "{member.credential_ref}" does not exist in this namespace'
+    labels = found.spec.compliance
+    for label, wanted in sorted(require.items()):
+        if labels.get(label) != wanted:
+            have = f'has {label}="{labels[label]}"' if label in labels else f"has no {label} label"
+            return COMPLIANCE_EXCLUDED, f'requires {label}="{wanted}"; credential "{member.credential_ref}" {have}'
+    ref = found.spec.api_key_secret_ref
+    if ref is not None and secrets_present is not None:
+        if ref.name not in secrets_present:
+            return SECRET_NOT_FOUND, f'Secret "{ref.name}" does not exist'
+        if ref.key not in secrets_present[ref.name]:
+            return SECRET_KEY_MISSING, f'Secret "{ref.name}" has no key "{ref.key}"'
+    return "", ""
+
+
+def _member_route(
+    member: modelclass.MemberSpec, found: credential.ProviderCredential, *, priority: int
+) -> document.MemberRoute:
+    spec = found.spec
+    return document.MemberRoute(
+        id=f"{member.credential_ref}/{member.model}", credential=member.credential_ref,
+        provider=spec.provider, base_url=spec.resolved_base_url(), api_key_ref=spec.api_key_secret_ref,
+        api_version=spec.api_version, model=member.model, priority=priority, weight=member.weight,
+        context_window=member.context_window, max_output_tokens=member.max_output_tokens,
+        pricing=member.pricing,
+    )

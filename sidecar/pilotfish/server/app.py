@@ -1,0 +1,107 @@
+"""Builds the API Application: typed app keys, error middleware, and the cleanup context that owns
+the upstream sessions (born at startup, closed at shutdown, even when startup fails half-way)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+
+from pilotfish import upstream
+from pilotfish.failover import engine, health, pinning
+from pilotfish.routes import live
+from pilotfish.server import chat, errors, keys, models
+from pilotfish.telemetry import logs, metrics
+
+# The default cap on a request body: generous for long prompts with images, small enough that a
+# buggy client cannot make every pod's sidecar buffer gigabytes.
+DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+
+_log = logging.getLogger("pilotfish.server")
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerSettings:
+    """Knobs of the API port."""
+
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    request_log: bool = True  # one JSON line per request on stdout
+    seed: int | None = None  # for reproducible weighted choices in tests
+
+
+def build_app(
+    *,
+    routes: live.LiveRoutes,
+    metrics_registry: metrics.Metrics,
+    settings: ServerSettings,
+    engine_holder: list[engine.Engine] | None = None,
+) -> web.Application:
+    """The API application; ``engine_holder`` receives the engine once it exists (admin uses it)."""
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[_error_middleware])
+    app[keys.LIVE] = routes
+    app[keys.METRICS] = metrics_registry
+    app[keys.REQUEST_LOG] = logs.RequestLog(enabled=settings.request_log)
+    app[keys.MAX_BODY_BYTES] = settings.max_body_bytes
+    app.cleanup_ctx.append(_engine_context(settings, engine_holder))
+    app.router.add_post("/v1/chat/completions", chat.post_chat_completions)
+    app.router.add_get("/v1/models", models.get_models)
+    app.router.add_get("/v1/models/{model}", models.get_model)
+    return app
+
+
+def _engine_context(
+    settings: ServerSettings, holder: list[engine.Engine] | None
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        rng = random.Random(settings.seed)
+        sessions = upstream.Sessions()
+        the_engine = engine.Engine(
+            sessions=sessions,
+            health_registry=health.HealthRegistry(now=loop.time, rng=rng),
+            pins=pinning.PinStore(now=loop.time),
+            now=loop.time,
+            rng=rng,
+        )
+        app[keys.ENGINE] = the_engine
+        app[keys.LIVE].subscribe(lambda snapshot: the_engine.health.reconcile(snapshot.document))
+        if holder is not None:
+            holder.append(the_engine)
+        try:
+            yield
+        finally:
+            await sessions.close()
+
+    return context
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def _error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error leaves as OpenAI-style JSON; nothing leaves as a stack trace."""
+    try:
+        return await handler(request)
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[keys.MAX_BODY_BYTES]
+        return errors.error_response(
+            413, f"Request body too large: the limit is {limit} bytes.", code="request_too_large"
+        )
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        message = "Not found." if exc.status == 404 else exc.reason
+        if exc.status == 405:
+            message = f"Method {request.method} is not allowed on {request.path}."
+        return errors.error_response(exc.status, message, code=exc.reason.lower().replace(" ", "_"))
+    except Exception:
+        _log.exception("unhandled error serving %s %s", request.method, request.path)
+        return errors.error_response(
+            500, "The sidecar failed to handle this request; see its logs.", error_type="server_error",
+            code="internal_error",
+        )

@@ -1,0 +1,15 @@
+"""Typed application keys shared by the API handlers (aiohttp AppKey)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from pilotfish.failover import engine
+from pilotfish.routes import live
+from pilotfish.telemetry import logs, metrics
+
+LIVE = web.AppKey("live", live.LiveRoutes)
+ENGINE = web.AppKey("engine", engine.Engine)
+METRICS = web.AppKey("metrics", metrics.Metrics)
+REQUEST_LOG = web.AppKey("request_log", logs.RequestLog)
+MAX_BODY_BYTES = web.AppKey("max_body_bytes", int)

@@ -1,0 +1,109 @@
+"""Every Prometheus metric the sidecar exports, declared once, on a registry of its own.
+
+Labels carry class, provider, model, member id and failure kinds only: never a prompt, a key, a
+conversation id or anything else of unbounded cardinality.
+"""
+
+from __future__ import annotations
+
+import prometheus_client as prom
+
+from pilotfish.telemetry import records
+
+# Buckets for LLM calls: sub-second cache hits up to multi-minute generations.
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 120.0, 300.0)
+TTFT_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+NO_PROVIDER = "none"  # provider/model label of a request no member served
+
+
+class Metrics:
+    """The sidecar's metric families; one instance per process (or per test)."""
+
+    def __init__(self, registry: prom.CollectorRegistry | None = None) -> None:
+        prom.disable_created_metrics()  # *_created series double the scrape size for no dashboard use
+        self.registry = registry or prom.CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = prom.Counter(
+            "pilotfish_requests", "Requests by class, serving member and outcome.",
+            ["class", "provider", "model", "outcome"], registry=r,
+        )
+        self.attempts = prom.Counter(
+            "pilotfish_attempts", "Upstream attempts by member and result (success or failure kind).",
+            ["class", "provider", "model", "result"], registry=r,
+        )
+        self.failovers = prom.Counter(
+            "pilotfish_failovers", "Requests moved off a member, by the member's provider and why.",
+            ["class", "from_provider", "reason"], registry=r,
+        )
+        self.duration = prom.Histogram(
+            "pilotfish_request_duration_seconds", "Request latency as the app saw it.",
+            ["class", "provider"], buckets=LATENCY_BUCKETS, registry=r,
+        )
+        self.ttft = prom.Histogram(
+            "pilotfish_time_to_first_token_seconds", "Time from request to the first content.",
+            ["class", "provider"], buckets=TTFT_BUCKETS, registry=r,
+        )
+        self.tokens = prom.Counter(
+            "pilotfish_tokens", "Tokens by direction (input/output).",
+            ["class", "provider", "model", "direction"], registry=r,
+        )
+        self.cost = prom.Counter(
+            "pilotfish_cost_usd", "Cost in USD from the member's declared pricing.",
+            ["class", "provider", "model"], registry=r,
+        )
+        self.member_up = prom.Gauge(
+            "pilotfish_member_up", "1 while the member's circuit is closed or half-open, 0 while open.",
+            ["class", "member"], registry=r,
+        )
+        self.reloads = prom.Counter(
+            "pilotfish_config_reloads", "Routes document loads by result (success/failure).",
+            ["result"], registry=r,
+        )
+        self.config_valid = prom.Gauge(
+            "pilotfish_config_last_reload_successful", "0 while the newest routes document is rejected.",
+            registry=r,
+        )
+        self.routes_info = prom.Gauge(
+            "pilotfish_routes_info", "The routes document being served (value 1), by content digest.",
+            ["digest", "namespace"], registry=r,
+        )
+        self.budget_exhausted = prom.Counter(
+            "pilotfish_retry_budget_exhausted", "Retries refused because the class's retry budget ran out.",
+            ["class"], registry=r,
+        )
+
+    def observe(self, record: records.RequestRecord) -> None:
+        """Count one finished request."""
+        cls = record.class_name
+        provider = record.provider or NO_PROVIDER
+        model = record.model or NO_PROVIDER
+        self.requests.labels(cls, provider, model, record.outcome.value).inc()
+        attempts = record.attempts
+        for index, attempt in enumerate(attempts):
+            self.attempts.labels(cls, attempt.provider, attempt.model, attempt.result).inc()
+            if attempt.failure is not None and index + 1 < len(attempts):
+                self.failovers.labels(cls, attempt.provider, attempt.failure.kind.value).inc()
+        if record.error_code == "retry_budget_exhausted":
+            self.budget_exhausted.labels(cls).inc()
+        if record.provider is None:
+            return
+        self.duration.labels(cls, provider).observe(record.latency)
+        if record.time_to_first_token is not None:
+            self.ttft.labels(cls, provider).observe(record.time_to_first_token)
+        if record.prompt_tokens:
+            self.tokens.labels(cls, provider, model, "input").inc(record.prompt_tokens)
+        if record.completion_tokens:
+            self.tokens.labels(cls, provider, model, "output").inc(record.completion_tokens)
+        if record.cost_usd:
+            self.cost.labels(cls, provider, model).inc(record.cost_usd)
+
+    def set_routes(self, *, digest: str, namespace: str) -> None:
+        self.routes_info.clear()
+        self.routes_info.labels(digest, namespace).set(1)
+
+    def reload_result(self, *, ok: bool) -> None:
+        self.reloads.labels("success" if ok else "failure").inc()
+        self.config_valid.set(1 if ok else 0)
+
+    def render(self) -> bytes:
+        return prom.generate_latest(self.registry)

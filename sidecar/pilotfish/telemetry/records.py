@@ -1,0 +1,75 @@
+"""What one request did, as plain values: the engine fills attempts, the server the rest.
+
+One record feeds the log line, the metrics and the response headers, so the three never disagree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+
+from pilotfish import failures
+
+
+class Outcome(enum.StrEnum):
+    """How a request ended, as the ``outcome`` metric label."""
+
+    SUCCESS = "success"
+    FAILED = "failed"  # every member tried failed (or none could be tried)
+    REJECTED = "rejected"  # the client's request was refused before or at the first attempt
+    INTERRUPTED = "interrupted"  # a stream broke after it was committed to the client
+    CANCELLED = "cancelled"  # the client went away
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One upstream call."""
+
+    member_id: str
+    provider: str
+    model: str
+    duration: float  # seconds from send to commit or failure
+    failure: failures.Failure | None = None  # None: this attempt served the request
+
+    @property
+    def result(self) -> str:
+        return "success" if self.failure is None else self.failure.kind.value
+
+
+@dataclasses.dataclass(slots=True)
+class RequestRecord:
+    """The whole request; mutable while the request runs, read once at its end."""
+
+    class_name: str
+    stream: bool
+    attempts: list[AttemptRecord] = dataclasses.field(default_factory=list)
+    skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (member id, reason)
+    provider: str | None = None  # the member that answered
+    model: str | None = None
+    member_id: str | None = None
+    outcome: Outcome = Outcome.SUCCESS
+    status: int = 200
+    error_code: str | None = None
+    latency: float = 0.0
+    time_to_first_token: float | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    trace_id: str | None = None
+
+    def failover_reason(self) -> str | None:
+        """Why the request left its first choice: the first failed attempt, else the first skip."""
+        for attempt in self.attempts:
+            if attempt.failure is not None:
+                return attempt.failure.kind.value
+        return self.skipped[0][1] if self.skipped else None
+
+
+def cost_usd(
+    *,
+    prompt_tokens: int,
+    completion_tokens: int,
+    input_per_million: float,
+    output_per_million: float,
+) -> float:
+    return (prompt_tokens * input_per_million + completion_tokens * output_per_million) / 1_000_000

@@ -1,0 +1,122 @@
+"""The only outbound HTTP: one ClientSession per upstream origin, aiohttp errors mapped to Failures.
+
+Sessions live for the life of the process (a session holds the connection pool, so keep-alive
+connections to each provider are reused); they are created in the app's ``cleanup_ctx`` and closed
+there. Everything that can go wrong on the wire leaves this module as ``failures.AttemptFailed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Mapping
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from pilotfish import failures
+from pilotfish.providers import base
+from pilotfish.wire import sse
+
+# Error bodies are read up to this size to classify them; a provider that sends megabytes of HTML
+# on a 502 must not cost us the memory.
+ERROR_BODY_MAX_BYTES = 64 * 1024
+# Connections kept per upstream origin: enough for a busy pod, bounded so one sidecar cannot open
+# thousands of sockets to a provider during a surge.
+CONNECTIONS_PER_ORIGIN = 256
+
+Classify = Callable[[int, Mapping[str, str], bytes], failures.Failure]
+
+
+class Sessions:
+    """One ClientSession per upstream origin (scheme://host:port), created on first use."""
+
+    def __init__(self) -> None:
+        self._by_origin: dict[str, aiohttp.ClientSession] = {}
+
+    def for_url(self, url: str) -> aiohttp.ClientSession:
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        session = self._by_origin.get(origin)
+        if session is None or session.closed:
+            connector = aiohttp.TCPConnector(
+                limit_per_host=CONNECTIONS_PER_ORIGIN, ttl_dns_cache=300, enable_cleanup_closed=True
+            )
+            session = aiohttp.ClientSession(
+                connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",)
+            )
+            self._by_origin[origin] = session
+        return session
+
+    async def close(self) -> None:
+        sessions, self._by_origin = list(self._by_origin.values()), {}
+        await asyncio.gather(*(session.close() for session in sessions), return_exceptions=True)
+
+
+class UpstreamStream:
+    """An open upstream response whose body is read as server-sent events."""
+
+    __slots__ = ("_response",)
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+
+    async def events(self) -> AsyncIterator[sse.Event]:
+        parser = sse.SSEParser()
+        try:
+            async for data in self._response.content.iter_any():
+                for event in parser.feed(data):
+                    yield event
+        except (aiohttp.ClientError, OSError) as exc:
+            raise failures.AttemptFailed(
+                failures.Failure(kind=failures.FailureKind.STREAM_INTERRUPTED, detail=_describe(exc))
+            ) from exc
+        for event in parser.flush():
+            yield event
+
+    def close(self) -> None:
+        """Drop the connection: a half-read stream cannot go back to the pool."""
+        self._response.close()
+
+
+async def open_stream(
+    sessions: Sessions,
+    request: base.UpstreamRequest,
+    *,
+    connect_timeout: float,
+    read_timeout: float,
+    classify: Classify,
+) -> UpstreamStream:
+    """Send the request; return the stream on 2xx, raise AttemptFailed with the classified error."""
+    timeout = aiohttp.ClientTimeout(
+        total=None, connect=connect_timeout, sock_connect=connect_timeout, sock_read=read_timeout
+    )
+    session = sessions.for_url(request.url)
+    try:
+        response = await session.request(
+            request.method, request.url, data=request.body, headers=dict(request.headers), timeout=timeout
+        )
+    except aiohttp.ConnectionTimeoutError as exc:
+        raise _failed(failures.FailureKind.CONNECT_TIMEOUT, exc) from exc
+    except aiohttp.SocketTimeoutError as exc:
+        raise _failed(failures.FailureKind.FIRST_TOKEN_TIMEOUT, exc) from exc
+    except (aiohttp.ClientError, OSError) as exc:
+        raise _failed(failures.FailureKind.CONNECT, exc) from exc
+    if response.status < 300:
+        return UpstreamStream(response)
+    try:
+        body = await response.content.read(ERROR_BODY_MAX_BYTES)
+    except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
+        body = b""
+    finally:
+        response.release()
+    raise failures.AttemptFailed(classify(response.status, response.headers, body))
+
+
+def _failed(kind: failures.FailureKind, exc: BaseException) -> failures.AttemptFailed:
+    return failures.AttemptFailed(failures.Failure(kind=kind, detail=_describe(exc)))
+
+
+def _describe(exc: BaseException) -> str:
+    """Exception class and message, without URLs' query strings or headers."""
+    text = str(exc).split("?", 1)[0]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,0 +1,115 @@
+"""OpenAI chat-completions wire types: the canonical request every translator starts from.
+
+The request model validates what the sidecar relies on (model, messages, stream, token limits) and
+keeps every other field as sent (``extra="allow"``) so that OpenAI-format members receive options
+we do not know about yet. Responses and chunks stay plain dicts: they are built by translators and
+serialised once, and a model layer there would only cost time on the hot path.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import pydantic
+
+Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
+
+ChatCompletion = dict[str, Any]  # an OpenAI `chat.completion` object
+ChatChunk = dict[str, Any]  # an OpenAI `chat.completion.chunk` object
+
+
+class _Wire(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="allow", frozen=True)
+
+
+class FunctionCall(_Wire):
+    name: str
+    arguments: str
+
+
+class ToolCall(_Wire):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
+class ContentPart(_Wire):
+    type: str
+    text: str | None = None
+    image_url: dict[str, Any] | None = None
+
+
+class Message(_Wire):
+    role: Role
+    content: str | list[ContentPart] | None = None
+    name: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _content_where_required(self) -> Message:
+        if self.role in ("system", "developer", "user", "tool") and self.content is None:
+            raise ValueError(f"content is required for role '{self.role}'")
+        if self.role == "tool" and not self.tool_call_id:
+            raise ValueError("tool_call_id is required for role 'tool'")
+        return self
+
+    def text(self) -> str:
+        """All text of this message, parts joined: for token estimates and translators."""
+        if isinstance(self.content, str):
+            return self.content
+        if not self.content:
+            return ""
+        return "".join(part.text or "" for part in self.content if part.type == "text")
+
+
+class StreamOptions(_Wire):
+    include_usage: bool = False
+
+
+class ChatRequest(_Wire):
+    """POST /v1/chat/completions body. ``model`` names a class, not a vendor model."""
+
+    model: str = pydantic.Field(min_length=1)
+    messages: list[Message] = pydantic.Field(min_length=1)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    max_tokens: int | None = pydantic.Field(default=None, ge=1)
+    max_completion_tokens: int | None = pydantic.Field(default=None, ge=1)
+    temperature: float | None = pydantic.Field(default=None, ge=0, le=2)
+    top_p: float | None = pydantic.Field(default=None, ge=0, le=1)
+    n: int | None = pydantic.Field(default=None, ge=1, le=1)
+    stop: str | list[str] | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    response_format: dict[str, Any] | None = None
+    user: str | None = None
+
+    @property
+    def include_usage(self) -> bool:
+        """Whether the client asked for the final usage chunk."""
+        return bool(self.stream_options and self.stream_options.include_usage)
+
+    def output_token_limit(self) -> int | None:
+        """The client's cap on generated tokens, whichever field it used."""
+        return self.max_completion_tokens or self.max_tokens
+
+    def estimate_prompt_tokens(self) -> int:
+        """A cheap upper-ish estimate (4 chars a token) for the context-window pre-check."""
+        chars = sum(len(message.text()) for message in self.messages)
+        return chars // 4 + 4 * len(self.messages)
+
+
+class EmbeddingsRequest(_Wire):
+    """POST /v1/embeddings body."""
+
+    model: str = pydantic.Field(min_length=1)
+    input: str | list[str] | list[int] | list[list[int]]
+    encoding_format: Literal["float", "base64"] | None = None
+    dimensions: int | None = pydantic.Field(default=None, ge=1)
+
+
+def usage_of(body: ChatCompletion | ChatChunk) -> tuple[int, int]:
+    """(prompt_tokens, completion_tokens) of a response or chunk, 0 when absent."""
+    usage = body.get("usage") or {}
+    return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)

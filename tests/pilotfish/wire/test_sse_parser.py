@@ -1,0 +1,30 @@
+from pilotfish.wire import sse
+
+
+def test_events_split_across_reads_are_reassembled():
+    parser = sse.SSEParser()
+    assert parser.feed(b'data: {"a"') == []
+    assert parser.feed(b": 1}\n") == []
+    assert parser.feed(b"\ndata: [DONE]\n\n") == [sse.Event(data='{"a": 1}'), sse.Event(data="[DONE]")]
+
+
+def test_named_events_comments_and_crlf_are_understood():
+    parser = sse.SSEParser()
+    events = parser.feed(b": ping\r\n\r\nevent: message_start\r\ndata: {}\r\n\r\n")
+    assert events == [sse.Event(data="{}", event="message_start")]
+
+
+def test_multi_line_data_is_joined_with_newlines():
+    assert sse.SSEParser().feed(b"data: a\ndata: b\n\n") == [sse.Event(data="a\nb")]
+
+
+def test_a_final_event_without_blank_line_is_flushed():
+    parser = sse.SSEParser()
+    assert parser.feed(b"data: [DONE]") == []
+    assert parser.flush() == [sse.Event(data="[DONE]")]
+
+
+def test_encode_round_trips_through_the_parser():
+    frame = sse.encode(b'{"x":1}', event="delta")
+    assert frame == b'event: delta\ndata: {"x":1}\n\n'
+    assert sse.SSEParser().feed(frame) == [sse.Event(data='{"x":1}', event="delta")]

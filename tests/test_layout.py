@@ -1,0 +1,36 @@
+"""The repository layout guards: `operator/` must never shadow the standard library."""
+
+import importlib
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_operator_folder_is_not_a_package():
+    assert not (ROOT / "operator" / "__init__.py").exists()
+    assert not (ROOT / "sidecar" / "__init__.py").exists()
+
+
+def test_stdlib_operator_wins_when_run_from_the_repository_root():
+    code = "import operator, asyncio; print(operator.__file__)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert str(ROOT / "operator") not in out.stdout
+    assert "operator.py" in out.stdout
+
+
+def test_sidecar_package_never_imports_the_operator_or_kubernetes():
+    code = (
+        "import sys, pilotfish.cli, pilotfish.server.app, pilotfish.modes.serve;"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('kopf','kubernetes','pilotfish_operator')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_both_import_packages_resolve_from_their_source_roots():
+    pilotfish = importlib.import_module("pilotfish")
+    operator_package = importlib.import_module("pilotfish_operator")
+    assert pathlib.Path(pilotfish.__file__).parent == ROOT / "sidecar" / "pilotfish"
+    assert pathlib.Path(operator_package.__file__).parent == ROOT / "operator" / "pilotfish_operator"
