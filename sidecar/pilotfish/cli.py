@@ -67,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     mock.set_defaults(run=_run_mock)
 
     demo = sub.add_parser("demo", help="see failover happen: mock providers, sidecar, traffic, an outage")
-    demo.add_argument("--duration", type=float, default=None, help="seconds per phase (default 4)")
+    demo.add_argument("--duration", type=float, default=None, help="seconds per phase (default 5)")
     demo.add_argument("--no-live", action="store_true", help="plain log lines instead of a live view")
     demo.set_defaults(run=_run_demo)
 

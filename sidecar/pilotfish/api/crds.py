@@ -1,0 +1,140 @@
+"""CRD YAML generated from the pydantic models, so the API server validates exactly what we parse.
+
+Pydantic's JSON Schema is turned into a Kubernetes *structural* schema: ``$ref`` inlined, optional
+unions collapsed, ``exclusiveMinimum`` in OpenAPI v3.0 form, titles dropped. Rules that span fields
+(the models' validators) are restated as CEL ``x-kubernetes-validations`` with readable messages.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import sys
+from typing import Any
+
+import pydantic
+import yaml
+
+from pilotfish import api
+from pilotfish.api import credential, modelclass
+
+_KEEP = {"type", "description", "default", "enum", "minimum", "maximum", "minLength", "maxLength", "pattern",
+         "minItems", "maxItems", "required", "items", "properties", "additionalProperties", "format"}
+
+MODELCLASS_RULES = [
+    {"rule": "self.members.all(m, self.members.exists_one(n, n.credentialRef == m.credentialRef && n.model == m.model))",
+     "message": "members must be unique by credentialRef and model"},
+]
+CREDENTIAL_RULES = [
+    {"rule": "!(self.provider in ['openai-compatible', 'azure-openai']) || has(self.baseURL)",
+     "message": "baseURL is required when provider is openai-compatible or azure-openai"},
+]
+
+
+def structural(model: type[pydantic.BaseModel]) -> dict[str, Any]:
+    """The model's JSON Schema as a Kubernetes structural schema."""
+    schema = model.model_json_schema(by_alias=True, mode="validation")
+    return _convert(schema, schema.get("$defs", {}))
+
+
+def _convert(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    if "$ref" in node:
+        resolved = dict(defs[node["$ref"].rsplit("/", 1)[-1]])
+        resolved.update({k: v for k, v in node.items() if k != "$ref"})
+        return _convert(resolved, defs)
+    if "anyOf" in node:
+        branches = [b for b in node["anyOf"] if b.get("type") != "null"]
+        merged = {**_convert(branches[0], defs), **{k: v for k, v in node.items() if k in _KEEP}} if len(branches) == 1 else {}
+        if len(branches) != 1:  # str | list[str] and friends: accept any JSON, the sidecar validates
+            merged = {"x-kubernetes-preserve-unknown-fields": True}
+        if merged.get("default", 0) is None:
+            merged.pop("default")
+        return merged
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "exclusiveMinimum":
+            out["minimum"], out["exclusiveMinimum"] = value, True
+        elif key == "exclusiveMaximum":
+            out["maximum"], out["exclusiveMaximum"] = value, True
+        elif key == "properties":
+            out["properties"] = {name: _convert(sub, defs) for name, sub in value.items()}
+        elif key in ("items", "additionalProperties") and isinstance(value, dict):
+            out[key] = _convert(value, defs)
+        elif key in _KEEP and key != "additionalProperties":
+            out[key] = value
+    if "properties" in out:
+        out.setdefault("type", "object")
+    return out
+
+
+def _crd(*, kind: str, description: str, plural: str, short_names: tuple[str, ...], spec_model: type[pydantic.BaseModel],
+         rules: list[dict[str, str]], columns: list[dict[str, Any]]) -> dict[str, Any]:
+    spec_schema = structural(spec_model)
+    spec_schema["x-kubernetes-validations"] = rules
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{api.GROUP}", "labels": {"app.kubernetes.io/part-of": "pilotfish"}},
+        "spec": {
+            "group": api.GROUP,
+            "scope": "Namespaced",
+            "names": {"kind": kind, "listKind": f"{kind}List", "plural": plural, "singular": kind.lower(),
+                      "shortNames": list(short_names), "categories": ["pilotfish"]},
+            "versions": [{
+                "name": api.VERSION, "served": True, "storage": True,
+                "subresources": {"status": {}},
+                "additionalPrinterColumns": columns,
+                "schema": {"openAPIV3Schema": {
+                    "type": "object",
+                    "description": description,
+                    "required": ["spec"],
+                    "properties": {
+                        "apiVersion": {"type": "string"}, "kind": {"type": "string"}, "metadata": {"type": "object"},
+                        "spec": spec_schema,
+                        "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                    },
+                }},
+            }],
+        },
+    }
+
+
+_READY = {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'}
+_AGE = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+
+
+def render_crds() -> dict[str, str]:
+    """File name → YAML text, as `crds/` holds them."""
+    crds = {
+        f"{api.GROUP}_{modelclass.PLURAL}.yaml": _crd(
+            kind=modelclass.KIND, description="An equivalence class of models that apps ask for by name.",
+            plural=modelclass.PLURAL, short_names=modelclass.SHORT_NAMES,
+            spec_model=modelclass.ModelClassSpec, rules=MODELCLASS_RULES,
+            columns=[_READY, {"name": "Members", "type": "integer", "jsonPath": ".status.memberCount"},
+                     {"name": "Eligible", "type": "integer", "jsonPath": ".status.eligibleCount"}, _AGE]),
+        f"{api.GROUP}_{credential.PLURAL}.yaml": _crd(
+            kind=credential.KIND,
+            description="Where a provider lives, which Secret holds its API key, and its compliance labels.",
+            plural=credential.PLURAL, short_names=credential.SHORT_NAMES,
+            spec_model=credential.ProviderCredentialSpec, rules=CREDENTIAL_RULES,
+            columns=[{"name": "Provider", "type": "string", "jsonPath": ".spec.provider"}, _READY, _AGE]),
+    }
+    header = "# Generated by `pilotfish crds` from sidecar/pilotfish/api; do not edit by hand.\n"
+    return {name: header + yaml.safe_dump(crd, sort_keys=False, width=120) for name, crd in crds.items()}
+
+
+def main_write(*, out: str, check: bool) -> int:
+    directory = pathlib.Path(out)
+    stale = []
+    for name, text in render_crds().items():
+        path = directory / name
+        if check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(str(path))
+        else:
+            directory.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            sys.stdout.write(f"wrote {path}\n")
+    if stale:
+        sys.stderr.write("CRDs differ from the API models: " + ", ".join(stale) + "; run `pilotfish crds`\n")
+        return 1
+    return 0
