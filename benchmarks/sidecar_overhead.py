@@ -61,9 +61,8 @@ def wait_http(url: str, timeout: float = 20.0) -> None:
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(url, timeout=1):
-                return
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1):
+            return
         time.sleep(0.05)
     raise RuntimeError(f"{url} did not come up")
 
@@ -134,18 +133,27 @@ async def measure(targets: dict[str, str], *, requests: int, rounds: int) -> dic
         for concurrency in (1, 32):
             scenario = f"{'stream_ttfb' if stream else 'non_stream'}_c{concurrency}"
             samples: dict[str, list[float]] = {name: [] for name in targets}
-            for name, url in targets.items():  # warm-up: connections, caches, first-call costs
+            for url in targets.values():  # warm-up: connections, caches, first-call costs
                 await run_load(url, requests=50, concurrency=concurrency, stream=stream)
             for _ in range(rounds):
                 for name, url in targets.items():
                     samples[name] += await run_load(url, requests=requests, concurrency=concurrency, stream=stream)
             results[scenario] = {
-                name: {"p50_ms": pct(values, 0.5), "p99_ms": pct(values, 0.99),
-                       "mean_ms": statistics.fmean(values) * 1000, "n": len(values)}
+                name: {
+                    "p50_ms": pct(values, 0.5),
+                    "p99_ms": pct(values, 0.99),
+                    "mean_ms": statistics.fmean(values) * 1000,
+                    "n": len(values),
+                }
                 for name, values in samples.items()
             }
-            print(f"{scenario}: " + ", ".join(f"{n} p50={r['p50_ms']:.2f}ms p99={r['p99_ms']:.2f}ms"
-                                               for n, r in results[scenario].items()), flush=True)
+            print(
+                f"{scenario}: "
+                + ", ".join(
+                    f"{n} p50={r['p50_ms']:.2f}ms p99={r['p99_ms']:.2f}ms" for n, r in results[scenario].items()
+                ),
+                flush=True,
+            )
     return results
 
 
@@ -188,11 +196,35 @@ def main() -> int:
         manifest = pathlib.Path(tmp, "bench.yaml")
         manifest.write_text(MANIFEST.format(upstream=mock))
         with (
-            process([python, "-m", "pilotfish.cli", "mock-provider", "--listen", f"127.0.0.1:{mock_port}"]) as mock_proc,
-            process([python, "-m", "benchmarks.bare_proxy", "--listen", f"127.0.0.1:{proxy_port}",
-                     "--upstream", mock]) as proxy_proc,
-            process([python, "-m", "pilotfish.cli", "local", "-f", str(manifest), "--no-request-log",
-                     "--listen", f"127.0.0.1:{api_port}", "--admin", f"127.0.0.1:{admin_port}"]) as sidecar_proc,
+            process(
+                [python, "-m", "pilotfish.cli", "mock-provider", "--listen", f"127.0.0.1:{mock_port}"]
+            ) as mock_proc,
+            process(
+                [
+                    python,
+                    "-m",
+                    "benchmarks.bare_proxy",
+                    "--listen",
+                    f"127.0.0.1:{proxy_port}",
+                    "--upstream",
+                    mock,
+                ]
+            ) as proxy_proc,
+            process(
+                [
+                    python,
+                    "-m",
+                    "pilotfish.cli",
+                    "local",
+                    "-f",
+                    str(manifest),
+                    "--no-request-log",
+                    "--listen",
+                    f"127.0.0.1:{api_port}",
+                    "--admin",
+                    f"127.0.0.1:{admin_port}",
+                ]
+            ) as sidecar_proc,
         ):
             wait_http(f"{mock}/v1/models")
             wait_http(f"http://127.0.0.1:{admin_port}/readyz")
@@ -209,12 +241,18 @@ def main() -> int:
             pin(sidecar_proc.pid, 0)
             pin(proxy_proc.pid, 0)
             tput = {
-                "bare_proxy": asyncio.run(throughput(targets["bare_proxy"], proxy_proc.pid, seconds=args.throughput_seconds)),
-                "sidecar": asyncio.run(throughput(targets["sidecar"], sidecar_proc.pid, seconds=args.throughput_seconds)),
+                "bare_proxy": asyncio.run(
+                    throughput(targets["bare_proxy"], proxy_proc.pid, seconds=args.throughput_seconds)
+                ),
+                "sidecar": asyncio.run(
+                    throughput(targets["sidecar"], sidecar_proc.pid, seconds=args.throughput_seconds)
+                ),
             }
             memory = {
-                "sidecar_idle_rss_mb": idle_rss, "sidecar_peak_rss_mb": rss_mb(sidecar_proc.pid, "VmHWM"),
-                "bare_proxy_idle_rss_mb": proxy_idle_rss, "bare_proxy_peak_rss_mb": rss_mb(proxy_proc.pid, "VmHWM"),
+                "sidecar_idle_rss_mb": idle_rss,
+                "sidecar_peak_rss_mb": rss_mb(sidecar_proc.pid, "VmHWM"),
+                "bare_proxy_idle_rss_mb": proxy_idle_rss,
+                "bare_proxy_peak_rss_mb": rss_mb(proxy_proc.pid, "VmHWM"),
             }
     added = {
         scenario: {
@@ -225,11 +263,16 @@ def main() -> int:
         }
         for scenario, r in latency.items()
     }
-    for scenario, a in added.items():
+    for _scenario, a in added.items():
         floor = a["bare_proxy_added_p50_ms"]
         a["ratio_to_bare_proxy_p50"] = a["sidecar_added_p50_ms"] / floor if floor > 0 else float("nan")
-    report = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
-              "latency": latency, "added": added, "throughput_one_core": tput, "memory": memory}
+    report = {
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "latency": latency,
+        "added": added,
+        "throughput_one_core": tput,
+        "memory": memory,
+    }
     pathlib.Path(args.out).write_text(json.dumps(report, indent=2))
     print(json.dumps({"added": added, "throughput_one_core": tput, "memory": memory}, indent=2))
     return 0

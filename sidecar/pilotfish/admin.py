@@ -66,8 +66,12 @@ async def get_metrics(request: web.Request) -> web.Response:
             for member_id, view in the_engine.health.snapshot(class_name).items():
                 up = 0 if view.state is breaker.CircuitState.OPEN else 1
                 registry.member_up.labels(class_name, member_id).set(up)
-    return web.Response(body=registry.render(), content_type="text/plain", charset="utf-8",
-                        headers={"X-Content-Type-Options": "nosniff"})
+    return web.Response(
+        body=registry.render(),
+        content_type="text/plain",
+        charset="utf-8",
+        headers={"X-Content-Type-Options": "nosniff"},
+    )
 
 
 async def get_members(request: web.Request) -> web.Response:
@@ -79,8 +83,14 @@ async def get_members(request: web.Request) -> web.Response:
             views = the_engine.health.snapshot(name) if the_engine is not None else {}
             classes[name] = {
                 "members": [
-                    {"id": m.id, "provider": m.provider.value, "model": m.model, "priority": m.priority,
-                     "weight": m.weight, **(views[m.id].to_dict() if m.id in views else {"state": "closed"})}
+                    {
+                        "id": m.id,
+                        "provider": m.provider.value,
+                        "model": m.model,
+                        "priority": m.priority,
+                        "weight": m.weight,
+                        **(views[m.id].to_dict() if m.id in views else {"state": "closed"}),
+                    }
                     for m in route.members
                 ]
             }

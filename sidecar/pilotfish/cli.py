@@ -1,12 +1,12 @@
 """The ``pilotfish`` command: argparse subcommands, each importing its machinery only when run.
 
-    pilotfish render -f PATH...         print the routes document the operator would write
-    pilotfish crds [--out DIR]          generate the CRD YAML from the API models
-    pilotfish local -f PATH...          serve from manifests on a laptop, reloading on change
-    pilotfish sidecar --config-dir D    serve from a mounted ConfigMap + Secrets (container mode)
-    pilotfish mock-provider             a fault-injecting fake provider
-    pilotfish demo                      mock providers + sidecar + traffic + an outage, live
-    pilotfish operator                  the kopf operator (needs the `operator` extra)
+pilotfish render -f PATH...         print the routes document the operator would write
+pilotfish crds [--out DIR]          generate the CRD YAML from the API models
+pilotfish local -f PATH...          serve from manifests on a laptop, reloading on change
+pilotfish sidecar --config-dir D    serve from a mounted ConfigMap + Secrets (container mode)
+pilotfish mock-provider             a fault-injecting fake provider
+pilotfish demo                      mock providers + sidecar + traffic + an outage, live
+pilotfish operator                  the kopf operator (needs the `operator` extra)
 """
 
 from __future__ import annotations

@@ -56,14 +56,17 @@ async def _traffic(api: str, tallies: list[Tally], stop: asyncio.Event, worker: 
     async with aiohttp.ClientSession() as session:
         while not stop.is_set():
             n += 1
-            body = {"model": "workhorse", "stream": (n + worker) % 2 == 0,
-                    "messages": [{"role": "user", "content": f"demo request {worker}-{n}"}]}
+            body = {
+                "model": "workhorse",
+                "stream": (n + worker) % 2 == 0,
+                "messages": [{"role": "user", "content": f"demo request {worker}-{n}"}],
+            }
             tally = tallies[-1]
             started = time.perf_counter()
             try:
                 async with session.post(api + "/v1/chat/completions", json=body) as response:
                     text = await response.text()
-                    ok = response.status == 200 and "data: {\"error\"" not in text
+                    ok = response.status == 200 and 'data: {"error"' not in text
                     member = response.headers.get("x-pilotfish-member", "none").split("/")[0]
                     reason = response.headers.get("x-pilotfish-failover-reason")
             except aiohttp.ClientError:
@@ -90,10 +93,12 @@ async def _members(admin: str, session: aiohttp.ClientSession) -> dict[str, str]
 def _row(name: str, tally: Tally, states: dict[str, str] | None = None) -> str:
     total = sum(tally.served.values()) + tally.errors
     share = " ".join(f"{m}={tally.served[m]:>3}" for m in ("primary", "backup"))
-    reasons = ", ".join(f"{r}×{c}" for r, c in tally.failovers.most_common()) or "-"
+    reasons = ", ".join(f"{r} x{c}" for r, c in tally.failovers.most_common()) or "-"
     circuit = f"  circuit primary={states.get('primary', '?')}" if states else ""
-    return (f"{name:<42} {total:>4} req  {share}  errors={tally.errors}  p50={tally.p(0.5):6.1f}ms "
-            f"p95={tally.p(0.95):7.1f}ms  failovers: {reasons}{circuit}")
+    return (
+        f"{name:<42} {total:>4} req  {share}  errors={tally.errors}  p50={tally.p(0.5):6.1f}ms "
+        f"p95={tally.p(0.95):7.1f}ms  failovers: {reasons}{circuit}"
+    )
 
 
 async def _show(admin: str, names: list[str], tallies: list[Tally], stop: asyncio.Event, live: bool) -> None:
@@ -101,7 +106,10 @@ async def _show(admin: str, names: list[str], tallies: list[Tally], stop: asynci
         drawn = 0
         while not stop.is_set():
             states = await _members(admin, session)
-            lines = [_row(n, t, states if i == len(tallies) - 1 else None) for i, (n, t) in enumerate(zip(names, tallies, strict=False))]
+            lines = [
+                _row(n, t, states if i == len(tallies) - 1 else None)
+                for i, (n, t) in enumerate(zip(names, tallies, strict=False))
+            ]
             if live:
                 sys.stdout.write(f"\x1b[{drawn}F" if drawn else "")
                 sys.stdout.write("".join(f"\x1b[2K{line}\n" for line in lines))
@@ -113,12 +121,27 @@ async def _show(admin: str, names: list[str], tallies: list[Tally], stop: asynci
             await asyncio.sleep(0.25 if live else 1.0)
 
 
-async def _start_sidecar(manifests: pathlib.Path, log_path: pathlib.Path) -> tuple[asyncio.subprocess.Process, str, str]:
+async def _start_sidecar(
+    manifests: pathlib.Path, log_path: pathlib.Path
+) -> tuple[asyncio.subprocess.Process, str, str]:
     log = log_path.open("wb")
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "pilotfish.cli", "local", "-f", str(manifests), "--listen", "127.0.0.1:0",
-        "--admin", "127.0.0.1:0", stdout=log, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(EXAMPLES.parents[1] / "sidecar"), os.environ.get("PYTHONPATH", "")])},
+        sys.executable,
+        "-m",
+        "pilotfish.cli",
+        "local",
+        "-f",
+        str(manifests),
+        "--listen",
+        "127.0.0.1:0",
+        "--admin",
+        "127.0.0.1:0",
+        stdout=log,
+        stderr=asyncio.subprocess.PIPE,
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(EXAMPLES.parents[1] / "sidecar"), os.environ.get("PYTHONPATH", "")]),
+        },
     )
     assert process.stderr is not None
     async with asyncio.timeout(30):
@@ -134,8 +157,11 @@ async def run(phase_seconds: float, live: bool) -> int:
     backup = await runner.start_mock(name="backup", api_key="sk-demo-backup")
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="pilotfish-demo-"))
     text = (EXAMPLES / "workhorse.yaml").read_text()
-    (workdir / "workhorse.yaml").write_text(text.replace("127.0.0.1:9101", f"127.0.0.1:{primary.port}")
-                                            .replace("127.0.0.1:9102", f"127.0.0.1:{backup.port}"))
+    (workdir / "workhorse.yaml").write_text(
+        text.replace("127.0.0.1:9101", f"127.0.0.1:{primary.port}").replace(
+            "127.0.0.1:9102", f"127.0.0.1:{backup.port}"
+        )
+    )
     process, api, admin = await _start_sidecar(workdir, workdir / "requests.jsonl")
     print("Pilotfish demo: class 'workhorse' = primary (openai) → backup (openai-compatible), both mock providers.")
     print(f"Sidecar API {api}  admin {admin}/debug/members  request log {workdir / 'requests.jsonl'}\n")
@@ -185,8 +211,10 @@ def _verdict(names: list[str], tallies: list[Tally]) -> int:
     total = sum(sum(t.served.values()) + t.errors for t in tallies)
     failovers = sum(sum(t.failovers.values()) for t in tallies)
     latencies = [latency for t in tallies for latency in t.latencies]
-    print(f"{total} requests, {failovers} of them served by the backup after a failover or an open circuit, "
-          f"median latency {statistics.median(latencies) * 1000:.1f} ms.")
+    print(
+        f"{total} requests, {failovers} of them served by the backup after a failover or an open circuit, "
+        f"median latency {statistics.median(latencies) * 1000:.1f} ms."
+    )
     if problems:
         print("Demo FAILED:\n  " + "\n  ".join(problems))
         return 1

@@ -14,8 +14,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from pilotfish import failures
-from pilotfish.providers import base
-from pilotfish.wire import sse
+from pilotfish.wire import http, sse
 
 # Error bodies are read up to this size to classify them; a provider that sends megabytes of HTML
 # on a 502 must not cost us the memory.
@@ -80,7 +79,7 @@ class UpstreamStream:
 
 async def open_stream(
     sessions: Sessions,
-    request: base.UpstreamRequest,
+    request: http.UpstreamRequest,
     *,
     connect_timeout: float,
     read_timeout: float,
@@ -105,7 +104,7 @@ async def open_stream(
         return UpstreamStream(response)
     try:
         body = await response.content.read(ERROR_BODY_MAX_BYTES)
-    except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
+    except (TimeoutError, aiohttp.ClientError, OSError):
         body = b""
     finally:
         response.release()

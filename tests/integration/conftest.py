@@ -62,9 +62,19 @@ async def _pump(stream: asyncio.StreamReader | None, into: list[str]) -> None:
 
 async def start_sidecar(args: list[str]) -> Sidecar:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "pilotfish.cli", *args, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
-        "--reload-interval", "0.1",
-        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "pilotfish.cli",
+        *args,
+        "--listen",
+        "127.0.0.1:0",
+        "--admin",
+        "127.0.0.1:0",
+        "--reload-interval",
+        "0.1",
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": f"{ROOT / 'sidecar'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"},
     )
     stderr_lines: list[str] = []
@@ -103,14 +113,17 @@ async def stop_sidecar(sidecar: Sidecar) -> None:
 
 def manifests_for(mocks: dict[str, runner.RunningMock], class_yaml: str) -> str:
     """A Secret, one credential per mock (named like the mock) and the given ModelClass YAML."""
-    docs = [textwrap.dedent(f"""\
+    docs = [
+        textwrap.dedent(f"""\
         apiVersion: v1
         kind: Secret
         metadata: {{name: test-keys}}
         stringData: {json.dumps(KEYS)}
-        """)]
+        """)
+    ]
     for name, mock in mocks.items():
-        docs.append(textwrap.dedent(f"""\
+        docs.append(
+            textwrap.dedent(f"""\
             apiVersion: pilotfish.dev/v1alpha1
             kind: ProviderCredential
             metadata: {{name: {name}}}
@@ -119,7 +132,8 @@ def manifests_for(mocks: dict[str, runner.RunningMock], class_yaml: str) -> str:
               baseURL: {mock.url}
               apiKeySecretRef: {{name: test-keys, key: {name}}}
               compliance: {{dpa: signed}}
-            """))
+            """)
+        )
     docs.append(textwrap.dedent(class_yaml))
     return "---\n".join(docs)
 
@@ -150,9 +164,7 @@ LocalSidecar = Callable[..., Awaitable[Sidecar]]
 
 
 @pytest.fixture
-async def local_sidecar(
-    tmp_path: pathlib.Path, mocks: dict[str, runner.RunningMock]
-) -> AsyncIterator[LocalSidecar]:
+async def local_sidecar(tmp_path: pathlib.Path, mocks: dict[str, runner.RunningMock]) -> AsyncIterator[LocalSidecar]:
     """Factory: `await local_sidecar(class_yaml=...)` → a running `pilotfish local` on generated manifests."""
     running: list[Sidecar] = []
 

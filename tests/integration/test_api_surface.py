@@ -7,17 +7,29 @@ import asyncio
 import aiohttp
 import openai
 import pytest
-
 from tests.integration.conftest import KEYS, USER, Sidecar, answer_of
 
-TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",
-                                              "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Weather in a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+    }
+]
 
 
 async def _post(sidecar: Sidecar, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, dict]:
-    async with aiohttp.ClientSession() as session, session.post(
-        sidecar.api + "/v1/chat/completions", data=body, headers=headers or {"Content-Type": "application/json"}
-    ) as response:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            sidecar.api + "/v1/chat/completions",
+            data=body,
+            headers=headers or {"Content-Type": "application/json"},
+        ) as response,
+    ):
         return response.status, await response.json()
 
 
@@ -32,12 +44,19 @@ async def test_malformed_json_gets_a_400_in_openai_format(sidecar: Sidecar):
 async def test_a_missing_field_is_named(sidecar: Sidecar):
     status, body = await _post(sidecar, b'{"model": "workhorse"}')
     assert status == 400
-    assert body["error"] == {"message": "Missing required parameter: 'messages'.", "type": "invalid_request_error",
-                             "param": "messages", "code": "missing_required_parameter"}
+    assert body["error"] == {
+        "message": "Missing required parameter: 'messages'.",
+        "type": "invalid_request_error",
+        "param": "messages",
+        "code": "missing_required_parameter",
+    }
 
 
 async def test_a_body_over_the_default_limit_gets_413(sidecar: Sidecar):
-    status, body = await _post(sidecar, b'{"model": "workhorse", "messages": [{"role": "user", "content": "' + b"x" * (11 * 1024 * 1024) + b'"}]}')
+    status, body = await _post(
+        sidecar,
+        b'{"model": "workhorse", "messages": [{"role": "user", "content": "' + b"x" * (11 * 1024 * 1024) + b'"}]}',
+    )
     assert status == 413
     assert body["error"]["code"] == "request_too_large"
     assert "10485760" in body["error"]["message"]
@@ -89,8 +108,12 @@ async def test_tool_call_arguments_stream_in_pieces_the_sdk_can_join(sidecar: Si
 
 async def test_usage_chunk_only_when_the_client_asks_for_it(sidecar: Sidecar):
     client = sidecar.client()
-    with_usage = [c async for c in await client.chat.completions.create(
-        model="workhorse", messages=USER, stream=True, stream_options={"include_usage": True})]
+    with_usage = [
+        c
+        async for c in await client.chat.completions.create(
+            model="workhorse", messages=USER, stream=True, stream_options={"include_usage": True}
+        )
+    ]
     assert with_usage[-1].choices == [] and with_usage[-1].usage.completion_tokens == 16
     without = [c async for c in await client.chat.completions.create(model="workhorse", messages=USER, stream=True)]
     assert all(chunk.choices for chunk in without)
@@ -144,10 +167,16 @@ async def test_no_api_key_appears_in_logs_metrics_errors_or_debug_output(sidecar
     with pytest.raises(openai.APIStatusError) as caught:
         await sidecar.client().chat.completions.create(model="workhorse", messages=USER)
     await asyncio.sleep(0.2)
-    everything = "\n".join([
-        caught.value.response.text, await sidecar.metrics(), str(await sidecar.get_json("/debug/members")),
-        str(await sidecar.get_json("/readyz")), *sidecar.stdout_lines, *sidecar.stderr_lines,
-    ])
+    everything = "\n".join(
+        [
+            caught.value.response.text,
+            await sidecar.metrics(),
+            str(await sidecar.get_json("/debug/members")),
+            str(await sidecar.get_json("/readyz")),
+            *sidecar.stdout_lines,
+            *sidecar.stderr_lines,
+        ]
+    )
     for key in KEYS.values():
         assert key not in everything
     assert mocks["primary"].stats.last_auth_present  # the key did reach the provider

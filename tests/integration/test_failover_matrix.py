@@ -6,7 +6,6 @@ import asyncio
 
 import openai
 import pytest
-
 from tests.integration.conftest import USER, Sidecar, answer_of, complete
 
 STREAM = pytest.mark.parametrize("stream", [False, True], ids=["non-streaming", "streaming"])

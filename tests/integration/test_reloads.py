@@ -9,10 +9,17 @@ import shutil
 
 import aiohttp
 import orjson
+from tests.integration.conftest import (
+    DEFAULT_CLASS,
+    Sidecar,
+    answer_of,
+    manifests_for,
+    start_sidecar,
+    stop_sidecar,
+)
 
 from pilotfish.api import manifests
 from pilotfish.routes import loader
-from tests.integration.conftest import DEFAULT_CLASS, Sidecar, answer_of, manifests_for, start_sidecar, stop_sidecar
 
 
 async def _eventually(check, timeout: float = 5.0) -> None:
@@ -30,7 +37,9 @@ async def test_local_mode_serves_a_new_class_after_the_manifest_changes(local_si
         return "fast" in (await sidecar.get_json("/readyz"))["classes"]
 
     await _eventually(has_fast)
-    response = await sidecar.client().chat.completions.create(model="fast", messages=[{"role": "user", "content": "hi"}])
+    response = await sidecar.client().chat.completions.create(
+        model="fast", messages=[{"role": "user", "content": "hi"}]
+    )
     assert response.choices[0].message.content == answer_of("primary")
 
 
@@ -47,8 +56,10 @@ async def test_local_mode_keeps_the_last_good_routes_when_a_manifest_breaks(loca
     ready = await sidecar.get_json("/readyz")
     assert ready["ready"] is True and ready["digest"] == before
     assert 'ModelClass "workhorse": spec.members[1].model: Field required' in ready["lastReloadError"]
-    assert 'pilotfish_config_last_reload_successful 0.0' in await sidecar.metrics()
-    response = await sidecar.client().chat.completions.create(model="workhorse", messages=[{"role": "user", "content": "hi"}])
+    assert "pilotfish_config_last_reload_successful 0.0" in await sidecar.metrics()
+    response = await sidecar.client().chat.completions.create(
+        model="workhorse", messages=[{"role": "user", "content": "hi"}]
+    )
     assert response.choices[0].message.content == answer_of("primary")
 
 
@@ -74,7 +85,9 @@ async def test_container_mode_follows_the_kubelet_symlink_swap_and_rejects_a_bad
     _kubelet_write(config_dir, {"routes.json": snapshot.document.to_json().decode()}, 1)
     secret = next(s for s in parsed.secrets if s.name == "test-keys")
     _kubelet_write(secrets_dir / "test-keys", {k: v.reveal() for k, v in secret.data.items()}, 1)
-    sidecar: Sidecar = await start_sidecar(["sidecar", "--config-dir", str(config_dir), "--secrets-dir", str(secrets_dir)])
+    sidecar: Sidecar = await start_sidecar(
+        ["sidecar", "--config-dir", str(config_dir), "--secrets-dir", str(secrets_dir)]
+    )
     try:
         ready = await sidecar.get_json("/readyz")
         assert ready["digest"] == snapshot.digest and ready["namespace"] == "team-a"
@@ -116,9 +129,13 @@ async def test_container_mode_is_not_ready_until_a_document_is_mounted(tmp_path)
             assert response.status == 503
             body = await response.json()
         assert "cannot read the routes document" in body["lastReloadError"]
-        async with aiohttp.ClientSession() as session, session.post(
-            sidecar.api + "/v1/chat/completions", json={"model": "x", "messages": [{"role": "user", "content": "hi"}]}
-        ) as response:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                sidecar.api + "/v1/chat/completions",
+                json={"model": "x", "messages": [{"role": "user", "content": "hi"}]},
+            ) as response,
+        ):
             assert response.status == 503
             assert (await response.json())["error"]["code"] == "routes_not_loaded"
     finally:

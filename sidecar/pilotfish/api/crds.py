@@ -17,16 +17,38 @@ import yaml
 from pilotfish import api
 from pilotfish.api import credential, modelclass
 
-_KEEP = {"type", "description", "default", "enum", "minimum", "maximum", "minLength", "maxLength", "pattern",
-         "minItems", "maxItems", "required", "items", "properties", "additionalProperties", "format"}
+_KEEP = {
+    "type",
+    "description",
+    "default",
+    "enum",
+    "minimum",
+    "maximum",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "minItems",
+    "maxItems",
+    "required",
+    "items",
+    "properties",
+    "additionalProperties",
+    "format",
+}
 
 MODELCLASS_RULES = [
-    {"rule": "self.members.all(m, self.members.exists_one(n, n.credentialRef == m.credentialRef && n.model == m.model))",
-     "message": "members must be unique by credentialRef and model"},
+    {
+        "rule": (
+            "self.members.all(m, self.members.exists_one(n, n.credentialRef == m.credentialRef && n.model == m.model))"
+        ),
+        "message": "members must be unique by credentialRef and model",
+    },
 ]
 CREDENTIAL_RULES = [
-    {"rule": "!(self.provider in ['openai-compatible', 'azure-openai']) || has(self.baseURL)",
-     "message": "baseURL is required when provider is openai-compatible or azure-openai"},
+    {
+        "rule": "!(self.provider in ['openai-compatible', 'azure-openai']) || has(self.baseURL)",
+        "message": "baseURL is required when provider is openai-compatible or azure-openai",
+    },
 ]
 
 
@@ -43,7 +65,11 @@ def _convert(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
         return _convert(resolved, defs)
     if "anyOf" in node:
         branches = [b for b in node["anyOf"] if b.get("type") != "null"]
-        merged = {**_convert(branches[0], defs), **{k: v for k, v in node.items() if k in _KEEP}} if len(branches) == 1 else {}
+        merged = (
+            {**_convert(branches[0], defs), **{k: v for k, v in node.items() if k in _KEEP}}
+            if len(branches) == 1
+            else {}
+        )
         if len(branches) != 1:  # str | list[str] and friends: accept any JSON, the sidecar validates
             merged = {"x-kubernetes-preserve-unknown-fields": True}
         if merged.get("default", 0) is None:
@@ -66,8 +92,16 @@ def _convert(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _crd(*, kind: str, description: str, plural: str, short_names: tuple[str, ...], spec_model: type[pydantic.BaseModel],
-         rules: list[dict[str, str]], columns: list[dict[str, Any]]) -> dict[str, Any]:
+def _crd(
+    *,
+    kind: str,
+    description: str,
+    plural: str,
+    short_names: tuple[str, ...],
+    spec_model: type[pydantic.BaseModel],
+    rules: list[dict[str, str]],
+    columns: list[dict[str, Any]],
+) -> dict[str, Any]:
     spec_schema = structural(spec_model)
     spec_schema["x-kubernetes-validations"] = rules
     return {
@@ -77,23 +111,37 @@ def _crd(*, kind: str, description: str, plural: str, short_names: tuple[str, ..
         "spec": {
             "group": api.GROUP,
             "scope": "Namespaced",
-            "names": {"kind": kind, "listKind": f"{kind}List", "plural": plural, "singular": kind.lower(),
-                      "shortNames": list(short_names), "categories": ["pilotfish"]},
-            "versions": [{
-                "name": api.VERSION, "served": True, "storage": True,
-                "subresources": {"status": {}},
-                "additionalPrinterColumns": columns,
-                "schema": {"openAPIV3Schema": {
-                    "type": "object",
-                    "description": description,
-                    "required": ["spec"],
-                    "properties": {
-                        "apiVersion": {"type": "string"}, "kind": {"type": "string"}, "metadata": {"type": "object"},
-                        "spec": spec_schema,
-                        "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+            "names": {
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": kind.lower(),
+                "shortNames": list(short_names),
+                "categories": ["pilotfish"],
+            },
+            "versions": [
+                {
+                    "name": api.VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": columns,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": description,
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": spec_schema,
+                                "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                            },
+                        }
                     },
-                }},
-            }],
+                }
+            ],
         },
     }
 
@@ -106,17 +154,28 @@ def render_crds() -> dict[str, str]:
     """File name → YAML text, as `crds/` holds them."""
     crds = {
         f"{api.GROUP}_{modelclass.PLURAL}.yaml": _crd(
-            kind=modelclass.KIND, description="An equivalence class of models that apps ask for by name.",
-            plural=modelclass.PLURAL, short_names=modelclass.SHORT_NAMES,
-            spec_model=modelclass.ModelClassSpec, rules=MODELCLASS_RULES,
-            columns=[_READY, {"name": "Members", "type": "integer", "jsonPath": ".status.memberCount"},
-                     {"name": "Eligible", "type": "integer", "jsonPath": ".status.eligibleCount"}, _AGE]),
+            kind=modelclass.KIND,
+            description="An equivalence class of models that apps ask for by name.",
+            plural=modelclass.PLURAL,
+            short_names=modelclass.SHORT_NAMES,
+            spec_model=modelclass.ModelClassSpec,
+            rules=MODELCLASS_RULES,
+            columns=[
+                _READY,
+                {"name": "Members", "type": "integer", "jsonPath": ".status.memberCount"},
+                {"name": "Eligible", "type": "integer", "jsonPath": ".status.eligibleCount"},
+                _AGE,
+            ],
+        ),
         f"{api.GROUP}_{credential.PLURAL}.yaml": _crd(
             kind=credential.KIND,
             description="Where a provider lives, which Secret holds its API key, and its compliance labels.",
-            plural=credential.PLURAL, short_names=credential.SHORT_NAMES,
-            spec_model=credential.ProviderCredentialSpec, rules=CREDENTIAL_RULES,
-            columns=[{"name": "Provider", "type": "string", "jsonPath": ".spec.provider"}, _READY, _AGE]),
+            plural=credential.PLURAL,
+            short_names=credential.SHORT_NAMES,
+            spec_model=credential.ProviderCredentialSpec,
+            rules=CREDENTIAL_RULES,
+            columns=[{"name": "Provider", "type": "string", "jsonPath": ".spec.provider"}, _READY, _AGE],
+        ),
     }
     header = "# Generated by `pilotfish crds` from sidecar/pilotfish/api; do not edit by hand.\n"
     return {name: header + yaml.safe_dump(crd, sort_keys=False, width=120) for name, crd in crds.items()}

@@ -44,7 +44,10 @@ class ProviderCredentialSpec(base.ApiModel):
 
     provider: ProviderType = pydantic.Field(description="Wire format and vendor of this endpoint.")
     base_url: str | None = pydantic.Field(
-        default=None, alias="baseURL", pattern=r"^https?://[^\s]+$", max_length=2048,
+        default=None,
+        alias="baseURL",
+        pattern=r"^https?://[^\s]+$",
+        max_length=2048,
         description="Endpoint root, e.g. https://api.openai.com/v1. Optional for openai, anthropic "
         "and gemini; required for openai-compatible and azure-openai.",
     )
@@ -54,7 +57,8 @@ class ProviderCredentialSpec(base.ApiModel):
         "(e.g. a local openai-compatible server).",
     )
     api_version: str | None = pydantic.Field(
-        default=None, max_length=64,
+        default=None,
+        max_length=64,
         description="api-version query parameter for azure-openai (default 2024-10-21).",
     )
     compliance: dict[str, str] = pydantic.Field(

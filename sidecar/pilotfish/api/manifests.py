@@ -105,7 +105,9 @@ def _parse_document(doc: Any, *, where: str, namespace: str, into: Manifests) ->
     if kind == "Secret" and api_version == "v1":
         _parse_secret(doc, where=where, subject=subject, into=into)
     elif kind in (modelclass.KIND, credential.KIND) and str(api_version).startswith("pilotfish.dev/"):
-        model: type[pydantic.BaseModel] = modelclass.ModelClass if kind == modelclass.KIND else credential.ProviderCredential
+        model: type[pydantic.BaseModel] = (
+            modelclass.ModelClass if kind == modelclass.KIND else credential.ProviderCredential
+        )
         try:
             parsed = model.model_validate(doc)
         except pydantic.ValidationError as exc:
@@ -124,7 +126,9 @@ def _parse_secret(doc: dict[str, Any], *, where: str, subject: str, into: Manife
         try:
             values[key] = refs.ApiKey(base64.b64decode(str(encoded), validate=True).decode("utf-8").strip())
         except (binascii.Error, UnicodeDecodeError):
-            into.errors.append(ManifestError(where, subject, f"data.{key}: not valid base64 (use stringData for plain text)"))
+            into.errors.append(
+                ManifestError(where, subject, f"data.{key}: not valid base64 (use stringData for plain text)")
+            )
     for key, plain in (doc.get("stringData") or {}).items():
         values[key] = refs.ApiKey(str(plain).strip())  # stringData wins, as the API server merges it
     into.secrets.append(SecretObject(name=metadata["name"], namespace=metadata["namespace"], data=values))

@@ -39,18 +39,20 @@ class MemberSpec(base.ApiModel):
         min_length=1, max_length=256, description="The provider's model (or Azure deployment) name."
     )
     priority: int | None = pydantic.Field(
-        default=None, ge=0, le=1000,
+        default=None,
+        ge=0,
+        le=1000,
         description="Lower is preferred. Defaults to the member's position in the list.",
     )
-    weight: int = pydantic.Field(
-        default=1, ge=1, le=1000, description="Traffic share among members of equal priority."
-    )
+    weight: int = pydantic.Field(default=1, ge=1, le=1000, description="Traffic share among members of equal priority.")
     context_window: int | None = pydantic.Field(
-        default=None, ge=1,
+        default=None,
+        ge=1,
         description="Tokens the model accepts; requests estimated larger skip this member.",
     )
     max_output_tokens: int | None = pydantic.Field(
-        default=None, ge=1,
+        default=None,
+        ge=1,
         description="max_tokens sent when the request has none (providers such as anthropic need one).",
     )
     pricing: Pricing | None = None
@@ -77,7 +79,9 @@ class RoutingSpec(base.ApiModel):
     strategy: Strategy = Strategy.PRIORITY
     max_attempts: int = pydantic.Field(default=3, ge=1, le=10, description="Upstream calls per request.")
     retry_budget_percent: float = pydantic.Field(
-        default=20.0, ge=0, le=100,
+        default=20.0,
+        ge=0,
+        le=100,
         description="Retries and failovers allowed, as a percentage of recent first attempts.",
     )
     pinning: PinningSpec | None = None
@@ -120,8 +124,7 @@ class ModelClassSpec(base.ApiModel):
             key = (member.credential_ref, member.model)
             if key in seen:
                 raise ValueError(
-                    f"members[{index}] repeats credentialRef {member.credential_ref!r} "
-                    f"with model {member.model!r}"
+                    f"members[{index}] repeats credentialRef {member.credential_ref!r} with model {member.model!r}"
                 )
             seen.add(key)
         return self

@@ -20,11 +20,15 @@ class SecretKeyRef(base.ApiModel):
     """Points at one key of one Secret in the object's own namespace."""
 
     name: str = pydantic.Field(
-        min_length=1, max_length=253, pattern=SECRET_NAME_PATTERN,
+        min_length=1,
+        max_length=253,
+        pattern=SECRET_NAME_PATTERN,
         description="Name of the Secret, in the same namespace as the referencing object.",
     )
     key: str = pydantic.Field(
-        min_length=1, max_length=253, pattern=SECRET_KEY_PATTERN,
+        min_length=1,
+        max_length=253,
+        pattern=SECRET_KEY_PATTERN,
         description="Key inside the Secret's data whose value is the API key.",
     )
 

@@ -127,9 +127,7 @@ class Engine:
                 raise AllMembersFailed(class_name=route.name, code="retry_budget_exhausted", failure=last)
             attempt_started = self._now()
             try:
-                committed = await self._attempt(
-                    route, member, request, keys=keys, deadline=deadline, buffered=buffered
-                )
+                committed = await self._attempt(route, member, request, keys=keys, deadline=deadline, buffered=buffered)
             except failures.AttemptFailed as exc:
                 last = exc.failure
                 rule = policy.policy_for(last.kind)
@@ -146,9 +144,7 @@ class Engine:
             committed.time_to_first_token -= started
             record.attempts.append(_attempt_record(member, self._now() - attempt_started, None))
             if buffered:
-                member_health.record_success(
-                    latency=self._now() - attempt_started, ttft=committed.time_to_first_token
-                )
+                member_health.record_success(latency=self._now() - attempt_started, ttft=committed.time_to_first_token)
             else:
                 committed.rest = self._watch(committed, member_health, attempt_started)  # wraps rest
             if pin_key:
@@ -191,7 +187,9 @@ class Engine:
                 stream.close()
                 return Committed(member=member, head=head, rest=None, time_to_first_token=first_token_at)
             return Committed(
-                member=member, head=head, rest=_bounded(chunks, stream, deadline - self._now()),
+                member=member,
+                head=head,
+                rest=_bounded(chunks, stream, deadline - self._now()),
                 time_to_first_token=first_token_at,
             )
         except TimeoutError as exc:
@@ -231,17 +229,18 @@ class Engine:
                 counts_against_health=policy.policy_for(exc.failure.kind).counts_against_health,
             )
             raise
-        member_health.record_success(
-            latency=self._now() - attempt_started, ttft=committed.time_to_first_token
-        )
+        member_health.record_success(latency=self._now() - attempt_started, ttft=committed.time_to_first_token)
 
 
 def _attempt_record(
     member: document.MemberRoute, duration: float, failure: failures.Failure | None
 ) -> records.AttemptRecord:
     return records.AttemptRecord(
-        member_id=member.id, provider=member.provider.value, model=member.model,
-        duration=duration, failure=failure,
+        member_id=member.id,
+        provider=member.provider.value,
+        model=member.model,
+        duration=duration,
+        failure=failure,
     )
 
 
@@ -260,9 +259,7 @@ async def _translate(
             return
     if not finish_seen:
         raise failures.AttemptFailed(
-            failures.Failure(
-                kind=failures.FailureKind.STREAM_INTERRUPTED, detail="stream ended before it finished"
-            )
+            failures.Failure(kind=failures.FailureKind.STREAM_INTERRUPTED, detail="stream ended before it finished")
         )
 
 

@@ -89,7 +89,8 @@ def _order(
     rng: random.Random,
 ) -> list[document.MemberRoute]:
     ordered: list[document.MemberRoute] = []
-    for _, group_iter in itertools.groupby(members, key=lambda m: m.priority):
+    by_priority = sorted(members, key=lambda m: m.priority)  # stable: list order within a priority
+    for _, group_iter in itertools.groupby(by_priority, key=lambda m: m.priority):
         group = list(group_iter)
         if len(group) == 1:
             ordered.extend(group)
@@ -101,7 +102,7 @@ def _order(
 
 
 def _weighted_shuffle(group: list[document.MemberRoute], rng: random.Random) -> list[document.MemberRoute]:
-    """A weighted random permutation (Efraimidis–Spirakis): P(first) is proportional to weight."""
+    """A weighted random permutation (Efraimidis-Spirakis): P(first) is proportional to weight."""
     return sorted(group, key=lambda m: -(rng.random() ** (1.0 / m.weight)))
 
 

@@ -29,8 +29,10 @@ class Stats:
 
     def to_dict(self) -> dict[str, object]:
         return {
-            "requests": self.requests, "byMode": dict(self.by_mode),
-            "lastModel": self.last_model, "lastAuthPresent": self.last_auth_present,
+            "requests": self.requests,
+            "byMode": dict(self.by_mode),
+            "lastModel": self.last_model,
+            "lastAuthPresent": self.last_auth_present,
         }
 
 

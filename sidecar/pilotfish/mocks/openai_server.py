@@ -24,15 +24,25 @@ ANSWER = "Hello from {name}. This answer is deterministic so that tests can chec
 _ERRORS: dict[int, tuple[str, str, str]] = {  # status → (message, type, code)
     400: ("Invalid request.", "invalid_request_error", "invalid_request"),
     401: ("Incorrect API key provided.", "invalid_request_error", "invalid_api_key"),
-    403: ("You are not allowed to use this model.", "invalid_request_error", "unsupported_country_region_territory"),
-    404: ("The model does not exist or you do not have access to it.", "invalid_request_error", "model_not_found"),
+    403: (
+        "You are not allowed to use this model.",
+        "invalid_request_error",
+        "unsupported_country_region_territory",
+    ),
+    404: (
+        "The model does not exist or you do not have access to it.",
+        "invalid_request_error",
+        "model_not_found",
+    ),
     429: ("Rate limit reached for requests.", "requests", "rate_limit_exceeded"),
     500: ("The server had an error while processing your request.", "server_error", "server_error"),
     503: ("The engine is currently overloaded, please try again later.", "server_error", "overloaded"),
 }
 
 
-def build_app(*, name: str, api_key: str | None, fault_state: faults.FaultState, stats: control.Stats) -> web.Application:
+def build_app(
+    *, name: str, api_key: str | None, fault_state: faults.FaultState, stats: control.Stats
+) -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app[NAME] = name
     app[API_KEY] = api_key or ""
@@ -45,11 +55,18 @@ def build_app(*, name: str, api_key: str | None, fault_state: faults.FaultState,
     return app
 
 
-def error_response(status: int, *, headers: dict[str, str] | None = None, code: str | None = None,
-                   message: str | None = None) -> web.Response:
+def error_response(
+    status: int, *, headers: dict[str, str] | None = None, code: str | None = None, message: str | None = None
+) -> web.Response:
     default_message, error_type, default_code = _ERRORS.get(status, _ERRORS[500 if status >= 500 else 400])
-    body = {"error": {"message": message or default_message, "type": error_type, "param": None,
-                      "code": code or default_code}}
+    body = {
+        "error": {
+            "message": message or default_message,
+            "type": error_type,
+            "param": None,
+            "code": code or default_code,
+        }
+    }
     return web.Response(status=status, body=orjson.dumps(body), content_type="application/json", headers=headers)
 
 
@@ -85,12 +102,18 @@ async def _early_fault(request: web.Request, mode: faults.Mode, fault: faults.Fa
     if mode is M.STATUS:
         return error_response(fault.status)
     if mode is M.RATE_LIMIT:
-        return error_response(429, headers={
-            "Retry-After": f"{fault.retry_after:g}", "x-ratelimit-remaining-requests": "0",
-            "x-ratelimit-reset-requests": f"{fault.retry_after:g}s"})
+        return error_response(
+            429,
+            headers={
+                "Retry-After": f"{fault.retry_after:g}",
+                "x-ratelimit-remaining-requests": "0",
+                "x-ratelimit-reset-requests": f"{fault.retry_after:g}s",
+            },
+        )
     if mode is M.CONTEXT_LENGTH:
-        return error_response(400, code="context_length_exceeded",
-                              message="This model's maximum context length is 8192 tokens.")
+        return error_response(
+            400, code="context_length_exceeded", message="This model's maximum context length is 8192 tokens."
+        )
     if mode is M.CONTENT_FILTER:
         return error_response(400, code="content_filter", message="The response was filtered by the content policy.")
     if mode is M.HANG:
@@ -111,7 +134,11 @@ def _words(name: str) -> list[str]:
 
 def _usage(body: dict[str, Any], completion_tokens: int) -> dict[str, int]:
     prompt = sum(len(str(m.get("content") or "").split()) for m in body.get("messages") or [])
-    return {"prompt_tokens": prompt, "completion_tokens": completion_tokens, "total_tokens": prompt + completion_tokens}
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt + completion_tokens,
+    }
 
 
 def _tool_call(body: dict[str, Any]) -> dict[str, Any] | None:
@@ -121,43 +148,84 @@ def _tool_call(body: dict[str, Any]) -> dict[str, Any] | None:
         return None
     name = tools[0].get("function", {}).get("name", "tool")
     digest = hashlib.sha256(orjson.dumps(messages)).hexdigest()[:24]
-    return {"id": f"call_{digest}", "type": "function", "function": {"name": name, "arguments": '{"city": "Paris"}'}}
+    return {
+        "id": f"call_{digest}",
+        "type": "function",
+        "function": {"name": name, "arguments": '{"city": "Paris"}'},
+    }
 
 
 def _completion(name: str, body: dict[str, Any]) -> dict[str, Any]:
     call = _tool_call(body)
     words = _words(name)
-    message: dict[str, Any] = {"role": "assistant", "content": None if call else "".join(words), "refusal": None}
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": None if call else "".join(words),
+        "refusal": None,
+    }
     if call:
         message["tool_calls"] = [call]
     return {
-        "id": "chatcmpl-mock", "object": "chat.completion", "created": int(time.time()), "model": body.get("model"),
+        "id": "chatcmpl-mock",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.get("model"),
         "system_fingerprint": "fp_mock",
-        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": "tool_calls" if call else "stop"}],
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": "tool_calls" if call else "stop",
+            }
+        ],
         "usage": _usage(body, 1 if call else len(words)),
     }
 
 
-async def _stream(request: web.Request, body: dict[str, Any], mode: faults.Mode, fault: faults.Fault) -> web.StreamResponse:
+async def _stream(
+    request: web.Request, body: dict[str, Any], mode: faults.Mode, fault: faults.Fault
+) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await response.prepare(request)
     name = request.app[NAME]
-    base = {"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": int(time.time()),
-            "model": body.get("model"), "system_fingerprint": "fp_mock"}
+    base = {
+        "id": "chatcmpl-mock",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": body.get("model"),
+        "system_fingerprint": "fp_mock",
+    }
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
     usage_field = {"usage": None} if include_usage else {}
 
     def frame(delta: dict[str, Any], finish: str | None = None) -> bytes:
-        chunk = {**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}], **usage_field}
+        chunk = {
+            **base,
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+            **usage_field,
+        }
         return sse.encode(orjson.dumps(chunk))
 
     call = _tool_call(body)
     pieces: list[dict[str, Any]]
     if call:
         args = call["function"]["arguments"]
-        pieces = [{"tool_calls": [{"index": 0, "id": call["id"], "type": "function",
-                                   "function": {"name": call["function"]["name"], "arguments": ""}}]}]
-        pieces += [{"tool_calls": [{"index": 0, "function": {"arguments": args[i:i + 6]}}]} for i in range(0, len(args), 6)]
+        pieces = [
+            {
+                "tool_calls": [
+                    {
+                        "index": 0,
+                        "id": call["id"],
+                        "type": "function",
+                        "function": {"name": call["function"]["name"], "arguments": ""},
+                    }
+                ]
+            }
+        ]
+        pieces += [
+            {"tool_calls": [{"index": 0, "function": {"arguments": args[i : i + 6]}}]} for i in range(0, len(args), 6)
+        ]
     else:
         pieces = [{"content": word} for word in _words(name)]
     out = [frame({"role": "assistant", "content": "" if not call else None, "refusal": None})]
@@ -186,10 +254,20 @@ async def post_embeddings(request: web.Request) -> web.Response:
         digest = hashlib.sha256(str(item).encode()).digest()
         data.append({"object": "embedding", "index": index, "embedding": [b / 255 for b in digest[:8]]})
     tokens = sum(len(str(item).split()) for item in items)
-    return web.json_response({"object": "list", "data": data, "model": body.get("model"),
-                              "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+    return web.json_response(
+        {
+            "object": "list",
+            "data": data,
+            "model": body.get("model"),
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+    )
 
 
 async def get_models(request: web.Request) -> web.Response:
-    return web.json_response({"object": "list", "data": [
-        {"id": "mock-model", "object": "model", "created": 0, "owned_by": request.app[NAME]}]})
+    return web.json_response(
+        {
+            "object": "list",
+            "data": [{"id": "mock-model", "object": "model", "created": 0, "owned_by": request.app[NAME]}],
+        }
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import sys
 
@@ -69,16 +70,20 @@ def main(*, provider: str, listen: str, name: str, api_key: str | None, fault: s
         return 2
 
     async def run() -> None:
-        mock = await start_mock(provider=provider, name=name, host=host or "127.0.0.1", port=int(port),
-                                api_key=api_key, fault=initial)
+        mock = await start_mock(
+            provider=provider,
+            name=name,
+            host=host or "127.0.0.1",
+            port=int(port),
+            api_key=api_key,
+            fault=initial,
+        )
         sys.stderr.write(orjson.dumps({"msg": "listening", "url": mock.url}).decode() + "\n")
         try:
             await asyncio.Event().wait()
         finally:
             await mock.stop()
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run())
-    except KeyboardInterrupt:
-        pass
     return 0

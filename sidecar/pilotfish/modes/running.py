@@ -43,7 +43,11 @@ def apply_reload(
     routes.publish(snapshot)
     registry.reload_result(ok=True)
     registry.set_routes(digest=snapshot.digest, namespace=snapshot.document.namespace)
-    _log.info("routes %s loaded: classes %s", snapshot.digest, ", ".join(sorted(snapshot.document.classes)) or "none")
+    _log.info(
+        "routes %s loaded: classes %s",
+        snapshot.digest,
+        ", ".join(sorted(snapshot.document.classes)) or "none",
+    )
 
 
 async def poll_reloads(reload: Reload, *, routes: live.LiveRoutes, registry: metrics.Metrics, interval: float) -> None:
@@ -69,7 +73,14 @@ def run_with_reloads(reload: Reload, *, options: argparse.Namespace) -> int:
     async def reloads() -> None:
         await poll_reloads(reload, routes=routes, registry=registry, interval=options.reload_interval)
 
-    asyncio.run(serve.serve(
-        routes=routes, registry=registry, listen=listen, admin_listen=admin, settings=settings, background=[reloads],
-    ))
+    asyncio.run(
+        serve.serve(
+            routes=routes,
+            registry=registry,
+            listen=listen,
+            admin_listen=admin,
+            settings=settings,
+            background=[reloads],
+        )
+    )
     return 0

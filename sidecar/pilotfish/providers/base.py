@@ -1,4 +1,4 @@
-"""The adapter interface every provider module implements, and the request it produces.
+"""The adapter interface every provider module implements.
 
 Translation is a pure function of (canonical request, member, key): it never mutates its input
 because the engine calls it again for every member it fails over to.
@@ -6,28 +6,13 @@ because the engine calls it again for every member it fails over to.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import Protocol
 
 from pilotfish import failures
 from pilotfish.api import refs
 from pilotfish.routes import document
-from pilotfish.wire import openai, sse
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class UpstreamRequest:
-    """One HTTP call, fully built: ``upstream`` sends it as is."""
-
-    url: str
-    headers: Mapping[str, str]
-    body: bytes
-    stream: bool
-    method: str = "POST"
-
-    def __repr__(self) -> str:  # headers carry the API key: never print them
-        return f"UpstreamRequest({self.method} {self.url}, stream={self.stream})"
+from pilotfish.wire import http, openai, sse
 
 
 class StreamTranslator(Protocol):
@@ -52,7 +37,7 @@ class Adapter(Protocol):
         member: document.MemberRoute,
         *,
         api_key: refs.ApiKey | None,
-    ) -> UpstreamRequest: ...
+    ) -> http.UpstreamRequest: ...
 
     def parse_response(self, body: bytes, *, member: document.MemberRoute) -> openai.ChatCompletion: ...
 

@@ -14,9 +14,8 @@ import orjson
 
 from pilotfish import failures
 from pilotfish.api import refs
-from pilotfish.providers import base
 from pilotfish.routes import document
-from pilotfish.wire import openai, sse
+from pilotfish.wire import http, openai, sse
 
 _JSON_HEADERS = {"Content-Type": "application/json", "Accept": "text/event-stream"}
 
@@ -31,7 +30,7 @@ def build_request(
     member: document.MemberRoute,
     *,
     api_key: refs.ApiKey | None,
-) -> base.UpstreamRequest:
+) -> http.UpstreamRequest:
     body: dict[str, Any] = request.model_dump(exclude_none=True, exclude_unset=True)
     body["model"] = member.model
     body["stream"] = True
@@ -41,7 +40,7 @@ def build_request(
     headers = dict(_JSON_HEADERS)
     if api_key:
         headers["Authorization"] = f"Bearer {api_key.reveal()}"
-    return base.UpstreamRequest(
+    return http.UpstreamRequest(
         url=f"{member.base_url}/chat/completions",
         headers=headers,
         body=orjson.dumps(body),
@@ -106,7 +105,11 @@ def classify_error(status: int, headers: Mapping[str, str], body: bytes) -> fail
     retry_after = failures.parse_retry_after(headers.get("Retry-After") or headers.get("retry-after"))
     if retry_after is not None:
         return failures.Failure(
-            kind=failure.kind, status=status, retry_after=retry_after, detail=failure.detail, code=failure.code
+            kind=failure.kind,
+            status=status,
+            retry_after=retry_after,
+            detail=failure.detail,
+            code=failure.code,
         )
     return failure
 

@@ -90,7 +90,9 @@ def snapshot_from_manifests(parsed: manifests.Manifests, *, namespace: str) -> t
     values = {(s.name, key): value for s in parsed.secrets if s.namespace == namespace for key, value in s.data.items()}
     needed = {
         (m.api_key_ref.name, m.api_key_ref.key)
-        for route in result.document.classes.values() for m in route.members if m.api_key_ref
+        for route in result.document.classes.values()
+        for m in route.members
+        if m.api_key_ref
     }
     keys = {ref: values[ref] for ref in needed if ref in values}
     return Snapshot(document=result.document, keys=keys, digest=result.document.digest()), result

@@ -68,12 +68,13 @@ def render(
         reports.append(ClassReport(name=cls.metadata.name, members=tuple(statuses)))
         if members:
             routes[cls.metadata.name] = document.ClassRoute(
-                name=cls.metadata.name, members=tuple(members), routing=cls.spec.routing,
-                timeouts=cls.spec.timeouts, health=cls.spec.health,
+                name=cls.metadata.name,
+                members=tuple(members),
+                routing=cls.spec.routing,
+                timeouts=cls.spec.timeouts,
+                health=cls.spec.health,
             )
-    return RenderResult(
-        document=document.RoutesDocument(namespace=namespace, classes=routes), reports=tuple(reports)
-    )
+    return RenderResult(document=document.RoutesDocument(namespace=namespace, classes=routes), reports=tuple(reports))
 
 
 def render_manifests(parsed: manifests.Manifests, *, namespace: str) -> RenderResult:
@@ -93,10 +94,15 @@ def _resolve_members(
     for index, member in ordered:
         found = credentials.get(member.credential_ref)
         reason, message = _exclusion(member, found, spec.compliance.require, secrets_present)
-        statuses.append(modelclass.MemberStatus(
-            credential_ref=member.credential_ref, model=member.model, eligible=not reason,
-            reason=reason, message=message,
-        ))
+        statuses.append(
+            modelclass.MemberStatus(
+                credential_ref=member.credential_ref,
+                model=member.model,
+                eligible=not reason,
+                reason=reason,
+                message=message,
+            )
+        )
         if found is not None and not reason:
             routes.append(_member_route(member, found, priority=_priority((index, member))))
     return routes, statuses
@@ -114,12 +120,18 @@ def _exclusion(
     secrets_present: Mapping[str, Set[str]] | None,
 ) -> tuple[str, str]:
     if found is None:
-        return CREDENTIAL_NOT_FOUND, f'ProviderCredential "{member.credential_ref}" does not exist in this namespace'
+        return (
+            CREDENTIAL_NOT_FOUND,
+            f'ProviderCredential "{member.credential_ref}" does not exist in this namespace',
+        )
     labels = found.spec.compliance
     for label, wanted in sorted(require.items()):
         if labels.get(label) != wanted:
             have = f'has {label}="{labels[label]}"' if label in labels else f"has no {label} label"
-            return COMPLIANCE_EXCLUDED, f'requires {label}="{wanted}"; credential "{member.credential_ref}" {have}'
+            return (
+                COMPLIANCE_EXCLUDED,
+                f'requires {label}="{wanted}"; credential "{member.credential_ref}" {have}',
+            )
     ref = found.spec.api_key_secret_ref
     if ref is not None and secrets_present is not None:
         if ref.name not in secrets_present:
@@ -134,9 +146,16 @@ def _member_route(
 ) -> document.MemberRoute:
     spec = found.spec
     return document.MemberRoute(
-        id=f"{member.credential_ref}/{member.model}", credential=member.credential_ref,
-        provider=spec.provider, base_url=spec.resolved_base_url(), api_key_ref=spec.api_key_secret_ref,
-        api_version=spec.api_version, model=member.model, priority=priority, weight=member.weight,
-        context_window=member.context_window, max_output_tokens=member.max_output_tokens,
+        id=f"{member.credential_ref}/{member.model}",
+        credential=member.credential_ref,
+        provider=spec.provider,
+        base_url=spec.resolved_base_url(),
+        api_key_ref=spec.api_key_secret_ref,
+        api_version=spec.api_version,
+        model=member.model,
+        priority=priority,
+        weight=member.weight,
+        context_window=member.context_window,
+        max_output_tokens=member.max_output_tokens,
         pricing=member.pricing,
     )

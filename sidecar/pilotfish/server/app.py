@@ -102,6 +102,8 @@ async def _error_middleware(request: web.Request, handler: Handler) -> web.Strea
     except Exception:
         _log.exception("unhandled error serving %s %s", request.method, request.path)
         return errors.error_response(
-            500, "The sidecar failed to handle this request; see its logs.", error_type="server_error",
+            500,
+            "The sidecar failed to handle this request; see its logs.",
+            error_type="server_error",
             code="internal_error",
         )

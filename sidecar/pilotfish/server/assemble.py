@@ -32,8 +32,13 @@ def _merge_choice(choices: dict[int, dict[str, Any]], delta_choice: dict[str, An
     index = int(delta_choice.get("index") or 0)
     choice = choices.setdefault(
         index,
-        {"index": index, "message": {"role": "assistant", "content": None}, "finish_reason": None,
-         "logprobs": None, "_tools": {}},
+        {
+            "index": index,
+            "message": {"role": "assistant", "content": None},
+            "finish_reason": None,
+            "logprobs": None,
+            "_tools": {},
+        },
     )
     delta = delta_choice.get("delta") or {}
     message = choice["message"]

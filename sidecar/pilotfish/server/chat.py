@@ -61,7 +61,10 @@ async def _serve(
     pinning = route.routing.pinning
     try:
         committed = await request.app[keys.ENGINE].open(
-            route, chat, keys=api_keys, record=record,
+            route,
+            chat,
+            keys=api_keys,
+            record=record,
             pin_key=request.headers.get(pinning.header) if pinning else None,
             buffered=not chat.stream,
         )
@@ -74,9 +77,7 @@ async def _serve(
         return await _write_stream(request, chat, committed, route, record)
     completion = assemble.assemble(committed.head)
     _count_usage(completion, member, record)
-    return web.Response(
-        body=orjson.dumps(completion), content_type="application/json", headers=_route_headers(record)
-    )
+    return web.Response(body=orjson.dumps(completion), content_type="application/json", headers=_route_headers(record))
 
 
 async def _write_stream(
@@ -101,8 +102,11 @@ async def _write_stream(
     except failures.AttemptFailed as exc:
         record.outcome, record.error_code = records.Outcome.INTERRUPTED, exc.failure.kind.value
         record.attempts[-1] = records.AttemptRecord(
-            member_id=record.attempts[-1].member_id, provider=record.attempts[-1].provider,
-            model=record.attempts[-1].model, duration=record.attempts[-1].duration, failure=exc.failure,
+            member_id=record.attempts[-1].member_id,
+            provider=record.attempts[-1].provider,
+            model=record.attempts[-1].model,
+            duration=record.attempts[-1].duration,
+            failure=exc.failure,
         )
         message = (
             f"The upstream stream from class '{route.name}' failed after it started "
@@ -130,14 +134,13 @@ def _is_usage_chunk(chunk: openai.ChatChunk) -> bool:
     return not chunk.get("choices") and chunk.get("usage") is not None
 
 
-def _count_usage(
-    body: openai.ChatCompletion, member: document.MemberRoute, record: records.RequestRecord
-) -> None:
+def _count_usage(body: openai.ChatCompletion, member: document.MemberRoute, record: records.RequestRecord) -> None:
     prompt, completion = openai.usage_of(body)
     record.prompt_tokens, record.completion_tokens = prompt, completion
     if member.pricing:
         record.cost_usd = records.cost_usd(
-            prompt_tokens=prompt, completion_tokens=completion,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
             input_per_million=member.pricing.input_per_million_tokens,
             output_per_million=member.pricing.output_per_million_tokens,
         )

@@ -44,9 +44,7 @@ def error_response(
 
 
 def from_rejection(exc: failures.RequestRejected) -> web.Response:
-    return error_response(
-        exc.status, exc.message, error_type=exc.error_type, code=exc.code, param=exc.param
-    )
+    return error_response(exc.status, exc.message, error_type=exc.error_type, code=exc.code, param=exc.param)
 
 
 def stream_error_event(message: str, *, error_type: str, code: str | None) -> bytes:

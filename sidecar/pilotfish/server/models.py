@@ -22,7 +22,9 @@ async def get_model(request: web.Request) -> web.Response:
     snapshot = request.app[keys.LIVE].snapshot
     if snapshot is None or name not in snapshot.document.classes:
         return errors.error_response(
-            404, f"The model '{name}' does not exist: it is not a class in this namespace.",
-            code="model_not_found", param="model",
+            404,
+            f"The model '{name}' does not exist: it is not a class in this namespace.",
+            code="model_not_found",
+            param="model",
         )
     return web.json_response(_model_object(name))

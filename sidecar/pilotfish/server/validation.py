@@ -57,7 +57,12 @@ def _param_path(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
-        elif part in ("str", "list[ContentPart]", "none", "function-after[_content_where_required(), Message]"):
+        elif part in (
+            "str",
+            "list[ContentPart]",
+            "none",
+            "function-after[_content_where_required(), Message]",
+        ):
             continue  # pydantic's union-branch labels are noise to a user
         elif "[" in part or "(" in part:
             continue

@@ -20,56 +20,81 @@ class Metrics:
     """The sidecar's metric families; one instance per process (or per test)."""
 
     def __init__(self, registry: prom.CollectorRegistry | None = None) -> None:
-        prom.disable_created_metrics()  # *_created series double the scrape size for no dashboard use
+        prom.disable_created_metrics()  # type: ignore[no-untyped-call] # *_created series double the scrape size for no dashboard use
         self.registry = registry or prom.CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = prom.Counter(
-            "pilotfish_requests", "Requests by class, serving member and outcome.",
-            ["class", "provider", "model", "outcome"], registry=r,
+            "pilotfish_requests",
+            "Requests by class, serving member and outcome.",
+            ["class", "provider", "model", "outcome"],
+            registry=r,
         )
         self.attempts = prom.Counter(
-            "pilotfish_attempts", "Upstream attempts by member and result (success or failure kind).",
-            ["class", "provider", "model", "result"], registry=r,
+            "pilotfish_attempts",
+            "Upstream attempts by member and result (success or failure kind).",
+            ["class", "provider", "model", "result"],
+            registry=r,
         )
         self.failovers = prom.Counter(
-            "pilotfish_failovers", "Requests moved off a member, by the member's provider and why.",
-            ["class", "from_provider", "reason"], registry=r,
+            "pilotfish_failovers",
+            "Requests moved off a member, by the member's provider and why.",
+            ["class", "from_provider", "reason"],
+            registry=r,
         )
         self.duration = prom.Histogram(
-            "pilotfish_request_duration_seconds", "Request latency as the app saw it.",
-            ["class", "provider"], buckets=LATENCY_BUCKETS, registry=r,
+            "pilotfish_request_duration_seconds",
+            "Request latency as the app saw it.",
+            ["class", "provider"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.ttft = prom.Histogram(
-            "pilotfish_time_to_first_token_seconds", "Time from request to the first content.",
-            ["class", "provider"], buckets=TTFT_BUCKETS, registry=r,
+            "pilotfish_time_to_first_token_seconds",
+            "Time from request to the first content.",
+            ["class", "provider"],
+            buckets=TTFT_BUCKETS,
+            registry=r,
         )
         self.tokens = prom.Counter(
-            "pilotfish_tokens", "Tokens by direction (input/output).",
-            ["class", "provider", "model", "direction"], registry=r,
+            "pilotfish_tokens",
+            "Tokens by direction (input/output).",
+            ["class", "provider", "model", "direction"],
+            registry=r,
         )
         self.cost = prom.Counter(
-            "pilotfish_cost_usd", "Cost in USD from the member's declared pricing.",
-            ["class", "provider", "model"], registry=r,
+            "pilotfish_cost_usd",
+            "Cost in USD from the member's declared pricing.",
+            ["class", "provider", "model"],
+            registry=r,
         )
         self.member_up = prom.Gauge(
-            "pilotfish_member_up", "1 while the member's circuit is closed or half-open, 0 while open.",
-            ["class", "member"], registry=r,
+            "pilotfish_member_up",
+            "1 while the member's circuit is closed or half-open, 0 while open.",
+            ["class", "member"],
+            registry=r,
         )
         self.reloads = prom.Counter(
-            "pilotfish_config_reloads", "Routes document loads by result (success/failure).",
-            ["result"], registry=r,
+            "pilotfish_config_reloads",
+            "Routes document loads by result (success/failure).",
+            ["result"],
+            registry=r,
         )
         self.config_valid = prom.Gauge(
-            "pilotfish_config_last_reload_successful", "0 while the newest routes document is rejected.",
+            "pilotfish_config_last_reload_successful",
+            "0 while the newest routes document is rejected.",
             registry=r,
         )
         self.routes_info = prom.Gauge(
-            "pilotfish_routes_info", "The routes document being served (value 1), by content digest.",
-            ["digest", "namespace"], registry=r,
+            "pilotfish_routes_info",
+            "The routes document being served (value 1), by content digest.",
+            ["digest", "namespace"],
+            registry=r,
         )
         self.budget_exhausted = prom.Counter(
-            "pilotfish_retry_budget_exhausted", "Retries refused because the class's retry budget ran out.",
-            ["class"], registry=r,
+            "pilotfish_retry_budget_exhausted",
+            "Retries refused because the class's retry budget ran out.",
+            ["class"],
+            registry=r,
         )
 
     def observe(self, record: records.RequestRecord) -> None:

@@ -30,7 +30,9 @@ def test_the_schemas_are_structural():
             assert "$ref" not in node and "anyOf" not in node and "title" not in node, path
             assert "type" in node or node.get("x-kubernetes-preserve-unknown-fields"), path
             assert not ("properties" in node and "additionalProperties" in node), path
-            assert not isinstance(node.get("exclusiveMinimum"), (int, float)) or isinstance(node["exclusiveMinimum"], bool), path
+            assert not isinstance(node.get("exclusiveMinimum"), (int, float)) or isinstance(
+                node["exclusiveMinimum"], bool
+            ), path
 
 
 def test_required_fields_and_enums_reach_the_schema():
@@ -40,6 +42,12 @@ def test_required_fields_and_enums_reach_the_schema():
     assert mc["properties"]["members"]["items"]["required"] == ["credentialRef", "model"]
     assert mc["x-kubernetes-validations"][0]["message"] == "members must be unique by credentialRef and model"
     pc = by_name["ProviderCredential"]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
-    assert pc["properties"]["provider"]["enum"] == ["openai", "openai-compatible", "anthropic", "gemini", "azure-openai"]
+    assert pc["properties"]["provider"]["enum"] == [
+        "openai",
+        "openai-compatible",
+        "anthropic",
+        "gemini",
+        "azure-openai",
+    ]
     assert "baseURL" in pc["properties"]
     assert by_name["ProviderCredential"]["spec"]["names"]["shortNames"] == ["pc"]

@@ -11,9 +11,13 @@ from pilotfish.wire import openai, sse
 K = failures.FailureKind
 
 MEMBER = document.MemberRoute(
-    id="prod/gpt-5-mini", credential="prod", provider=credential.ProviderType.OPENAI,
-    base_url="https://api.openai.com/v1", api_key_ref=refs.SecretKeyRef(name="keys", key="openai"),
-    model="gpt-5-mini", priority=0,
+    id="prod/gpt-5-mini",
+    credential="prod",
+    provider=credential.ProviderType.OPENAI,
+    base_url="https://api.openai.com/v1",
+    api_key_ref=refs.SecretKeyRef(name="keys", key="openai"),
+    model="gpt-5-mini",
+    priority=0,
 )
 
 
@@ -49,11 +53,24 @@ def test_the_request_repr_never_shows_the_key():
 @pytest.mark.parametrize(
     ("status", "body", "kind"),
     [
-        (429, {"error": {"message": "Rate limit", "type": "requests", "code": "rate_limit_exceeded"}}, K.RATE_LIMITED),
+        (
+            429,
+            {"error": {"message": "Rate limit", "type": "requests", "code": "rate_limit_exceeded"}},
+            K.RATE_LIMITED,
+        ),
         (401, {"error": {"message": "bad key", "code": "invalid_api_key"}}, K.AUTH),
         (403, {"error": {"message": "forbidden"}}, K.AUTH),
         (404, {"error": {"message": "model not found", "code": "model_not_found"}}, K.NOT_FOUND),
-        (400, {"error": {"message": "This model's maximum context length is 8192 tokens", "code": "context_length_exceeded"}}, K.CONTEXT_LENGTH),
+        (
+            400,
+            {
+                "error": {
+                    "message": "This model's maximum context length is 8192 tokens",
+                    "code": "context_length_exceeded",
+                }
+            },
+            K.CONTEXT_LENGTH,
+        ),
         (400, {"error": {"message": "flagged", "code": "content_filter"}}, K.CONTENT_FILTER),
         (400, {"error": {"message": "messages must be an array"}}, K.BAD_REQUEST),
         (500, {"error": {"message": "oops", "type": "server_error"}}, K.SERVER_ERROR),
@@ -73,7 +90,11 @@ def test_retry_after_is_kept_and_html_bodies_do_not_break_classification():
 
 def test_stream_translator_passes_chunks_and_stops_at_done():
     translator = adapter.new_stream_translator(member=MEMBER)
-    chunk = {"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": "hi"}}]}
+    chunk = {
+        "id": "c",
+        "object": "chat.completion.chunk",
+        "choices": [{"index": 0, "delta": {"content": "hi"}}],
+    }
     assert translator.feed(sse.Event(data=orjson.dumps(chunk).decode())) == [chunk]
     assert not translator.finished
     assert translator.feed(sse.Event(data="[DONE]")) == []

@@ -1,0 +1,85 @@
+from pilotfish.api import manifests
+from pilotfish.routes import render
+
+BASE = """\
+apiVersion: pilotfish.dev/v1alpha1
+kind: ProviderCredential
+metadata: {name: eu}
+spec: {provider: openai, apiKeySecretRef: {name: keys, key: eu}, compliance: {dpa: signed, region: eu}}
+---
+apiVersion: pilotfish.dev/v1alpha1
+kind: ProviderCredential
+metadata: {name: us}
+spec: {provider: openai-compatible, baseURL: "https://us.example/v1/", apiKeySecretRef: {name: keys, key: us}, compliance: {dpa: signed, region: us}}
+---
+apiVersion: pilotfish.dev/v1alpha1
+kind: ModelClass
+metadata: {name: workhorse}
+spec:
+  members:
+    - {credentialRef: us, model: b, priority: 5}
+    - {credentialRef: eu, model: a, priority: 1}
+---
+apiVersion: pilotfish.dev/v1alpha1
+kind: ModelClass
+metadata: {name: eu-only}
+spec:
+  members:
+    - {credentialRef: us, model: b}
+    - {credentialRef: eu, model: a}
+    - {credentialRef: missing, model: c}
+  compliance: {require: {region: eu}}
+"""
+
+
+def _render(text, secrets=None):
+    parsed = manifests.parse_text(text, source="t", namespace="team-a")
+    assert parsed.errors == []
+    return render.render(
+        namespace="team-a", classes=parsed.classes, credentials=parsed.credentials, secrets_present=secrets
+    )
+
+
+def test_members_are_ordered_by_priority_and_resolved_against_their_credential():
+    doc = _render(BASE).document
+    members = doc.classes["workhorse"].members
+    assert [m.id for m in members] == ["eu/a", "us/b"]
+    assert members[0].base_url == "https://api.openai.com/v1"
+    assert members[1].base_url == "https://us.example/v1"
+    assert members[1].api_key_ref.name == "keys"
+
+
+def test_compliance_and_missing_credentials_exclude_members_with_reasons():
+    result = _render(BASE)
+    assert [m.id for m in result.document.classes["eu-only"].members] == ["eu/a"]
+    report = next(r for r in result.reports if r.name == "eu-only")
+    reasons = {(m.credential_ref, m.reason): m.message for m in report.members if not m.eligible}
+    assert reasons == {
+        ("us", "ComplianceExcluded"): 'requires region="eu"; credential "us" has region="us"',
+        ("missing", "CredentialNotFound"): 'ProviderCredential "missing" does not exist in this namespace',
+    }
+
+
+def test_missing_secrets_exclude_members_only_when_secrets_are_checked():
+    assert len(_render(BASE).document.classes["workhorse"].members) == 2
+    result = _render(BASE, secrets={"keys": {"eu"}})
+    assert [m.id for m in result.document.classes["workhorse"].members] == ["eu/a"]
+    assert 'member us/b excluded (SecretKeyMissing): Secret "keys" has no key "us"' in "\n".join(result.problems())
+    gone = _render(BASE, secrets={})
+    assert gone.document.classes == {}
+    assert any("NoEligibleMembers" in line for line in gone.problems())
+
+
+def test_a_broken_class_does_not_affect_the_others():
+    text = (
+        BASE
+        + "---\napiVersion: pilotfish.dev/v1alpha1\nkind: ModelClass\nmetadata: {name: broken}\nspec:\n  members: [{credentialRef: nope, model: x}]\n"
+    )
+    result = _render(text)
+    assert sorted(result.document.classes) == ["eu-only", "workhorse"]
+
+
+def test_rendering_is_deterministic_and_never_contains_key_values():
+    first, second = _render(BASE).document, _render(BASE).document
+    assert first.to_json() == second.to_json() and first.digest() == second.digest()
+    assert b"sk-" not in first.to_json()
