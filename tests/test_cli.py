@@ -1,0 +1,120 @@
+"""The `pilotfish` command as users run it: subprocesses, exit codes, what lands on stdout and stderr."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def pilotfish(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "sidecar")}
+    return subprocess.run(
+        [sys.executable, "-m", "pilotfish.cli", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_render_prints_the_routes_document_without_key_values():
+    result = pilotfish("render", "-f", "examples/demo", "-n", "team-a")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["schemaVersion"] == 1 and document["namespace"] == "team-a"
+    assert [m["id"] for m in document["classes"]["workhorse"]["members"]] == [
+        "primary/gpt-5-mini",
+        "backup/llama-3.3-70b",
+    ]
+    assert "sk-demo" not in result.stdout
+
+
+def test_render_reports_every_error_with_file_object_and_field(tmp_path):
+    broken = (ROOT / "examples/demo/workhorse.yaml").read_text().replace("model: gpt-5-mini", "model: ''")
+    (tmp_path / "broken.yaml").write_text(broken.replace("provider: openai\n", "provider: openia\n"))
+    result = pilotfish("render", "-f", str(tmp_path))
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert any('(document 2) ProviderCredential "primary": spec.provider: Input should be' in line for line in lines)
+    assert any(
+        '(document 4) ModelClass "workhorse": spec.members[0].model: String should have at least 1 character' in line
+        for line in lines
+    )
+
+
+def test_render_warns_about_excluded_members_and_still_renders(tmp_path):
+    text = (ROOT / "examples/demo/workhorse.yaml").read_text().replace("key: backup}", "key: nope}")
+    (tmp_path / "w.yaml").write_text(text)
+    result = pilotfish("render", "-f", str(tmp_path))
+    assert result.returncode == 0
+    assert (
+        'member backup/llama-3.3-70b excluded (SecretKeyMissing): Secret "demo-keys" has no key "nope"' in result.stderr
+    )
+    assert [m["id"] for m in json.loads(result.stdout)["classes"]["workhorse"]["members"]] == ["primary/gpt-5-mini"]
+
+
+def test_crds_check_passes_on_the_committed_files():
+    assert pilotfish("crds", "--check").returncode == 0
+
+
+def test_the_operator_command_says_it_is_not_built_yet():
+    result = pilotfish("operator")
+    assert result.returncode == 2 and "not implemented" in result.stderr
+
+
+def test_mock_provider_switches_faults_at_run_time_over_http():
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "sidecar")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pilotfish.cli", "mock-provider", "--listen", f"127.0.0.1:{port}", "--name", "cli"],
+        cwd=ROOT,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert '"msg":"listening"' in process.stderr.readline()
+        base = f"http://127.0.0.1:{port}"
+        body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode()
+        ok = json.load(urllib.request.urlopen(urllib.request.Request(f"{base}/v1/chat/completions", data=body)))
+        assert ok["choices"][0]["message"]["content"].startswith("Hello from cli.")
+        put = urllib.request.Request(f"{base}/_mock/fault", data=b'{"mode": "status", "status": 503}', method="PUT")
+        assert json.load(urllib.request.urlopen(put))["mode"] == "status"
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(urllib.request.Request(f"{base}/v1/chat/completions", data=body))
+        assert caught.value.code == 503
+        assert json.load(caught.value)["error"]["code"] == "overloaded"
+        bad = urllib.request.Request(f"{base}/_mock/fault", data=b'{"mode": "explode"}', method="PUT")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(bad)
+        assert refused.value.code == 400
+        stats = json.load(urllib.request.urlopen(f"{base}/_mock/stats"))
+        assert stats["requests"] == 2 and stats["byMode"] == {"ok": 1, "status": 1}
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@pytest.mark.slow
+def test_the_demo_runs_an_outage_and_a_recovery_without_a_failed_request():
+    result = pilotfish("demo", "--duration", "4", "--no-live", timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No request failed" in result.stdout
+    assert "primary outage: HTTP 503" in result.stdout and "errors=0" in result.stdout
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
