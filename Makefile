@@ -23,6 +23,7 @@ lint: $(STAMP)
 	$(BIN)/pilotfish crds --check
 
 test: lint
+	$(BIN)/python -m e2e.testenv build
 	$(BIN)/python -m pytest
 
 unit: $(STAMP)

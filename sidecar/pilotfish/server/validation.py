@@ -17,6 +17,7 @@ Model = TypeVar("Model", bound=pydantic.BaseModel)
 
 
 def parse_body(raw: bytes, model: type[Model]) -> Model:
+    """Validate a JSON body; a model with a ``from_body`` constructor keeps the raw object too."""
     if not raw.strip():
         raise failures.RequestRejected("The request body is empty; send a JSON object.", code="invalid_json")
     try:
@@ -30,7 +31,8 @@ def parse_body(raw: bytes, model: type[Model]) -> Model:
             f"The request body must be a JSON object, not {_json_type(data)}.", code="invalid_type"
         )
     try:
-        return model.model_validate(data)
+        from_body = getattr(model, "from_body", None)
+        return from_body(data) if from_body else model.model_validate(data)
     except pydantic.ValidationError as exc:
         raise rejection_from(exc) from None
 

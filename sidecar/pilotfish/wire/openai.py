@@ -68,7 +68,13 @@ class StreamOptions(_Wire):
 
 
 class ChatRequest(_Wire):
-    """POST /v1/chat/completions body. ``model`` names a class, not a vendor model."""
+    """POST /v1/chat/completions body. ``model`` names a class, not a vendor model.
+
+    ``raw`` keeps the body exactly as the client sent it, so OpenAI-format members receive every field
+    (known or not) untouched; translators copy it, never mutate it.
+    """
+
+    _raw: dict[str, Any] = pydantic.PrivateAttr(default_factory=dict)
 
     model: str = pydantic.Field(min_length=1)
     messages: list[Message] = pydantic.Field(min_length=1)
@@ -84,6 +90,17 @@ class ChatRequest(_Wire):
     tool_choice: str | dict[str, Any] | None = None
     response_format: dict[str, Any] | None = None
     user: str | None = None
+
+    @classmethod
+    def from_body(cls, body: dict[str, Any]) -> ChatRequest:
+        request = cls.model_validate(body)
+        request._raw = body
+        return request
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        """The client's JSON object (the validated model's dump when built another way)."""
+        return self._raw or self.model_dump(exclude_unset=True)
 
     @property
     def include_usage(self) -> bool:

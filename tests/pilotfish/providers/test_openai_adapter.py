@@ -22,7 +22,7 @@ MEMBER = document.MemberRoute(
 
 
 def _request(**extra):
-    return openai.ChatRequest.model_validate(
+    return openai.ChatRequest.from_body(
         {"model": "workhorse", "messages": [{"role": "user", "content": "hi"}], **extra}
     )
 
@@ -111,3 +111,10 @@ def test_an_error_object_inside_a_stream_is_a_classified_failure():
 def test_registry_maps_both_openai_formats_to_this_adapter():
     assert registry.adapter_for(credential.ProviderType.OPENAI) is adapter
     assert registry.adapter_for(credential.ProviderType.OPENAI_COMPATIBLE) is adapter
+
+
+def test_the_clients_own_fields_reach_an_openai_member_untouched():
+    raw = {"model": "workhorse", "messages": [{"role": "user", "content": "hi", "name": None}], "logprobs": True}
+    body = orjson.loads(adapter.build_request(openai.ChatRequest.from_body(raw), MEMBER, api_key=None).body)
+    assert body["messages"] == raw["messages"] and body["logprobs"] is True
+    assert raw["model"] == "workhorse"  # the client's object is copied, never changed
