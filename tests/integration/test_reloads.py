@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import pathlib
 import shutil
 
 import aiohttp
 import orjson
+from tests import mounts
 from tests.integration.conftest import (
     DEFAULT_CLASS,
     Sidecar,
@@ -63,28 +62,13 @@ async def test_local_mode_keeps_the_last_good_routes_when_a_manifest_breaks(loca
     assert response.choices[0].message.content == answer_of("primary")
 
 
-def _kubelet_write(directory: pathlib.Path, files: dict[str, str], generation: int) -> None:
-    """Write files the way the kubelet's atomic writer does: new dir, ..data_tmp, rename over ..data."""
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / f"..2026_11_25_00_00_{generation:02d}.000000001"
-    target.mkdir()
-    for name, content in files.items():
-        (target / name).write_text(content)
-        link = directory / name
-        if not link.is_symlink():
-            link.symlink_to(pathlib.Path("..data") / name)
-    tmp_link = directory / "..data_tmp"
-    tmp_link.symlink_to(target.name)
-    os.replace(tmp_link, directory / "..data")
-
-
 async def test_container_mode_follows_the_kubelet_symlink_swap_and_rejects_a_bad_document(mocks, tmp_path):
     parsed = manifests.parse_text(manifests_for(mocks, DEFAULT_CLASS), source="test", namespace="team-a")
     snapshot, _ = loader.snapshot_from_manifests(parsed, namespace="team-a")
     config_dir, secrets_dir = tmp_path / "routes", tmp_path / "secrets"
-    _kubelet_write(config_dir, {"routes.json": snapshot.document.to_json().decode()}, 1)
+    mounts.kubelet_write(config_dir, {"routes.json": snapshot.document.to_json().decode()}, 1)
     secret = next(s for s in parsed.secrets if s.name == "test-keys")
-    _kubelet_write(secrets_dir / "test-keys", {k: v.reveal() for k, v in secret.data.items()}, 1)
+    mounts.kubelet_write(secrets_dir / "test-keys", {k: v.reveal() for k, v in secret.data.items()}, 1)
     sidecar: Sidecar = await start_sidecar(
         ["sidecar", "--config-dir", str(config_dir), "--secrets-dir", str(secrets_dir)]
     )
@@ -95,7 +79,7 @@ async def test_container_mode_follows_the_kubelet_symlink_swap_and_rejects_a_bad
         response = await client.chat.completions.create(model="workhorse", messages=[{"role": "user", "content": "hi"}])
         assert response.choices[0].message.content == answer_of("primary")
 
-        _kubelet_write(config_dir, {"routes.json": '{"schemaVersion": 99, "classes": {}}'}, 2)
+        mounts.kubelet_write(config_dir, {"routes.json": '{"schemaVersion": 99, "classes": {}}'}, 2)
 
         async def rejected() -> bool:
             return (await sidecar.get_json("/readyz"))["lastReloadError"] is not None
@@ -109,7 +93,7 @@ async def test_container_mode_follows_the_kubelet_symlink_swap_and_rejects_a_bad
 
         renamed = orjson.loads(snapshot.document.to_json())
         renamed["classes"]["fast"] = {**renamed["classes"].pop("workhorse"), "name": "fast"}
-        _kubelet_write(config_dir, {"routes.json": orjson.dumps(renamed).decode()}, 3)
+        mounts.kubelet_write(config_dir, {"routes.json": orjson.dumps(renamed).decode()}, 3)
 
         async def serves_fast() -> bool:
             return (await sidecar.get_json("/readyz"))["classes"] == ["fast"]

@@ -2,7 +2,7 @@ import random
 
 from hypothesis import given
 from hypothesis import strategies as st
-from tests.pilotfish.failover.clock import FakeClock
+from tests.pilotfish.failover.builders import FakeClock
 
 from pilotfish.failover import breaker
 

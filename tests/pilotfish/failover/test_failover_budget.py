@@ -1,4 +1,4 @@
-from tests.pilotfish.failover.clock import FakeClock
+from tests.pilotfish.failover.builders import FakeClock
 
 from pilotfish.failover import budget
 

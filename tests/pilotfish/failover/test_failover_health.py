@@ -1,30 +1,19 @@
 import random
 
-from tests.pilotfish.failover.clock import FakeClock
+from tests.pilotfish.failover.builders import FakeClock, member
 
 from pilotfish import failures
-from pilotfish.api import credential, modelclass
+from pilotfish.api import modelclass
 from pilotfish.failover import breaker, health, pinning
 from pilotfish.routes import document
 
 OVERLOADED = failures.Failure(kind=failures.FailureKind.OVERLOADED, status=503)
 
 
-def _member(name):
-    return document.MemberRoute(
-        id=f"{name}/m",
-        credential=name,
-        provider=credential.ProviderType.OPENAI,
-        base_url="http://x",
-        model="m",
-        priority=0,
-    )
-
-
 def _doc(threshold=2, members=("a", "b")):
     route = document.ClassRoute(
         name="c",
-        members=tuple(_member(n) for n in members),
+        members=tuple(member(n) for n in members),
         health=modelclass.HealthSpec(failure_threshold=threshold, cooldown_seconds=30),
     )
     return document.RoutesDocument(classes={"c": route})
@@ -33,21 +22,21 @@ def _doc(threshold=2, members=("a", "b")):
 def test_failures_that_do_not_count_leave_the_breaker_alone():
     registry = health.HealthRegistry(now=FakeClock(), rng=random.Random(0))
     registry.reconcile(_doc(threshold=1))
-    member = registry.member("c", _member("a"))
+    tracked = registry.member("c", member("a"))
     bad_request = failures.Failure(kind=failures.FailureKind.BAD_REQUEST, status=400)
-    member.record_failure(failure=bad_request, counts_against_health=False)
-    assert member.view().state is breaker.CircuitState.CLOSED
-    member.record_failure(failure=OVERLOADED, counts_against_health=True)
-    assert member.view().state is breaker.CircuitState.OPEN
+    tracked.record_failure(failure=bad_request, counts_against_health=False)
+    assert tracked.view().state is breaker.CircuitState.CLOSED
+    tracked.record_failure(failure=OVERLOADED, counts_against_health=True)
+    assert tracked.view().state is breaker.CircuitState.OPEN
 
 
 def test_latency_and_error_rate_are_tracked():
     registry = health.HealthRegistry(now=FakeClock(), rng=random.Random(0))
-    member = registry.member("c", _member("a"))
-    member.record_success(latency=1.0, ttft=0.2)
-    member.record_success(latency=2.0, ttft=0.4)
-    member.record_failure(failure=OVERLOADED, counts_against_health=True)
-    view = member.view()
+    tracked = registry.member("c", member("a"))
+    tracked.record_success(latency=1.0, ttft=0.2)
+    tracked.record_success(latency=2.0, ttft=0.4)
+    tracked.record_failure(failure=OVERLOADED, counts_against_health=True)
+    view = tracked.view()
     assert view.latency_ewma == 1.2 and abs(view.ttft_ewma - 0.24) < 1e-9
     assert 0 < view.error_rate < 0.2 and view.attempts == 3
 
@@ -55,8 +44,8 @@ def test_latency_and_error_rate_are_tracked():
 def test_a_reload_keeps_the_state_of_surviving_members_and_forgets_removed_ones():
     registry = health.HealthRegistry(now=FakeClock(), rng=random.Random(0))
     registry.reconcile(_doc(threshold=1))
-    registry.member("c", _member("a")).record_failure(failure=OVERLOADED, counts_against_health=True)
-    registry.member("c", _member("b")).record_success(latency=0.1, ttft=None)
+    registry.member("c", member("a")).record_failure(failure=OVERLOADED, counts_against_health=True)
+    registry.member("c", member("b")).record_success(latency=0.1, ttft=None)
     registry.reconcile(_doc(threshold=1, members=("a",)))
     assert set(registry.snapshot("c")) == {"a/m"}
     assert registry.snapshot("c")["a/m"].state is breaker.CircuitState.OPEN
@@ -65,9 +54,9 @@ def test_a_reload_keeps_the_state_of_surviving_members_and_forgets_removed_ones(
 def test_new_health_settings_rebuild_the_breaker_but_keep_measurements():
     registry = health.HealthRegistry(now=FakeClock(), rng=random.Random(0))
     registry.reconcile(_doc(threshold=1))
-    member = registry.member("c", _member("a"))
-    member.record_success(latency=0.5, ttft=None)
-    member.record_failure(failure=OVERLOADED, counts_against_health=True)
+    tracked = registry.member("c", member("a"))
+    tracked.record_success(latency=0.5, ttft=None)
+    tracked.record_failure(failure=OVERLOADED, counts_against_health=True)
     registry.reconcile(_doc(threshold=5))
     view = registry.snapshot("c")["a/m"]
     assert view.state is breaker.CircuitState.CLOSED and view.latency_ewma == 0.5

@@ -3,23 +3,11 @@ import random
 
 from hypothesis import given
 from hypothesis import strategies as st
+from tests.pilotfish.failover.builders import member
 
-from pilotfish.api import credential, modelclass
+from pilotfish.api import modelclass
 from pilotfish.failover import breaker, health, plan
 from pilotfish.routes import document
-
-
-def _member(name, priority=0, weight=1, window=None):
-    return document.MemberRoute(
-        id=f"{name}/m",
-        credential=name,
-        provider=credential.ProviderType.OPENAI,
-        base_url="http://x",
-        model="m",
-        priority=priority,
-        weight=weight,
-        context_window=window,
-    )
 
 
 def _route(*members, strategy=modelclass.Strategy.PRIORITY):
@@ -43,7 +31,7 @@ def _ids(p):
 
 
 def test_members_are_tried_in_priority_order():
-    route = _route(_member("a", 0), _member("b", 1), _member("c", 2))
+    route = _route(member("a", 0), member("b", 1), member("c", 2))
     assert _ids(plan.plan_attempts(route, {}, prompt_tokens=10, pinned=None, rng=random.Random(0))) == [
         "a",
         "b",
@@ -52,7 +40,7 @@ def test_members_are_tried_in_priority_order():
 
 
 def test_equal_priorities_split_traffic_by_weight():
-    route = _route(_member("a", 0, weight=3), _member("b", 0, weight=1), _member("z", 1))
+    route = _route(member("a", 0, weight=3), member("b", 0, weight=1), member("z", 1))
     firsts = collections.Counter(
         plan.plan_attempts(route, {}, prompt_tokens=1, pinned=None, rng=random.Random(seed)).members[0].credential
         for seed in range(4000)
@@ -62,7 +50,7 @@ def test_equal_priorities_split_traffic_by_weight():
 
 
 def test_least_latency_prefers_the_fastest_and_samples_unmeasured_members():
-    route = _route(_member("slow"), _member("fast"), _member("new"), strategy=modelclass.Strategy.LEAST_LATENCY)
+    route = _route(member("slow"), member("fast"), member("new"), strategy=modelclass.Strategy.LEAST_LATENCY)
     views = {"slow/m": _view(latency=2.0), "fast/m": _view(latency=0.5)}
     assert _ids(plan.plan_attempts(route, views, prompt_tokens=1, pinned=None, rng=random.Random(0))) == [
         "new",
@@ -72,14 +60,14 @@ def test_least_latency_prefers_the_fastest_and_samples_unmeasured_members():
 
 
 def test_members_too_small_for_the_prompt_are_skipped():
-    route = _route(_member("small", 0, window=100), _member("big", 1, window=10_000))
+    route = _route(member("small", 0, window=100), member("big", 1, window=10_000))
     p = plan.plan_attempts(route, {}, prompt_tokens=500, pinned=None, rng=random.Random(0))
     assert _ids(p) == ["big"]
     assert p.skipped == (plan.Skip("small/m", plan.SkipReason.CONTEXT_WINDOW),)
 
 
 def test_open_members_are_skipped_but_one_is_kept_as_last_resort():
-    route = _route(_member("a"), _member("b", 1))
+    route = _route(member("a"), member("b", 1))
     open_a = {"a/m": _view(breaker.CircuitState.OPEN, 5.0)}
     p = plan.plan_attempts(route, open_a, prompt_tokens=1, pinned=None, rng=random.Random(0))
     assert _ids(p) == ["b"] and p.skipped == (plan.Skip("a/m", plan.SkipReason.CIRCUIT_OPEN),)
@@ -88,7 +76,7 @@ def test_open_members_are_skipped_but_one_is_kept_as_last_resort():
 
 
 def test_a_pinned_member_goes_first_unless_its_circuit_is_open():
-    route = _route(_member("a"), _member("b", 1))
+    route = _route(member("a"), member("b", 1))
     assert _ids(plan.plan_attempts(route, {}, prompt_tokens=1, pinned="b/m", rng=random.Random(0))) == [
         "b",
         "a",
@@ -98,10 +86,10 @@ def test_a_pinned_member_goes_first_unless_its_circuit_is_open():
 
 
 def test_after_context_length_only_larger_windows_remain():
-    failed = _member("a", window=8000)
-    rest = [_member("same", window=8000), _member("none"), _member("big", window=100_000)]
+    failed = member("a", window=8000)
+    rest = [member("same", window=8000), member("none"), member("big", window=100_000)]
     assert [m.credential for m in plan.after_context_length(rest, failed)] == ["big"]
-    assert len(plan.after_context_length(rest, _member("unknown"))) == 3
+    assert len(plan.after_context_length(rest, member("unknown"))) == 3
 
 
 @given(
@@ -109,7 +97,7 @@ def test_after_context_length_only_larger_windows_remain():
     st.integers(0, 10**6),
 )
 def test_the_plan_is_a_permutation_of_the_usable_members(specs, seed):
-    members = [_member(f"m{i}", priority, weight) for i, (priority, weight, _) in enumerate(specs)]
+    members = [member(f"m{i}", priority, weight) for i, (priority, weight, _) in enumerate(specs)]
     views = {
         m.id: _view(breaker.CircuitState.OPEN, 1.0)
         for m, (_, _, is_open) in zip(members, specs, strict=False)

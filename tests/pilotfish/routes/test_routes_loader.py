@@ -1,7 +1,5 @@
-import os
-import pathlib
-
 import pytest
+from tests import mounts
 
 from pilotfish.api import manifests
 from pilotfish.routes import loader
@@ -24,24 +22,12 @@ spec: {members: [{credentialRef: p, model: m}]}
 """
 
 
-def _kubelet_write(directory: pathlib.Path, files: dict[str, str], generation: int) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / f"..gen_{generation}"
-    target.mkdir()
-    for name, content in files.items():
-        (target / name).write_text(content)
-        if not (directory / name).is_symlink():
-            (directory / name).symlink_to(pathlib.Path("..data") / name)
-    (directory / "..data_tmp").symlink_to(target.name)
-    os.replace(directory / "..data_tmp", directory / "..data")
-
-
 @pytest.fixture
 def mounted(tmp_path):
     parsed = manifests.parse_text(MANIFEST, source="m", namespace="ns")
     snapshot, _ = loader.snapshot_from_manifests(parsed, namespace="ns")
-    _kubelet_write(tmp_path / "routes", {"routes.json": snapshot.document.to_json().decode()}, 1)
-    _kubelet_write(tmp_path / "secrets" / "keys", {"openai": "sk-loader-test\n"}, 1)
+    mounts.kubelet_write(tmp_path / "routes", {"routes.json": snapshot.document.to_json().decode()}, 1)
+    mounts.kubelet_write(tmp_path / "secrets" / "keys", {"openai": "sk-loader-test\n"}, 1)
     return tmp_path, snapshot
 
 
@@ -59,13 +45,13 @@ def test_the_kubelet_symlink_swap_is_seen_as_a_change(mounted):
     root, _ = mounted
     routes = loader.RoutesLoader(config_dir=root / "routes", secrets_dir=root / "secrets")
     routes.load()
-    _kubelet_write(root / "routes", {"routes.json": "{}"}, 2)
+    mounts.kubelet_write(root / "routes", {"routes.json": "{}"}, 2)
     assert routes.changed()
 
 
 def test_an_unknown_schema_version_is_rejected_with_the_file_named(mounted):
     root, _ = mounted
-    _kubelet_write(root / "routes", {"routes.json": '{"schemaVersion": 2}'}, 2)
+    mounts.kubelet_write(root / "routes", {"routes.json": '{"schemaVersion": 2}'}, 2)
     with pytest.raises(
         loader.LoadError, match=r"routes\.json: not a routes document this sidecar understands: schemaVersion"
     ):
@@ -80,6 +66,6 @@ def test_a_referenced_secret_that_is_not_mounted_is_rejected(mounted):
 
 def test_invalid_json_is_rejected(mounted):
     root, _ = mounted
-    _kubelet_write(root / "routes", {"routes.json": "{not json"}, 2)
+    mounts.kubelet_write(root / "routes", {"routes.json": "{not json"}, 2)
     with pytest.raises(loader.LoadError, match="not valid JSON"):
         loader.RoutesLoader(config_dir=root / "routes", secrets_dir=root / "secrets").load()
