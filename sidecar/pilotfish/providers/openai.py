@@ -32,7 +32,10 @@ def build_request(
     api_key: refs.ApiKey | None,
 ) -> http.UpstreamRequest:
     body: dict[str, Any] = {
-        **request.raw, "model": member.model, "stream": True, "stream_options": {"include_usage": True},
+        **request.raw,
+        "model": member.model,
+        "stream": True,
+        "stream_options": {"include_usage": True},
     }
     if member.max_output_tokens and request.output_token_limit() is None:
         body["max_completion_tokens"] = member.max_output_tokens
