@@ -146,7 +146,7 @@ def _build_kube(root: pathlib.Path, bin_dir: pathlib.Path) -> None:
         [
             "build",
             "-trimpath",
-            "-ldflags=-s -w",
+            f"-ldflags=-s -w {_kube_version_flags(version)}",
             "-o",
             str(bin_dir) + "/",
             "k8s.io/kubernetes/cmd/kube-apiserver",
@@ -154,6 +154,20 @@ def _build_kube(root: pathlib.Path, bin_dir: pathlib.Path) -> None:
         ],
         cwd=module_dir,
     )
+
+
+def _kube_version_flags(version: str) -> str:
+    """Stamp the version as Kubernetes' own build does; unstamped binaries report v0.0.0-master."""
+    major, minor, _ = version.split(".")
+    flags = []
+    for package in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        flags += [
+            f"-X {package}.gitVersion=v{version}",
+            f"-X {package}.gitMajor={major}",
+            f"-X {package}.gitMinor={minor}",
+            f"-X {package}.gitTreeState=clean",
+        ]
+    return " ".join(flags)
 
 
 def _build_etcd(root: pathlib.Path, bin_dir: pathlib.Path) -> None:
@@ -174,7 +188,12 @@ def _build_etcd(root: pathlib.Path, bin_dir: pathlib.Path) -> None:
 
 def _build_helm(root: pathlib.Path, bin_dir: pathlib.Path) -> None:
     _go(
-        ["install", "-trimpath", "-ldflags=-s -w", f"helm.sh/helm/v3/cmd/helm@v{versions.HELM}"],
+        [
+            "install",
+            "-trimpath",
+            f"-ldflags=-s -w -X helm.sh/helm/v3/internal/version.version=v{versions.HELM}",
+            f"helm.sh/helm/v3/cmd/helm@v{versions.HELM}",
+        ],
         cwd=root,
         env={"GOBIN": str(bin_dir)},
     )

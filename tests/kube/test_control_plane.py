@@ -41,10 +41,13 @@ def test_a_valid_modelclass_is_stored_with_server_side_defaults(crds_applied, na
 
 
 def test_an_invalid_modelclass_is_rejected_by_schema_validation_with_a_readable_message(crds_applied, namespace):
-    broken = VALID.replace("model: gpt-5-mini", "modle: gpt-5-mini")
-    result = _apply(crds_applied, namespace, broken, check=False)
+    missing = VALID.replace(", model: gpt-5-mini", "")
+    result = _apply(crds_applied, namespace, missing, check=False)
     assert result.returncode != 0
     assert "spec.members[0].model: Required value" in result.stderr
+    misspelled = VALID.replace("model: gpt-5-mini", "model: gpt-5-mini, modle: x")
+    strict = _apply(crds_applied, namespace, misspelled, check=False)
+    assert 'unknown field "spec.members[0].modle"' in strict.stderr
 
 
 def test_duplicate_members_are_rejected_by_the_cel_rule(crds_applied, namespace):
@@ -67,7 +70,9 @@ def test_an_unknown_provider_and_a_missing_base_url_are_rejected(crds_applied, n
     assert "baseURL is required when provider is openai-compatible or azure-openai" in no_url.stderr
     table = _apply(crds_applied, namespace, credential % "openai")
     assert table.returncode == 0
-    assert "PROVIDER" in crds_applied.kubectl("get", "pc", "-n", namespace).stdout
+    listed = crds_applied.kubectl("get", "pcred", "-n", namespace)
+    assert listed.stdout.split()[:4] == ["NAME", "PROVIDER", "READY", "AGE"]
+    assert "local" in listed.stdout and "openai" in listed.stdout
 
 
 def test_a_watch_sees_added_modified_and_deleted(crds_applied, namespace):

@@ -15,7 +15,8 @@ from pilotfish.api import base, refs
 
 KIND = "ProviderCredential"
 PLURAL = "providercredentials"
-SHORT_NAMES = ("pc",)
+# Not "pc": that is PriorityClass's built-in short name, and kubectl resolves it to priority classes.
+SHORT_NAMES = ("pcred",)
 
 
 class ProviderType(enum.StrEnum):

@@ -50,4 +50,4 @@ def test_required_fields_and_enums_reach_the_schema():
         "azure-openai",
     ]
     assert "baseURL" in pc["properties"]
-    assert by_name["ProviderCredential"]["spec"]["names"]["shortNames"] == ["pc"]
+    assert by_name["ProviderCredential"]["spec"]["names"]["shortNames"] == ["pcred"]
