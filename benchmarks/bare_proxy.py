@@ -7,7 +7,6 @@ Run: python -m benchmarks.bare_proxy --listen 127.0.0.1:PORT --upstream http://1
 from __future__ import annotations
 
 import argparse
-import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -49,11 +48,16 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--listen", required=True)
     parser.add_argument("--upstream", required=True, help="origin of the mock, e.g. http://127.0.0.1:9101")
+    parser.add_argument("--uvloop", action="store_true", help="run on uvloop, as the sidecar does")
     args = parser.parse_args()
     host, _, port = args.listen.rpartition(":")
-    web.run_app(build_app(args.upstream.rstrip("/")), host=host, port=int(port), access_log=None, print=None)
+    loop = None
+    if args.uvloop:
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    web.run_app(build_app(args.upstream.rstrip("/")), host=host, port=int(port), access_log=None, print=None, loop=loop)
 
 
 if __name__ == "__main__":
-    asyncio.set_event_loop_policy(None)
     main()

@@ -1,8 +1,9 @@
 """How much the sidecar adds: latency, CPU per request, throughput on one core, and RSS.
 
-Three targets are measured in one run, interleaved round by round so that machine noise hits them
-alike: the mock provider called directly, a bare aiohttp pass-through proxy (the floor any aiohttp
-sidecar pays), and the Pilotfish sidecar. Results are ratios and differences within this run.
+Four targets are measured in one run, interleaved round by round so that machine noise hits them
+alike: the mock provider called directly; a bare aiohttp pass-through proxy on asyncio's loop and
+the same proxy on uvloop (the floor any aiohttp sidecar pays; the sidecar runs on uvloop); and the
+Pilotfish sidecar. Results are differences and ratios within this run.
 
     python -m benchmarks.sidecar_overhead [--requests 400] [--rounds 3] [--out benchmarks/results/latest.json]
 """
@@ -182,99 +183,110 @@ def pin(pid: int, cpu: int) -> None:
         os.sched_setaffinity(pid, {cpu % (os.cpu_count() or 1)})
 
 
+def start_targets(stack: contextlib.ExitStack, manifest_dir: pathlib.Path) -> dict[str, tuple[str, int]]:
+    """Every process under test: name → (chat completions URL, pid)."""
+    python = sys.executable
+    mock_port, proxy_port, uvproxy_port, api_port, admin_port = (free_port() for _ in range(5))
+    mock = f"http://127.0.0.1:{mock_port}"
+    manifest = manifest_dir / "bench.yaml"
+    manifest.write_text(MANIFEST.format(upstream=mock))
+    commands = {
+        "direct": (mock_port, ["-m", "pilotfish.cli", "mock-provider", "--listen", f"127.0.0.1:{mock_port}"]),
+        "bare_proxy": (
+            proxy_port,
+            ["-m", "benchmarks.bare_proxy", f"--listen=127.0.0.1:{proxy_port}", f"--upstream={mock}"],
+        ),
+        "bare_proxy_uvloop": (
+            uvproxy_port,
+            ["-m", "benchmarks.bare_proxy", f"--listen=127.0.0.1:{uvproxy_port}", f"--upstream={mock}", "--uvloop"],
+        ),
+        "sidecar": (
+            api_port,
+            [
+                "-m",
+                "pilotfish.cli",
+                "local",
+                "-f",
+                str(manifest),
+                "--no-request-log",
+                f"--listen=127.0.0.1:{api_port}",
+                f"--admin=127.0.0.1:{admin_port}",
+            ],
+        ),
+    }
+    targets = {}
+    for name, (port, args) in commands.items():
+        proc = stack.enter_context(process([python, *args]))
+        targets[name] = (f"http://127.0.0.1:{port}/v1/chat/completions", proc.pid)
+    wait_http(f"{mock}/v1/models")
+    wait_http(f"http://127.0.0.1:{admin_port}/readyz")
+    time.sleep(0.5)  # the bare proxies have no probe endpoint
+    return targets
+
+
+def added_latency(latency: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """Each proxy's p50/p99 minus the direct call's, and the sidecar's as a ratio to each floor."""
+    added: dict[str, dict[str, float]] = {}
+    for scenario, r in latency.items():
+        row = {}
+        for name in ("bare_proxy", "bare_proxy_uvloop", "sidecar"):
+            for q in ("p50", "p99"):
+                row[f"{name}_added_{q}_ms"] = r[name][f"{q}_ms"] - r["direct"][f"{q}_ms"]
+        for floor in ("bare_proxy", "bare_proxy_uvloop"):
+            base = row[f"{floor}_added_p50_ms"]
+            row[f"ratio_to_{floor}_p50"] = row["sidecar_added_p50_ms"] / base if base > 0 else float("nan")
+        added[scenario] = row
+    return added
+
+
+def one_core_rounds(
+    urls: dict[str, str], pids: dict[str, int], *, rounds: int, seconds: float
+) -> dict[str, dict[str, float]]:
+    """Throughput and CPU per request on one core, interleaved round by round; medians, and the median of
+    per-round ratios to each floor (a ratio within a round cancels most of this shared machine's drift)."""
+    names = ("bare_proxy", "bare_proxy_uvloop", "sidecar")
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in names}
+    for _ in range(rounds):
+        for name in names:
+            pin(pids[name], 0)  # …and the process under test gets core 0 to itself
+            runs[name].append(asyncio.run(throughput(urls[name], pids[name], seconds=seconds)))
+    result = {
+        name: {key: statistics.median(r[key] for r in results) for key in ("rps", "cpu_ms_per_request")}
+        for name, results in runs.items()
+    }
+    for floor in ("bare_proxy", "bare_proxy_uvloop"):
+        result["sidecar"][f"cpu_ratio_to_{floor}"] = statistics.median(
+            s["cpu_ms_per_request"] / f["cpu_ms_per_request"] for s, f in zip(runs["sidecar"], runs[floor], strict=True)
+        )
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=400, help="requests per target per round")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--throughput-seconds", type=float, default=5.0)
+    parser.add_argument("--throughput-seconds", type=float, default=3.0)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "latest.json"))
     args = parser.parse_args()
-    python = sys.executable
-    mock_port, proxy_port, api_port, admin_port = (free_port() for _ in range(4))
-    mock = f"http://127.0.0.1:{mock_port}"
-    with tempfile.TemporaryDirectory() as tmp:
-        manifest = pathlib.Path(tmp, "bench.yaml")
-        manifest.write_text(MANIFEST.format(upstream=mock))
-        with (
-            process(
-                [python, "-m", "pilotfish.cli", "mock-provider", "--listen", f"127.0.0.1:{mock_port}"]
-            ) as mock_proc,
-            process(
-                [
-                    python,
-                    "-m",
-                    "benchmarks.bare_proxy",
-                    "--listen",
-                    f"127.0.0.1:{proxy_port}",
-                    "--upstream",
-                    mock,
-                ]
-            ) as proxy_proc,
-            process(
-                [
-                    python,
-                    "-m",
-                    "pilotfish.cli",
-                    "local",
-                    "-f",
-                    str(manifest),
-                    "--no-request-log",
-                    "--listen",
-                    f"127.0.0.1:{api_port}",
-                    "--admin",
-                    f"127.0.0.1:{admin_port}",
-                ]
-            ) as sidecar_proc,
-        ):
-            wait_http(f"{mock}/v1/models")
-            wait_http(f"http://127.0.0.1:{admin_port}/readyz")
-            time.sleep(0.5)  # the bare proxy has no probe endpoint
-            pin(mock_proc.pid, 1)
-            idle_rss = rss_mb(sidecar_proc.pid)
-            proxy_idle_rss = rss_mb(proxy_proc.pid)
-            targets = {
-                "direct": f"{mock}/v1/chat/completions",
-                "bare_proxy": f"http://127.0.0.1:{proxy_port}/v1/chat/completions",
-                "sidecar": f"http://127.0.0.1:{api_port}/v1/chat/completions",
-            }
-            latency = asyncio.run(measure(targets, requests=args.requests, rounds=args.rounds))
-            pin(sidecar_proc.pid, 0)
-            pin(proxy_proc.pid, 0)
-            tput = {
-                "bare_proxy": asyncio.run(
-                    throughput(targets["bare_proxy"], proxy_proc.pid, seconds=args.throughput_seconds)
-                ),
-                "sidecar": asyncio.run(
-                    throughput(targets["sidecar"], sidecar_proc.pid, seconds=args.throughput_seconds)
-                ),
-            }
-            memory = {
-                "sidecar_idle_rss_mb": idle_rss,
-                "sidecar_peak_rss_mb": rss_mb(sidecar_proc.pid, "VmHWM"),
-                "bare_proxy_idle_rss_mb": proxy_idle_rss,
-                "bare_proxy_peak_rss_mb": rss_mb(proxy_proc.pid, "VmHWM"),
-            }
-    added = {
-        scenario: {
-            "sidecar_added_p50_ms": r["sidecar"]["p50_ms"] - r["direct"]["p50_ms"],
-            "bare_proxy_added_p50_ms": r["bare_proxy"]["p50_ms"] - r["direct"]["p50_ms"],
-            "sidecar_added_p99_ms": r["sidecar"]["p99_ms"] - r["direct"]["p99_ms"],
-            "bare_proxy_added_p99_ms": r["bare_proxy"]["p99_ms"] - r["direct"]["p99_ms"],
-        }
-        for scenario, r in latency.items()
-    }
-    for _scenario, a in added.items():
-        floor = a["bare_proxy_added_p50_ms"]
-        a["ratio_to_bare_proxy_p50"] = a["sidecar_added_p50_ms"] / floor if floor > 0 else float("nan")
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        targets = start_targets(stack, pathlib.Path(tmp))
+        pids = {name: pid for name, (_, pid) in targets.items()}
+        pin(pids["direct"], 1)
+        idle = {name: rss_mb(pid) for name, pid in pids.items() if name != "direct"}
+        urls = {name: url for name, (url, _) in targets.items()}
+        latency = asyncio.run(measure(urls, requests=args.requests, rounds=args.rounds))
+        pin(os.getpid(), 1)  # the load generator shares core 1 with the mock…
+        tput = one_core_rounds(urls, pids, rounds=args.rounds, seconds=args.throughput_seconds)
+        memory = {name: {"idle_rss_mb": idle[name], "peak_rss_mb": rss_mb(pids[name], "VmHWM")} for name in idle}
     report = {
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
         "latency": latency,
-        "added": added,
+        "added": added_latency(latency),
         "throughput_one_core": tput,
         "memory": memory,
     }
     pathlib.Path(args.out).write_text(json.dumps(report, indent=2))
-    print(json.dumps({"added": added, "throughput_one_core": tput, "memory": memory}, indent=2))
+    print(json.dumps({k: report[k] for k in ("added", "throughput_one_core", "memory")}, indent=2))
     return 0
 
 

@@ -59,18 +59,21 @@ class UpstreamStream:
     def __init__(self, response: aiohttp.ClientResponse) -> None:
         self._response = response
 
-    async def events(self) -> AsyncIterator[sse.Event]:
+    async def batches(self) -> AsyncIterator[list[sse.Event]]:
+        """The events of each network read together: per-event async iteration costs more than parsing."""
         parser = sse.SSEParser()
         try:
             async for data in self._response.content.iter_any():
-                for event in parser.feed(data):
-                    yield event
+                events = parser.feed(data)
+                if events:
+                    yield events
         except (aiohttp.ClientError, OSError) as exc:
             raise failures.AttemptFailed(
                 failures.Failure(kind=failures.FailureKind.STREAM_INTERRUPTED, detail=_describe(exc))
             ) from exc
-        for event in parser.flush():
-            yield event
+        rest = parser.flush()
+        if rest:
+            yield rest
 
     def close(self) -> None:
         """Drop the connection: a half-read stream cannot go back to the pool."""

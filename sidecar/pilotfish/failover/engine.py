@@ -26,6 +26,7 @@ from pilotfish.telemetry import records
 from pilotfish.wire import openai
 
 Keys = Mapping[tuple[str, str], refs.ApiKey]
+Batch = list[openai.ChatChunk]  # the chunks of one network read, passed on together
 
 # Timers fire a hair early or late; within this of the total deadline a timeout is the total one.
 DEADLINE_SLACK = 0.005
@@ -47,7 +48,7 @@ class Committed:
 
     member: document.MemberRoute
     head: list[openai.ChatChunk]
-    rest: AsyncIterator[openai.ChatChunk] | None  # None once the whole stream is in ``head``
+    rest: AsyncIterator[Batch] | None  # None once the whole stream is in ``head``
     time_to_first_token: float
 
 
@@ -183,7 +184,8 @@ class Engine:
             first_token_at = self._now()
             if buffered:
                 async with asyncio.timeout(deadline - self._now()):
-                    head.extend([chunk async for chunk in chunks])
+                    async for batch in chunks:
+                        head.extend(batch)
                 stream.close()
                 return Committed(member=member, head=head, rest=None, time_to_first_token=first_token_at)
             return Committed(
@@ -208,21 +210,21 @@ class Engine:
         committed: Committed,
         member_health: health.MemberHealth,
         attempt_started: float,
-    ) -> AsyncIterator[openai.ChatChunk]:
+    ) -> AsyncIterator[Batch]:
         assert committed.rest is not None
         return self._watched(committed.rest, committed, member_health, attempt_started)
 
     async def _watched(
         self,
-        rest: AsyncIterator[openai.ChatChunk],
+        rest: AsyncIterator[Batch],
         committed: Committed,
         member_health: health.MemberHealth,
         attempt_started: float,
-    ) -> AsyncIterator[openai.ChatChunk]:
+    ) -> AsyncIterator[Batch]:
         """Pass the committed stream on, and tell the member's health how it ended."""
         try:
-            async for chunk in rest:
-                yield chunk
+            async for batch in rest:
+                yield batch
         except failures.AttemptFailed as exc:
             member_health.record_failure(
                 failure=exc.failure,
@@ -244,17 +246,21 @@ def _attempt_record(
     )
 
 
-async def _translate(
-    stream: upstream.UpstreamStream, translator: base.StreamTranslator
-) -> AsyncIterator[openai.ChatChunk]:
+async def _translate(stream: upstream.UpstreamStream, translator: base.StreamTranslator) -> AsyncIterator[Batch]:
     """Upstream events → OpenAI chunks; a stream that ends before its terminal event is a failure."""
     finish_seen = False
-    async for event in stream.events():
-        for chunk in translator.feed(event):
-            choices = chunk.get("choices")
-            if choices and choices[0].get("finish_reason"):
-                finish_seen = True
-            yield chunk
+    async for events in stream.batches():
+        batch: Batch = []
+        for event in events:
+            for chunk in translator.feed(event):
+                choices = chunk.get("choices")
+                if choices and choices[0].get("finish_reason"):
+                    finish_seen = True
+                batch.append(chunk)
+            if translator.finished:
+                break
+        if batch:
+            yield batch
         if translator.finished:
             return
     if not finish_seen:
@@ -263,25 +269,25 @@ async def _translate(
         )
 
 
-async def _read_until_content(chunks: AsyncIterator[openai.ChatChunk]) -> list[openai.ChatChunk]:
+async def _read_until_content(batches: AsyncIterator[Batch]) -> list[openai.ChatChunk]:
     head: list[openai.ChatChunk] = []
-    async for chunk in chunks:
-        head.append(chunk)
-        if is_content(chunk):
+    async for batch in batches:
+        head.extend(batch)
+        if any(is_content(chunk) for chunk in batch):
             return head
     return head  # an upstream that finished with nothing at all: an empty but complete answer
 
 
 async def _bounded(
-    chunks: AsyncIterator[openai.ChatChunk],
+    batches: AsyncIterator[Batch],
     stream: upstream.UpstreamStream,
     seconds: float,
-) -> AsyncIterator[openai.ChatChunk]:
+) -> AsyncIterator[Batch]:
     """The rest of a committed stream, under the request's total deadline; always closes upstream."""
     try:
         async with asyncio.timeout(seconds):
-            async for chunk in chunks:
-                yield chunk
+            async for batch in batches:
+                yield batch
     except TimeoutError as exc:
         raise failures.AttemptFailed(
             failures.Failure(kind=failures.FailureKind.TOTAL_TIMEOUT, detail="total deadline exceeded")

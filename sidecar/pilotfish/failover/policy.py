@@ -1,93 +1,109 @@
 """What each kind of failure means, in one table: fail over or not, hurt the member's health or not,
 and what the client gets if it is the last word.
 
+Providers classify (``failures.FailureKind``); this module decides. ``failover.engine`` looks every
+failed attempt up here, and ``server.chat`` turns the final one into the client's error. A test
+asserts that the table covers every kind, so a new kind cannot be added without a decision.
+
 A client error (a malformed request, refused content) is answered once: retrying it on every member
 would multiply load and cost for an answer that cannot change. Capacity problems (429, overload, 5xx,
-timeouts) move to the next member and count against the member that had them.
+timeouts) and a misconfigured member (401/403, 404) move to the next member and count against the
+member that had them. The client never sees a member's 401 or 404: its own request was fine.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import types
 from collections.abc import Mapping
-from types import MappingProxyType
 
-from pilotfish.failures import FailureKind as K
+from pilotfish import failures
+
+K = failures.FailureKind
+
+# OpenAI's error ``type`` values, as its API and SDKs use them.
+INVALID_REQUEST = "invalid_request_error"
+RATE_LIMIT = "requests"  # OpenAI's 429: type "requests" (or "tokens"), code "rate_limit_exceeded"
+SERVER_ERROR = "server_error"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Policy:
+    """The decision for one failure kind."""
+
     failover: bool
-    """Try the next member in the plan."""
+    """Try the next member in the plan (before the commit point only; the engine enforces that)."""
+
+    same_member_retries: int = 0
+    """Quick retries on the same member before failing over. Zero everywhere for now: failing over
+    at once is cheaper than waiting on a member that just failed (issue 9 tunes this here)."""
+
     counts_against_health: bool
-    """Counts toward the member's circuit breaker."""
+    """Counts toward the member's circuit breaker and its error rate."""
+
+    needs_larger_window: bool = False
+    """Only members with a larger context window than the failed one may be tried next."""
+
     client_status: int
     """HTTP status the client gets when this failure ends the request."""
+
     client_error_type: str
     """OpenAI error ``type`` for that response."""
+
     client_error_code: str
     """OpenAI error ``code`` for that response."""
-    needs_larger_window: bool = False
-    """Only members with a larger context window may be tried next."""
-    same_member_retries: int = 0
-    """Quick retries on the same member before failing over (none by default: fail over at once)."""
 
 
-def _capacity(status: int, code: str) -> Policy:
-    """A capacity or availability problem of one member: move on, and count it against the member."""
+def _member_problem(status: int, code: str) -> Policy:
+    """A capacity, availability or configuration problem of one member: move on, count it."""
     return Policy(
         failover=True,
         counts_against_health=True,
         client_status=status,
-        client_error_type="server_error",
+        client_error_type=SERVER_ERROR,
         client_error_code=code,
     )
 
 
-POLICY: Mapping[K, Policy] = MappingProxyType(
+def _request_problem(code: str, *, failover: bool = False, needs_larger_window: bool = False) -> Policy:
+    """The request itself cannot be served as sent: the member is not to blame."""
+    return Policy(
+        failover=failover,
+        counts_against_health=False,
+        needs_larger_window=needs_larger_window,
+        client_status=400,
+        client_error_type=INVALID_REQUEST,
+        client_error_code=code,
+    )
+
+
+POLICY: Mapping[failures.FailureKind, Policy] = types.MappingProxyType(
     {
-        K.CONNECT: _capacity(502, "upstream_unreachable"),
-        K.CONNECT_TIMEOUT: _capacity(504, "upstream_timeout"),
-        K.FIRST_TOKEN_TIMEOUT: _capacity(504, "upstream_timeout"),
-        K.TOTAL_TIMEOUT: _capacity(504, "upstream_timeout"),
-        K.SERVER_ERROR: _capacity(502, "upstream_error"),
-        K.OVERLOADED: _capacity(503, "upstream_overloaded"),
+        K.CONNECT: _member_problem(502, "upstream_unreachable"),
+        K.CONNECT_TIMEOUT: _member_problem(504, "upstream_timeout"),
+        K.FIRST_TOKEN_TIMEOUT: _member_problem(504, "upstream_timeout"),
+        K.TOTAL_TIMEOUT: _member_problem(504, "upstream_timeout"),
+        K.SERVER_ERROR: _member_problem(502, "upstream_error"),
+        K.OVERLOADED: _member_problem(503, "upstream_overloaded"),
+        # Counts, and a Retry-After opens the member's circuit at once (see breaker): no 429 cascade.
         K.RATE_LIMITED: Policy(
             failover=True,
             counts_against_health=True,
             client_status=429,
-            client_error_type="rate_limit_error",
+            client_error_type=RATE_LIMIT,
             client_error_code="rate_limit_exceeded",
         ),
-        K.AUTH: _capacity(502, "upstream_auth_failed"),
-        K.NOT_FOUND: _capacity(502, "upstream_model_not_found"),
-        K.BAD_RESPONSE: _capacity(502, "upstream_bad_response"),
-        K.STREAM_INTERRUPTED: _capacity(502, "upstream_stream_interrupted"),
-        K.BAD_REQUEST: Policy(
-            failover=False,
-            counts_against_health=False,
-            client_status=400,
-            client_error_type="invalid_request_error",
-            client_error_code="invalid_request",
-        ),
-        K.CONTEXT_LENGTH: Policy(
-            failover=True,
-            counts_against_health=False,
-            needs_larger_window=True,
-            client_status=400,
-            client_error_type="invalid_request_error",
-            client_error_code="context_length_exceeded",
-        ),
-        K.CONTENT_FILTER: Policy(
-            failover=False,
-            counts_against_health=False,
-            client_status=400,
-            client_error_type="invalid_request_error",
-            client_error_code="content_filter",
-        ),
+        K.AUTH: _member_problem(502, "upstream_auth_failed"),  # the member's key is bad, not the client's
+        K.NOT_FOUND: _member_problem(502, "upstream_model_not_found"),  # the member's model does not exist
+        K.BAD_RESPONSE: _member_problem(502, "upstream_bad_response"),
+        K.STREAM_INTERRUPTED: _member_problem(502, "upstream_stream_interrupted"),  # fails over before commit only
+        K.BAD_REQUEST: _request_problem("invalid_request"),  # every member would say the same
+        K.CONTEXT_LENGTH: _request_problem("context_length_exceeded", failover=True, needs_larger_window=True),
+        K.CONTENT_FILTER: _request_problem("content_filter"),  # another vendor answering is a compliance call
     }
 )
 
 
-def policy_for(kind: K) -> Policy:
+def policy_for(kind: failures.FailureKind) -> Policy:
+    """The decision for ``kind``; every kind has one."""
     return POLICY[kind]

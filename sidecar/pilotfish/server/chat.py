@@ -90,14 +90,10 @@ async def _write_stream(
     response = web.StreamResponse(headers={**_SSE_HEADERS, **_route_headers(record)})
     await response.prepare(request)  # the point of no return
     try:
-        async for chunk in _all_chunks(committed):
-            if _is_usage_chunk(chunk):
-                _count_usage(chunk, committed.member, record)
-                if not chat.include_usage:
-                    continue
-            elif not chat.include_usage:
-                chunk.pop("usage", None)
-            await response.write(sse.encode(orjson.dumps(chunk)))
+        async for batch in _all_batches(committed):
+            frames = _frames(batch, include_usage=chat.include_usage, member=committed.member, record=record)
+            if frames:
+                await response.write(frames)
         await response.write(_DONE_FRAME)
     except failures.AttemptFailed as exc:
         record.outcome, record.error_code = records.Outcome.INTERRUPTED, exc.failure.kind.value
@@ -122,12 +118,27 @@ async def _write_stream(
     return response
 
 
-async def _all_chunks(committed: engine.Committed) -> AsyncIterator[openai.ChatChunk]:
-    for chunk in committed.head:
-        yield chunk
+async def _all_batches(committed: engine.Committed) -> AsyncIterator[engine.Batch]:
+    yield committed.head
     if committed.rest is not None:
-        async for chunk in committed.rest:
-            yield chunk
+        async for batch in committed.rest:
+            yield batch
+
+
+def _frames(
+    batch: engine.Batch, *, include_usage: bool, member: document.MemberRoute, record: records.RequestRecord
+) -> bytes:
+    """One write's worth of SSE frames; the usage chunk is counted, and sent only if asked for."""
+    frames = []
+    for chunk in batch:
+        if _is_usage_chunk(chunk):
+            _count_usage(chunk, member, record)
+            if not include_usage:
+                continue
+        elif not include_usage:
+            chunk.pop("usage", None)
+        frames.append(sse.encode(orjson.dumps(chunk)))
+    return b"".join(frames)
 
 
 def _is_usage_chunk(chunk: openai.ChatChunk) -> bool:

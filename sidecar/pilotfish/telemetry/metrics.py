@@ -6,6 +6,8 @@ conversation id or anything else of unbounded cardinality.
 
 from __future__ import annotations
 
+from typing import Any
+
 import prometheus_client as prom
 
 from pilotfish.telemetry import records
@@ -23,6 +25,7 @@ class Metrics:
         prom.disable_created_metrics()  # type: ignore[no-untyped-call] # *_created series double the scrape size for no dashboard use
         self.registry = registry or prom.CollectorRegistry(auto_describe=True)
         r = self.registry
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.requests = prom.Counter(
             "pilotfish_requests",
             "Requests by class, serving member and outcome.",
@@ -97,30 +100,39 @@ class Metrics:
             registry=r,
         )
 
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, cached: the lookup costs more than the increment."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def observe(self, record: records.RequestRecord) -> None:
         """Count one finished request."""
         cls = record.class_name
         provider = record.provider or NO_PROVIDER
         model = record.model or NO_PROVIDER
-        self.requests.labels(cls, provider, model, record.outcome.value).inc()
+        child = self._child
+        child(self.requests, cls, provider, model, record.outcome.value).inc()
         attempts = record.attempts
         for index, attempt in enumerate(attempts):
-            self.attempts.labels(cls, attempt.provider, attempt.model, attempt.result).inc()
+            child(self.attempts, cls, attempt.provider, attempt.model, attempt.result).inc()
             if attempt.failure is not None and index + 1 < len(attempts):
-                self.failovers.labels(cls, attempt.provider, attempt.failure.kind.value).inc()
+                child(self.failovers, cls, attempt.provider, attempt.failure.kind.value).inc()
         if record.error_code == "retry_budget_exhausted":
-            self.budget_exhausted.labels(cls).inc()
+            child(self.budget_exhausted, cls).inc()
         if record.provider is None:
             return
-        self.duration.labels(cls, provider).observe(record.latency)
+        child(self.duration, cls, provider).observe(record.latency)
         if record.time_to_first_token is not None:
-            self.ttft.labels(cls, provider).observe(record.time_to_first_token)
+            child(self.ttft, cls, provider).observe(record.time_to_first_token)
         if record.prompt_tokens:
-            self.tokens.labels(cls, provider, model, "input").inc(record.prompt_tokens)
+            child(self.tokens, cls, provider, model, "input").inc(record.prompt_tokens)
         if record.completion_tokens:
-            self.tokens.labels(cls, provider, model, "output").inc(record.completion_tokens)
+            child(self.tokens, cls, provider, model, "output").inc(record.completion_tokens)
         if record.cost_usd:
-            self.cost.labels(cls, provider, model).inc(record.cost_usd)
+            child(self.cost, cls, provider, model).inc(record.cost_usd)
 
     def set_routes(self, *, digest: str, namespace: str) -> None:
         self.routes_info.clear()

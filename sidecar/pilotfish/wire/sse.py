@@ -26,16 +26,20 @@ class SSEParser:
         self._buffer = b""
 
     def feed(self, chunk: bytes) -> list[Event]:
-        self._buffer += chunk.replace(b"\r\n", b"\n")
+        if b"\r" in chunk:
+            chunk = chunk.replace(b"\r\n", b"\n")
+        blocks = (self._buffer + chunk).split(b"\n\n")
+        self._buffer = blocks.pop()  # the incomplete tail, often b""
         events: list[Event] = []
-        while True:
-            end = self._buffer.find(b"\n\n")
-            if end < 0:
-                return events
-            block, self._buffer = self._buffer[:end], self._buffer[end + 2 :]
+        for block in blocks:
+            # Fast path: one `data:` line, the shape of nearly every event OpenAI-format servers send.
+            if block.startswith(b"data: ") and b"\n" not in block:
+                events.append(Event(data=block[6:].decode("utf-8", errors="replace")))
+                continue
             event = _parse_block(block.decode("utf-8", errors="replace"))
             if event is not None:
                 events.append(event)
+        return events
 
     def flush(self) -> list[Event]:
         """Whatever complete-looking event is left when the stream ends without a blank line."""
