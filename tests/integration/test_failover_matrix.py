@@ -157,10 +157,11 @@ async def test_the_breaker_opens_after_the_threshold_and_recovers_with_a_single_
     calls_while_open = mocks["primary"].stats.requests
     await complete(sidecar.client(), stream=False)
     assert mocks["primary"].stats.requests == calls_while_open  # open: not called at all
-    mocks["primary"].set_fault(mode="ok")
+    mocks["primary"].set_fault(mode="latency", delay=0.3)  # healthy again, and the probe takes a while…
     await asyncio.sleep(1.3)  # cooldownSeconds: 1, with up to 10% jitter
     results = await asyncio.gather(*(complete(sidecar.client(), stream=False) for _ in range(5)))
-    assert mocks["primary"].stats.requests == calls_while_open + 1  # exactly one probe, no herd
+    # …so all five arrive while the probe is out: exactly one reaches the primary, no herd
+    assert mocks["primary"].stats.requests == calls_while_open + 1
     assert sum(text == answer_of("primary") for text, _ in results) == 1
     text, _ = await complete(sidecar.client(), stream=False)
     assert text == answer_of("primary")

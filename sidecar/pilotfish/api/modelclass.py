@@ -42,7 +42,8 @@ class MemberSpec(base.ApiModel):
         default=None,
         ge=0,
         le=1000,
-        description="Lower is preferred. Defaults to the member's position in the list.",
+        description="Lower is preferred. Defaults to the member's position in the list, or to 0 for every "
+        "member under the weighted strategy (so they split traffic by weight).",
     )
     weight: int = pydantic.Field(default=1, ge=1, le=1000, description="Traffic share among members of equal priority.")
     context_window: int | None = pydantic.Field(

@@ -67,9 +67,8 @@ class CircuitBreaker:
         self._rng = rng if rng is not None else random.Random()
         self._jitter = jitter
         self._probe_timeout_given = probe_timeout
-        self._failure_threshold = 1
-        self._cooldown = 1.0
-        self.reconfigure(failure_threshold=failure_threshold, cooldown=cooldown)
+        self._failure_threshold = _checked_threshold(failure_threshold)
+        self._cooldown = _checked_cooldown(cooldown)
         self._failures = 0
         self._open_until: float | None = None  # set while open or half-open
         self._probe_deadline: float | None = None  # set while a half-open probe is out
@@ -145,17 +144,15 @@ class CircuitBreaker:
 
     def reconfigure(self, *, failure_threshold: int, cooldown: float) -> None:
         """Apply new settings and keep the state: a member that is down stays down after an edit.
-        A shorter cooldown also shortens an open circuit's remaining wait; a new threshold applies
-        from the next failure."""
-        if failure_threshold < 1:
-            raise ValueError(f"failure_threshold must be at least 1, got {failure_threshold}")
-        if not cooldown > 0:
-            raise ValueError(f"cooldown must be positive, got {cooldown}")
-        self._failure_threshold = failure_threshold
-        self._cooldown = cooldown
-        open_until = getattr(self, "_open_until", None)
-        if open_until is not None:
-            self._open_until = min(open_until, self._now() + self._jittered(cooldown))
+
+        A new threshold applies from the next failure. An open circuit keeps its remaining wait,
+        capped at the new (jittered) cooldown, so shortening a cooldown takes effect at once and the
+        sidecars that all received the edit together still do not all probe together."""
+        self._failure_threshold = _checked_threshold(failure_threshold)
+        self._cooldown = _checked_cooldown(cooldown)
+        if self.state is CircuitState.OPEN:
+            assert self._open_until is not None
+            self._open_until = min(self._open_until, self._now() + self._jittered(self._cooldown))
 
     @property
     def _probe_timeout(self) -> float:
@@ -169,6 +166,18 @@ class CircuitBreaker:
         if self._jitter == 0.0:
             return seconds
         return seconds * (1.0 + self._rng.uniform(-self._jitter, self._jitter))
+
+
+def _checked_threshold(failure_threshold: int) -> int:
+    if failure_threshold < 1:
+        raise ValueError(f"failure_threshold must be at least 1, got {failure_threshold}")
+    return failure_threshold
+
+
+def _checked_cooldown(cooldown: float) -> float:
+    if not cooldown > 0:  # also refuses NaN
+        raise ValueError(f"cooldown must be positive, got {cooldown}")
+    return cooldown
 
 
 def _sane_retry_after(retry_after: float | None) -> float | None:

@@ -1,9 +1,15 @@
-"""A retry budget: failovers and retries are capped at a percentage of recent first attempts.
+"""A retry budget: retries and failovers are capped at a percentage of recent first attempts.
 
 Without it an outage multiplies upstream load: every request that fails on member A is sent again
 to B, and SDK retries multiply that again. With it, a sidecar sends at most ``1 + percent/100`` times
-its own traffic upstream (plus a small floor so a quiet pod can still fail over). Same idea as
-Finagle's and Envoy's retry budgets.
+its own traffic upstream, plus a small floor so a quiet pod can still fail over. Same idea as
+Finagle's and Envoy's retry budgets. ``failover.engine`` keeps one budget per class: it calls
+``record_request()`` once per client request and ``try_spend()`` before every attempt after the first.
+
+The window slides in whole buckets of ``BUCKET_SECONDS``: an event is forgotten between
+``window - BUCKET_SECONDS`` and ``window`` seconds after it happened. Each call is O(1) amortised
+and memory is at most ``window / BUCKET_SECONDS + 1`` buckets, whatever the traffic: this is on the
+hot path of every request.
 """
 
 from __future__ import annotations
@@ -13,13 +19,26 @@ import math
 from collections.abc import Callable
 
 # Retries always allowed per window, so a pod serving one request a minute can still fail over
-# through a whole class (three members need two retries).
+# through a whole class (three members need two retries) a few times over, while an outage at
+# thousands of requests a window is still held to ``percent``.
 MIN_RETRIES_PER_WINDOW = 10
+# One bucket a second: a 10 s window costs 11 small objects; finer buckets buy nothing measurable.
 BUCKET_SECONDS = 1.0
 
 
+class _Bucket:
+    """First attempts and retries that happened in one bucket of time."""
+
+    __slots__ = ("index", "requests", "retries")
+
+    def __init__(self, index: int) -> None:
+        self.index = index  # floor(now / BUCKET_SECONDS)
+        self.requests = 0
+        self.retries = 0
+
+
 class RetryBudget:
-    """Sliding window of 1-second buckets of (first attempts, retries spent)."""
+    """Retries allowed in the window: ``min_retries + percent% of first attempts`` in the window."""
 
     def __init__(
         self,
@@ -29,43 +48,63 @@ class RetryBudget:
         window: float = 10.0,
         min_retries: int = MIN_RETRIES_PER_WINDOW,
     ) -> None:
+        if not 0.0 <= percent <= 100.0:
+            raise ValueError(f"percent must be in [0, 100], got {percent}")
+        if not window >= BUCKET_SECONDS:
+            raise ValueError(f"window must be at least {BUCKET_SECONDS} s, got {window}")
+        if min_retries < 0:
+            raise ValueError(f"min_retries must not be negative, got {min_retries}")
         self.percent = percent
         self._now = now
-        self._buckets_kept = max(1, math.ceil(window / BUCKET_SECONDS))
+        self._buckets_kept = math.ceil(window / BUCKET_SECONDS)
         self._min_retries = min_retries
-        self._buckets: collections.deque[list[int]] = collections.deque()  # [bucket id, requests, retries]
-        self._requests = 0
+        self._buckets: collections.deque[_Bucket] = collections.deque()
+        self._requests = 0  # totals over the buckets in the window
         self._retries = 0
         self.exhausted_total = 0
+        """Retries refused since the budget was made (a monotonic counter, for a metric)."""
 
     def record_request(self) -> None:
-        self._bucket()[1] += 1
+        """A first attempt: each one raises the allowance by ``percent / 100`` of a retry."""
+        self._current().requests += 1
         self._requests += 1
 
     def try_spend(self) -> bool:
-        """Spend one retry if the budget allows it."""
-        bucket = self._bucket()
-        if self._retries + 1 > self.allowed():
+        """Spend one retry or failover; False (and ``exhausted_total`` + 1) when the budget is used up."""
+        bucket = self._current()
+        if (self._retries + 1 - self._min_retries) * 100.0 > self._requests * self.percent:
             self.exhausted_total += 1
             return False
-        bucket[2] += 1
+        bucket.retries += 1
         self._retries += 1
         return True
 
     def allowed(self) -> float:
+        """Retries the window allows now (spent ones included)."""
+        self._current()
         return self._min_retries + self._requests * self.percent / 100.0
 
-    def utilisation(self) -> float:
-        self._bucket()
-        return self._retries / self.allowed()
+    def spent(self) -> int:
+        """Retries spent in the window."""
+        self._current()
+        return self._retries
 
-    def _bucket(self) -> list[int]:
-        current = int(self._now() // BUCKET_SECONDS)
+    def utilisation(self) -> float:
+        """Spent over allowed, in [0, 1]: 1 means the next retry is refused. (Spent retries can
+        briefly outlive the first attempts that allowed them in the window; that reads as 1.)"""
+        allowed = self.allowed()
+        if allowed <= 0:
+            return 0.0 if self._retries == 0 else 1.0
+        return min(1.0, self._retries / allowed)
+
+    def _current(self) -> _Bucket:
+        """Drop buckets that left the window and return the one for now."""
+        index = math.floor(self._now() / BUCKET_SECONDS)
         buckets = self._buckets
-        while buckets and buckets[0][0] <= current - self._buckets_kept:
-            _, requests, retries = buckets.popleft()
-            self._requests -= requests
-            self._retries -= retries
-        if not buckets or buckets[-1][0] != current:
-            buckets.append([current, 0, 0])
+        while buckets and buckets[0].index <= index - self._buckets_kept:
+            gone = buckets.popleft()
+            self._requests -= gone.requests
+            self._retries -= gone.retries
+        if not buckets or buckets[-1].index < index:
+            buckets.append(_Bucket(index))
         return buckets[-1]

@@ -120,7 +120,7 @@ class Engine:
         while queue and len(record.attempts) < route.routing.max_attempts:
             member = queue.pop(0)
             member_health = self.health.member(route.name, member)
-            if not member_health.breaker.allow():
+            if not attempt_plan.last_resort and not member_health.breaker.allow():
                 record.skipped.append((member.id, plan.SkipReason.CIRCUIT_OPEN.value))
                 continue
             if record.attempts and not retry_budget.try_spend():

@@ -1,12 +1,25 @@
 """What the sidecar knows about each member: its breaker, how fast it answers, how often it fails.
 
-Kept per (class, member id) across routes reloads, so a config change does not forget that a
-provider is down. ``snapshot`` gives plan and /debug/members an immutable view.
+``failover.engine`` reports every attempt's outcome here; ``failover.plan`` orders members from an
+immutable ``snapshot``; ``admin`` shows the same views at /debug/members. State is kept per
+(class, member id) across routes reloads (``HealthRegistry.reconcile``), so editing a class does not
+forget that a provider is down.
+
+Measurements, and why these:
+
+- latency and time to first token are EWMAs (``EWMA_ALPHA``): O(1) memory, and they follow a member
+  that gets slower within a handful of requests while smoothing out a single outlier;
+- the error rate is over a sliding window of the last ``ERROR_WINDOW_SECONDS`` (buckets of
+  ``ERROR_BUCKET_SECONDS``): a rate over time reads the same on a busy pod and a quiet one, and it
+  falls back to zero once a member has been left alone for a minute. Only failures that count
+  against health are errors; a client's bad request is an attempt the member answered correctly.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import math
 import random
 from collections.abc import Callable, Mapping
 
@@ -16,108 +29,205 @@ from pilotfish.failover import breaker
 from pilotfish.routes import document
 
 EWMA_ALPHA = 0.2  # weight of the newest sample: reacts within ~5 requests, smooths single outliers
-ERROR_ALPHA = 0.1  # the error rate is an EWMA of 0/1 outcomes: O(1) memory, ~the last 20 attempts
+ERROR_WINDOW_SECONDS = 60.0  # long enough to be stable at a request a second, short enough to recover
+ERROR_BUCKET_SECONDS = 5.0  # 12 buckets a member: cheap to keep for every member of every class
+_ERROR_BUCKETS_KEPT = math.ceil(ERROR_WINDOW_SECONDS / ERROR_BUCKET_SECONDS)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class MemberView:
+    """One member's health at one instant: what plan orders by and /debug/members shows."""
+
     state: breaker.CircuitState
     consecutive_failures: int
-    cooldown_left: float
-    latency_ewma: float | None  # seconds; None until the first success
-    ttft_ewma: float | None
-    error_rate: float  # EWMA of failed attempts (0..1); 0 before any attempt
-    attempts: int  # since the member appeared in the routes
+    cooldown_left: float  # seconds until an open circuit turns half-open; 0 otherwise
+    latency_ewma: float | None  # seconds per successful attempt; None until the first success
+    ttft_ewma: float | None  # seconds to the first token; None until one was measured
+    error_rate: float  # failures that count / attempts, over the last ERROR_WINDOW_SECONDS; 0 if none
+    requests: int  # attempts reported since the member appeared in the routes
+    client_errors: int = 0  # failures that did not count against the member (bad request, …)
 
     def to_dict(self) -> dict[str, object]:
+        """JSON for /debug/members, camelCase like the rest of the API."""
         return {
             "state": self.state.value,
             "consecutiveFailures": self.consecutive_failures,
             "cooldownLeftSeconds": round(self.cooldown_left, 3),
-            "latencyEwmaSeconds": None if self.latency_ewma is None else round(self.latency_ewma, 4),
-            "ttftEwmaSeconds": None if self.ttft_ewma is None else round(self.ttft_ewma, 4),
+            "latencyEwmaSeconds": _rounded(self.latency_ewma),
+            "ttftEwmaSeconds": _rounded(self.ttft_ewma),
             "errorRate": round(self.error_rate, 4),
-            "attempts": self.attempts,
+            "requests": self.requests,
+            "clientErrors": self.client_errors,
         }
 
 
-class MemberHealth:
-    def __init__(self, *, spec: modelclass.HealthSpec, now: Callable[[], float], rng: random.Random) -> None:
-        self.spec = spec
+class _ErrorWindow:
+    """Attempts and errors over a sliding window of fixed buckets, with running totals: O(1)."""
+
+    __slots__ = ("_buckets", "_now", "attempts", "errors")
+
+    def __init__(self, *, now: Callable[[], float]) -> None:
         self._now = now
+        self._buckets: collections.deque[list[int]] = collections.deque()  # [index, attempts, errors]
+        self.attempts = 0
+        self.errors = 0
+
+    def add(self, *, failed: bool) -> None:
+        index = self._expire()
+        if not self._buckets or self._buckets[-1][0] < index:
+            self._buckets.append([index, 0, 0])
+        bucket = self._buckets[-1]
+        bucket[1] += 1
+        bucket[2] += failed
+        self.attempts += 1
+        self.errors += failed
+
+    def rate(self) -> float:
+        self._expire()
+        return self.errors / self.attempts if self.attempts else 0.0
+
+    def _expire(self) -> int:
+        """Drop the buckets that left the window; the index of the current bucket."""
+        index = math.floor(self._now() / ERROR_BUCKET_SECONDS)
+        buckets = self._buckets
+        while buckets and buckets[0][0] <= index - _ERROR_BUCKETS_KEPT:
+            _, attempts, errors = buckets.popleft()
+            self.attempts -= attempts
+            self.errors -= errors
+        return index
+
+
+class MemberHealth:
+    """Everything measured about one member, and its breaker (``breaker``, asked by the engine)."""
+
+    def __init__(
+        self,
+        *,
+        spec: modelclass.HealthSpec,
+        now: Callable[[], float],
+        rng: random.Random,
+    ) -> None:
+        self.spec = spec
         self.breaker = breaker.CircuitBreaker(
-            failure_threshold=spec.failure_threshold, cooldown=spec.cooldown_seconds, now=now, rng=rng
+            failure_threshold=spec.failure_threshold,
+            cooldown=spec.cooldown_seconds,
+            now=now,
+            rng=rng,
         )
         self.latency_ewma: float | None = None
         self.ttft_ewma: float | None = None
-        self.error_rate = 0.0
-        self.attempts = 0
+        self.requests = 0
+        self.client_errors = 0
+        self._errors = _ErrorWindow(now=now)
 
     def record_success(self, *, latency: float, ttft: float | None) -> None:
+        """An attempt succeeded in ``latency`` seconds, its first token after ``ttft`` (if measured)."""
         self.breaker.record_success()
         self.latency_ewma = _ewma(self.latency_ewma, latency)
         if ttft is not None:
             self.ttft_ewma = _ewma(self.ttft_ewma, ttft)
-        self._count(failed=False)
+        self.requests += 1
+        self._errors.add(failed=False)
 
     def record_failure(self, *, failure: failures.Failure, counts_against_health: bool) -> None:
-        if not counts_against_health:
-            self.breaker.release_probe()  # the member answered; its health is not in question
-            return
-        self.breaker.record_failure(retry_after=failure.retry_after)
-        self._count(failed=True)
+        """An attempt failed. One that does not count leaves the breaker alone: the member answered,
+        its health is not in question (a half-open probe slot it held is handed back)."""
+        self.requests += 1
+        self._errors.add(failed=counts_against_health)
+        if counts_against_health:
+            self.breaker.record_failure(retry_after=failure.retry_after)
+        else:
+            self.client_errors += 1
+            self.breaker.release_probe()
 
-    def _count(self, *, failed: bool) -> None:
-        self.attempts += 1
-        self.error_rate += ERROR_ALPHA * ((1.0 if failed else 0.0) - self.error_rate)
+    def reconfigure(self, spec: modelclass.HealthSpec) -> None:
+        """New breaker settings from a reload; state and measurements are kept."""
+        self.breaker.reconfigure(failure_threshold=spec.failure_threshold, cooldown=spec.cooldown_seconds)
+        self.spec = spec
 
     def view(self) -> MemberView:
+        """An immutable copy of the member's health now."""
         return MemberView(
             state=self.breaker.state,
             consecutive_failures=self.breaker.consecutive_failures,
             cooldown_left=self.breaker.cooldown_left(),
             latency_ewma=self.latency_ewma,
             ttft_ewma=self.ttft_ewma,
-            error_rate=self.error_rate,
-            attempts=self.attempts,
+            error_rate=self._errors.rate(),
+            requests=self.requests,
+            client_errors=self.client_errors,
         )
 
 
+@dataclasses.dataclass(slots=True)
+class _Tracked:
+    health: MemberHealth
+    endpoint: tuple[object, ...]  # where the member's attempts go; a change makes it a new member
+
+
 class HealthRegistry:
+    """Every member's health, by class and member id; the engine's and the admin port's one source."""
+
     def __init__(self, *, now: Callable[[], float], rng: random.Random) -> None:
         self._now = now
         self._rng = rng
-        self._members: dict[str, dict[str, MemberHealth]] = {}  # class → member id → health
+        self._classes: dict[str, dict[str, _Tracked]] = {}  # class → member id → health
         self._specs: dict[str, modelclass.HealthSpec] = {}
 
     def member(self, class_name: str, member: document.MemberRoute) -> MemberHealth:
-        members = self._members.setdefault(class_name, {})
-        found = members.get(member.id)
-        if found is None:
-            spec = self._specs.get(class_name) or modelclass.HealthSpec()
-            found = members[member.id] = MemberHealth(spec=spec, now=self._now, rng=self._rng)
-        return found
+        """The member's health, created on first use with its class's HealthSpec (the default one
+        for a class the last ``reconcile`` did not have)."""
+        members = self._classes.setdefault(class_name, {})
+        tracked = members.get(member.id)
+        if tracked is None:
+            tracked = members[member.id] = self._track(member, self._specs.get(class_name))
+        return tracked.health
 
     def reconcile(self, routes: document.RoutesDocument) -> None:
-        """Keep the state of members that survive a reload; forget the rest; apply new specs."""
-        self._specs = {name: route.health for name, route in routes.classes.items()}
-        kept: dict[str, dict[str, MemberHealth]] = {}
+        """Follow a reloaded routes document.
+
+        A member whose (class, id) and endpoint (provider, base URL, API version, key reference)
+        persist keeps its breaker and measurements; new health settings are applied to it in place
+        (``CircuitBreaker.reconfigure``). A member whose endpoint changed starts fresh: fixing a
+        wrong base URL must not wait out the old cooldown. Removed members and classes are dropped;
+        new ones are tracked at once, so every member has a view."""
+        kept: dict[str, dict[str, _Tracked]] = {}
         for name, route in routes.classes.items():
-            old_members = self._members.get(name, {})
-            kept[name] = {}
-            for member in route.members:
-                old = old_members.get(member.id)
-                if old is not None and old.spec == route.health:
-                    kept[name][member.id] = old
-                elif old is not None:  # new thresholds: a fresh breaker, but keep what we measured
-                    fresh = MemberHealth(spec=route.health, now=self._now, rng=self._rng)
-                    fresh.latency_ewma, fresh.ttft_ewma = old.latency_ewma, old.ttft_ewma
-                    kept[name][member.id] = fresh
-        self._members = kept
+            old = self._classes.get(name, {})
+            kept[name] = {
+                member.id: self._carried(old.get(member.id), member, route.health) for member in route.members
+            }
+        self._classes = kept
+        self._specs = {name: route.health for name, route in routes.classes.items()}
 
     def snapshot(self, class_name: str) -> Mapping[str, MemberView]:
-        return {mid: health.view() for mid, health in self._members.get(class_name, {}).items()}
+        """Member id → view, for every tracked member of the class (empty for an unknown class)."""
+        return {member_id: tracked.health.view() for member_id, tracked in self._classes.get(class_name, {}).items()}
+
+    def _carried(
+        self,
+        old: _Tracked | None,
+        member: document.MemberRoute,
+        spec: modelclass.HealthSpec,
+    ) -> _Tracked:
+        if old is None or old.endpoint != _endpoint(member):
+            return self._track(member, spec)
+        if old.health.spec != spec:
+            old.health.reconfigure(spec)
+        return old
+
+    def _track(self, member: document.MemberRoute, spec: modelclass.HealthSpec | None) -> _Tracked:
+        health = MemberHealth(spec=spec or modelclass.HealthSpec(), now=self._now, rng=self._rng)
+        return _Tracked(health=health, endpoint=_endpoint(member))
+
+
+def _endpoint(member: document.MemberRoute) -> tuple[object, ...]:
+    return (member.provider, member.base_url, member.api_version, member.api_key_ref)
 
 
 def _ewma(previous: float | None, sample: float) -> float:
     return sample if previous is None else previous + EWMA_ALPHA * (sample - previous)
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 4)

@@ -90,7 +90,8 @@ def _resolve_members(
 ) -> tuple[list[document.MemberRoute], list[modelclass.MemberStatus]]:
     routes = []
     statuses = []
-    ordered = sorted(enumerate(spec.members), key=lambda pair: (_priority(pair), pair[0]))
+    weighted = spec.routing.strategy is modelclass.Strategy.WEIGHTED
+    ordered = sorted(enumerate(spec.members), key=lambda pair: (_priority(pair, weighted=weighted), pair[0]))
     for index, member in ordered:
         found = credentials.get(member.credential_ref)
         reason, message = _exclusion(member, found, spec.compliance.require, secrets_present)
@@ -104,13 +105,16 @@ def _resolve_members(
             )
         )
         if found is not None and not reason:
-            routes.append(_member_route(member, found, priority=_priority((index, member))))
+            routes.append(_member_route(member, found, priority=_priority((index, member), weighted=weighted)))
     return routes, statuses
 
 
-def _priority(pair: tuple[int, modelclass.MemberSpec]) -> int:
+def _priority(pair: tuple[int, modelclass.MemberSpec], *, weighted: bool) -> int:
+    """An explicit priority; else 0 under ``weighted`` (one pool split by weight), else list position."""
     index, member = pair
-    return member.priority if member.priority is not None else index
+    if member.priority is not None:
+        return member.priority
+    return 0 if weighted else index
 
 
 def _exclusion(

@@ -1,28 +1,65 @@
-"""Small builders for the pure failover tests: a fake clock and members."""
+"""Small builders for the pure failover tests: a fake clock, members, routes and health views."""
 
-from pilotfish.api import credential
+from pilotfish.api import credential, modelclass
+from pilotfish.failover import breaker, health
 from pilotfish.routes import document
 
 
 class FakeClock:
+    """Monotonic seconds that move only when a test says so; pass ``clock.now`` as ``now``."""
+
     def __init__(self, start: float = 1000.0) -> None:
         self.t = start
 
-    def __call__(self) -> float:
+    def now(self) -> float:
         return self.t
 
     def advance(self, seconds: float) -> None:
         self.t += seconds
 
 
-def member(name: str, priority: int = 0, weight: int = 1, window: int | None = None) -> document.MemberRoute:
+def member(
+    name: str,
+    priority: int = 0,
+    weight: int = 1,
+    window: int | None = None,
+    base_url: str = "http://x",
+) -> document.MemberRoute:
     return document.MemberRoute(
         id=f"{name}/m",
         credential=name,
         provider=credential.ProviderType.OPENAI,
-        base_url="http://x",
+        base_url=base_url,
         model="m",
         priority=priority,
         weight=weight,
         context_window=window,
     )
+
+
+def route(
+    *members: document.MemberRoute,
+    strategy: modelclass.Strategy = modelclass.Strategy.PRIORITY,
+    name: str = "c",
+) -> document.ClassRoute:
+    return document.ClassRoute(name=name, members=tuple(members), routing=modelclass.RoutingSpec(strategy=strategy))
+
+
+def view(
+    state: breaker.CircuitState = breaker.CircuitState.CLOSED,
+    cooldown: float = 0.0,
+    latency: float | None = None,
+) -> health.MemberView:
+    return health.MemberView(
+        state=state,
+        consecutive_failures=0,
+        cooldown_left=cooldown,
+        latency_ewma=latency,
+        ttft_ewma=None,
+        error_rate=0.0,
+        requests=0,
+    )
+
+
+def opened(cooldown: float = 5.0) -> health.MemberView:
+    return view(breaker.CircuitState.OPEN, cooldown)

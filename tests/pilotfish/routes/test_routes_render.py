@@ -83,3 +83,16 @@ def test_rendering_is_deterministic_and_never_contains_key_values():
     first, second = _render(BASE).document, _render(BASE).document
     assert first.to_json() == second.to_json() and first.digest() == second.digest()
     assert b"sk-" not in first.to_json()
+
+
+def test_the_weighted_strategy_pools_members_without_explicit_priorities():
+    text = BASE.replace(
+        "    - {credentialRef: us, model: b, priority: 5}\n    - {credentialRef: eu, model: a, priority: 1}\n",
+        "    - {credentialRef: us, model: b, weight: 3}\n    - {credentialRef: eu, model: a}\n    - {credentialRef: eu, model: c, priority: 2}\n  routing: {strategy: weighted}\n",
+    )
+    members = _render(text).document.classes["workhorse"].members
+    assert [(m.id, m.priority, m.weight) for m in members] == [("us/b", 0, 3), ("eu/a", 0, 1), ("eu/c", 2, 1)]
+    under_priority = (
+        _render(text.replace("strategy: weighted", "strategy: priority")).document.classes["workhorse"].members
+    )
+    assert [(m.id, m.priority) for m in under_priority] == [("us/b", 0), ("eu/a", 1), ("eu/c", 2)]
