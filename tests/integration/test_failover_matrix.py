@@ -207,3 +207,25 @@ async def test_the_answer_reports_the_model_that_actually_answered(sidecar: Side
     response = await sidecar.client().chat.completions.create(model="workhorse", messages=USER)
     assert response.model == "model-b"
     assert mocks["backup"].stats.last_model == "model-b"
+
+
+async def test_a_class_whose_circuits_are_all_open_still_tries_the_member_closest_to_recovery(local_sidecar, mocks):
+    sidecar = await local_sidecar("""\
+        apiVersion: pilotfish.dev/v1alpha1
+        kind: ModelClass
+        metadata: {name: workhorse}
+        spec:
+          members:
+            - {credentialRef: primary, model: a}
+            - {credentialRef: backup, model: b}
+          health: {failureThreshold: 1, cooldownSeconds: 60}
+        """)
+    mocks["backup"].set_fault(mode="status", status=500)
+    mocks["primary"].set_fault(mode="rate-limit", retry_after=5)  # opens for 5 s: closest to recovery
+    with pytest.raises(openai.APIStatusError):
+        await complete(sidecar.client(), stream=False)
+    assert [(await sidecar.member("workhorse", m))["state"] for m in ("primary/a", "backup/b")] == ["open", "open"]
+    mocks["primary"].set_fault(mode="ok")
+    text, headers = await complete(sidecar.client(), stream=False)
+    assert text == answer_of("primary")  # one attempt, not an error without trying
+    assert headers["x-pilotfish-attempts"] == "1"
