@@ -29,13 +29,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("command", choices=["build", "up", "down", "env"])
     command = parser.parse_args(argv).command
+    try:
+        return _run(command)
+    except binaries.BinariesUnavailable as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 2
+
+
+def _run(command: str) -> int:
     if command == "build":
         bins = binaries.ensure()
         for name, path in vars(bins).items():
             print(f"{name}: {path}")
         times = binaries.cache_root() / "build-times.json"
         if times.exists():
-            print(f"first build took: {json.loads(times.read_text())}")
+            print(f"last build took (seconds): {json.loads(times.read_text())}")
         return 0
     if command == "up":
         if STATE.exists():
