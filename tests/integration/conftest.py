@@ -24,7 +24,13 @@ import pytest
 from pilotfish.mocks import runner
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-KEYS = {"primary": "sk-test-primary-5f2b", "backup": "sk-test-backup-9c1d", "third": "sk-test-third-77aa"}
+KEYS = {
+    "primary": "sk-test-primary-5f2b",
+    "backup": "sk-test-backup-9c1d",
+    "third": "sk-test-third-77aa",
+    "claude": "sk-ant-test-claude-41e0",
+}
+PROVIDERS = {"claude": "anthropic"}  # mock name → provider; the others speak OpenAI
 
 
 @dataclasses.dataclass
@@ -128,7 +134,7 @@ def manifests_for(mocks: dict[str, runner.RunningMock], class_yaml: str) -> str:
             kind: ProviderCredential
             metadata: {{name: {name}}}
             spec:
-              provider: openai-compatible
+              provider: {"anthropic" if mock.provider == "anthropic" else "openai-compatible"}
               baseURL: {mock.url}
               apiKeySecretRef: {{name: test-keys, key: {name}}}
               compliance: {{dpa: signed}}
@@ -154,7 +160,10 @@ spec:
 
 @pytest.fixture
 async def mocks() -> AsyncIterator[dict[str, runner.RunningMock]]:
-    started = {name: await runner.start_mock(name=name, api_key=key) for name, key in KEYS.items()}
+    started = {
+        name: await runner.start_mock(name=name, api_key=key, provider=PROVIDERS.get(name, "openai"))
+        for name, key in KEYS.items()
+    }
     yield started
     for mock in started.values():
         await mock.stop()

@@ -6,7 +6,6 @@ that nothing was lost or repeated. Error bodies use OpenAI's documented shape an
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import time
 from typing import Any
@@ -14,13 +13,13 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from pilotfish.mocks import control, faults
+from pilotfish.mocks import answers, control, faults, stalls
 from pilotfish.wire import sse
 
 NAME = web.AppKey("name", str)
 API_KEY = web.AppKey("api_key", str)
 
-ANSWER = "Hello from {name}. This answer is deterministic so that tests can check every word arrived once."
+ANSWER = answers.ANSWER
 _ERRORS: dict[int, tuple[str, str, str]] = {  # status → (message, type, code)
     400: ("Invalid request.", "invalid_request_error", "invalid_request"),
     401: ("Incorrect API key provided.", "invalid_request_error", "invalid_api_key"),
@@ -91,8 +90,7 @@ async def post_chat_completions(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "application/json", "Content-Length": "4096"})
         await response.prepare(request)
         await response.write(b'{"id": "chatcmpl-mock", "object": "chat.com')
-        assert request.transport is not None
-        request.transport.abort()
+        stalls.cut(request)
         return response
     return web.Response(body=orjson.dumps(_completion(app[NAME], body)), content_type="application/json")
 
@@ -116,24 +114,12 @@ async def _early_fault(request: web.Request, mode: faults.Mode, fault: faults.Fa
         )
     if mode is M.CONTENT_FILTER:
         return error_response(400, code="content_filter", message="The response was filtered by the content policy.")
-    if mode is M.HANG:
-        await asyncio.sleep(3600)
-    if mode is M.RESET:
-        assert request.transport is not None
-        request.transport.abort()
-        raise asyncio.CancelledError  # aiohttp drops the handler; the client sees a disconnect
-    if mode in (M.SLOW_FIRST_TOKEN, M.LATENCY):
-        await asyncio.sleep(fault.delay)
+    await stalls.apply(request, mode, fault)
     return None
 
 
-def _words(name: str) -> list[str]:
-    words = ANSWER.format(name=name).split(" ")
-    return [word + " " for word in words[:-1]] + [words[-1]]
-
-
 def _usage(body: dict[str, Any], completion_tokens: int) -> dict[str, int]:
-    prompt = sum(len(str(m.get("content") or "").split()) for m in body.get("messages") or [])
+    prompt = answers.prompt_tokens([str(m.get("content") or "") for m in body.get("messages") or []])
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion_tokens,
@@ -147,17 +133,16 @@ def _tool_call(body: dict[str, Any]) -> dict[str, Any] | None:
     if not tools or not messages or messages[-1].get("role") != "user":
         return None
     name = tools[0].get("function", {}).get("name", "tool")
-    digest = hashlib.sha256(orjson.dumps(messages)).hexdigest()[:24]
     return {
-        "id": f"call_{digest}",
+        "id": f"call_{answers.tool_call_id(messages)}",
         "type": "function",
-        "function": {"name": name, "arguments": '{"city": "Paris"}'},
+        "function": {"name": name, "arguments": answers.TOOL_ARGUMENTS},
     }
 
 
 def _completion(name: str, body: dict[str, Any]) -> dict[str, Any]:
     call = _tool_call(body)
-    words = _words(name)
+    words = answers.words(name)
     message: dict[str, Any] = {
         "role": "assistant",
         "content": None if call else "".join(words),
@@ -227,13 +212,12 @@ async def _stream(
             {"tool_calls": [{"index": 0, "function": {"arguments": args[i : i + 6]}}]} for i in range(0, len(args), 6)
         ]
     else:
-        pieces = [{"content": word} for word in _words(name)]
+        pieces = [{"content": word} for word in answers.words(name)]
     out = [frame({"role": "assistant", "content": "" if not call else None, "refusal": None})]
     for index, piece in enumerate(pieces):
         if mode is faults.Mode.CUT and index >= fault.after_chunks:
             await response.write(b"".join(out))
-            assert request.transport is not None
-            request.transport.abort()
+            stalls.cut(request)
             return response
         out.append(frame(piece))
     out.append(frame({}, "tool_calls" if call else "stop"))

@@ -11,9 +11,9 @@ import orjson
 import pydantic
 from aiohttp import web
 
-from pilotfish.mocks import control, faults, openai_server
+from pilotfish.mocks import anthropic_server, control, faults, openai_server
 
-BUILDERS = {"openai": openai_server.build_app}
+BUILDERS = {"openai": openai_server.build_app, "anthropic": anthropic_server.build_app}
 
 
 @dataclasses.dataclass
@@ -28,10 +28,12 @@ class RunningMock:
     def origin(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    provider: str = "openai"
+
     @property
     def url(self) -> str:
-        """The base URL a credential would name (OpenAI's ends in /v1)."""
-        return f"{self.origin}/v1"
+        """The base URL a credential would name: OpenAI's ends in /v1, Anthropic's is the origin."""
+        return f"{self.origin}/v1" if self.provider == "openai" else self.origin
 
     def set_fault(self, fault: faults.Fault | None = None, **fields: object) -> None:
         self.fault_state.set(fault or faults.Fault.model_validate(fields))
@@ -58,7 +60,7 @@ async def start_mock(
     site = web.TCPSite(runner, host, port)
     await site.start()
     bound = runner.addresses[0][1] if runner.addresses else port
-    return RunningMock(runner=runner, port=int(bound), fault_state=state, stats=stats, host=host)
+    return RunningMock(runner=runner, port=int(bound), fault_state=state, stats=stats, host=host, provider=provider)
 
 
 def main(*, provider: str, listen: str, name: str, api_key: str | None, fault: str | None) -> int:

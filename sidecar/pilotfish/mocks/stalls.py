@@ -1,0 +1,27 @@
+"""Faults that happen on the wire before any answer (hang, reset, delay): the same for every format."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from pilotfish.mocks import faults
+
+
+async def apply(request: web.Request, mode: faults.Mode, fault: faults.Fault) -> None:
+    """Hang forever, drop the connection, or wait; return to answer normally afterwards."""
+    if mode is faults.Mode.HANG:
+        await asyncio.sleep(3600)
+    if mode is faults.Mode.RESET:
+        assert request.transport is not None
+        request.transport.abort()
+        raise asyncio.CancelledError  # aiohttp drops the handler; the client sees a disconnect
+    if mode in (faults.Mode.SLOW_FIRST_TOKEN, faults.Mode.LATENCY):
+        await asyncio.sleep(fault.delay)
+
+
+def cut(request: web.Request) -> None:
+    """Drop the connection mid-answer."""
+    assert request.transport is not None
+    request.transport.abort()
