@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import openai
 import pytest
 from tests.integration.conftest import USER, answer_of, complete
@@ -85,3 +87,19 @@ async def test_a_bad_request_from_anthropic_is_not_retried_on_openai(local_sidec
     with pytest.raises(openai.BadRequestError):
         await complete(sidecar.client(), stream=False)
     assert mocks["primary"].stats.requests == 0
+
+
+async def test_a_member_of_a_provider_this_version_cannot_speak_fails_over_with_a_clear_reason(
+    local_sidecar, mocks, tmp_path
+):
+    sidecar = await local_sidecar(
+        MIXED.replace("credentialRef: claude, model: claude-sonnet-4-5", "credentialRef: vertex, model: gemini-2.5-pro")
+        + "---\napiVersion: pilotfish.dev/v1alpha1\nkind: ProviderCredential\nmetadata: {name: vertex}\n"
+        "spec: {provider: gemini, baseURL: 'http://127.0.0.1:9', apiKeySecretRef: {name: test-keys, key: claude}}\n"
+    )
+    text, headers = await complete(sidecar.client(), stream=False)
+    assert text == answer_of("primary")
+    assert headers["x-pilotfish-failover-reason"] == "model_not_found"
+    await asyncio.sleep(0.2)  # the log line travels through the sidecar's stdout pipe
+    line = next(record for record in sidecar.log_records() if record["attempts"])
+    assert "provider 'gemini' is not supported by this sidecar version" in line["attempts"][0]["detail"]
