@@ -32,15 +32,15 @@ def test_render_prints_the_routes_document_without_key_values():
     document = json.loads(result.stdout)
     assert document["schemaVersion"] == 1 and document["namespace"] == "team-a"
     assert [m["id"] for m in document["classes"]["workhorse"]["members"]] == [
-        "primary/gpt-5-mini",
-        "backup/llama-3.3-70b",
+        "primary/claude-sonnet-4-5",
+        "backup/gpt-5-mini",
     ]
-    assert "sk-demo" not in result.stdout
+    assert "sk-demo" not in result.stdout and "sk-ant-demo" not in result.stdout
 
 
 def test_render_reports_every_error_with_file_object_and_field(tmp_path):
-    broken = (ROOT / "examples/demo/workhorse.yaml").read_text().replace("model: gpt-5-mini", "model: ''")
-    (tmp_path / "broken.yaml").write_text(broken.replace("provider: openai\n", "provider: openia\n"))
+    broken = (ROOT / "examples/demo/workhorse.yaml").read_text().replace("model: claude-sonnet-4-5", "model: ''")
+    (tmp_path / "broken.yaml").write_text(broken.replace("provider: anthropic\n", "provider: antropic\n"))
     result = pilotfish("render", "-f", str(tmp_path))
     assert result.returncode == 1
     lines = result.stderr.splitlines()
@@ -56,10 +56,10 @@ def test_render_warns_about_excluded_members_and_still_renders(tmp_path):
     (tmp_path / "w.yaml").write_text(text)
     result = pilotfish("render", "-f", str(tmp_path))
     assert result.returncode == 0
-    assert (
-        'member backup/llama-3.3-70b excluded (SecretKeyMissing): Secret "demo-keys" has no key "nope"' in result.stderr
-    )
-    assert [m["id"] for m in json.loads(result.stdout)["classes"]["workhorse"]["members"]] == ["primary/gpt-5-mini"]
+    assert 'member backup/gpt-5-mini excluded (SecretKeyMissing): Secret "demo-keys" has no key "nope"' in result.stderr
+    assert [m["id"] for m in json.loads(result.stdout)["classes"]["workhorse"]["members"]] == [
+        "primary/claude-sonnet-4-5"
+    ]
 
 
 def test_crds_check_passes_on_the_committed_files():
@@ -109,7 +109,7 @@ def test_the_demo_runs_an_outage_and_a_recovery_without_a_failed_request():
     result = pilotfish("demo", "--duration", "4", "--no-live", timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "No request failed" in result.stdout
-    assert "primary outage: HTTP 503" in result.stdout and "errors=0" in result.stdout
+    assert "primary outage: HTTP 529 overloaded" in result.stdout and "errors=0" in result.stdout
 
 
 def _free_port() -> int:

@@ -29,7 +29,7 @@ EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples" / "demo"
 WORKERS = 4  # concurrent app requests: enough to see traffic split, light on a laptop
 PHASES: list[tuple[str, dict[str, Any] | None, str]] = [
     ("healthy", None, "primary"),
-    ("primary outage: HTTP 503", {"mode": "status", "status": 503}, "backup"),
+    ("primary outage: HTTP 529 overloaded", {"mode": "status", "status": 529}, "backup"),
     ("primary hangs: slow, not dead", {"mode": "hang"}, "backup"),
     ("primary rate-limited: 429, Retry-After 2s", {"mode": "rate-limit", "retry_after": 2}, "backup"),
     ("primary recovered", {"mode": "ok"}, "primary"),
@@ -153,7 +153,7 @@ async def _start_sidecar(
 
 
 async def run(phase_seconds: float, live: bool) -> int:
-    primary = await runner.start_mock(name="primary", api_key="sk-demo-primary")
+    primary = await runner.start_mock(provider="anthropic", name="primary", api_key="sk-ant-demo-primary")
     backup = await runner.start_mock(name="backup", api_key="sk-demo-backup")
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="pilotfish-demo-"))
     text = (EXAMPLES / "workhorse.yaml").read_text()
@@ -163,7 +163,8 @@ async def run(phase_seconds: float, live: bool) -> int:
         )
     )
     process, api, admin = await _start_sidecar(workdir, workdir / "requests.jsonl")
-    print("Pilotfish demo: class 'workhorse' = primary (openai) → backup (openai-compatible), both mock providers.")
+    print("Pilotfish demo: class 'workhorse' = primary (Anthropic) → backup (OpenAI), both mock providers;")
+    print("the app speaks OpenAI's API to the sidecar and never knows which vendor answered.")
     print(f"Sidecar API {api}  admin {admin}/debug/members  request log {workdir / 'requests.jsonl'}\n")
     names: list[str] = []
     tallies: list[Tally] = []
