@@ -8,6 +8,8 @@ import openai
 import pytest
 from tests.integration.conftest import USER, answer_of, complete
 
+from pilotfish.mocks import runner
+
 MIXED = """\
 apiVersion: pilotfish.dev/v1alpha1
 kind: ModelClass
@@ -103,3 +105,29 @@ async def test_a_member_of_a_provider_this_version_cannot_speak_fails_over_with_
     await asyncio.sleep(0.2)  # the log line travels through the sidecar's stdout pipe
     line = next(record for record in sidecar.log_records() if record["attempts"])
     assert "provider 'gemini' is not supported by this sidecar version" in line["attempts"][0]["detail"]
+
+
+async def test_an_azure_openai_deployment_serves_the_class(local_sidecar, tmp_path):
+    azure = await runner.start_mock(provider="azure-openai", name="azure", api_key="azure-key-123")
+    try:
+        sanity = openai.AsyncAzureOpenAI(
+            azure_endpoint=azure.url, api_key="azure-key-123", api_version="2024-10-21", max_retries=0
+        )
+        checked = await sanity.chat.completions.create(model="eu-deployment", messages=USER)
+        assert checked.choices[0].message.content == answer_of("azure")  # the SDK accepts the mock's Azure shape
+        sidecar = await local_sidecar(
+            MIXED.replace(
+                "credentialRef: claude, model: claude-sonnet-4-5", "credentialRef: azure-eu, model: eu-deployment"
+            )
+            + "---\napiVersion: pilotfish.dev/v1alpha1\nkind: ProviderCredential\nmetadata: {name: azure-eu}\n"
+            f"spec: {{provider: azure-openai, baseURL: '{azure.url}', apiKeySecretRef: {{name: azure-keys, key: key}}}}\n"
+            "---\napiVersion: v1\nkind: Secret\nmetadata: {name: azure-keys}\nstringData: {key: azure-key-123}\n"
+        )
+        text, headers = await complete(sidecar.client(), stream=True)
+        assert text == answer_of("azure")
+        assert headers["x-pilotfish-provider"] == "azure-openai" and headers["x-pilotfish-model"] == "eu-deployment"
+        azure.set_fault(mode="status", status=503)
+        text, headers = await complete(sidecar.client(), stream=False)
+        assert text == answer_of("primary") and headers["x-pilotfish-failover-reason"] == "overloaded"
+    finally:
+        await azure.stop()

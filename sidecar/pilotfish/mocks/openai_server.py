@@ -18,6 +18,7 @@ from pilotfish.wire import sse
 
 NAME = web.AppKey("name", str)
 API_KEY = web.AppKey("api_key", str)
+AZURE = web.AppKey("azure", bool)  # serve Azure OpenAI's deployment routes and api-key auth instead
 
 ANSWER = answers.ANSWER
 _ERRORS: dict[int, tuple[str, str, str]] = {  # status → (message, type, code)
@@ -40,14 +41,16 @@ _ERRORS: dict[int, tuple[str, str, str]] = {  # status → (message, type, code)
 
 
 def build_app(
-    *, name: str, api_key: str | None, fault_state: faults.FaultState, stats: control.Stats
+    *, name: str, api_key: str | None, fault_state: faults.FaultState, stats: control.Stats, azure: bool = False
 ) -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app[NAME] = name
     app[API_KEY] = api_key or ""
+    app[AZURE] = azure
     app[control.FAULTS] = fault_state
     app[control.STATS] = stats
     app.router.add_post("/v1/chat/completions", post_chat_completions)
+    app.router.add_post("/openai/deployments/{deployment}/chat/completions", post_chat_completions)
     app.router.add_post("/v1/embeddings", post_embeddings)
     app.router.add_get("/v1/models", get_models)
     control.add_routes(app)
@@ -74,9 +77,16 @@ async def post_chat_completions(request: web.Request) -> web.StreamResponse:
     body = orjson.loads(await request.read())
     stats = app[control.STATS]
     stats.requests += 1
+    deployment = request.match_info.get("deployment")
+    if deployment is not None:
+        body = {**body, "model": deployment}  # Azure: the deployment in the URL is the model
+        if not request.query.get("api-version"):
+            return error_response(404, message="Resource not found: the api-version query parameter is required")
     stats.last_model, stats.last_body = body.get("model"), body
-    stats.last_auth_present = "Authorization" in request.headers
-    if app[API_KEY] and request.headers.get("Authorization") != f"Bearer {app[API_KEY]}":
+    presented = request.headers.get("api-key") if app[AZURE] else request.headers.get("Authorization")
+    expected = app[API_KEY] if app[AZURE] else f"Bearer {app[API_KEY]}"
+    stats.last_auth_present = presented is not None
+    if app[API_KEY] and presented != expected:
         return error_response(401)
     mode = app[control.FAULTS].next_mode()
     stats.by_mode[mode.value] += 1

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import sys
+from collections.abc import Callable
 
 import orjson
 import pydantic
@@ -13,7 +15,12 @@ from aiohttp import web
 
 from pilotfish.mocks import anthropic_server, control, faults, openai_server
 
-BUILDERS = {"openai": openai_server.build_app, "anthropic": anthropic_server.build_app}
+Builder = Callable[..., web.Application]
+BUILDERS: dict[str, Builder] = {
+    "openai": openai_server.build_app,
+    "azure-openai": functools.partial(openai_server.build_app, azure=True),
+    "anthropic": anthropic_server.build_app,
+}
 
 
 @dataclasses.dataclass
@@ -32,7 +39,7 @@ class RunningMock:
 
     @property
     def url(self) -> str:
-        """The base URL a credential would name: OpenAI's ends in /v1, Anthropic's is the origin."""
+        """The base URL a credential would name: OpenAI's ends in /v1; Anthropic's and Azure's are the origin."""
         return f"{self.origin}/v1" if self.provider == "openai" else self.origin
 
     def set_fault(self, fault: faults.Fault | None = None, **fields: object) -> None:

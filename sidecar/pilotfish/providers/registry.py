@@ -6,13 +6,14 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from pilotfish.api import credential
-from pilotfish.providers import anthropic, base, openai
+from pilotfish.providers import anthropic, azure_openai, base, openai
 
 ADAPTERS: Mapping[credential.ProviderType, base.Adapter] = MappingProxyType(
     {
         credential.ProviderType.OPENAI: openai,
         credential.ProviderType.OPENAI_COMPATIBLE: openai,
         credential.ProviderType.ANTHROPIC: anthropic,
+        credential.ProviderType.AZURE_OPENAI: azure_openai,
     }
 )
 
