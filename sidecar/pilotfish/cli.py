@@ -59,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     sidecar.set_defaults(run=_run_sidecar)
 
     mock = sub.add_parser("mock-provider", help="run a fault-injecting fake provider")
-    mock.add_argument("--provider", default="openai", choices=["openai", "azure-openai", "anthropic"])
+    mock.add_argument("--provider", default="openai", choices=["openai", "azure-openai", "anthropic", "gemini"])
     mock.add_argument("--listen", default="127.0.0.1:9101")
     mock.add_argument("--name", default="mock")
     mock.add_argument("--api-key", default=None, help="require this bearer key")

@@ -29,8 +29,9 @@ KEYS = {
     "backup": "sk-test-backup-9c1d",
     "third": "sk-test-third-77aa",
     "claude": "sk-ant-test-claude-41e0",
+    "gemini": "gemini-test-key-93ab",
 }
-PROVIDERS = {"claude": "anthropic"}  # mock name → provider; the others speak OpenAI
+PROVIDERS = {"claude": "anthropic", "gemini": "gemini"}  # mock name → provider; the others speak OpenAI
 
 
 @dataclasses.dataclass
@@ -134,7 +135,7 @@ def manifests_for(mocks: dict[str, runner.RunningMock], class_yaml: str) -> str:
             kind: ProviderCredential
             metadata: {{name: {name}}}
             spec:
-              provider: {"anthropic" if mock.provider == "anthropic" else "openai-compatible"}
+              provider: {mock.provider if mock.provider in ("anthropic", "gemini") else "openai-compatible"}
               baseURL: {mock.url}
               apiKeySecretRef: {{name: test-keys, key: {name}}}
               compliance: {{dpa: signed}}

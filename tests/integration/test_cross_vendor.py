@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import openai
 import pytest
 from tests.integration.conftest import USER, answer_of, complete
@@ -91,22 +89,6 @@ async def test_a_bad_request_from_anthropic_is_not_retried_on_openai(local_sidec
     assert mocks["primary"].stats.requests == 0
 
 
-async def test_a_member_of_a_provider_this_version_cannot_speak_fails_over_with_a_clear_reason(
-    local_sidecar, mocks, tmp_path
-):
-    sidecar = await local_sidecar(
-        MIXED.replace("credentialRef: claude, model: claude-sonnet-4-5", "credentialRef: vertex, model: gemini-2.5-pro")
-        + "---\napiVersion: pilotfish.dev/v1alpha1\nkind: ProviderCredential\nmetadata: {name: vertex}\n"
-        "spec: {provider: gemini, baseURL: 'http://127.0.0.1:9', apiKeySecretRef: {name: test-keys, key: claude}}\n"
-    )
-    text, headers = await complete(sidecar.client(), stream=False)
-    assert text == answer_of("primary")
-    assert headers["x-pilotfish-failover-reason"] == "model_not_found"
-    await asyncio.sleep(0.2)  # the log line travels through the sidecar's stdout pipe
-    line = next(record for record in sidecar.log_records() if record["attempts"])
-    assert "provider 'gemini' is not supported by this sidecar version" in line["attempts"][0]["detail"]
-
-
 async def test_an_azure_openai_deployment_serves_the_class(local_sidecar, tmp_path):
     azure = await runner.start_mock(provider="azure-openai", name="azure", api_key="azure-key-123")
     try:
@@ -131,3 +113,48 @@ async def test_an_azure_openai_deployment_serves_the_class(local_sidecar, tmp_pa
         assert text == answer_of("primary") and headers["x-pilotfish-failover-reason"] == "overloaded"
     finally:
         await azure.stop()
+
+
+THREE_VENDORS = """\
+apiVersion: pilotfish.dev/v1alpha1
+kind: ModelClass
+metadata: {name: workhorse}
+spec:
+  members:
+    - {credentialRef: claude, model: claude-sonnet-4-5}
+    - {credentialRef: primary, model: gpt-5-mini}
+    - {credentialRef: gemini, model: gemini-2.5-pro}
+  timeouts: {connectSeconds: 1, firstTokenSeconds: 0.5, totalSeconds: 10}
+"""
+
+
+@STREAM
+async def test_anthropic_then_openai_down_and_gemini_answers(local_sidecar, mocks, stream):
+    sidecar = await local_sidecar(THREE_VENDORS)
+    mocks["claude"].set_fault(mode="status", status=529)
+    mocks["primary"].set_fault(mode="reset")
+    text, headers = await complete(sidecar.client(), stream=stream)
+    assert text == answer_of("gemini")
+    assert headers["x-pilotfish-provider"] == "gemini" and headers["x-pilotfish-attempts"] == "3"
+    assert headers["x-pilotfish-failover-reason"] == "overloaded"
+    assert mocks["gemini"].stats.last_model == "gemini-2.5-pro"
+
+
+@STREAM
+async def test_gemini_function_calls_reach_openai_clients(local_sidecar, mocks, stream):
+    sidecar = await local_sidecar(THREE_VENDORS)
+    mocks["claude"].set_fault(mode="status", status=529)
+    mocks["primary"].set_fault(mode="status", status=503)
+    client = sidecar.client()
+    if not stream:
+        response = await client.chat.completions.create(model="workhorse", messages=USER, tools=TOOLS)
+        call = response.choices[0].message.tool_calls[0]
+        assert (call.function.name, call.function.arguments) == ("get_weather", '{"city":"Paris"}')
+        assert response.choices[0].finish_reason == "tool_calls"
+        return
+    names, arguments = [], ""
+    async for chunk in await client.chat.completions.create(model="workhorse", messages=USER, tools=TOOLS, stream=True):
+        for call in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
+            names.append(call.function.name)
+            arguments += call.function.arguments or ""
+    assert (names, arguments) == (["get_weather"], '{"city":"Paris"}')

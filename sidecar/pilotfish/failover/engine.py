@@ -165,14 +165,7 @@ class Engine:
         deadline: float,
         buffered: bool,
     ) -> Committed:
-        adapter = registry.ADAPTERS.get(member.provider)
-        if adapter is None:  # a credential for a provider this sidecar version cannot speak yet
-            raise failures.AttemptFailed(
-                failures.Failure(
-                    kind=failures.FailureKind.NOT_FOUND,
-                    detail=f"provider {member.provider.value!r} is not supported by this sidecar version",
-                )
-            )
+        adapter = registry.adapter_for(member.provider)
         key = keys.get((member.api_key_ref.name, member.api_key_ref.key)) if member.api_key_ref else None
         timeouts = route.timeouts
         first_token_deadline = min(self._now() + timeouts.first_token_seconds, deadline)

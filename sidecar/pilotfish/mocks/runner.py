@@ -13,13 +13,14 @@ import orjson
 import pydantic
 from aiohttp import web
 
-from pilotfish.mocks import anthropic_server, control, faults, openai_server
+from pilotfish.mocks import anthropic_server, control, faults, gemini_server, openai_server
 
 Builder = Callable[..., web.Application]
 BUILDERS: dict[str, Builder] = {
     "openai": openai_server.build_app,
     "azure-openai": functools.partial(openai_server.build_app, azure=True),
     "anthropic": anthropic_server.build_app,
+    "gemini": gemini_server.build_app,
 }
 
 
@@ -39,7 +40,7 @@ class RunningMock:
 
     @property
     def url(self) -> str:
-        """The base URL a credential would name: OpenAI's ends in /v1; Anthropic's and Azure's are the origin."""
+        """The base URL a credential would name: OpenAI's ends in /v1; the others' are the origin."""
         return f"{self.origin}/v1" if self.provider == "openai" else self.origin
 
     def set_fault(self, fault: faults.Fault | None = None, **fields: object) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from pilotfish.api import credential
-from pilotfish.providers import anthropic, azure_openai, base, openai
+from pilotfish.providers import anthropic, azure_openai, base, gemini, openai
 
 ADAPTERS: Mapping[credential.ProviderType, base.Adapter] = MappingProxyType(
     {
@@ -14,6 +14,7 @@ ADAPTERS: Mapping[credential.ProviderType, base.Adapter] = MappingProxyType(
         credential.ProviderType.OPENAI_COMPATIBLE: openai,
         credential.ProviderType.ANTHROPIC: anthropic,
         credential.ProviderType.AZURE_OPENAI: azure_openai,
+        credential.ProviderType.GEMINI: gemini,
     }
 )
 

@@ -118,3 +118,7 @@ def test_the_clients_own_fields_reach_an_openai_member_untouched():
     body = orjson.loads(adapter.build_request(openai.ChatRequest.from_body(raw), MEMBER, api_key=None).body)
     assert body["messages"] == raw["messages"] and body["logprobs"] is True
     assert raw["model"] == "workhorse"  # the client's object is copied, never changed
+
+
+def test_every_provider_type_has_an_adapter():
+    assert registry.supported() == set(credential.ProviderType)

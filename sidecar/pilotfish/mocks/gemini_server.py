@@ -1,0 +1,152 @@
+"""A fake Gemini API: ``models/{model}:generateContent`` and ``:streamGenerateContent?alt=sse``.
+
+Auth by ``x-goog-api-key`` (or ``?key=``). Errors as Google's ``{"error": {"code", "message",
+"status"}}`` (429 ``RESOURCE_EXHAUSTED`` with a ``RetryInfo`` detail, 503 ``UNAVAILABLE``, …). The stream
+is SSE with no terminator: the last event's candidate carries ``finishReason`` and ``usageMetadata``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from pilotfish.mocks import answers, control, faults, stalls
+from pilotfish.wire import sse
+
+NAME = web.AppKey("gemini_name", str)
+API_KEY = web.AppKey("gemini_api_key", str)
+
+_STATUSES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+
+def build_app(
+    *, name: str, api_key: str | None, fault_state: faults.FaultState, stats: control.Stats
+) -> web.Application:
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app[NAME] = name
+    app[API_KEY] = api_key or ""
+    app[control.FAULTS] = fault_state
+    app[control.STATS] = stats
+    app.router.add_post("/v1beta/models/{model_action}", post_model_action)
+    control.add_routes(app)
+    return app
+
+
+def error_response(status: int, *, message: str = "", details: list[dict[str, Any]] | None = None) -> web.Response:
+    error: dict[str, Any] = {
+        "code": status,
+        "message": message or f"mock error {status}",
+        "status": _STATUSES.get(status, "INTERNAL" if status >= 500 else "INVALID_ARGUMENT"),
+    }
+    if details:
+        error["details"] = details
+    return web.Response(status=status, body=orjson.dumps({"error": error}), content_type="application/json")
+
+
+async def post_model_action(request: web.Request) -> web.StreamResponse:
+    app = request.app
+    model, _, action = request.match_info["model_action"].partition(":")
+    if action not in ("generateContent", "streamGenerateContent"):
+        return error_response(404, message=f"unknown method {action}")
+    body = orjson.loads(await request.read())
+    stats = app[control.STATS]
+    stats.requests += 1
+    stats.last_model, stats.last_body = model, body
+    presented = request.headers.get("x-goog-api-key") or request.query.get("key")
+    stats.last_auth_present = presented is not None
+    if app[API_KEY] and presented != app[API_KEY]:
+        return error_response(400, message="API key not valid. Please pass a valid API key.")
+    mode = app[control.FAULTS].next_mode()
+    stats.by_mode[mode.value] += 1
+    fault = app[control.FAULTS].fault
+    early = _error_fault(mode, fault)
+    if early is not None:
+        return early
+    await stalls.apply(request, mode, fault)
+    events = _responses(app[NAME], model, body, blocked=False)
+    if action == "generateContent":
+        return web.json_response(_merged(events))
+    return await _stream(request, events, cut_after=fault.after_chunks if mode is faults.Mode.CUT else None)
+
+
+def _error_fault(mode: faults.Mode, fault: faults.Fault) -> web.Response | None:
+    if mode is faults.Mode.STATUS:
+        return error_response(fault.status)
+    if mode is faults.Mode.RATE_LIMIT:
+        retry = {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{fault.retry_after:g}s"}
+        return error_response(429, message="Resource has been exhausted (e.g. check quota).", details=[retry])
+    if mode is faults.Mode.CONTEXT_LENGTH:
+        return error_response(
+            400, message="The input token count (2000000) exceeds the maximum number of tokens allowed (1048576)."
+        )
+    return None
+
+
+def _responses(name: str, model: str, body: dict[str, Any], *, blocked: bool) -> list[dict[str, Any]]:
+    texts = [str(p.get("text", "")) for c in body.get("contents") or [] for p in c.get("parts") or []]
+    usage = {"promptTokenCount": answers.prompt_tokens(texts)}
+    base = {"modelVersion": model, "responseId": "mock-response"}
+    declarations = [d for tool in body.get("tools") or [] for d in tool.get("functionDeclarations") or []]
+    last = (body.get("contents") or [{}])[-1]
+    answered = any("functionResponse" in part for part in last.get("parts") or [])
+    if declarations and not answered:
+        call = {"functionCall": {"name": declarations[0]["name"], "args": orjson.loads(answers.TOOL_ARGUMENTS)}}
+        return [
+            {
+                **base,
+                "candidates": [{"content": {"role": "model", "parts": [call]}, "finishReason": "STOP", "index": 0}],
+                "usageMetadata": {**usage, "candidatesTokenCount": 1, "totalTokenCount": usage["promptTokenCount"] + 1},
+            }
+        ]
+    words = answers.words(name)
+    events: list[dict[str, Any]] = [
+        {
+            **base,
+            "candidates": [{"content": {"role": "model", "parts": [{"text": word}]}, "index": 0}],
+            "usageMetadata": usage,
+        }
+        for word in words
+    ]
+    events[-1]["candidates"][0]["finishReason"] = "STOP"
+    events[-1]["usageMetadata"] = {
+        **usage,
+        "candidatesTokenCount": len(words),
+        "totalTokenCount": usage["promptTokenCount"] + len(words),
+    }
+    return events
+
+
+def _merged(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The non-streaming response: every part in one candidate."""
+    parts = [part for event in events for part in event["candidates"][0]["content"]["parts"]]
+    text = "".join(part.get("text", "") for part in parts if "text" in part)
+    merged_parts = [{"text": text}] if text else [part for part in parts if "functionCall" in part]
+    last = events[-1]
+    candidate = {**last["candidates"][0], "content": {"role": "model", "parts": merged_parts}}
+    return {**last, "candidates": [candidate]}
+
+
+async def _stream(request: web.Request, events: list[dict[str, Any]], *, cut_after: int | None) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    frames: list[bytes] = []
+    for count, event in enumerate(events):
+        if cut_after is not None and count >= cut_after:
+            await response.write(b"".join(frames))
+            stalls.cut(request)
+            return response
+        frames.append(sse.encode(orjson.dumps(event)))
+    await response.write(b"".join(frames))
+    await response.write_eof()
+    return response
