@@ -32,10 +32,11 @@ def test_render_prints_the_routes_document_without_key_values():
     document = json.loads(result.stdout)
     assert document["schemaVersion"] == 1 and document["namespace"] == "team-a"
     assert [m["id"] for m in document["classes"]["workhorse"]["members"]] == [
-        "primary/claude-sonnet-4-5",
-        "backup/gpt-5-mini",
+        "anthropic/claude-sonnet-4-5",
+        "openai/gpt-5-mini",
+        "gemini/gemini-2.5-pro",
     ]
-    assert "sk-demo" not in result.stdout and "sk-ant-demo" not in result.stdout
+    assert not any(key in result.stdout for key in ("sk-ant-demo", "sk-demo-openai", "demo-gemini-key"))
 
 
 def test_render_reports_every_error_with_file_object_and_field(tmp_path):
@@ -44,19 +45,19 @@ def test_render_reports_every_error_with_file_object_and_field(tmp_path):
     result = pilotfish("render", "-f", str(tmp_path))
     assert result.returncode == 1
     lines = result.stderr.splitlines()
-    assert any('(document 2) ProviderCredential "primary": spec.provider: Input should be' in line for line in lines)
+    assert any('(document 2) ProviderCredential "anthropic": spec.provider: Input should be' in line for line in lines)
     assert any(
-        '(document 4) ModelClass "workhorse": spec.members[0].model: String should have at least 1 character' in line
+        '(document 5) ModelClass "workhorse": spec.members[0].model: String should have at least 1 character' in line
         for line in lines
     )
 
 
 def test_render_warns_about_excluded_members_and_still_renders(tmp_path):
-    text = (ROOT / "examples/demo/workhorse.yaml").read_text().replace("key: backup}", "key: nope}")
+    text = (ROOT / "examples/demo/workhorse.yaml").read_text().replace("key: openai}", "key: nope}")
     (tmp_path / "w.yaml").write_text(text)
     result = pilotfish("render", "-f", str(tmp_path))
     assert result.returncode == 0
-    assert 'member backup/gpt-5-mini excluded (SecretKeyMissing): Secret "demo-keys" has no key "nope"' in result.stderr
+    assert 'member openai/gpt-5-mini excluded (SecretKeyMissing): Secret "demo-keys" has no key "nope"' in result.stderr
     assert [m["id"] for m in json.loads(result.stdout)["classes"]["workhorse"]["members"]] == [
         "primary/claude-sonnet-4-5"
     ]
@@ -106,10 +107,14 @@ def test_mock_provider_switches_faults_at_run_time_over_http():
 
 @pytest.mark.slow
 def test_the_demo_runs_an_outage_and_a_recovery_without_a_failed_request():
-    result = pilotfish("demo", "--duration", "4", "--no-live", timeout=120)
+    result = pilotfish("demo", "--no-live", timeout=150)  # the default 5 s phases: cooldowns are 2 s
     assert result.returncode == 0, result.stdout + result.stderr
     assert "No request failed" in result.stdout
-    assert "primary outage: HTTP 529 overloaded" in result.stdout and "errors=0" in result.stdout
+    assert (
+        "Anthropic overloaded: HTTP 529" in result.stdout
+        and "...and OpenAI resets connections" in result.stdout
+        and "errors=0" in result.stdout
+    )
 
 
 def _free_port() -> int:

@@ -27,12 +27,35 @@ from pilotfish.mocks import runner
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples" / "demo"
 WORKERS = 4  # concurrent app requests: enough to see traffic split, light on a laptop
-PHASES: list[tuple[str, dict[str, Any] | None, str]] = [
-    ("healthy", None, "primary"),
-    ("primary outage: HTTP 529 overloaded", {"mode": "status", "status": 529}, "backup"),
-    ("primary hangs: slow, not dead", {"mode": "hang"}, "backup"),
-    ("primary rate-limited: 429, Retry-After 2s", {"mode": "rate-limit", "retry_after": 2}, "backup"),
-    ("primary recovered", {"mode": "ok"}, "primary"),
+VENDORS = ("anthropic", "openai", "gemini")  # credential names in examples/demo, in priority order
+OK: dict[str, Any] = {"mode": "ok"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase:
+    name: str
+    faults: dict[str, dict[str, Any]]  # vendor → fault; vendors not named are healthy
+    settles_on: str  # who serves the last quarter of the phase
+    never: tuple[str, ...] = ()  # who must serve nothing in this phase
+
+
+PHASES = [
+    Phase("healthy", {}, "anthropic"),
+    Phase("Anthropic overloaded: HTTP 529", {"anthropic": {"mode": "status", "status": 529}}, "openai", ("anthropic",)),
+    Phase("Anthropic hangs: slow, not dead", {"anthropic": {"mode": "hang"}}, "openai", ("anthropic",)),
+    Phase(
+        "...and OpenAI resets connections",
+        {"anthropic": {"mode": "hang"}, "openai": {"mode": "reset"}},
+        "gemini",
+        ("anthropic", "openai"),
+    ),
+    Phase(
+        "Anthropic rate-limited (429, Retry-After 2s)",
+        {"anthropic": {"mode": "rate-limit", "retry_after": 2}},
+        "openai",
+        ("anthropic",),
+    ),
+    Phase("all recovered", {}, "anthropic"),
 ]
 
 
@@ -42,7 +65,9 @@ class Tally:
     failovers: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
     errors: int = 0
     latencies: list[float] = dataclasses.field(default_factory=list)
-    order: list[str] = dataclasses.field(default_factory=list)  # serving member, request by request
+    # serving member, request by request, of the requests that started and finished in this phase: the
+    # verdict judges only those (one that straddles a fault change proves nothing about either phase)
+    order: list[str] = dataclasses.field(default_factory=list)
 
     def p(self, q: float) -> float:
         if not self.latencies:
@@ -61,8 +86,7 @@ async def _traffic(api: str, tallies: list[Tally], stop: asyncio.Event, worker: 
                 "stream": (n + worker) % 2 == 0,
                 "messages": [{"role": "user", "content": f"demo request {worker}-{n}"}],
             }
-            tally = tallies[-1]
-            started = time.perf_counter()
+            started, phase_at_start = time.perf_counter(), len(tallies)
             try:
                 async with session.post(api + "/v1/chat/completions", json=body) as response:
                     text = await response.text()
@@ -71,10 +95,12 @@ async def _traffic(api: str, tallies: list[Tally], stop: asyncio.Event, worker: 
                     reason = response.headers.get("x-pilotfish-failover-reason")
             except aiohttp.ClientError:
                 ok, member, reason = False, "none", None
+            tally = tallies[-1]  # shown in the phase it finished in
             tally.latencies.append(time.perf_counter() - started)
             if ok:
                 tally.served[member] += 1
-                tally.order.append(member)
+                if len(tallies) == phase_at_start:
+                    tally.order.append(member)
             else:
                 tally.errors += 1
             if reason:
@@ -92,11 +118,12 @@ async def _members(admin: str, session: aiohttp.ClientSession) -> dict[str, str]
 
 def _row(name: str, tally: Tally, states: dict[str, str] | None = None) -> str:
     total = sum(tally.served.values()) + tally.errors
-    share = " ".join(f"{m}={tally.served[m]:>3}" for m in ("primary", "backup"))
+    share = " ".join(f"{m}={tally.served[m]:>3}" for m in VENDORS)
     reasons = ", ".join(f"{r} x{c}" for r, c in tally.failovers.most_common()) or "-"
-    circuit = f"  circuit primary={states.get('primary', '?')}" if states else ""
+    open_now = [m for m in VENDORS if states and states.get(m) != "closed"]
+    circuit = f"  circuits not closed: {', '.join(f'{m}={states[m]}' for m in open_now)}" if states and open_now else ""
     return (
-        f"{name:<42} {total:>4} req  {share}  errors={tally.errors}  p50={tally.p(0.5):6.1f}ms "
+        f"{name:<45} {total:>4} req  {share}  errors={tally.errors}  p50={tally.p(0.5):5.1f}ms "
         f"p95={tally.p(0.95):7.1f}ms  failovers: {reasons}{circuit}"
     )
 
@@ -152,34 +179,36 @@ async def _start_sidecar(
     raise RuntimeError("the sidecar did not start")
 
 
+async def _start_mocks() -> dict[str, runner.RunningMock]:
+    keys = {"anthropic": "sk-ant-demo", "openai": "sk-demo-openai", "gemini": "demo-gemini-key"}
+    return {vendor: await runner.start_mock(provider=vendor, name=vendor, api_key=keys[vendor]) for vendor in VENDORS}
+
+
 async def run(phase_seconds: float, live: bool) -> int:
-    primary = await runner.start_mock(provider="anthropic", name="primary", api_key="sk-ant-demo-primary")
-    backup = await runner.start_mock(name="backup", api_key="sk-demo-backup")
+    mocks = await _start_mocks()
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="pilotfish-demo-"))
     text = (EXAMPLES / "workhorse.yaml").read_text()
-    (workdir / "workhorse.yaml").write_text(
-        text.replace("127.0.0.1:9101", f"127.0.0.1:{primary.port}").replace(
-            "127.0.0.1:9102", f"127.0.0.1:{backup.port}"
-        )
-    )
+    for port, vendor in zip(("9101", "9102", "9103"), VENDORS, strict=True):
+        text = text.replace(f"127.0.0.1:{port}", f"127.0.0.1:{mocks[vendor].port}")
+    (workdir / "workhorse.yaml").write_text(text)
     process, api, admin = await _start_sidecar(workdir, workdir / "requests.jsonl")
-    print("Pilotfish demo: class 'workhorse' = primary (Anthropic) → backup (OpenAI), both mock providers;")
+    print("Pilotfish demo: class 'workhorse' = Anthropic → OpenAI → Gemini, all three mock providers;")
     print("the app speaks OpenAI's API to the sidecar and never knows which vendor answered.")
     print(f"Sidecar API {api}  admin {admin}/debug/members  request log {workdir / 'requests.jsonl'}\n")
     names: list[str] = []
     tallies: list[Tally] = []
     stop_traffic, stop_view = asyncio.Event(), asyncio.Event()
     try:
-        names.append(PHASES[0][0])
+        names.append(PHASES[0].name)
         tallies.append(Tally())
         workers = [asyncio.create_task(_traffic(api, tallies, stop_traffic, w)) for w in range(WORKERS)]
         view = asyncio.create_task(_show(admin, names, tallies, stop_view, live))
-        for index, (name, fault, _) in enumerate(PHASES):
+        for index, phase in enumerate(PHASES):
             if index:
-                names.append(name)
+                names.append(phase.name)
                 tallies.append(Tally())
-            if fault is not None:
-                primary.set_fault(**fault)
+            for vendor, mock in mocks.items():
+                mock.set_fault(**phase.faults.get(vendor, OK))
             await asyncio.sleep(phase_seconds)
         stop_traffic.set()
         await asyncio.gather(*workers)
@@ -190,36 +219,37 @@ async def run(phase_seconds: float, live: bool) -> int:
     finally:
         process.terminate()
         await process.wait()
-        await primary.stop()
-        await backup.stop()
-    return _verdict(names, tallies)
+        for mock in mocks.values():
+            await mock.stop()
+    return _verdict(tallies)
 
 
-def _verdict(names: list[str], tallies: list[Tally]) -> int:
+def _verdict(tallies: list[Tally]) -> int:
     print()
     problems = []
-    for (name, _, expected), tally in zip(PHASES, tallies, strict=True):
+    for phase, tally in zip(PHASES, tallies, strict=True):
         if not (tally.served or tally.errors):
-            problems.append(f"{name}: no traffic")
+            problems.append(f"{phase.name}: no traffic")
             continue
         if tally.errors:
-            problems.append(f"{name}: {tally.errors} failed requests")
+            problems.append(f"{phase.name}: {tally.errors} failed requests")
+        problems += [
+            f"{phase.name}: broken {v} served {tally.served[v]} requests" for v in phase.never if tally.served[v]
+        ]
         settled = tally.order[len(tally.order) * 3 // 4 :]  # the last quarter, after any recovery probe
-        if expected == "backup" and tally.served["primary"]:
-            problems.append(f"{name}: the broken primary served {tally.served['primary']} requests")
-        if expected == "primary" and (not settled or any(member != "primary" for member in settled)):
-            problems.append(f"{name}: traffic did not settle back on the primary")
+        if not settled or any(member != phase.settles_on for member in settled):
+            problems.append(f"{phase.name}: traffic did not settle on {phase.settles_on}")
     total = sum(sum(t.served.values()) + t.errors for t in tallies)
-    failovers = sum(sum(t.failovers.values()) for t in tallies)
+    moved = sum(sum(t.failovers.values()) for t in tallies)
     latencies = [latency for t in tallies for latency in t.latencies]
     print(
-        f"{total} requests, {failovers} of them served by the backup after a failover or an open circuit, "
+        f"{total} requests, {moved} of them served by a fallback after a failover or an open circuit, "
         f"median latency {statistics.median(latencies) * 1000:.1f} ms."
     )
     if problems:
         print("Demo FAILED:\n  " + "\n  ".join(problems))
         return 1
-    print("No request failed: every outage was absorbed by failover, and traffic returned once the primary healed.")
+    print("No request failed: every outage was absorbed by failover, and traffic returned to Anthropic once it healed.")
     return 0
 
 
