@@ -59,7 +59,8 @@ def test_render_warns_about_excluded_members_and_still_renders(tmp_path):
     assert result.returncode == 0
     assert 'member openai/gpt-5-mini excluded (SecretKeyMissing): Secret "demo-keys" has no key "nope"' in result.stderr
     assert [m["id"] for m in json.loads(result.stdout)["classes"]["workhorse"]["members"]] == [
-        "primary/claude-sonnet-4-5"
+        "anthropic/claude-sonnet-4-5",
+        "gemini/gemini-2.5-pro",
     ]
 
 
