@@ -16,9 +16,6 @@ from aiohttp import web
 from pilotfish.mocks import answers, control, faults, stalls
 from pilotfish.wire import sse
 
-NAME = web.AppKey("anthropic_name", str)
-API_KEY = web.AppKey("anthropic_api_key", str)
-
 _ERRORS: dict[int, tuple[str, str]] = {  # status → (type, message)
     400: ("invalid_request_error", "Invalid request."),
     401: ("authentication_error", "invalid x-api-key"),
@@ -34,13 +31,8 @@ _ERRORS: dict[int, tuple[str, str]] = {  # status → (type, message)
 def build_app(
     *, name: str, api_key: str | None, fault_state: faults.FaultState, stats: control.Stats
 ) -> web.Application:
-    app = web.Application(client_max_size=64 * 1024 * 1024)
-    app[NAME] = name
-    app[API_KEY] = api_key or ""
-    app[control.FAULTS] = fault_state
-    app[control.STATS] = stats
+    app = control.new_app(name=name, api_key=api_key, fault_state=fault_state, stats=stats)
     app.router.add_post("/v1/messages", post_messages)
-    control.add_routes(app)
     return app
 
 
@@ -58,7 +50,9 @@ async def post_messages(request: web.Request) -> web.StreamResponse:
     stats.last_model, stats.last_body = body.get("model"), body
     presented = request.headers.get("x-api-key") or request.headers.get("Authorization", "").removeprefix("Bearer ")
     stats.last_auth_present = bool(presented)
-    if app[API_KEY] and presented != app[API_KEY]:  # the API takes x-api-key, and newer SDKs send a bearer token
+    if (
+        app[control.API_KEY] and presented != app[control.API_KEY]
+    ):  # the API takes x-api-key, and newer SDKs send a bearer token
         return error_response(401)
     if "max_tokens" not in body or not request.headers.get("anthropic-version"):
         return error_response(400, message="max_tokens and the anthropic-version header are required")
@@ -71,7 +65,7 @@ async def post_messages(request: web.Request) -> web.StreamResponse:
     await stalls.apply(request, mode, fault)
     if body.get("stream"):
         return await _stream(request, body, cut_after=fault.after_chunks if mode is faults.Mode.CUT else None)
-    return web.json_response(_message(app[NAME], body))
+    return web.json_response(_message(app[control.NAME], body))
 
 
 def _error_fault(mode: faults.Mode, fault: faults.Fault) -> web.Response | None:
@@ -134,7 +128,7 @@ def _event(name: str, data: dict[str, Any]) -> bytes:
 async def _stream(request: web.Request, body: dict[str, Any], *, cut_after: int | None) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await response.prepare(request)
-    message = _message(request.app[NAME], body)
+    message = _message(request.app[control.NAME], body)
     tool = _tool_use(body)
     start = {**message, "content": [], "stop_reason": None, "usage": {**message["usage"], "output_tokens": 1}}
     frames = [_event("message_start", {"message": start}), _event("ping", {})]
@@ -144,7 +138,7 @@ async def _stream(request: web.Request, body: dict[str, Any], *, cut_after: int 
         deltas = [{"type": "input_json_delta", "partial_json": piece} for piece in pieces]
     else:
         frames.append(_event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}))
-        deltas = [{"type": "text_delta", "text": word} for word in answers.words(request.app[NAME])]
+        deltas = [{"type": "text_delta", "text": word} for word in answers.words(request.app[control.NAME])]
     for count, delta in enumerate(deltas):
         if cut_after is not None and count >= cut_after:
             await response.write(b"".join(frames))

@@ -38,6 +38,19 @@ class Stats:
 
 FAULTS = web.AppKey("faults", faults.FaultState)
 STATS = web.AppKey("stats", Stats)
+NAME = web.AppKey("name", str)  # the mock's name, which its canonical answer carries
+API_KEY = web.AppKey("api_key", str)  # the key it requires; "" accepts any
+
+
+def new_app(*, name: str, api_key: str | None, fault_state: faults.FaultState, stats: Stats) -> web.Application:
+    """The application every mock format starts from: identity, fault state, stats and control routes."""
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app[NAME] = name
+    app[API_KEY] = api_key or ""
+    app[FAULTS] = fault_state
+    app[STATS] = stats
+    add_routes(app)
+    return app
 
 
 def add_routes(app: web.Application) -> None:

@@ -15,9 +15,6 @@ from aiohttp import web
 from pilotfish.mocks import answers, control, faults, stalls
 from pilotfish.wire import sse
 
-NAME = web.AppKey("gemini_name", str)
-API_KEY = web.AppKey("gemini_api_key", str)
-
 _STATUSES = {
     400: "INVALID_ARGUMENT",
     401: "UNAUTHENTICATED",
@@ -33,13 +30,8 @@ _STATUSES = {
 def build_app(
     *, name: str, api_key: str | None, fault_state: faults.FaultState, stats: control.Stats
 ) -> web.Application:
-    app = web.Application(client_max_size=64 * 1024 * 1024)
-    app[NAME] = name
-    app[API_KEY] = api_key or ""
-    app[control.FAULTS] = fault_state
-    app[control.STATS] = stats
+    app = control.new_app(name=name, api_key=api_key, fault_state=fault_state, stats=stats)
     app.router.add_post("/v1beta/models/{model_action}", post_model_action)
-    control.add_routes(app)
     return app
 
 
@@ -65,7 +57,7 @@ async def post_model_action(request: web.Request) -> web.StreamResponse:
     stats.last_model, stats.last_body = model, body
     presented = request.headers.get("x-goog-api-key") or request.query.get("key")
     stats.last_auth_present = presented is not None
-    if app[API_KEY] and presented != app[API_KEY]:
+    if app[control.API_KEY] and presented != app[control.API_KEY]:
         return error_response(400, message="API key not valid. Please pass a valid API key.")
     mode = app[control.FAULTS].next_mode()
     stats.by_mode[mode.value] += 1
@@ -74,7 +66,7 @@ async def post_model_action(request: web.Request) -> web.StreamResponse:
     if early is not None:
         return early
     await stalls.apply(request, mode, fault)
-    events = _responses(app[NAME], model, body, blocked=False)
+    events = _responses(app[control.NAME], model, body, blocked=False)
     if action == "generateContent":
         return web.json_response(_merged(events))
     return await _stream(request, events, cut_after=fault.after_chunks if mode is faults.Mode.CUT else None)

@@ -16,8 +16,6 @@ from aiohttp import web
 from pilotfish.mocks import answers, control, faults, stalls
 from pilotfish.wire import sse
 
-NAME = web.AppKey("name", str)
-API_KEY = web.AppKey("api_key", str)
 AZURE = web.AppKey("azure", bool)  # serve Azure OpenAI's deployment routes and api-key auth instead
 
 ANSWER = answers.ANSWER
@@ -43,17 +41,12 @@ _ERRORS: dict[int, tuple[str, str, str]] = {  # status → (message, type, code)
 def build_app(
     *, name: str, api_key: str | None, fault_state: faults.FaultState, stats: control.Stats, azure: bool = False
 ) -> web.Application:
-    app = web.Application(client_max_size=64 * 1024 * 1024)
-    app[NAME] = name
-    app[API_KEY] = api_key or ""
+    app = control.new_app(name=name, api_key=api_key, fault_state=fault_state, stats=stats)
     app[AZURE] = azure
-    app[control.FAULTS] = fault_state
-    app[control.STATS] = stats
     app.router.add_post("/v1/chat/completions", post_chat_completions)
     app.router.add_post("/openai/deployments/{deployment}/chat/completions", post_chat_completions)
     app.router.add_post("/v1/embeddings", post_embeddings)
     app.router.add_get("/v1/models", get_models)
-    control.add_routes(app)
     return app
 
 
@@ -84,9 +77,9 @@ async def post_chat_completions(request: web.Request) -> web.StreamResponse:
             return error_response(404, message="Resource not found: the api-version query parameter is required")
     stats.last_model, stats.last_body = body.get("model"), body
     presented = request.headers.get("api-key") if app[AZURE] else request.headers.get("Authorization")
-    expected = app[API_KEY] if app[AZURE] else f"Bearer {app[API_KEY]}"
+    expected = app[control.API_KEY] if app[AZURE] else f"Bearer {app[control.API_KEY]}"
     stats.last_auth_present = presented is not None
-    if app[API_KEY] and presented != expected:
+    if app[control.API_KEY] and presented != expected:
         return error_response(401)
     mode = app[control.FAULTS].next_mode()
     stats.by_mode[mode.value] += 1
@@ -102,7 +95,7 @@ async def post_chat_completions(request: web.Request) -> web.StreamResponse:
         await response.write(b'{"id": "chatcmpl-mock", "object": "chat.com')
         stalls.cut(request)
         return response
-    return web.Response(body=orjson.dumps(_completion(app[NAME], body)), content_type="application/json")
+    return web.Response(body=orjson.dumps(_completion(app[control.NAME], body)), content_type="application/json")
 
 
 async def _early_fault(request: web.Request, mode: faults.Mode, fault: faults.Fault) -> web.StreamResponse | None:
@@ -183,7 +176,7 @@ async def _stream(
 ) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await response.prepare(request)
-    name = request.app[NAME]
+    name = request.app[control.NAME]
     base = {
         "id": "chatcmpl-mock",
         "object": "chat.completion.chunk",
@@ -262,6 +255,6 @@ async def get_models(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "object": "list",
-            "data": [{"id": "mock-model", "object": "model", "created": 0, "owned_by": request.app[NAME]}],
+            "data": [{"id": "mock-model", "object": "model", "created": 0, "owned_by": request.app[control.NAME]}],
         }
     )

@@ -18,6 +18,7 @@ import orjson
 
 from pilotfish import failures
 from pilotfish.api import refs
+from pilotfish.providers import base
 from pilotfish.routes import document
 from pilotfish.wire import http, openai, sse
 
@@ -168,12 +169,7 @@ def _tool_choice(choice: str | dict[str, Any] | None) -> dict[str, Any] | None:
 
 def parse_response(body: bytes, *, member: document.MemberRoute) -> openai.ChatCompletion:
     """A non-streaming Anthropic message as an OpenAI chat.completion."""
-    try:
-        message = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise failures.AttemptFailed(
-            failures.Failure(kind=failures.FailureKind.BAD_RESPONSE, detail="response is not JSON")
-        ) from exc
+    message = base.parse_json(body, what="response")
     text = "".join(block.get("text", "") for block in message.get("content", []) if block.get("type") == "text")
     calls = [
         {
@@ -223,12 +219,7 @@ class StreamTranslator:
     def feed(self, event: sse.Event) -> list[openai.ChatChunk]:
         if event.event == "ping" or not event.data:
             return []
-        try:
-            data = orjson.loads(event.data)
-        except orjson.JSONDecodeError as exc:
-            raise failures.AttemptFailed(
-                failures.Failure(kind=failures.FailureKind.BAD_RESPONSE, detail="malformed stream event")
-            ) from exc
+        data = base.parse_json(event.data, what="stream event")
         kind = data.get("type") or event.event
         handler = getattr(self, f"_on_{kind}", None)
         return handler(data) if handler is not None else []

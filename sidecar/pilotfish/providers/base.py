@@ -7,7 +7,9 @@ because the engine calls it again for every member it fails over to.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol
+from typing import Any, Protocol
+
+import orjson
 
 from pilotfish import failures
 from pilotfish.api import refs
@@ -44,3 +46,13 @@ class Adapter(Protocol):
     def new_stream_translator(self, *, member: document.MemberRoute) -> StreamTranslator: ...
 
     def classify_error(self, status: int, headers: Mapping[str, str], body: bytes) -> failures.Failure: ...
+
+
+def parse_json(data: bytes | str, *, what: str) -> Any:
+    """JSON from a provider, or the ``bad_response`` failure every adapter reports for garbage."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise failures.AttemptFailed(
+            failures.Failure(kind=failures.FailureKind.BAD_RESPONSE, detail=f"{what} is not JSON")
+        ) from exc

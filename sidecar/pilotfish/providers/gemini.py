@@ -20,6 +20,7 @@ import orjson
 
 from pilotfish import failures
 from pilotfish.api import refs
+from pilotfish.providers import base
 from pilotfish.routes import document
 from pilotfish.wire import http, openai, sse
 
@@ -161,12 +162,7 @@ def _tool_config(choice: str | dict[str, Any] | None) -> dict[str, Any] | None:
 def parse_response(body: bytes, *, member: document.MemberRoute) -> openai.ChatCompletion:
     """A non-streaming GenerateContentResponse as an OpenAI chat.completion."""
     translator = StreamTranslator(model=member.model)
-    try:
-        chunks = translator.translate(orjson.loads(body))
-    except orjson.JSONDecodeError as exc:
-        raise failures.AttemptFailed(
-            failures.Failure(kind=failures.FailureKind.BAD_RESPONSE, detail="response is not JSON")
-        ) from exc
+    chunks = translator.translate(base.parse_json(body, what="response"))
     text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
     calls = [call for c in chunks if c["choices"] for call in c["choices"][0]["delta"].get("tool_calls", [])]
     finish = next(
@@ -197,12 +193,7 @@ class StreamTranslator:
         self._calls = 0
 
     def feed(self, event: sse.Event) -> list[openai.ChatChunk]:
-        try:
-            data = orjson.loads(event.data)
-        except orjson.JSONDecodeError as exc:
-            raise failures.AttemptFailed(
-                failures.Failure(kind=failures.FailureKind.BAD_RESPONSE, detail="malformed stream event")
-            ) from exc
+        data = base.parse_json(event.data, what="stream event")
         if isinstance(data, dict) and "error" in data:
             raise failures.AttemptFailed(_classify_error_object(data["error"], status=None))
         return self.translate(data) if isinstance(data, dict) else []

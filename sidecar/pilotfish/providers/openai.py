@@ -14,6 +14,7 @@ import orjson
 
 from pilotfish import failures
 from pilotfish.api import refs
+from pilotfish.providers import base
 from pilotfish.routes import document
 from pilotfish.wire import http, openai, sse
 
@@ -52,12 +53,7 @@ def build_request(
 
 def parse_response(body: bytes, *, member: document.MemberRoute) -> openai.ChatCompletion:
     """A non-streaming completion is already canonical; only check that it is one."""
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise failures.AttemptFailed(
-            failures.Failure(kind=failures.FailureKind.BAD_RESPONSE, detail="response is not JSON")
-        ) from exc
+    parsed = base.parse_json(body, what="response")
     if not isinstance(parsed, dict) or "choices" not in parsed:
         raise failures.AttemptFailed(
             failures.Failure(kind=failures.FailureKind.BAD_RESPONSE, detail="response has no choices")
@@ -77,12 +73,7 @@ class StreamTranslator:
         if event.data == sse.DONE:
             self.finished = True
             return []
-        try:
-            chunk = orjson.loads(event.data)
-        except orjson.JSONDecodeError as exc:
-            raise failures.AttemptFailed(
-                failures.Failure(kind=failures.FailureKind.BAD_RESPONSE, detail="malformed stream event")
-            ) from exc
+        chunk = base.parse_json(event.data, what="stream event")
         if not isinstance(chunk, dict):
             return []
         if "error" in chunk:
