@@ -1,26 +1,30 @@
-"""``python -m e2e.testenv build|up|down|env``: the test control plane, for humans.
+"""``python -m e2e.testenv build|up|down|env``: the test control plane, by hand and for CI.
 
-python -m e2e.testenv build     # build (or find) the binaries; prints where they are
-eval "$(python -m e2e.testenv up)"   # start one in the background; exports KUBECONFIG
-kubectl get modelclasses
-python -m e2e.testenv down      # stop it and delete its data
+python -m e2e.testenv build               # build (or find) the binaries; prints paths and timings
+eval "$(python -m e2e.testenv up)"        # start one in the background; exports KUBECONFIG
+kubectl apply -f crds/ && kubectl get mc
+python -m e2e.testenv down                # stop it and delete its data
+eval "$(python -m e2e.testenv env)"       # KUBEBUILDER_ASSETS (and KUBECONFIG while one is up)
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import pathlib
+import shlex
 import shutil
-import signal
 import sys
 import tempfile
+import time
 
-from e2e.testenv import binaries, controlplane
+from e2e.testenv import binaries, controlplane, processes, versions
 
-STATE = pathlib.Path(tempfile.gettempdir()) / "pilotfish-testenv.json"
+
+def state_file() -> pathlib.Path:
+    """Where ``up`` records what ``down`` must stop: one control plane per user and temp directory."""
+    return pathlib.Path(tempfile.gettempdir()) / f"pilotfish-testenv-{os.getuid()}.json"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,54 +34,86 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["build", "up", "down", "env"])
     command = parser.parse_args(argv).command
     try:
-        return _run(command)
+        return {"build": build, "up": up, "down": down, "env": env}[command]()
     except binaries.BinariesUnavailable as exc:
         sys.stderr.write(f"{exc}\n")
         return 2
 
 
-def _run(command: str) -> int:
-    if command == "build":
-        bins = binaries.ensure()
-        for name, path in vars(bins).items():
-            print(f"{name}: {path}")
-        times = binaries.cache_root() / "build-times.json"
-        if times.exists():
-            print(f"last build took (seconds): {json.loads(times.read_text())}")
-        return 0
-    if command == "up":
-        if STATE.exists():
-            sys.stderr.write(f"a control plane is already up ({STATE}); run `down` first\n")
+def build() -> int:
+    """Build or reuse the binaries; print where they are and what it cost (CI logs this)."""
+    started = time.monotonic()
+    bins = binaries.ensure()
+    elapsed = time.monotonic() - started
+    print(f"versions: kubernetes {versions.KUBERNETES}, etcd {versions.ETCD}, helm {versions.HELM}")
+    for name, path in bins.paths().items():
+        print(f"{name}: {path}")
+    if bins.built:
+        steps = ", ".join(f"{label} {seconds:.0f}s" for label, seconds in bins.built.items())
+        print(f"built in {elapsed:.0f}s ({steps})")
+    else:
+        print(f"reused, nothing built ({elapsed:.1f}s)")
+        last = binaries.last_build_times()
+        if last is not None and bins.from_cache():
+            print(f"the cache was built at {last['when']}: {json.dumps(last['seconds'])}")
+    return 0
+
+
+def up() -> int:
+    state = state_file()
+    if state.exists():
+        recorded = json.loads(state.read_text())
+        if any(processes.group_alive(pid) for pid in recorded["pids"].values()):
+            sys.stderr.write(f"a control plane is already up ({state}); run `python -m e2e.testenv down` first\n")
             return 1
-        plane = controlplane.ControlPlane(binaries.ensure(), detached=True).start()
-        STATE.write_text(
-            json.dumps(
-                {
-                    "workdir": str(plane.workdir),
-                    "kubeconfig": str(plane.kubeconfig),
-                    "pids": [p.pid for p in plane.processes.values()],
-                }
-            )
-        )
-        print(f"export KUBECONFIG={plane.kubeconfig}")
-        sys.stderr.write(f"control plane up at {plane.server}; stop it with `python -m e2e.testenv down`\n")
-        return 0
-    if command == "env":
-        if not STATE.exists():
-            sys.stderr.write("no control plane is up\n")
-            return 1
-        print(f"export KUBECONFIG={json.loads(STATE.read_text())['kubeconfig']}")
-        return 0
-    if not STATE.exists():
+        _forget(recorded)  # a stale record: its servers died (reboot, kill -9)
+    plane = controlplane.ControlPlane(detached=True).start()
+    record = {
+        "server": plane.server,
+        "kubeconfig": str(plane.kubeconfig),
+        "workdir": str(plane.workdir),
+        "pids": plane.pids,
+        "bin_dir": str(plane.bins.kube_apiserver.parent),
+    }
+    state.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"export KUBECONFIG={shlex.quote(str(plane.kubeconfig))}")
+    sys.stderr.write(
+        f"control plane up at {plane.server} (pids {plane.pids}, logs in {plane.workdir}); "
+        "stop it with `python -m e2e.testenv down`\n"
+    )
+    return 0
+
+
+def down() -> int:
+    state = state_file()
+    if not state.exists():
         sys.stderr.write("no control plane is up\n")
         return 0
-    state = json.loads(STATE.read_text())
-    for pid in state["pids"]:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGTERM)
-    shutil.rmtree(state["workdir"], ignore_errors=True)
-    STATE.unlink()
+    _forget(json.loads(state.read_text()))
+    state.unlink()
     print("control plane stopped")
+    return 0
+
+
+def _forget(recorded: dict[str, object]) -> None:
+    pids = recorded["pids"]
+    assert isinstance(pids, dict)
+    for name in ("kube-apiserver", "etcd"):
+        if name in pids:
+            processes.stop_group(int(pids[name]))
+    shutil.rmtree(str(recorded["workdir"]), ignore_errors=True)
+
+
+def env() -> int:
+    """Shell exports: KUBEBUILDER_ASSETS for envtest-style tools, KUBECONFIG while a control plane is up."""
+    found = binaries.locate()
+    if found is None:
+        sys.stderr.write("the binaries are not built yet: run `python -m e2e.testenv build`\n")
+        return 1
+    print(f"export KUBEBUILDER_ASSETS={shlex.quote(str(found.kube_apiserver.parent))}")
+    state = state_file()
+    if state.exists():
+        print(f"export KUBECONFIG={shlex.quote(json.loads(state.read_text())['kubeconfig'])}")
     return 0
 
 

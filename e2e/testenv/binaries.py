@@ -1,9 +1,11 @@
-"""Finds or builds kube-apiserver, etcd, kubectl and helm for the test control plane.
+"""Finds, or builds once, kube-apiserver, etcd, kubectl and helm for the test control plane.
 
-Order: ``KUBEBUILDER_ASSETS`` (envtest's convention) when it holds them; else a per-version cache
-folder outside the checkout (``$XDG_CACHE_HOME/pilotfish/testenv/<versions>/bin``); else build them
-there with the Go toolchain from the official Go modules through the Go module proxy, never from a
-prebuilt download. A file lock keeps two test processes from building at once.
+Each binary is looked for in ``KUBEBUILDER_ASSETS`` (envtest's convention) first, then in a cache
+folder outside the checkout keyed by the pinned versions
+(``${XDG_CACHE_HOME:-~/.cache}/pilotfish/testenv/<versions>/bin``); only what is still missing is
+built there with Go (see ``gobuild``). A file lock keeps two pytest processes from building at once;
+the second waits and reuses the first one's result. Without Go, kubectl and helm may come from PATH
+(a fallback only: the version may differ from the pinned one).
 """
 
 from __future__ import annotations
@@ -13,35 +15,50 @@ import fcntl
 import json
 import os
 import pathlib
-import re
 import shutil
-import subprocess
 import sys
 import time
+from collections.abc import Callable
 
-from e2e.testenv import versions
+from e2e.testenv import gobuild, versions
 
-GOMOD_TEMPLATES = pathlib.Path(__file__).resolve().parent / "gomod"
 NAMES = ("kube-apiserver", "etcd", "kubectl", "helm")
 
 
 class BinariesUnavailable(RuntimeError):
-    """Neither KUBEBUILDER_ASSETS nor a Go toolchain can provide the binaries."""
+    """Neither KUBEBUILDER_ASSETS, the cache nor a Go toolchain can provide the binaries."""
 
 
 @dataclasses.dataclass(frozen=True)
 class Binaries:
+    """Where each binary is. ``built`` holds seconds per build step done by this call (empty: reused)."""
+
     kube_apiserver: pathlib.Path
     etcd: pathlib.Path
     kubectl: pathlib.Path
     helm: pathlib.Path
+    built: dict[str, float] = dataclasses.field(default_factory=dict, compare=False)
 
-    @classmethod
-    def in_dir(cls, directory: pathlib.Path) -> Binaries:
-        return cls(*(directory / name for name in NAMES))
+    def paths(self) -> dict[str, pathlib.Path]:
+        return {name: getattr(self, name.replace("-", "_")) for name in NAMES}
 
-    def all_exist(self) -> bool:
-        return all(os.access(path, os.X_OK) for path in dataclasses.astuple(self))
+    def from_cache(self) -> bool:
+        """True when every binary is the one this project built at the pinned versions."""
+        return all(path.parent == bin_dir() for path in self.paths().values())
+
+
+@dataclasses.dataclass(frozen=True)
+class _Step:
+    label: str
+    outputs: tuple[str, ...]
+    run: Callable[..., None]
+
+
+_STEPS = (
+    _Step("kube-apiserver+kubectl", ("kube-apiserver", "kubectl"), gobuild.build_kube),
+    _Step("etcd", ("etcd",), gobuild.build_etcd),
+    _Step("helm", ("helm",), gobuild.build_helm),
+)
 
 
 def cache_root() -> pathlib.Path:
@@ -49,151 +66,80 @@ def cache_root() -> pathlib.Path:
     return pathlib.Path(base) / "pilotfish" / "testenv" / versions.cache_key()
 
 
-def locate() -> Binaries | None:
-    """Binaries that already exist, without building anything."""
+def bin_dir() -> pathlib.Path:
+    return cache_root() / "bin"
+
+
+def _executable(path: pathlib.Path) -> bool:
+    return path.is_file() and os.access(path, os.X_OK)
+
+
+def _find(name: str, *, allow_path: bool) -> pathlib.Path | None:
     assets = os.environ.get("KUBEBUILDER_ASSETS")
-    if assets:
-        found = Binaries.in_dir(pathlib.Path(assets))
-        helm = found.helm if os.access(found.helm, os.X_OK) else Binaries.in_dir(cache_root() / "bin").helm
-        kubectl = found.kubectl if os.access(found.kubectl, os.X_OK) else pathlib.Path(shutil.which("kubectl") or "")
-        candidate = dataclasses.replace(found, helm=helm, kubectl=kubectl)
-        if candidate.all_exist():
-            return candidate
-    cached = Binaries.in_dir(cache_root() / "bin")
-    return cached if cached.all_exist() else None
+    candidates = [pathlib.Path(assets) / name] if assets else []
+    candidates.append(bin_dir() / name)
+    if allow_path and name in ("kubectl", "helm") and (on_path := shutil.which(name)):
+        candidates.append(pathlib.Path(on_path))
+    return next((path for path in candidates if _executable(path)), None)
+
+
+def locate(*, allow_path: bool = False) -> Binaries | None:
+    """All four binaries if they already exist (``KUBEBUILDER_ASSETS`` first, then the cache); builds nothing."""
+    apiserver, etcd, kubectl, helm = (_find(name, allow_path=allow_path) for name in NAMES)
+    if apiserver is None or etcd is None or kubectl is None or helm is None:
+        return None
+    return Binaries(kube_apiserver=apiserver, etcd=etcd, kubectl=kubectl, helm=helm)
 
 
 def ensure(*, log: bool = True) -> Binaries:
-    """Binaries ready to run: found, or built once (under a lock) into the cache."""
+    """All four binaries, ready to run: found, or the missing ones built once (under a lock) into the cache."""
     found = locate()
     if found is not None:
         return found
     if shutil.which("go") is None:
+        fallback = locate(allow_path=True)
+        if fallback is not None:
+            return fallback
+        missing = [name for name in NAMES if _find(name, allow_path=True) is None]
         raise BinariesUnavailable(
-            "The Kubernetes tests need kube-apiserver, etcd, kubectl and helm. Install Go (they are then built "
-            "from the official Go modules, once, into ~/.cache/pilotfish/testenv), or point KUBEBUILDER_ASSETS "
-            "at a folder holding them (envtest's setup-envtest provides one). To skip these tests on purpose, "
-            "set PILOTFISH_SKIP_K8S=1."
+            f"The Kubernetes tests need kube-apiserver, etcd, kubectl and helm; missing: {', '.join(missing)}. "
+            "Install Go (they are then built from the official Go modules, once, into "
+            f"{bin_dir()}), or point KUBEBUILDER_ASSETS at a folder holding them (envtest's setup-envtest "
+            "provides kube-apiserver, etcd and kubectl). To skip these tests on purpose, set PILOTFISH_SKIP_K8S=1."
         )
     root = cache_root()
     root.mkdir(parents=True, exist_ok=True)
     with (root / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        cached = Binaries.in_dir(root / "bin")
-        if not cached.all_exist():
-            build(root, log=log)
-    return Binaries.in_dir(root / "bin")
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a concurrent builder finishes first; then we find its work
+        timings = _build_missing(root, log=log)
+    found = locate()
+    assert found is not None, f"built into {bin_dir()} but binaries are still missing"
+    return dataclasses.replace(found, built=timings)
 
 
-def build(root: pathlib.Path, *, log: bool = True) -> dict[str, float]:
-    """Build every missing binary into ``root/bin``; returns seconds per step."""
-    bin_dir = root / "bin"
-    bin_dir.mkdir(parents=True, exist_ok=True)
+def _build_missing(root: pathlib.Path, *, log: bool) -> dict[str, float]:
+    """Run each build step whose outputs are found nowhere; record seconds per step in build-times.json."""
+    bins = bin_dir()
+    bins.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
-    steps = [
-        ("kube-apiserver+kubectl", ("kube-apiserver", "kubectl"), _build_kube),
-        ("etcd", ("etcd",), _build_etcd),
-        ("helm", ("helm",), _build_helm),
-    ]
-    for label, outputs, step in steps:
-        if all((bin_dir / name).exists() for name in outputs):
+    for step in _STEPS:
+        if all(_find(name, allow_path=False) is not None for name in step.outputs):
             continue
+        build_log = root / "logs" / f"{step.label}.log"
+        if log:
+            sys.stderr.write(f"testenv: building {step.label} from Go modules (first run only; log: {build_log})\n")
         started = time.monotonic()
+        step.run(src=root / "src" / step.outputs[0], bin_dir=bins, log=build_log)
+        timings[step.label] = round(time.monotonic() - started, 1)
         if log:
-            sys.stderr.write(f"testenv: building {label} from Go modules (first run only)…\n")
-        step(root, bin_dir)
-        timings[label] = time.monotonic() - started
-        if log:
-            sys.stderr.write(f"testenv: {label} built in {timings[label]:.0f}s\n")
-    (root / "build-times.json").write_text(json.dumps(timings, indent=2))
+            sys.stderr.write(f"testenv: {step.label} built in {timings[step.label]:.0f}s\n")
+    if timings:
+        record = {"when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seconds": timings}
+        (root / "build-times.json").write_text(json.dumps(record, indent=2) + "\n")
     return timings
 
 
-def _go(args: list[str], *, cwd: pathlib.Path, env: dict[str, str] | None = None) -> str:
-    full_env = {**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod", "CGO_ENABLED": "0", **(env or {})}
-    done = subprocess.run(["nice", "-n", "10", "go", *args], cwd=cwd, env=full_env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"go {' '.join(args)} failed in {cwd}:\n{done.stderr[-4000:]}")
-    return done.stdout
-
-
-def staging_replaces(kubernetes_go_mod: str, *, version: str) -> list[str]:
-    """``k8s.io/X => ./staging/src/k8s.io/X`` lines of kubernetes' go.mod → published ``v0.Y.Z`` modules."""
-    minor_version = "v0." + version.split(".", 1)[1]
-    staged = re.findall(r"^\s*(k8s\.io/[\w.-]+)\s*=>\s*\./staging/src/", kubernetes_go_mod, flags=re.MULTILINE)
-    return [f"replace {module} => {module} {minor_version}" for module in sorted(set(staged))]
-
-
-def _build_kube(root: pathlib.Path, bin_dir: pathlib.Path) -> None:
-    version = versions.KUBERNETES
-    module_dir = root / "src" / "kube"
-    module_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copy(GOMOD_TEMPLATES / "kube" / "tools.go", module_dir / "tools.go")
-    info = json.loads(_go(["mod", "download", "-json", f"k8s.io/kubernetes@v{version}"], cwd=module_dir))
-    replaces = staging_replaces(pathlib.Path(info["GoMod"]).read_text(), version=version)
-    go_mod = [
-        "module pilotfish.dev/testenv/kube",
-        "",
-        "go 1.24",
-        "",
-        f"require k8s.io/kubernetes v{version}",
-        "",
-        *replaces,
-    ]
-    (module_dir / "go.mod").write_text("\n".join(go_mod) + "\n")
-    _go(["mod", "tidy"], cwd=module_dir)
-    _go(
-        [
-            "build",
-            "-trimpath",
-            f"-ldflags=-s -w {_kube_version_flags(version)}",
-            "-o",
-            str(bin_dir) + "/",
-            "k8s.io/kubernetes/cmd/kube-apiserver",
-            "k8s.io/kubernetes/cmd/kubectl",
-        ],
-        cwd=module_dir,
-    )
-
-
-def _kube_version_flags(version: str) -> str:
-    """Stamp the version as Kubernetes' own build does; unstamped binaries report v0.0.0-master."""
-    major, minor, _ = version.split(".")
-    flags = []
-    for package in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
-        flags += [
-            f"-X {package}.gitVersion=v{version}",
-            f"-X {package}.gitMajor={major}",
-            f"-X {package}.gitMinor={minor}",
-            f"-X {package}.gitTreeState=clean",
-        ]
-    return " ".join(flags)
-
-
-def _build_etcd(root: pathlib.Path, bin_dir: pathlib.Path) -> None:
-    module_dir = root / "src" / "etcd"
-    module_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copy(GOMOD_TEMPLATES / "etcd" / "main.go", module_dir / "main.go")
-    go_mod = [
-        "module pilotfish.dev/testenv/etcd",
-        "",
-        "go 1.23",
-        "",
-        f"require go.etcd.io/etcd/server/v3 v{versions.ETCD}",
-    ]
-    (module_dir / "go.mod").write_text("\n".join(go_mod) + "\n")
-    _go(["mod", "tidy"], cwd=module_dir)
-    _go(["build", "-trimpath", "-ldflags=-s -w", "-o", str(bin_dir / "etcd"), "."], cwd=module_dir)
-
-
-def _build_helm(root: pathlib.Path, bin_dir: pathlib.Path) -> None:
-    _go(
-        [
-            "install",
-            "-trimpath",
-            f"-ldflags=-s -w -X helm.sh/helm/v3/internal/version.version=v{versions.HELM}",
-            f"helm.sh/helm/v3/cmd/helm@v{versions.HELM}",
-        ],
-        cwd=root,
-        env={"GOBIN": str(bin_dir)},
-    )
+def last_build_times() -> dict[str, object] | None:
+    """What the last build into the cache took, for ``python -m e2e.testenv build``."""
+    path = cache_root() / "build-times.json"
+    return json.loads(path.read_text()) if path.exists() else None

@@ -1,5 +1,6 @@
-"""Throw-away PKI for one control plane: a CA, serving certificates, an admin client certificate and
-the service-account signing key, all written into the control plane's temporary directory."""
+"""Throw-away PKI for one control plane: a CA, a serving certificate, an admin client certificate
+(O=system:masters) and the service-account signing key pair, written into the control plane's work
+directory. Made with `cryptography` (a dependency of the kubernetes client) so no openssl CLI is needed."""
 
 from __future__ import annotations
 
@@ -18,7 +19,10 @@ VALID_FOR = datetime.timedelta(days=2)  # a test run, with room for a laptop lef
 
 @dataclasses.dataclass(frozen=True)
 class Pki:
+    """PEM files. ``ca_key`` is kept so tests can sign more serving certificates (webhooks) with ``serving_pair``."""
+
     ca_cert: pathlib.Path
+    ca_key: pathlib.Path
     serving_cert: pathlib.Path
     serving_key: pathlib.Path
     admin_cert: pathlib.Path
@@ -47,7 +51,7 @@ def _issue(
     ca_key: ec.EllipticCurvePrivateKey,
     ca_name: x509.Name,
     key: ec.EllipticCurvePrivateKey,
-    usage: ExtendedKeyUsageOID,
+    usage: x509.ObjectIdentifier,
     sans: list[x509.GeneralName] | None = None,
 ) -> x509.Certificate:
     now = datetime.datetime.now(datetime.UTC)
@@ -91,6 +95,7 @@ def serving_pair(
 
 
 def generate(directory: pathlib.Path) -> Pki:
+    """A fresh CA and everything signed by it; short-lived, since each control plane makes its own."""
     directory.mkdir(parents=True, exist_ok=True)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = _name("pilotfish-testenv-ca")
@@ -142,6 +147,7 @@ def generate(directory: pathlib.Path) -> Pki:
     )
     return Pki(
         ca_cert=directory / "ca.crt",
+        ca_key=directory / "ca.key",
         serving_cert=serving_cert,
         serving_key=serving_key,
         admin_cert=directory / "admin.crt",

@@ -1,59 +1,74 @@
 """A real control plane for tests: etcd and kube-apiserver on free loopback ports, no nodes.
 
-What controller-runtime's envtest does, for Python: throw-away data dir and PKI, an admin kubeconfig
-for kubectl, helm, kopf and the Python client, readiness waited for, and teardown that leaves no
-process behind (own process groups, killed on stop, at exit, and when the test process dies).
+What controller-runtime's envtest does, for Python: a throw-away data directory and PKI, an admin
+kubeconfig for kubectl, helm, kopf and the Python client, readiness waited for, and teardown that
+leaves no process behind (see ``processes``). There is no kube-controller-manager and no kubelet:
+objects are stored and validated, nothing reconciles them (namespaces never finish terminating,
+Deployments get no pods) — which is what the operator's tests want to own themselves.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import dataclasses
+import json
 import os
 import pathlib
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable
 from types import TracebackType
 
-from e2e.testenv import binaries, certs
+from e2e.testenv import binaries, certs, kubeconfig, processes
 
-START_TIMEOUT = 90.0  # seconds; a cold kube-apiserver on a busy 2-core machine takes ~10-20
-_PR_SET_PDEATHSIG = 1
+START_TIMEOUT = 90.0  # seconds; a cold kube-apiserver takes 5-20 on a busy 2-core machine
+SERVICE_CIDR = "10.0.0.0/24"
+ISSUER = "https://kubernetes.default.svc.cluster.local"
+
+
+class StartError(RuntimeError):
+    """etcd or kube-apiserver exited or never became ready; the message ends with its log."""
+
+
+class CommandFailed(subprocess.CalledProcessError):
+    """kubectl or helm exited non-zero; unlike its base class, the message shows what it said."""
+
+    def __str__(self) -> str:
+        return f"{super().__str__()}\nstdout: {self.stdout}\nstderr: {self.stderr}"
 
 
 def free_port() -> int:
+    """A loopback port nobody listens on right now (the servers bind it a moment later)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: its own process group, and SIGTERM when the parent dies."""
-    os.setpgrp()
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-@dataclasses.dataclass
 class ControlPlane:
-    """Start with ``start()`` (or ``with ControlPlane() as cp``); ``kubeconfig`` is ready to use."""
+    """etcd + kube-apiserver. ``start()``/``stop()``, or ``with ControlPlane() as plane:``.
 
-    bins: binaries.Binaries
-    workdir: pathlib.Path = dataclasses.field(
-        default_factory=lambda: pathlib.Path(tempfile.mkdtemp(prefix="pilotfish-cp-"))
-    )
-    detached: bool = False  # `python -m e2e.testenv up`: outlive this process
-    processes: dict[str, subprocess.Popen[bytes]] = dataclasses.field(default_factory=dict)
-    api_port: int = 0
-    etcd_port: int = 0
+    ``bins`` defaults to ``binaries.ensure()`` (which may build them, once). ``detached=True`` lets the
+    servers outlive this Python process (``python -m e2e.testenv up``) and keeps the work directory.
+    """
+
+    def __init__(
+        self,
+        *,
+        bins: binaries.Binaries | None = None,
+        workdir: pathlib.Path | None = None,
+        detached: bool = False,
+    ) -> None:
+        self.bins = bins or binaries.ensure()
+        self.workdir = workdir or pathlib.Path(tempfile.mkdtemp(prefix="pilotfish-cp-"))
+        self.detached = detached
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.api_port = 0
+        self.etcd_port = 0
+        self.pki: certs.Pki | None = None
+        self._exit_token: int | None = None
 
     @property
     def kubeconfig(self) -> pathlib.Path:
@@ -63,26 +78,101 @@ class ControlPlane:
     def server(self) -> str:
         return f"https://127.0.0.1:{self.api_port}"
 
+    @property
+    def pids(self) -> dict[str, int]:
+        return {name: process.pid for name, process in self.processes.items()}
+
     def start(self) -> ControlPlane:
-        self.pki = certs.generate(self.workdir / "pki")
-        self.etcd_port, peer_port, self.api_port = free_port(), free_port(), free_port()
+        """Start etcd, then kube-apiserver; return once ``/readyz`` says ok and ``default`` exists."""
+        if not self.detached:
+            self._exit_token = processes.at_exit(self.stop)
+        try:
+            self.pki = certs.generate(self.workdir / "pki")
+            self._start_etcd()
+            self._start_apiserver()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop kube-apiserver, then etcd (whole process groups); delete the work directory unless detached."""
+        for name in ("kube-apiserver", "etcd"):
+            process = self.processes.pop(name, None)
+            if process is not None:
+                processes.stop_group(process.pid)
+                process.poll()
+        if self._exit_token is not None:
+            processes.cancel(self._exit_token)
+            self._exit_token = None
+        if not self.detached:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> ControlPlane:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def env(self) -> dict[str, str]:
+        """Environment for subprocesses (kubectl, helm, kopf, the operator) that should use this cluster."""
+        helm_home = self.workdir / "helm"
+        return {
+            **os.environ,
+            "KUBECONFIG": str(self.kubeconfig),
+            "PATH": os.pathsep.join([str(self.bins.kubectl.parent), str(self.bins.helm.parent), os.environ["PATH"]]),
+            # helm's repositories, plugins and cache: this cluster's, not the user's ~/.config/helm
+            "HELM_CACHE_HOME": str(helm_home / "cache"),
+            "HELM_CONFIG_HOME": str(helm_home / "config"),
+            "HELM_DATA_HOME": str(helm_home / "data"),
+        }
+
+    def kubectl(
+        self, *args: str, check: bool = True, stdin: str | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        """Run kubectl against this control plane; ``check=False`` to assert on a rejection's stderr."""
+        return self._run(self.bins.kubectl, args, check=check, stdin=stdin, timeout=timeout)
+
+    def helm(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """Run helm against this control plane (never ``--wait``: there are no nodes to run pods)."""
+        return self._run(self.bins.helm, args, check=check, stdin=None, timeout=timeout)
+
+    def _run(
+        self, binary: pathlib.Path, args: tuple[str, ...], *, check: bool, stdin: str | None, timeout: float
+    ) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [str(binary), *args], env=self.env(), input=stdin, capture_output=True, text=True, timeout=timeout
+        )
+        if check and done.returncode != 0:
+            raise CommandFailed(done.returncode, done.args, done.stdout, done.stderr)
+        return done
+
+    def _start_etcd(self) -> None:
+        self.etcd_port, peer_port = free_port(), free_port()
+        client, peer = f"http://127.0.0.1:{self.etcd_port}", f"http://127.0.0.1:{peer_port}"
         self._spawn(
             "etcd",
             [
                 str(self.bins.etcd),
                 "--name=testenv",
                 f"--data-dir={self.workdir / 'etcd'}",
-                f"--listen-client-urls=http://127.0.0.1:{self.etcd_port}",
-                f"--advertise-client-urls=http://127.0.0.1:{self.etcd_port}",
-                f"--listen-peer-urls=http://127.0.0.1:{peer_port}",
-                f"--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}",
-                f"--initial-cluster=testenv=http://127.0.0.1:{peer_port}",
-                "--unsafe-no-fsync=true",
+                f"--listen-client-urls={client}",
+                f"--advertise-client-urls={client}",
+                f"--listen-peer-urls={peer}",
+                f"--initial-advertise-peer-urls={peer}",
+                f"--initial-cluster=testenv={peer}",
+                "--unsafe-no-fsync=true",  # a throw-away store: durability only costs time
                 "--log-level=warn",
             ],
         )
-        self._wait(lambda: _http_ok(f"http://127.0.0.1:{self.etcd_port}/health"), "etcd")
+        self._wait("etcd", lambda: _get(f"{client}/health") is not None)
+
+    def _start_apiserver(self) -> None:
         pki = self.pki
+        assert pki is not None
+        self.api_port = free_port()
         self._spawn(
             "kube-apiserver",
             [
@@ -95,131 +185,58 @@ class ControlPlane:
                 f"--tls-cert-file={pki.serving_cert}",
                 f"--tls-private-key-file={pki.serving_key}",
                 f"--client-ca-file={pki.ca_cert}",
-                "--service-cluster-ip-range=10.0.0.0/24",
-                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                f"--service-account-issuer={ISSUER}",
                 f"--service-account-key-file={pki.sa_public}",
                 f"--service-account-signing-key-file={pki.sa_private}",
                 "--authorization-mode=RBAC",
-                "--disable-admission-plugins=ServiceAccount",
+                "--disable-admission-plugins=ServiceAccount",  # no controller-manager creates the tokens it wants
                 "--allow-privileged=true",
                 "--enable-priority-and-fairness=false",
-                "--endpoint-reconciler-type=none",
+                "--endpoint-reconciler-type=none",  # nothing to reconcile the kubernetes Service's endpoints onto
                 "--v=0",
             ],
         )
-        self._write_kubeconfig()
-        self._wait(self._api_ready, "kube-apiserver")
-        return self
-
-    def stop(self) -> None:
-        for name in ("kube-apiserver", "etcd"):
-            process = self.processes.pop(name, None)
-            if process is None or process.poll() is not None:
-                continue
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait(5)
-        if not self.detached:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> ControlPlane:
-        return self.start()
-
-    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
-        self.stop()
-
-    def env(self) -> dict[str, str]:
-        """Environment for subprocesses (kubectl, helm, the operator) that should use this cluster."""
-        path = os.pathsep.join([str(self.bins.kubectl.parent), str(self.bins.helm.parent), os.environ.get("PATH", "")])
-        return {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PATH": path}
-
-    def kubectl(self, *args: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(self.bins.kubectl), *args],
-            env=self.env(),
-            input=stdin,
-            capture_output=True,
-            text=True,
-            check=check,
-            timeout=60,
+        kubeconfig.write(
+            self.kubeconfig,
+            server=self.server,
+            ca_cert=pki.ca_cert,
+            client_cert=pki.admin_cert,
+            client_key=pki.admin_key,
         )
-
-    def helm(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(self.bins.helm), *args],
-            env={**self.env(), "HELM_CACHE_HOME": str(self.workdir / "helm")},
-            capture_output=True,
-            text=True,
-            check=check,
-            timeout=120,
-        )
+        context = ssl.create_default_context(cafile=str(pki.ca_cert))
+        context.load_cert_chain(str(pki.admin_cert), str(pki.admin_key))
+        self._wait("kube-apiserver", lambda: _get(f"{self.server}/readyz", context=context) == b"ok")
+        self._wait("kube-apiserver", lambda: _namespace_exists(f"{self.server}/api/v1/namespaces/default", context))
 
     def _spawn(self, name: str, argv: list[str]) -> None:
-        log = (self.workdir / f"{name}.log").open("wb")
-        self.processes[name] = subprocess.Popen(
-            argv,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            preexec_fn=os.setpgrp if self.detached else _die_with_parent,
-        )
+        self.processes[name] = processes.spawn(argv, log=self.workdir / f"{name}.log", detached=self.detached)
 
-    def _wait(self, ready: object, name: str) -> None:
+    def _wait(self, name: str, ready: Callable[[], bool]) -> None:
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             process = self.processes[name]
             if process.poll() is not None:
-                log = (self.workdir / f"{name}.log").read_text(errors="replace")[-3000:]
-                self.stop()
-                raise RuntimeError(f"{name} exited with {process.returncode}:\n{log}")
-            if ready():  # type: ignore[operator]
+                raise StartError(f"{name} exited with {process.returncode}:\n{self._log_tail(name)}")
+            if ready():
                 return
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"{name} was not ready after {START_TIMEOUT:.0f}s")
+            time.sleep(0.1)
+        raise StartError(f"{name} was not ready after {START_TIMEOUT:.0f}s:\n{self._log_tail(name)}")
 
-    def _api_ready(self) -> bool:
-        context = ssl.create_default_context(cafile=str(self.pki.ca_cert))
-        context.load_cert_chain(str(self.pki.admin_cert), str(self.pki.admin_key))
-        return _http_ok(f"{self.server}/readyz", context=context)
-
-    def _write_kubeconfig(self) -> None:
-        pki = self.pki
-        self.kubeconfig.write_text(f"""\
-apiVersion: v1
-kind: Config
-clusters:
-- name: testenv
-  cluster: {{server: "{self.server}", certificate-authority: "{pki.ca_cert}"}}
-users:
-- name: admin
-  user: {{client-certificate: "{pki.admin_cert}", client-key: "{pki.admin_key}"}}
-contexts:
-- name: testenv
-  context: {{cluster: testenv, user: admin, namespace: default}}
-current-context: testenv
-""")
+    def _log_tail(self, name: str) -> str:
+        path = self.workdir / f"{name}.log"
+        return path.read_text(errors="replace")[-3000:] if path.exists() else "(no log)"
 
 
-def _http_ok(url: str, *, context: ssl.SSLContext | None = None) -> bool:
+def _get(url: str, *, context: ssl.SSLContext | None = None) -> bytes | None:
+    """The body of a 200 answer, or None for anything else (not listening yet, 500 while starting)."""
     try:
         with urllib.request.urlopen(url, timeout=2, context=context) as response:
-            return bool(response.status == 200)
+            return bytes(response.read()) if response.status == 200 else None
     except OSError:
-        return False
+        return None
 
 
-@contextlib.contextmanager
-def running() -> Iterator[ControlPlane]:
-    """Build or find the binaries, start a control plane, and always stop it."""
-    plane = ControlPlane(binaries.ensure())
-    plane.start()
-    try:
-        yield plane
-    finally:
-        plane.stop()
+def _namespace_exists(url: str, context: ssl.SSLContext) -> bool:
+    body = _get(url, context=context)
+    return body is not None and json.loads(body).get("status", {}).get("phase") == "Active"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pathlib
 import subprocess
 import textwrap
@@ -9,6 +10,7 @@ import threading
 
 import kubernetes
 import pytest
+from e2e.testenv import binaries, versions
 
 VALID = """\
 apiVersion: pilotfish.dev/v1alpha1
@@ -19,35 +21,52 @@ spec:
     - {credentialRef: openai-prod, model: gpt-5-mini}
 """
 
+CREDENTIAL = """\
+apiVersion: pilotfish.dev/v1alpha1
+kind: ProviderCredential
+metadata: {name: local}
+spec: {provider: %s, apiKeySecretRef: {name: keys, key: k}}
+"""
+
 
 def _apply(plane, namespace: str, text: str, *, check: bool = True) -> subprocess.CompletedProcess[str]:
     return plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=text, check=check)
 
 
-def test_our_crds_are_established_with_short_names(crds_applied):
-    names = crds_applied.kubectl("api-resources", "--api-group=pilotfish.dev", "-o", "wide").stdout
-    assert "modelclasses" in names and " mc " in f" {names} ".replace("\t", " ")
-    assert "providercredentials" in names
+def test_our_crds_are_established_with_their_names_accepted(crds_applied):
+    for name in ("modelclasses.pilotfish.dev", "providercredentials.pilotfish.dev"):
+        crd = json.loads(crds_applied.kubectl("get", "crd", name, "-o", "json").stdout)
+        conditions = {c["type"]: c["status"] for c in crd["status"]["conditions"]}
+        assert conditions["Established"] == "True" and conditions["NamesAccepted"] == "True", conditions
+        assert crd["spec"]["scope"] == "Namespaced"
+        assert [v["name"] for v in crd["spec"]["versions"]] == ["v1alpha1"]
+    resources = crds_applied.kubectl("api-resources", "--api-group=pilotfish.dev", "--no-headers").stdout
+    rows = {line.split()[0]: line.split() for line in resources.splitlines()}
+    assert rows["modelclasses"][1] == "mc" and rows["modelclasses"][-1] == "ModelClass"
+    assert rows["providercredentials"][1] == "pcred" and rows["providercredentials"][-1] == "ProviderCredential"
 
 
 def test_a_valid_modelclass_is_stored_with_server_side_defaults(crds_applied, namespace):
     _apply(crds_applied, namespace, VALID)
-    stored = crds_applied.kubectl("get", "mc", "workhorse", "-n", namespace, "-o", "jsonpath={.spec}").stdout
-    assert '"model":"gpt-5-mini"' in stored
-    assert '"weight":1' in stored  # the schema's default, applied by the API server
-    table = crds_applied.kubectl("get", "modelclasses", "-n", namespace).stdout
-    assert table.split()[:5] == ["NAME", "READY", "MEMBERS", "ELIGIBLE", "AGE"]
-    assert "workhorse" in table
+    stored = json.loads(crds_applied.kubectl("get", "modelclass", "workhorse", "-n", namespace, "-o", "json").stdout)
+    assert stored["spec"]["members"][0]["model"] == "gpt-5-mini"
+    assert stored["spec"]["members"][0]["weight"] == 1  # the schema's default, applied by the API server
+    for name in ("modelclasses", "mc"):
+        table = crds_applied.kubectl("get", name, "-n", namespace).stdout
+        assert table.split()[:5] == ["NAME", "READY", "MEMBERS", "ELIGIBLE", "AGE"], table
+        assert table.splitlines()[1].split()[0] == "workhorse"
 
 
-def test_an_invalid_modelclass_is_rejected_by_schema_validation_with_a_readable_message(crds_applied, namespace):
+def test_a_member_without_a_model_is_rejected_by_schema_validation_with_a_readable_message(crds_applied, namespace):
     missing = VALID.replace(", model: gpt-5-mini", "")
     result = _apply(crds_applied, namespace, missing, check=False)
     assert result.returncode != 0
+    assert 'The ModelClass "workhorse" is invalid' in result.stderr
     assert "spec.members[0].model: Required value" in result.stderr
     misspelled = VALID.replace("model: gpt-5-mini", "model: gpt-5-mini, modle: x")
     strict = _apply(crds_applied, namespace, misspelled, check=False)
     assert 'unknown field "spec.members[0].modle"' in strict.stderr
+    assert crds_applied.kubectl("get", "mc", "-n", namespace, "-o", "name").stdout == ""
 
 
 def test_duplicate_members_are_rejected_by_the_cel_rule(crds_applied, namespace):
@@ -58,79 +77,95 @@ def test_duplicate_members_are_rejected_by_the_cel_rule(crds_applied, namespace)
 
 
 def test_an_unknown_provider_and_a_missing_base_url_are_rejected(crds_applied, namespace):
-    credential = textwrap.dedent("""\
-        apiVersion: pilotfish.dev/v1alpha1
-        kind: ProviderCredential
-        metadata: {name: local}
-        spec: {provider: %s, apiKeySecretRef: {name: keys, key: k}}
-        """)
-    bogus = _apply(crds_applied, namespace, credential % "bogus", check=False)
-    assert 'spec.provider: Unsupported value: "bogus"' in bogus.stderr
-    no_url = _apply(crds_applied, namespace, credential % "openai-compatible", check=False)
+    bogus = _apply(crds_applied, namespace, CREDENTIAL % "bogus", check=False)
+    assert bogus.returncode != 0
+    assert 'spec.provider: Unsupported value: "bogus": supported values: "openai", "openai-compatible"' in bogus.stderr
+    no_url = _apply(crds_applied, namespace, CREDENTIAL % "openai-compatible", check=False)
     assert "baseURL is required when provider is openai-compatible or azure-openai" in no_url.stderr
-    table = _apply(crds_applied, namespace, credential % "openai")
-    assert table.returncode == 0
-    listed = crds_applied.kubectl("get", "pcred", "-n", namespace)
-    assert listed.stdout.split()[:4] == ["NAME", "PROVIDER", "READY", "AGE"]
-    assert "local" in listed.stdout and "openai" in listed.stdout
+    _apply(crds_applied, namespace, CREDENTIAL % "openai")
+    for name in ("providercredentials", "pcred"):
+        listed = crds_applied.kubectl("get", name, "-n", namespace).stdout
+        assert listed.split()[:4] == ["NAME", "PROVIDER", "READY", "AGE"]
+        assert listed.splitlines()[1].split()[:2] == ["local", "openai"]
 
 
-def test_a_watch_sees_added_modified_and_deleted(crds_applied, namespace):
-    api = kubernetes.client.CustomObjectsApi(kubernetes.config.new_client_from_config(str(crds_applied.kubeconfig)))
-    events: list[str] = []
+def test_a_watch_sees_added_modified_and_deleted(crds_applied, namespace, api_client):
+    """Watching from the list's resourceVersion: every later event arrives, however late the thread starts."""
+    api = kubernetes.client.CustomObjectsApi(api_client)
+    where = ("pilotfish.dev", "v1alpha1", namespace, "modelclasses")
+    since = api.list_namespaced_custom_object(*where)["metadata"]["resourceVersion"]
+    events: list[tuple[str, str]] = []
+    done = threading.Event()
     watch = kubernetes.watch.Watch()
-    seen_delete = threading.Event()
 
     def consume() -> None:
-        for event in watch.stream(
-            api.list_namespaced_custom_object,
-            "pilotfish.dev",
-            "v1alpha1",
-            namespace,
-            "modelclasses",
-            timeout_seconds=30,
-        ):
-            events.append(event["type"])
+        stream = watch.stream(api.list_namespaced_custom_object, *where, resource_version=since, timeout_seconds=30)
+        for event in stream:
+            events.append((event["type"], event["object"]["spec"]["members"][0]["model"]))
             if event["type"] == "DELETED":
-                seen_delete.set()
                 watch.stop()
+        done.set()
 
     thread = threading.Thread(target=consume, daemon=True)
     thread.start()
     _apply(crds_applied, namespace, VALID)
     _apply(crds_applied, namespace, VALID.replace("gpt-5-mini", "gpt-5"))
     crds_applied.kubectl("delete", "mc", "workhorse", "-n", namespace)
-    assert seen_delete.wait(30)
-    assert events[0] == "ADDED" and "MODIFIED" in events and events[-1] == "DELETED"
+    assert done.wait(30), f"no DELETED event within 30s; saw {events}"
+    assert events == [("ADDED", "gpt-5-mini"), ("MODIFIED", "gpt-5"), ("DELETED", "gpt-5")]
 
 
-def test_helm_templates_and_installs_a_chart_into_the_control_plane(control_plane, namespace, tmp_path: pathlib.Path):
-    chart = tmp_path / "probe"
+def _probe_chart(directory: pathlib.Path) -> pathlib.Path:
+    chart = directory / "probe"
     (chart / "templates").mkdir(parents=True)
-    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: probe\nversion: 0.1.0\n")
+    # kubeVersion: helm refuses the chart unless kube-apiserver reports a real version (it is stamped)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: probe\nversion: 0.1.0\nkubeVersion: '>=1.26.0-0'\n")
     (chart / "values.yaml").write_text("greeting: hello\n")
-    (chart / "templates" / "cm.yaml").write_text(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: probe}\ndata: {greeting: {{ .Values.greeting | quote }}}\n"
+    (chart / "templates" / "configmap.yaml").write_text(
+        textwrap.dedent("""\
+            apiVersion: v1
+            kind: ConfigMap
+            metadata:
+              name: {{ .Release.Name }}
+              labels: {app.kubernetes.io/managed-by: {{ .Release.Service }}}
+            data:
+              greeting: {{ .Values.greeting | quote }}
+            """)
     )
-    assert "v3." in control_plane.helm("version", "--short").stdout
-    rendered = control_plane.helm("template", "probe", str(chart), "--set", "greeting=hi").stdout
-    assert 'greeting: "hi"' in rendered
-    control_plane.helm("install", "probe", str(chart), "-n", namespace)
+    return chart
+
+
+def test_helm_runs(control_plane):
+    assert control_plane.helm("version", "--short").stdout.startswith("v3.")
+
+
+def test_helm_templates_a_chart(control_plane, tmp_path: pathlib.Path):
+    rendered = control_plane.helm("template", "probe", str(_probe_chart(tmp_path)), "--set", "greeting=hi").stdout
+    assert "kind: ConfigMap" in rendered and 'greeting: "hi"' in rendered
+
+
+def test_helm_installs_a_chart_into_the_control_plane(control_plane, namespace, tmp_path: pathlib.Path):
+    chart = _probe_chart(tmp_path)
+    control_plane.helm("install", "probe", str(chart), "-n", namespace)  # no --wait: there are no nodes
     stored = control_plane.kubectl("get", "configmap", "probe", "-n", namespace, "-o", "jsonpath={.data.greeting}")
     assert stored.stdout == "hello"
+    releases = json.loads(control_plane.helm("list", "-n", namespace, "-o", "json").stdout)
+    assert [(r["name"], r["status"]) for r in releases] == [("probe", "deployed")]
 
 
-@pytest.mark.parametrize("binary", ["kube_apiserver", "etcd", "kubectl", "helm"])
+@pytest.mark.parametrize("binary", ["kube-apiserver", "etcd", "kubectl", "helm"])
 def test_the_binaries_are_the_pinned_versions(control_plane, binary):
-    from e2e.testenv import versions
-
-    path = getattr(control_plane.bins, binary)
+    path = control_plane.bins.paths()[binary]
+    if path.parent != binaries.bin_dir():
+        pytest.skip(f"{binary} comes from {path.parent} (KUBEBUILDER_ASSETS or PATH), not from this project's build")
     flag = {"kubectl": ["version", "--client"], "helm": ["version", "--short"]}.get(binary, ["--version"])
     out = subprocess.run([str(path), *flag], capture_output=True, text=True, timeout=30).stdout
-    expected = {
-        "kube_apiserver": versions.KUBERNETES,
-        "kubectl": versions.KUBERNETES,
-        "etcd": versions.ETCD,
-        "helm": versions.HELM,
-    }[binary]
-    assert expected in out
+    expected = {"kube-apiserver": versions.KUBERNETES, "kubectl": versions.KUBERNETES, "etcd": versions.ETCD}
+    assert f"{expected.get(binary, versions.HELM)}" in out
+
+
+def test_the_api_server_reports_the_pinned_version(control_plane, api_client):
+    if control_plane.bins.kube_apiserver.parent != binaries.bin_dir():
+        pytest.skip("kube-apiserver comes from KUBEBUILDER_ASSETS, not from this project's build")
+    info = kubernetes.client.VersionApi(api_client).get_code()
+    assert info.git_version == f"v{versions.KUBERNETES}"
