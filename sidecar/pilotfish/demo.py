@@ -26,9 +26,6 @@ import aiohttp
 from pilotfish.mocks import runner
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples" / "demo"
-# A request that starts this soon after a phase change is shown but not judged: CI showed one such
-# request served by a vendor the new phase had just broken (cause not yet understood; see issue #4 note).
-JUDGE_AFTER_SECONDS = 1.0
 WORKERS = 4  # concurrent app requests: enough to see traffic split, light on a laptop
 VENDORS = ("anthropic", "openai", "gemini")  # credential names in examples/demo, in priority order
 OK: dict[str, Any] = {"mode": "ok"}
@@ -68,10 +65,10 @@ class Tally:
     failovers: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
     errors: int = 0
     latencies: list[float] = dataclasses.field(default_factory=list)
-    # serving member, request by request, of the requests that started and finished in this phase: the
-    # verdict judges only those (one that straddles a fault change proves nothing about either phase)
+    # serving member, request by request, of the requests that STARTED in this phase: the verdict judges
+    # only those. A request the mock accepted just before a fault change may finish after it; it is shown
+    # in the phase it finished in, but it proves nothing about the new phase.
     order: list[str] = dataclasses.field(default_factory=list)
-    began: float = dataclasses.field(default_factory=time.perf_counter)
 
     def p(self, q: float) -> float:
         if not self.latencies:
@@ -90,7 +87,7 @@ async def _traffic(api: str, tallies: list[Tally], stop: asyncio.Event, worker: 
                 "stream": (n + worker) % 2 == 0,
                 "messages": [{"role": "user", "content": f"demo request {worker}-{n}"}],
             }
-            started, phase_at_start = time.perf_counter(), len(tallies)
+            started, started_in = time.perf_counter(), tallies[-1]
             try:
                 async with session.post(api + "/v1/chat/completions", json=body) as response:
                     text = await response.text()
@@ -103,9 +100,7 @@ async def _traffic(api: str, tallies: list[Tally], stop: asyncio.Event, worker: 
             tally.latencies.append(time.perf_counter() - started)
             if ok:
                 tally.served[member] += 1
-                # judged only once the phase's faults have been in effect for a moment (JUDGE_AFTER)
-                if len(tallies) == phase_at_start and started - tally.began >= JUDGE_AFTER_SECONDS:
-                    tally.order.append(member)
+                started_in.order.append(member)
             else:
                 tally.errors += 1
             if reason:
@@ -238,9 +233,8 @@ def _verdict(tallies: list[Tally]) -> int:
             continue
         if tally.errors:
             problems.append(f"{phase.name}: {tally.errors} failed requests")
-        problems += [
-            f"{phase.name}: broken {v} served {tally.served[v]} requests" for v in phase.never if tally.served[v]
-        ]
+        judged = collections.Counter(tally.order)
+        problems += [f"{phase.name}: broken {v} served {judged[v]} requests" for v in phase.never if judged[v]]
         settled = tally.order[len(tally.order) * 3 // 4 :]  # the last quarter, after any recovery probe
         if not settled or any(member != phase.settles_on for member in settled):
             problems.append(f"{phase.name}: traffic did not settle on {phase.settles_on}")
