@@ -65,9 +65,9 @@ class Tally:
     failovers: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
     errors: int = 0
     latencies: list[float] = dataclasses.field(default_factory=list)
-    # serving member, request by request, of the requests that STARTED in this phase: the verdict judges
-    # only those. A request the mock accepted just before a fault change may finish after it; it is shown
-    # in the phase it finished in, but it proves nothing about the new phase.
+    # serving member, request by request, of the requests that started AND finished in this phase: the
+    # verdict judges only those. A request that straddles a fault change reached the mock before or after
+    # it (unknowable from here), so it proves nothing about either phase; it is shown, not judged.
     order: list[str] = dataclasses.field(default_factory=list)
 
     def p(self, q: float) -> float:
@@ -100,7 +100,8 @@ async def _traffic(api: str, tallies: list[Tally], stop: asyncio.Event, worker: 
             tally.latencies.append(time.perf_counter() - started)
             if ok:
                 tally.served[member] += 1
-                started_in.order.append(member)
+                if started_in is tally:
+                    tally.order.append(member)
             else:
                 tally.errors += 1
             if reason:

@@ -1,4 +1,4 @@
-"""The demo's verdict judges a request by the phase it started in, not the one it finished in."""
+"""The demo's verdict judges only requests that started and finished in one phase."""
 
 import collections
 
