@@ -68,9 +68,16 @@ def test_crds_check_passes_on_the_committed_files():
     assert pilotfish("crds", "--check").returncode == 0
 
 
-def test_the_operator_command_says_it_is_not_built_yet():
-    result = pilotfish("operator")
-    assert result.returncode == 2 and "not implemented" in result.stderr
+def test_the_operator_refuses_a_webhook_certificate_without_its_key():
+    result = pilotfish("operator", "--webhook-cert", "tls.crt")
+    assert result.returncode == 2 and "--webhook-cert and --webhook-key go together" in result.stderr
+
+
+def test_the_operator_names_a_broken_injector_config(tmp_path):
+    config = tmp_path / "injector.yaml"
+    config.write_text("image: x\nlistenPort: seventy\n")
+    result = pilotfish("operator", "--injector-config", str(config))
+    assert result.returncode == 2 and "listenPort" in result.stderr
 
 
 def test_mock_provider_switches_faults_at_run_time_over_http():

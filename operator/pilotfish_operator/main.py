@@ -1,14 +1,131 @@
-"""Entry point of ``pilotfish operator``: not built yet (see the operator issue), and says so."""
+"""``pilotfish operator``: kopf reconcilers, the admission webhook, and /healthz /readyz /metrics.
+
+All three run on one asyncio loop. The webhook and the metrics server run in every replica; kopf's
+peering decides which replica reconciles.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import logging
+import os
+import signal
 import sys
 from collections.abc import Sequence
 
+import kopf
+import prometheus_client
+from aiohttp import web
 
-def main(*, namespaces: Sequence[str] | None) -> int:
-    sys.stderr.write(
-        "pilotfish operator: the reconcilers are not implemented in this version; "
-        "use `pilotfish render` to produce the routes document and `pilotfish local` to serve it.\n"
+from pilotfish_operator import handlers, injector_config, kube, metrics, reconciler, sweep, webhook
+
+log = logging.getLogger("pilotfish.operator")
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    namespaces: Sequence[str] = ()
+    standalone: bool = False
+    peering: str = "pilotfish"
+    webhook_listen: str = "0.0.0.0:9443"
+    webhook_cert: str | None = None
+    webhook_key: str | None = None
+    metrics_listen: str = "0.0.0.0:8080"
+    injector_config: str | None = None
+    sweep_interval: float = 60.0
+
+
+def main(options: Options) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("kubernetes").setLevel(logging.WARNING)
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)  # one "Handler succeeded" per watch event
+    if bool(options.webhook_cert) != bool(options.webhook_key):
+        sys.stderr.write("pilotfish operator: --webhook-cert and --webhook-key go together\n")
+        return 2
+    try:
+        config = injector_config.load(options.injector_config)
+    except Exception as exc:
+        sys.stderr.write(f"pilotfish operator: --injector-config {options.injector_config}: {exc}\n")
+        return 2
+    try:
+        asyncio.run(_run(options, config))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:  # typically an address already in use
+        sys.stderr.write(f"pilotfish operator: {exc}\n")
+        return 1
+    return 0
+
+
+async def _run(options: Options, config: injector_config.InjectorConfig) -> None:
+    api = kube.Kube()
+    recon = reconciler.Reconciler(api)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    ready = asyncio.Event()
+    runners = [await _serve(_health_app(ready), options.metrics_listen, None)]
+    background = []
+    if options.webhook_cert and options.webhook_key:
+        tls = webhook.ReloadingTLS(options.webhook_cert, options.webhook_key)
+        runners.append(await _serve(webhook.build_app(api, config), options.webhook_listen, tls))
+        background.append(asyncio.create_task(tls.watch()))
+    sweeper = sweep.Sweeper(api, own_namespace=os.environ.get("POD_NAMESPACE"), interval=options.sweep_interval)
+    background.append(asyncio.create_task(sweeper.run()))
+    settings = kopf.OperatorSettings()
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 300
+    operator = asyncio.create_task(
+        kopf.operator(
+            registry=handlers.build_registry(recon),
+            settings=settings,
+            clusterwide=not options.namespaces,
+            namespaces=list(options.namespaces),
+            standalone=options.standalone,
+            peering_name=None if options.standalone else options.peering,
+            stop_flag=stop,
+            ready_flag=ready,
+        )
     )
-    return 2
+    log.info("pilotfish operator started (%s)", ", ".join(options.namespaces) or "all namespaces")
+    try:
+        await operator
+    finally:
+        for task in background:
+            task.cancel()
+        await recon.idle()
+        for runner in runners:
+            await runner.cleanup()
+
+
+async def _serve(app: web.Application, listen: str, tls: webhook.ReloadingTLS | None) -> web.AppRunner:
+    host, _, port = listen.rpartition(":")
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    site = web.TCPSite(runner, host or "0.0.0.0", int(port), ssl_context=tls.context if tls else None)
+    await site.start()
+    bound = runner.addresses[0][1] if runner.addresses else port
+    scheme = "https" if tls else "http"
+    log.info(
+        "serving %s on %s://%s:%s", ",".join(str(r.canonical) for r in app.router.resources()), scheme, host, bound
+    )
+    return runner
+
+
+def _health_app(ready: asyncio.Event) -> web.Application:
+    async def healthz(_: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def readyz(_: web.Request) -> web.Response:
+        return web.Response(text="ok") if ready.is_set() else web.Response(text="starting", status=503)
+
+    async def metrics_page(_: web.Request) -> web.Response:
+        return web.Response(body=prometheus_client.generate_latest(metrics.REGISTRY), content_type="text/plain")
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_page)
+    return app

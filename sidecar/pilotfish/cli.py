@@ -6,7 +6,7 @@ pilotfish local -f PATH...          serve from manifests on a laptop, reloading 
 pilotfish sidecar --config-dir D    serve from a mounted ConfigMap + Secrets (container mode)
 pilotfish mock-provider             a fault-injecting fake provider
 pilotfish demo                      mock providers + sidecar + traffic + an outage, live
-pilotfish operator                  the kopf operator (needs the `operator` extra)
+pilotfish operator                  the kopf operator and admission webhook (needs the `operator` extra)
 """
 
 from __future__ import annotations
@@ -72,7 +72,15 @@ def _parser() -> argparse.ArgumentParser:
     demo.set_defaults(run=_run_demo)
 
     operator = sub.add_parser("operator", help="run the Kubernetes operator (kopf)")
-    operator.add_argument("--namespace", action="append", default=None, help="watch only these namespaces")
+    operator.add_argument("--namespace", action="append", default=[], help="watch only these namespaces")
+    operator.add_argument("--standalone", action="store_true", help="no kopf peering: this replica always reconciles")
+    operator.add_argument("--peering", default="pilotfish", help="kopf peering object (default: pilotfish)")
+    operator.add_argument("--webhook-listen", default="0.0.0.0:9443", help="admission webhook address (HTTPS)")
+    operator.add_argument("--webhook-cert", default=None, help="PEM certificate; the webhook runs only with one")
+    operator.add_argument("--webhook-key", default=None, help="PEM private key of --webhook-cert")
+    operator.add_argument("--metrics-listen", default="0.0.0.0:8080", help="/healthz, /readyz and /metrics address")
+    operator.add_argument("--injector-config", default=None, help="YAML: the injected sidecar's image and resources")
+    operator.add_argument("--sweep-interval", type=float, default=60.0, help="seconds between missed-injection sweeps")
     operator.set_defaults(run=_run_operator)
     return parser
 
@@ -129,7 +137,19 @@ def _run_operator(args: argparse.Namespace) -> int:
     except ImportError as exc:
         sys.stderr.write(f"pilotfish operator needs the operator extra (pip install 'pilotfish[operator]'): {exc}\n")
         return 2
-    return operator_main.main(namespaces=args.namespace)
+    return operator_main.main(
+        operator_main.Options(
+            namespaces=tuple(args.namespace),
+            standalone=args.standalone,
+            peering=args.peering,
+            webhook_listen=args.webhook_listen,
+            webhook_cert=args.webhook_cert,
+            webhook_key=args.webhook_key,
+            metrics_listen=args.metrics_listen,
+            injector_config=args.injector_config,
+            sweep_interval=args.sweep_interval,
+        )
+    )
 
 
 if __name__ == "__main__":

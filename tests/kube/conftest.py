@@ -6,16 +6,22 @@ Set PILOTFISH_SKIP_K8S=1 to skip them on purpose.
 
 Fixtures: ``control_plane`` (session), ``kubeconfig`` (session), ``api_client`` (session, the
 kubernetes Python client), ``crds_applied`` (session, ``crds/`` applied and Established) and
-``namespace`` (a fresh one per test).
+``namespace`` (a fresh one per test), ``operator`` (session: ``pilotfish operator`` with its webhook on
+loopback TLS, signed by the control plane's CA).
 """
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import os
 import pathlib
+import subprocess
 import sys
+import time
+import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -24,7 +30,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # `pytest` (not `python -m pytest`) does not put the checkout on sys.path
     sys.path.insert(0, str(ROOT))
 
-from e2e.testenv import binaries, controlplane  # noqa: E402
+from e2e.testenv import binaries, certs, controlplane  # noqa: E402
 
 CRDS = ROOT / "crds"
 CRD_NAMES = ("modelclasses.pilotfish.dev", "providercredentials.pilotfish.dev")
@@ -95,3 +101,109 @@ def namespace(control_plane: controlplane.ControlPlane) -> Iterator[str]:
     control_plane.kubectl("create", "namespace", name)
     yield name
     control_plane.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@dataclasses.dataclass
+class RunningOperator:
+    """``pilotfish operator`` as a subprocess on the session's control plane, webhook served over TLS."""
+
+    process: subprocess.Popen[bytes]
+    metrics_url: str
+    webhook_url: str
+    ca_bundle: str  # base64 PEM of the CA that signed the webhook's certificate
+    log: pathlib.Path
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(self.metrics_url + "/metrics", timeout=5) as response:
+            return str(response.read().decode())
+
+    def metric(self, series: str) -> float:
+        """The sum of every sample of ``series`` (a name, or a name with some of its labels)."""
+        name, _, labels = series.partition("{")
+        wanted = [part for part in labels.rstrip("}").split(",") if part]
+        total = 0.0
+        for line in self.metrics().splitlines():
+            sample, _, value = line.rpartition(" ")
+            if sample.partition("{")[0] == name and all(part in sample for part in wanted):
+                total += float(value)
+        return total
+
+
+def start_operator(plane: controlplane.ControlPlane, workdir: pathlib.Path, *extra: str) -> RunningOperator:
+    assert plane.pki is not None
+    cert, key = certs.serving_pair(workdir, ca_cert=plane.pki.ca_cert, ca_key=plane.pki.ca_key, name="webhook")
+    metrics_port, webhook_port = controlplane.free_port(), controlplane.free_port()
+    log = workdir / "operator.log"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pilotfish.cli",
+            "operator",
+            "--standalone",
+            f"--metrics-listen=127.0.0.1:{metrics_port}",
+            f"--webhook-listen=127.0.0.1:{webhook_port}",
+            f"--webhook-cert={cert}",
+            f"--webhook-key={key}",
+            "--sweep-interval=1",
+            *extra,
+        ],
+        env={
+            **os.environ,
+            "KUBECONFIG": str(plane.kubeconfig),
+            "PYTHONPATH": f"{ROOT / 'sidecar'}:{ROOT / 'operator'}",
+        },
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    running = RunningOperator(
+        process=process,
+        metrics_url=f"http://127.0.0.1:{metrics_port}",
+        webhook_url=f"https://127.0.0.1:{webhook_port}",
+        ca_bundle=base64.b64encode(plane.pki.ca_cert.read_bytes()).decode(),
+        log=log,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the operator exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(running.metrics_url + "/readyz", timeout=2) as response:
+                if response.status == 200:
+                    return running
+        except OSError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    pytest.fail(f"the operator did not become ready:\n{log.read_text()[-3000:]}")
+
+
+def stop_operator(running: RunningOperator) -> None:
+    running.process.terminate()
+    try:
+        running.process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        running.process.kill()
+        running.process.wait()
+
+
+@pytest.fixture(scope="session")
+def operator(
+    crds_applied: controlplane.ControlPlane, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningOperator]:
+    """One operator for the session, watching every namespace (tests use fresh namespaces)."""
+    running = start_operator(crds_applied, tmp_path_factory.mktemp("operator"))
+    yield running
+    stop_operator(running)
+
+
+def wait_for(check: Callable[[], Any], *, timeout: float = 30, what: str = "condition") -> Any:
+    """Poll ``check`` until it returns something truthy; fail with the last value otherwise."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.2)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")

@@ -147,7 +147,12 @@ class ModelClassStatus(base.ApiModel):
     model_config = pydantic.ConfigDict(extra="allow")
     observed_generation: int | None = None
     conditions: list[refs.Condition] = pydantic.Field(default_factory=list)
+    member_count: int | None = pydantic.Field(default=None, description="Members in spec.")
+    eligible_count: int | None = pydantic.Field(default=None, description="Members that can serve.")
     members: list[MemberStatus] = pydantic.Field(default_factory=list)
+    routes_digest: str | None = pydantic.Field(
+        default=None, description="Digest of the routes document this class was last written into."
+    )
 
 
 class ModelClass(base.ApiModel):

@@ -1,0 +1,231 @@
+"""What a namespace should look like: the routes ConfigMap and every object's status. Pure.
+
+One call per namespace, from the objects as the API server returns them. It uses the same
+``routes.render`` as ``pilotfish render`` and ``pilotfish local``, so what a developer sees on a laptop
+is what the operator writes. A ModelClass or ProviderCredential that fails validation is reported on
+its own status and left out; it never breaks the other classes of the namespace.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence, Set
+from typing import Any
+
+import pydantic
+
+from pilotfish.api import credential, manifests, modelclass
+from pilotfish.routes import document, render
+from pilotfish_operator import conditions
+
+GROUP_VERSION = "pilotfish.dev/v1alpha1"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "pilotfish-operator", "app.kubernetes.io/part-of": "pilotfish"}
+DIGEST_ANNOTATION = "pilotfish.dev/routes-digest"
+INVALID_SPEC = "InvalidSpec"
+CREDENTIAL_INVALID = "CredentialInvalid"
+
+Object = Mapping[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    kind: str  # ModelClass | ProviderCredential
+    name: str
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+
+
+@dataclasses.dataclass(frozen=True)
+class NamespacePlan:
+    configmap: dict[str, Any] | None  # None: no ModelClass left, the ConfigMap should not exist
+    class_status: dict[str, dict[str, Any]]  # ModelClass name → full status
+    credential_status: dict[str, dict[str, Any]]  # ProviderCredential name → full status
+    events: list[Event]
+    digest: str | None
+
+
+def plan(
+    namespace: str,
+    *,
+    classes: Sequence[Object],
+    credentials: Sequence[Object],
+    secrets: Mapping[str, Set[str]],
+    at: str,
+) -> NamespacePlan:
+    """``secrets`` maps each Secret of the namespace to its key names (never values)."""
+    good_classes, bad_classes = _parse(classes, modelclass.ModelClass)
+    good_creds, bad_creds = _parse(credentials, credential.ProviderCredential)
+    result = render.render(namespace=namespace, classes=good_classes, credentials=good_creds, secrets_present=secrets)
+    digest = result.document.digest() if classes else None
+    events: list[Event] = []
+
+    class_status = {}
+    reports = {report.name: report for report in result.reports}
+    for obj in classes:
+        name = obj["metadata"]["name"]
+        if name in bad_classes:
+            wanted = _invalid_status(obj, bad_classes[name])
+        else:
+            wanted = _class_status(obj, _with_invalid_credentials(reports[name], bad_creds), digest)
+        class_status[name] = _finish(obj, wanted, "ModelClass", at, events)
+
+    credential_status = {}
+    for obj in credentials:
+        name = obj["metadata"]["name"]
+        wanted = _invalid_status(obj, bad_creds[name]) if name in bad_creds else _credential_status(obj, secrets)
+        credential_status[name] = _finish(obj, wanted, "ProviderCredential", at, events)
+
+    configmap = _configmap(namespace, result.document, classes) if classes else None
+    return NamespacePlan(configmap, class_status, credential_status, events, digest)
+
+
+def _parse(objects: Sequence[Object], model: type[pydantic.BaseModel]) -> tuple[list[Any], dict[str, str]]:
+    good, bad = [], {}
+    for obj in objects:
+        try:
+            good.append(model.model_validate(obj))
+        except pydantic.ValidationError as exc:
+            bad[obj["metadata"]["name"]] = "; ".join(manifests.validation_lines(exc)[:5])
+    return good, bad
+
+
+def _with_invalid_credentials(report: render.ClassReport, bad_creds: Mapping[str, str]) -> render.ClassReport:
+    """A member whose credential exists but is invalid says so, rather than "does not exist"."""
+    members = tuple(
+        member.model_copy(
+            update={
+                "reason": CREDENTIAL_INVALID,
+                "message": f'ProviderCredential "{member.credential_ref}" is invalid: '
+                f"{bad_creds[member.credential_ref]}",
+            }
+        )
+        if member.reason == render.CREDENTIAL_NOT_FOUND and member.credential_ref in bad_creds
+        else member
+        for member in report.members
+    )
+    return dataclasses.replace(report, members=members)
+
+
+def _class_status(obj: Object, report: render.ClassReport, digest: str | None) -> dict[str, Any]:
+    generation = obj["metadata"].get("generation")
+    excluded = [m for m in report.members if not m.eligible]
+    total, eligible = len(report.members), report.eligible
+    if eligible:
+        ready = conditions.condition(
+            "Ready", True, "MembersEligible", f"{eligible} of {total} members can serve", generation=generation
+        )
+    else:
+        ready = conditions.condition(
+            "Ready", False, render.NO_ELIGIBLE_MEMBERS, "no member can serve this class", generation=generation
+        )
+    if excluded:
+        detail = "; ".join(f"{m.credential_ref}/{m.model}: {m.reason}: {m.message}" for m in excluded)
+        degraded = conditions.condition("Degraded", True, excluded[0].reason, detail, generation=generation)
+    else:
+        degraded = conditions.condition(
+            "Degraded", False, "AllMembersEligible", "every member can serve", generation=generation
+        )
+    status: dict[str, Any] = {
+        "observedGeneration": generation,
+        "memberCount": total,
+        "eligibleCount": eligible,
+        "members": [m.to_wire() for m in report.members],
+        "conditions": [ready, degraded],
+    }
+    if digest and eligible:
+        status["routesDigest"] = digest
+    return status
+
+
+def _credential_status(obj: Object, secrets: Mapping[str, Set[str]]) -> dict[str, Any]:
+    generation = obj["metadata"].get("generation")
+    ref = obj.get("spec", {}).get("apiKeySecretRef")
+    if ref is None:
+        ready = conditions.condition("Ready", True, "NoKeyNeeded", "no apiKeySecretRef", generation=generation)
+    elif ref["name"] not in secrets:
+        ready = conditions.condition(
+            "Ready", False, render.SECRET_NOT_FOUND, f'Secret "{ref["name"]}" does not exist', generation=generation
+        )
+    elif ref["key"] not in secrets[ref["name"]]:
+        ready = conditions.condition(
+            "Ready",
+            False,
+            render.SECRET_KEY_MISSING,
+            f'Secret "{ref["name"]}" has no key "{ref["key"]}"',
+            generation=generation,
+        )
+    else:
+        ready = conditions.condition(
+            "Ready", True, "SecretFound", f'Secret "{ref["name"]}" key "{ref["key"]}" present', generation=generation
+        )
+    return {"observedGeneration": generation, "conditions": [ready]}
+
+
+def _invalid_status(obj: Object, problem: str) -> dict[str, Any]:
+    generation = obj["metadata"].get("generation")
+    ready = conditions.condition("Ready", False, INVALID_SPEC, problem, generation=generation)
+    return {"observedGeneration": generation, "conditions": [ready]}
+
+
+def _finish(obj: Object, wanted: dict[str, Any], kind: str, at: str, events: list[Event]) -> dict[str, Any]:
+    """Carry transition times over and queue an Event for each condition that changed."""
+    previous = (obj.get("status") or {}).get("conditions") or []
+    wanted["conditions"] = conditions.merge(previous, wanted["conditions"], at=at)
+    for cond in conditions.changed(previous, wanted["conditions"]):
+        good = (cond["type"] == "Ready") == (cond["status"] == "True")
+        events.append(
+            Event(kind, obj["metadata"]["name"], "Normal" if good else "Warning", cond["reason"], cond["message"])
+        )
+    return wanted
+
+
+def _configmap(namespace: str, routes: document.RoutesDocument, classes: Sequence[Object]) -> dict[str, Any]:
+    owners = sorted(
+        (
+            {
+                "apiVersion": GROUP_VERSION,
+                "kind": "ModelClass",
+                "name": obj["metadata"]["name"],
+                "uid": obj["metadata"]["uid"],
+            }
+            for obj in classes
+            if obj["metadata"].get("uid")
+        ),
+        key=lambda owner: owner["name"],
+    )
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": document.CONFIGMAP_NAME,
+            "namespace": namespace,
+            "labels": dict(MANAGED_BY),
+            "annotations": {DIGEST_ANNOTATION: routes.digest()},
+            "ownerReferences": owners,
+        },
+        "data": {document.DOCUMENT_KEY: routes.to_json().decode()},
+    }
+
+
+def configmap_differs(current: Object | None, desired: Object) -> bool:
+    """Whether a write is needed: data, our labels, the digest annotation or the owners differ."""
+    if current is None:
+        return True
+    meta, want = current.get("metadata") or {}, desired["metadata"]
+    labels = meta.get("labels") or {}
+    owners = sorted(
+        ({k: o.get(k) for k in ("apiVersion", "kind", "name", "uid")} for o in meta.get("ownerReferences") or []),
+        key=lambda owner: str(owner["name"]),
+    )
+    return (
+        (current.get("data") or {}) != desired["data"]
+        or any(labels.get(k) != v for k, v in want["labels"].items())
+        or (meta.get("annotations") or {}).get(DIGEST_ANNOTATION) != want["annotations"][DIGEST_ANNOTATION]
+        or owners != want["ownerReferences"]
+    )
+
+
+def status_differs(current: Object | None, desired: Object) -> bool:
+    current = current or {}
+    return any(current.get(key) != value for key, value in desired.items())

@@ -1,0 +1,41 @@
+"""What kopf watches, and the one thing every watch event does: mark a namespace dirty.
+
+kopf gives us watches, peering (only the active replica reconciles) and login; the reconciler
+decides what to write. Handlers are async so they run on the operator's loop, not in a thread.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from pilotfish.routes import document
+from pilotfish_operator import desired, reconciler
+
+
+def build_registry(recon: reconciler.Reconciler) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        return kopf.login_via_client(**kwargs)
+
+    @kopf.on.event("pilotfish.dev", "v1alpha1", "modelclasses", registry=registry)
+    @kopf.on.event("pilotfish.dev", "v1alpha1", "providercredentials", registry=registry)
+    async def pilotfish_object_changed(namespace: str | None, **_: Any) -> None:
+        if namespace:
+            recon.trigger(namespace)
+
+    @kopf.on.event("", "v1", "secrets", registry=registry)
+    async def secret_changed(namespace: str | None, name: str | None, **_: Any) -> None:
+        if namespace and name and recon.uses_secret(namespace, name):
+            recon.trigger(namespace)
+
+    @kopf.on.event("", "v1", "configmaps", labels=desired.MANAGED_BY, registry=registry)
+    async def routes_changed(namespace: str | None, name: str | None, **_: Any) -> None:
+        """Someone edited or deleted our ConfigMap: put it back."""
+        if namespace and name == document.CONFIGMAP_NAME:
+            recon.trigger(namespace)
+
+    return registry

@@ -1,0 +1,120 @@
+"""The few Kubernetes API calls the operator makes, through the official client (blocking; run in threads).
+
+Kept in one place so the reconciler and the webhook read as decisions, and so RBAC (the chart's
+ClusterRole) can be checked against one list of verbs.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from typing import Any
+
+import kubernetes
+from kubernetes.client import exceptions
+
+GROUP, VERSION = "pilotfish.dev", "v1alpha1"
+COMPONENT = "pilotfish-operator"
+NotFound = 404
+
+
+class Kube:
+    """One ApiClient shared by every thread; the generated client is thread-safe per call."""
+
+    def __init__(self, api_client: kubernetes.client.ApiClient | None = None) -> None:
+        # Any: the generated client's annotations are partial and would need a cast at every call
+        self.client: Any = api_client or _default_client()
+        self.core: Any = kubernetes.client.CoreV1Api(self.client)
+        self.custom: Any = kubernetes.client.CustomObjectsApi(self.client)
+
+    def list_custom(self, namespace: str, plural: str) -> list[dict[str, Any]]:
+        items = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)["items"]
+        return list(items)
+
+    def secret_keys(self, namespace: str) -> dict[str, set[str]]:
+        """Each Secret's key names. The values pass through this process but are never kept."""
+        secrets = self.core.list_namespaced_secret(namespace).items
+        return {s.metadata.name: set(s.data or {}) | set(s.string_data or {}) for s in secrets}
+
+    def get_configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            found = self.core.read_namespaced_config_map(name, namespace)
+        except exceptions.ApiException as exc:
+            if exc.status == NotFound:
+                return None
+            raise
+        return dict(self.client.sanitize_for_serialization(found))
+
+    def put_configmap(self, body: Mapping[str, Any], current: Mapping[str, Any] | None) -> None:
+        """Create, or replace at the version we read (a conflict retries the whole reconcile)."""
+        meta = body["metadata"]
+        if current is None:
+            self.core.create_namespaced_config_map(meta["namespace"], body)
+            return
+        old = current.get("metadata") or {}
+        merged = {
+            **body,
+            "metadata": {
+                **meta,
+                "resourceVersion": old.get("resourceVersion"),
+                "labels": {**(old.get("labels") or {}), **meta["labels"]},
+                "annotations": {**(old.get("annotations") or {}), **meta["annotations"]},
+            },
+        }
+        self.core.replace_namespaced_config_map(meta["name"], meta["namespace"], merged)
+
+    def delete_configmap(self, namespace: str, name: str) -> None:
+        try:
+            self.core.delete_namespaced_config_map(name, namespace)
+        except exceptions.ApiException as exc:
+            if exc.status != NotFound:
+                raise
+
+    def patch_status(self, namespace: str, plural: str, name: str, status: Mapping[str, Any]) -> None:
+        try:
+            self.custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, plural, name, {"status": dict(status)}
+            )
+        except exceptions.ApiException as exc:
+            if exc.status != NotFound:  # deleted meanwhile: its namespace is reconciled again anyway
+                raise
+
+    def event(self, namespace: str, involved: Mapping[str, Any], *, type_: str, reason: str, message: str) -> None:
+        """A core/v1 Event, as `kubectl describe` shows them."""
+        now = datetime.datetime.now(datetime.UTC)
+        body = kubernetes.client.CoreV1Event(
+            metadata=kubernetes.client.V1ObjectMeta(
+                generate_name=f"{involved.get('name', 'pod')}.", namespace=namespace
+            ),
+            involved_object=kubernetes.client.V1ObjectReference(**{k: v for k, v in involved.items() if v}),
+            type=type_,
+            reason=reason,
+            message=message[:1024],
+            source=kubernetes.client.V1EventSource(component=COMPONENT),
+            reporting_component=COMPONENT,
+            first_timestamp=now,
+            last_timestamp=now,
+            count=1,
+        )
+        self.core.create_namespaced_event(namespace, body)
+
+    def namespaces_labelled(self, selector: str) -> list[str]:
+        return [ns.metadata.name for ns in self.core.list_namespace(label_selector=selector).items]
+
+    def pods(self, *, namespace: str | None = None, selector: str | None = None) -> list[Any]:
+        if namespace is not None:
+            return list(self.core.list_namespaced_pod(namespace, label_selector=selector).items)
+        return list(self.core.list_pod_for_all_namespaces(label_selector=selector).items)
+
+    def namespace_labels(self, namespace: str) -> dict[str, str]:
+        return dict(self.core.read_namespace(namespace).metadata.labels or {})
+
+
+def _default_client() -> kubernetes.client.ApiClient:
+    """In-cluster credentials in a pod, else the kubeconfig (``KUBECONFIG`` or ~/.kube/config)."""
+    config: Any = kubernetes.config
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    return kubernetes.client.ApiClient()

@@ -1,0 +1,35 @@
+"""The operator's own Prometheus series, on a private registry served at ``/metrics``."""
+
+from __future__ import annotations
+
+import prometheus_client
+
+REGISTRY = prometheus_client.CollectorRegistry()
+
+RECONCILES = prometheus_client.Counter(
+    "pilotfish_operator_reconciles_total", "Namespace reconcile passes.", ["result"], registry=REGISTRY
+)
+ROUTES_WRITES = prometheus_client.Counter(
+    "pilotfish_operator_routes_writes_total", "Writes of pilotfish-routes ConfigMaps.", ["action"], registry=REGISTRY
+)
+INJECTIONS = prometheus_client.Counter(
+    "pilotfish_operator_injections_total",
+    "Admission decisions on pods: injected or skipped, with the reason.",
+    ["result", "reason"],
+    registry=REGISTRY,
+)
+INJECTION_MISSED = prometheus_client.Gauge(
+    "pilotfish_operator_injection_missed_pods",
+    "Opted-in pods running without the sidecar (created while the webhook was unreachable).",
+    registry=REGISTRY,
+)
+ADMISSION_SECONDS = prometheus_client.Histogram(
+    "pilotfish_operator_admission_duration_seconds",
+    "Time to answer an admission review.",
+    ["webhook"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+    registry=REGISTRY,
+)
+VALIDATIONS = prometheus_client.Counter(
+    "pilotfish_operator_validations_total", "Validating admission decisions.", ["kind", "allowed"], registry=REGISTRY
+)
