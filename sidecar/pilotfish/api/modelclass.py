@@ -95,6 +95,16 @@ class TimeoutsSpec(base.ApiModel):
     first_token_seconds: float = pydantic.Field(default=15.0, gt=0, le=600)
     total_seconds: float = pydantic.Field(default=300.0, gt=0, le=3600)
 
+    @pydantic.model_validator(mode="after")
+    def _ordered(self) -> TimeoutsSpec:
+        """Checked by pydantic and the validating webhook; the CRD schema has no rule for it."""
+        if self.first_token_seconds > self.total_seconds:
+            raise ValueError(
+                f"firstTokenSeconds ({self.first_token_seconds:g}) exceeds totalSeconds ({self.total_seconds:g}): "
+                "no attempt could ever reach its first-token deadline"
+            )
+        return self
+
 
 class HealthSpec(base.ApiModel):
     """The per-member circuit breaker."""

@@ -1,0 +1,137 @@
+"""desired.plan: the ConfigMap and statuses one namespace should have, from the objects as the API returns them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pilotfish_operator import conditions, desired
+
+AT = "2026-11-25T00:00:00Z"
+
+
+def credential(name: str, *, secret: str = "keys", key: str = "k", **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "pilotfish.dev/v1alpha1",
+        "kind": "ProviderCredential",
+        "metadata": {"name": name, "generation": 1, "uid": f"uid-{name}"},
+        "spec": {"provider": "openai", "apiKeySecretRef": {"name": secret, "key": key}, **spec},
+    }
+
+
+def model_class(name: str, *refs: str, status: dict[str, Any] | None = None, **spec: Any) -> dict[str, Any]:
+    obj = {
+        "apiVersion": "pilotfish.dev/v1alpha1",
+        "kind": "ModelClass",
+        "metadata": {"name": name, "generation": 3, "uid": f"uid-{name}"},
+        "spec": {"members": [{"credentialRef": r, "model": f"m-{r}"} for r in refs], **spec},
+    }
+    if status is not None:
+        obj["status"] = status
+    return obj
+
+
+def test_a_healthy_namespace_renders_owned_labelled_configmap_and_ready_status():
+    plan = desired.plan(
+        "team",
+        classes=[model_class("b", "c1"), model_class("a", "c1")],
+        credentials=[credential("c1")],
+        secrets={"keys": {"k"}},
+        at=AT,
+    )
+    assert plan.configmap is not None
+    assert [o["name"] for o in plan.configmap["metadata"]["ownerReferences"]] == ["a", "b"]
+    assert plan.configmap["metadata"]["annotations"][desired.DIGEST_ANNOTATION] == plan.digest
+    status = plan.class_status["a"]
+    assert status["observedGeneration"] == 3 and status["routesDigest"] == plan.digest
+    assert [(c["type"], c["status"], c["reason"]) for c in status["conditions"]] == [
+        ("Ready", "True", "MembersEligible"),
+        ("Degraded", "False", "AllMembersEligible"),
+    ]
+    assert plan.credential_status["c1"]["conditions"][0]["reason"] == "SecretFound"
+
+
+def test_an_invalid_class_is_reported_and_the_others_still_render():
+    broken = model_class("broken", "c1")
+    broken["spec"]["members"][0]["weight"] = 0
+    plan = desired.plan(
+        "team",
+        classes=[broken, model_class("good", "c1")],
+        credentials=[credential("c1")],
+        secrets={"keys": {"k"}},
+        at=AT,
+    )
+    assert plan.configmap is not None and '"good"' in plan.configmap["data"]["routes.json"]
+    assert '"broken"' not in plan.configmap["data"]["routes.json"]
+    ready = plan.class_status["broken"]["conditions"][0]
+    assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
+    assert "spec.members[0].weight" in ready["message"]
+
+
+def test_a_member_of_an_invalid_credential_says_invalid_not_missing():
+    bad = credential("c1")
+    bad["spec"]["provider"] = "azure-openai"  # requires a baseURL
+    plan = desired.plan("team", classes=[model_class("a", "c1")], credentials=[bad], secrets={"keys": {"k"}}, at=AT)
+    member = plan.class_status["a"]["members"][0]
+    assert member["reason"] == "CredentialInvalid" and "baseURL" in member["message"]
+    assert plan.credential_status["c1"]["conditions"][0]["reason"] == "InvalidSpec"
+
+
+def test_no_class_means_no_configmap():
+    plan = desired.plan("team", classes=[], credentials=[credential("c1")], secrets={}, at=AT)
+    assert plan.configmap is None
+    assert plan.credential_status["c1"]["conditions"][0]["reason"] == "SecretNotFound"
+
+
+def test_transition_times_hold_while_the_status_holds_and_events_fire_only_on_change():
+    first = desired.plan("team", classes=[model_class("a", "c1")], credentials=[credential("c1")], secrets={}, at=AT)
+    assert {(e.name, e.reason) for e in first.events} >= {("a", "NoEligibleMembers"), ("c1", "SecretNotFound")}
+    again = desired.plan(
+        "team",
+        classes=[model_class("a", "c1", status=first.class_status["a"])],
+        credentials=[credential("c1")],
+        secrets={},
+        at="2026-11-25T01:00:00Z",
+    )
+    assert not [e for e in again.events if e.kind == "ModelClass"]
+    assert not desired.status_differs(first.class_status["a"], again.class_status["a"])
+    healed = desired.plan(
+        "team",
+        classes=[model_class("a", "c1", status=first.class_status["a"])],
+        credentials=[credential("c1")],
+        secrets={"keys": {"k"}},
+        at="2026-11-25T02:00:00Z",
+    )
+    ready = healed.class_status["a"]["conditions"][0]
+    assert ready["lastTransitionTime"] == "2026-11-25T02:00:00Z"
+    assert ("a", "MembersEligible", "Normal") in {(e.name, e.reason, e.type) for e in healed.events}
+
+
+def test_configmap_differs_ignores_what_others_add_but_not_our_data_or_owners():
+    plan = desired.plan(
+        "team", classes=[model_class("a", "c1")], credentials=[credential("c1")], secrets={"keys": {"k"}}, at=AT
+    )
+    assert plan.configmap is not None
+    current = {
+        **plan.configmap,
+        "metadata": {
+            **plan.configmap["metadata"],
+            "resourceVersion": "7",
+            "labels": {**plan.configmap["metadata"]["labels"], "team": "x"},
+            "ownerReferences": [
+                {**o, "blockOwnerDeletion": False} for o in plan.configmap["metadata"]["ownerReferences"]
+            ],
+        },
+    }
+    assert not desired.configmap_differs(current, plan.configmap)
+    assert desired.configmap_differs({**current, "data": {"routes.json": "{}"}}, plan.configmap)
+    assert desired.configmap_differs(
+        {**current, "metadata": {**current["metadata"], "ownerReferences": []}}, plan.configmap
+    )
+    assert desired.configmap_differs(None, plan.configmap)
+
+
+def test_conditions_merge_keeps_time_only_for_unchanged_status():
+    old = [{"type": "Ready", "status": "True", "reason": "A", "lastTransitionTime": "t0"}]
+    same = conditions.merge(old, [conditions.condition("Ready", True, "B", "", generation=1)], at="t1")
+    flipped = conditions.merge(old, [conditions.condition("Ready", False, "C", "", generation=1)], at="t1")
+    assert same[0]["lastTransitionTime"] == "t0" and flipped[0]["lastTransitionTime"] == "t1"

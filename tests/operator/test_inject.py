@@ -1,0 +1,129 @@
+"""The injection patch, decided without a cluster: what a Pod gets, and when it gets nothing."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from pilotfish_operator import inject, injector_config
+
+CONFIG = injector_config.InjectorConfig(image="registry.example/pilotfish-sidecar:1.2.3")
+
+
+def pod(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"generateName": "app-", "labels": {"app": "chat"}},
+        "spec": {
+            "containers": [{"name": "app", "image": "app:1", "env": [{"name": "LOG", "value": "1"}]}],
+            "volumes": [{"name": "data", "emptyDir": {}}],
+        },
+    }
+    for key, value in overrides.items():
+        base[key] = {**base[key], **value}
+    return base
+
+
+def applied(original: dict[str, Any], decision: inject.Decision) -> dict[str, Any]:
+    """RFC 6902 'add' on an object member replaces it: the only operation the patch uses."""
+    result = copy.deepcopy(original)
+    for op in decision.patch:
+        assert op["op"] == "add"
+        *parents, leaf = op["path"].strip("/").split("/")
+        target = result
+        for part in parents:
+            target = target.setdefault(part, {})
+        target[leaf] = op["value"]
+    return result
+
+
+def test_the_sidecar_is_a_native_sidecar_that_gates_the_app_on_its_readiness():
+    decision = inject.decide(pod(), secrets=["vendor-keys"], config=CONFIG)
+    assert decision.injected and decision.reason == "Injected"
+    result = applied(pod(), decision)
+    sidecar = result["spec"]["initContainers"][0]
+    assert sidecar["name"] == "pilotfish" and sidecar["restartPolicy"] == "Always"
+    assert sidecar["image"] == "registry.example/pilotfish-sidecar:1.2.3"
+    assert sidecar["startupProbe"]["httpGet"] == {"path": "/readyz", "port": 4001}
+    assert "--listen" in sidecar["args"] and "127.0.0.1:4000" in sidecar["args"]
+    assert sidecar["securityContext"]["runAsNonRoot"] and sidecar["securityContext"]["readOnlyRootFilesystem"]
+
+
+def test_routes_are_mounted_as_a_directory_and_only_referenced_secrets_into_the_sidecar_alone():
+    result = applied(pod(), inject.decide(pod(), secrets=["vendor-keys", "other-keys"], config=CONFIG))
+    sidecar, app = result["spec"]["initContainers"][0], result["spec"]["containers"][0]
+    mounts = {m["mountPath"]: m for m in sidecar["volumeMounts"]}
+    assert set(mounts) == {
+        "/etc/pilotfish/routes",
+        "/etc/pilotfish/secrets/other-keys",
+        "/etc/pilotfish/secrets/vendor-keys",
+    }
+    assert all("subPath" not in m and m["readOnly"] for m in mounts.values())
+    volumes = {v["name"]: v for v in result["spec"]["volumes"]}
+    assert volumes["pilotfish-routes"]["configMap"] == {"name": "pilotfish-routes", "optional": True}
+    assert volumes["pilotfish-secret-vendor-keys"]["secret"] == {"secretName": "vendor-keys", "optional": True}
+    assert "data" in volumes  # the app's own volume is kept
+    assert "volumeMounts" not in app
+
+
+def test_app_containers_are_pointed_at_the_sidecar_unless_they_chose_an_endpoint():
+    mine = pod(
+        spec={
+            "containers": [{"name": "app", "image": "a", "env": [{"name": "OPENAI_BASE_URL", "value": "http://x/v1"}]}]
+        }
+    )
+    result = applied(mine, inject.decide(mine, secrets=[], config=CONFIG))
+    env = {e["name"]: e["value"] for e in result["spec"]["containers"][0]["env"]}
+    assert env == {"OPENAI_BASE_URL": "http://x/v1", "ANTHROPIC_BASE_URL": "http://127.0.0.1:4000"}
+
+
+def test_a_second_invocation_adds_nothing():
+    once = applied(pod(), inject.decide(pod(), secrets=["vendor-keys"], config=CONFIG))
+    again = inject.decide(once, secrets=["vendor-keys"], config=CONFIG)
+    assert not again.injected and again.reason == "AlreadyInjected"
+    status = json.loads(once["metadata"]["annotations"][inject.STATUS_ANNOTATION])
+    assert status["secrets"] == ["vendor-keys"] and status["image"] == CONFIG.image
+
+
+def test_opted_out_and_host_network_pods_are_left_alone():
+    out = pod(metadata={"labels": {"pilotfish.dev/inject": "false"}})
+    assert inject.decide(out, secrets=[], config=CONFIG).reason == "OptedOut"
+    host = pod(spec={"hostNetwork": True, "containers": [{"name": "a", "image": "a"}]})
+    assert inject.decide(host, secrets=[], config=CONFIG).reason == "HostNetwork"
+
+
+def test_a_user_container_named_like_ours_overrides_our_template():
+    mine = pod(
+        spec={"containers": [{"name": "app", "image": "a"}, {"name": "pilotfish", "image": "mirror.local/pf:9"}]}
+    )
+    result = applied(mine, inject.decide(mine, secrets=[], config=CONFIG))
+    assert [c["name"] for c in result["spec"]["containers"]] == ["app"]
+    sidecar = result["spec"]["initContainers"][0]
+    assert sidecar["image"] == "mirror.local/pf:9" and sidecar["restartPolicy"] == "Always"
+    assert sidecar["startupProbe"]  # fields the user did not set come from the template
+
+
+def test_annotations_override_resources_and_a_bad_quantity_is_a_warning_not_a_failure():
+    mine = pod(metadata={"annotations": {"pilotfish.dev/sidecar-cpu": "200m", "pilotfish.dev/sidecar-memory": "lots"}})
+    decision = inject.decide(mine, secrets=[], config=CONFIG)
+    resources = applied(mine, decision)["spec"]["initContainers"][0]["resources"]
+    assert resources["requests"] == {"cpu": "200m", "memory": "64Mi"}
+    assert resources["limits"] == {"memory": "128Mi"}
+    assert decision.warnings and "pilotfish.dev/sidecar-memory" in decision.warnings[0]
+
+
+def test_existing_init_containers_run_after_the_sidecar():
+    mine = pod(
+        spec={"initContainers": [{"name": "migrate", "image": "m"}], "containers": [{"name": "a", "image": "a"}]}
+    )
+    result = applied(mine, inject.decide(mine, secrets=[], config=CONFIG))
+    assert [c["name"] for c in result["spec"]["initContainers"]] == ["pilotfish", "migrate"]
+
+
+def test_long_secret_names_get_a_valid_volume_name():
+    name = inject.secret_volume_name("a" * 60)
+    assert len(name) <= 63 and name.startswith("pilotfish-secret-")
+    assert inject.secret_volume_name("a" * 60) == name
+    assert inject.secret_volume_name("keys.v2") != "pilotfish-secret-keys.v2"
