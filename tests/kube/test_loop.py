@@ -1,0 +1,82 @@
+"""The whole loop: manifests → operator → ConfigMap and Secret, mounted as the kubelet mounts them → a sidecar
+process that serves from a mock provider and fails over to another vendor when it goes down."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+from tests.integration.conftest import KEYS, manifests_for, start_sidecar, stop_sidecar
+from tests.kube.conftest import wait_for
+from tests.mounts import kubelet_write
+
+from pilotfish.mocks import runner
+
+CLASS = """\
+apiVersion: pilotfish.dev/v1alpha1
+kind: ModelClass
+metadata: {name: workhorse}
+spec:
+  members:
+    - {credentialRef: primary, model: gpt-5-mini}
+    - {credentialRef: claude, model: claude-sonnet-4-5}
+  timeouts: {connectSeconds: 1, firstTokenSeconds: 2, totalSeconds: 10}
+  health: {failureThreshold: 2, cooldownSeconds: 30}
+"""
+
+
+def _get(plane: Any, namespace: str, *what: str) -> dict[str, Any] | None:
+    done = plane.kubectl("get", "-n", namespace, *what, "-o", "json", check=False)
+    return json.loads(done.stdout) if done.returncode == 0 else None
+
+
+@pytest.mark.usefixtures("operator")
+async def test_a_sidecar_on_the_operators_output_serves_and_fails_over_across_vendors(
+    crds_applied, namespace, tmp_path
+):
+    mocks = {
+        "primary": await runner.start_mock(name="primary", api_key=KEYS["primary"]),
+        "claude": await runner.start_mock(name="claude", api_key=KEYS["claude"], provider="anthropic"),
+    }
+    sidecar = None
+    try:
+        crds_applied.kubectl("apply", "-n", namespace, "-f", "-", stdin=manifests_for(mocks, CLASS))
+        configmap = wait_for(
+            lambda: (
+                (cm := _get(crds_applied, namespace, "configmap", "pilotfish-routes"))
+                and "workhorse" in json.loads(cm["data"]["routes.json"])["classes"]
+                and cm
+            ),
+            what="pilotfish-routes with workhorse",
+        )
+        secret = _get(crds_applied, namespace, "secret", "test-keys")
+        assert secret is not None
+        config_dir, secrets_dir = tmp_path / "routes", tmp_path / "secrets"
+        kubelet_write(config_dir, configmap["data"], 1)
+        kubelet_write(
+            secrets_dir / "test-keys", {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}, 1
+        )
+        sidecar = await start_sidecar(["sidecar", "--config-dir", str(config_dir), "--secrets-dir", str(secrets_dir)])
+        client = sidecar.client()
+        messages = [{"role": "user", "content": "Say hello."}]
+
+        served = await client.chat.completions.with_raw_response.create(model="workhorse", messages=messages)
+        assert served.headers["x-pilotfish-member"] == "primary/gpt-5-mini"
+        assert "primary" in served.parse().choices[0].message.content
+
+        mocks["primary"].set_fault(mode="status", status=503)
+        served = await client.chat.completions.with_raw_response.create(model="workhorse", messages=messages)
+        assert served.headers["x-pilotfish-member"] == "claude/claude-sonnet-4-5"
+        assert served.headers["x-pilotfish-failover-reason"] == "overloaded"  # OpenAI: 503 = overloaded
+        assert "claude" in served.parse().choices[0].message.content
+        assert mocks["claude"].stats.last_auth_present
+
+        info = await sidecar.get_json("/readyz")
+        assert configmap["metadata"]["annotations"]["pilotfish.dev/routes-digest"] in json.dumps(info)
+    finally:
+        if sidecar is not None:
+            await stop_sidecar(sidecar)
+        for mock in mocks.values():
+            await mock.stop()
