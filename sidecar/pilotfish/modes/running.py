@@ -42,7 +42,7 @@ def apply_reload(
         return
     routes.publish(snapshot)
     registry.reload_result(ok=True)
-    registry.set_routes(digest=snapshot.digest, namespace=snapshot.document.namespace)
+    registry.set_routes(snapshot.document, digest=snapshot.digest)
     _log.info(
         "routes %s loaded: classes %s",
         snapshot.digest,

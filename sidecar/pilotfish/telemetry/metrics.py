@@ -6,11 +6,14 @@ conversation id or anything else of unbounded cardinality.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import prometheus_client as prom
 
 from pilotfish.telemetry import records
+
+if TYPE_CHECKING:
+    from pilotfish.routes.document import RoutesDocument
 
 # Buckets for LLM calls: sub-second cache hits up to multi-minute generations.
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 120.0, 300.0)
@@ -26,6 +29,9 @@ class Metrics:
         self.registry = registry or prom.CollectorRegistry(auto_describe=True)
         r = self.registry
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        # (class, member id) → (provider, position in the class): a skipped member has no attempt to say
+        # its provider, and only a member ahead of the one that served was really failed over from
+        self._members: dict[tuple[str, str], tuple[str, int]] = {}
         self.requests = prom.Counter(
             "pilotfish_requests",
             "Requests by class, serving member and outcome.",
@@ -120,6 +126,8 @@ class Metrics:
             child(self.attempts, cls, attempt.provider, attempt.model, attempt.result).inc()
             if attempt.failure is not None and index + 1 < len(attempts):
                 child(self.failovers, cls, attempt.provider, attempt.failure.kind.value).inc()
+        if record.skipped:
+            self._count_skips(record)
         if record.error_code == "retry_budget_exhausted":
             child(self.budget_exhausted, cls).inc()
         if record.provider is None:
@@ -134,9 +142,24 @@ class Metrics:
         if record.cost_usd:
             child(self.cost, cls, provider, model).inc(record.cost_usd)
 
-    def set_routes(self, *, digest: str, namespace: str) -> None:
+    def _count_skips(self, record: records.RequestRecord) -> None:
+        """A skipped member ahead of the one that served (an open circuit, a context window too small) is a
+        failover too: without this, a sustained outage shows no failovers once the circuit opens."""
+        cls = record.class_name
+        served = self._members.get((cls, record.member_id or ""))
+        for member_id, reason in record.skipped:
+            provider, position = self._members.get((cls, member_id), (NO_PROVIDER, -1))
+            if served is None or position < served[1]:
+                self._child(self.failovers, cls, provider, reason).inc()
+
+    def set_routes(self, document: RoutesDocument, *, digest: str) -> None:
         self.routes_info.clear()
-        self.routes_info.labels(digest, namespace).set(1)
+        self.routes_info.labels(digest, document.namespace).set(1)
+        self._members = {
+            (name, member.id): (member.provider.value, position)
+            for name, route in document.classes.items()
+            for position, member in enumerate(route.members)
+        }
 
     def reload_result(self, *, ok: bool) -> None:
         self.reloads.labels("success" if ok else "failure").inc()

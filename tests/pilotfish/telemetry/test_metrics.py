@@ -1,0 +1,58 @@
+"""Failover counting: a member skipped ahead of the one that served counts as a failover from its provider."""
+
+from __future__ import annotations
+
+import prometheus_client
+
+from pilotfish import failures
+from pilotfish.api import refs
+from pilotfish.routes import document
+from pilotfish.telemetry import metrics, records
+
+
+def _routes() -> document.RoutesDocument:
+    def member(credential: str, provider: str, priority: int) -> document.MemberRoute:
+        return document.MemberRoute(
+            id=f"{credential}/m",
+            credential=credential,
+            provider=provider,
+            base_url="http://x",
+            api_key_ref=refs.SecretKeyRef(name="k", key=credential),
+            model="m",
+            priority=priority,
+        )
+
+    members = (member("a", "anthropic", 0), member("b", "openai", 1), member("c", "gemini", 2))
+    return document.RoutesDocument(namespace="ns", classes={"w": document.ClassRoute(name="w", members=members)})
+
+
+def _failovers(registry: metrics.Metrics) -> dict[tuple[str, str], float]:
+    found = {}
+    for family in registry.registry.collect():
+        if family.name == "pilotfish_failovers":
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    found[(sample.labels["from_provider"], sample.labels["reason"])] = sample.value
+    return found
+
+
+def test_an_open_circuit_ahead_of_the_server_is_a_failover_and_one_behind_it_is_not():
+    registry = metrics.Metrics(prometheus_client.CollectorRegistry())
+    registry.set_routes(_routes(), digest="d")
+    record = records.RequestRecord(class_name="w", stream=False, provider="openai", model="m", member_id="b/m")
+    record.skipped = [("a/m", "circuit_open"), ("c/m", "circuit_open")]
+    registry.observe(record)
+    assert _failovers(registry) == {("anthropic", "circuit_open"): 1.0}
+
+
+def test_a_failed_attempt_followed_by_another_is_a_failover():
+    registry = metrics.Metrics(prometheus_client.CollectorRegistry())
+    registry.set_routes(_routes(), digest="d")
+    failure = failures.Failure(kind=failures.FailureKind.OVERLOADED, status=529)
+    record = records.RequestRecord(class_name="w", stream=False, provider="openai", model="m", member_id="b/m")
+    record.attempts = [
+        records.AttemptRecord("a/m", "anthropic", "m", 0.1, failure),
+        records.AttemptRecord("b/m", "openai", "m", 0.1),
+    ]
+    registry.observe(record)
+    assert _failovers(registry) == {("anthropic", "overloaded"): 1.0}
