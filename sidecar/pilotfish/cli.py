@@ -6,6 +6,7 @@ pilotfish local -f PATH...          serve from manifests on a laptop, reloading 
 pilotfish sidecar --config-dir D    serve from a mounted ConfigMap + Secrets (container mode)
 pilotfish mock-provider             a fault-injecting fake provider
 pilotfish demo                      mock providers + sidecar + traffic + an outage, live
+pilotfish top [--admin URL|-n NS]   live view of sidecars (rates, errors, failovers, p95, circuits)
 pilotfish operator                  the kopf operator and admission webhook (needs the `operator` extra)
 """
 
@@ -71,6 +72,14 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-live", action="store_true", help="plain log lines instead of a live view")
     demo.set_defaults(run=_run_demo)
 
+    top = sub.add_parser("top", help="live view of sidecars: rates, errors, failovers, p95, circuits")
+    top.add_argument("--admin", action="append", default=[], help="sidecar admin URL (repeatable; default :4001)")
+    top.add_argument("-n", "--namespace", default=None, help="every injected pod of this namespace, via the API server")
+    top.add_argument("--kubeconfig", default=None, help="kubeconfig for -n (default: $KUBECONFIG or ~/.kube/config)")
+    top.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes (default 2)")
+    top.add_argument("--once", action="store_true", help="print one plain table and exit (for scripts)")
+    top.set_defaults(run=_run_top)
+
     operator = sub.add_parser("operator", help="run the Kubernetes operator (kopf)")
     operator.add_argument("--namespace", action="append", default=[], help="watch only these namespaces")
     operator.add_argument("--standalone", action="store_true", help="no kopf peering: this replica always reconciles")
@@ -129,6 +138,22 @@ def _run_demo(args: argparse.Namespace) -> int:
     from pilotfish import demo
 
     return demo.main(phase_seconds=args.duration, live=not args.no_live)
+
+
+def _run_top(args: argparse.Namespace) -> int:
+    from pilotfish.top import run, sources
+
+    source: run.Source
+    if args.namespace is not None:
+        try:
+            from pilotfish_operator import top_proxy  # the kubernetes client comes with the operator extra
+        except ImportError as exc:
+            sys.stderr.write(f"pilotfish top -n needs the operator extra (pip install 'pilotfish[operator]'): {exc}\n")
+            return 2
+        source = top_proxy.PodProxy(namespace=args.namespace, kubeconfig=args.kubeconfig)
+    else:
+        source = sources.Direct(args.admin or ["http://127.0.0.1:4001"])
+    return run.main(source, interval=args.interval, once=args.once)
 
 
 def _run_operator(args: argparse.Namespace) -> int:

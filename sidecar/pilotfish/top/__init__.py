@@ -1,0 +1,1 @@
+"""``pilotfish top``: a live terminal view of one or many sidecars, from their admin endpoints."""
