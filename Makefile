@@ -21,6 +21,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/pilotfish crds --check
+	$(BIN)/hadolint Dockerfile.operator Dockerfile.sidecar
 
 test: lint
 	@if [ "$$PILOTFISH_SKIP_K8S" != 1 ]; then $(BIN)/python -m e2e.testenv build; fi
