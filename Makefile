@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[operator,dev]'
+	$(BIN)/pip install --quiet -e '.[operator,dev,demo]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -118,6 +118,9 @@ def test_the_demo_runs_an_outage_and_a_recovery_without_a_failed_request():
     result = pilotfish("demo", "--no-live", timeout=150)  # the default 5 s phases: cooldowns are 2 s
     assert result.returncode == 0, result.stdout + result.stderr
     assert "No request failed" in result.stdout
+    assert "failovers by reason: circuit_open" in result.stdout  # the summary from the sidecar's request log
+    png = pathlib.Path(result.stdout.split("Plot of requests per member over time: ")[1].split()[0])
+    assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert (
         "Anthropic overloaded: HTTP 529" in result.stdout
         and "...and OpenAI resets connections" in result.stdout

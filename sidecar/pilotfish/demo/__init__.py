@@ -23,9 +23,10 @@ from typing import Any
 
 import aiohttp
 
+from pilotfish.demo import report
 from pilotfish.mocks import runner
 
-EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples" / "demo"
+EXAMPLES = pathlib.Path(__file__).resolve().parents[3] / "examples" / "demo"
 WORKERS = 4  # concurrent app requests: enough to see traffic split, light on a laptop
 VENDORS = ("anthropic", "openai", "gemini")  # credential names in examples/demo, in priority order
 OK: dict[str, Any] = {"mode": "ok"}
@@ -198,6 +199,7 @@ async def run(phase_seconds: float, live: bool) -> int:
     print(f"Sidecar API {api}  admin {admin}/debug/members  request log {workdir / 'requests.jsonl'}\n")
     names: list[str] = []
     tallies: list[Tally] = []
+    phase_starts: list[tuple[float, str]] = []
     stop_traffic, stop_view = asyncio.Event(), asyncio.Event()
     try:
         names.append(PHASES[0].name)
@@ -210,6 +212,7 @@ async def run(phase_seconds: float, live: bool) -> int:
                 tallies.append(Tally())
             for vendor, mock in mocks.items():
                 mock.set_fault(**phase.faults.get(vendor, OK))
+            phase_starts.append((time.time(), phase.name))
             await asyncio.sleep(phase_seconds)
         stop_traffic.set()
         await asyncio.gather(*workers)
@@ -222,7 +225,17 @@ async def run(phase_seconds: float, live: bool) -> int:
         await process.wait()
         for mock in mocks.values():
             await mock.stop()
+    _report(workdir, phase_starts)
     return _verdict(tallies)
+
+
+def _report(workdir: pathlib.Path, phase_starts: list[tuple[float, str]]) -> None:
+    """What the sidecar itself logged: the summary table, and a PNG of who served when."""
+    requests = report.load(workdir / "requests.jsonl")
+    print("\nFrom the sidecar's request log:")
+    print(report.summary(requests), end="")
+    png = report.plot(requests, phase_starts, workdir / "failover.png")
+    print(f"Plot of requests per member over time: {png}" if png else "(no plot: matplotlib is not installed)")
 
 
 def _verdict(tallies: list[Tally]) -> int:
