@@ -9,19 +9,24 @@ limits every webhook to namespaces it created (an extra namespaceSelector) and u
 from __future__ import annotations
 
 import base64
+import http.server
 import json
 import os
 import pathlib
+import ssl
 import subprocess
 import sys
+import threading
+import urllib.parse
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import yaml
 from cryptography import x509
-from e2e.testenv import controlplane
+from e2e.testenv import certs, controlplane
+from tests.kube.conftest import wait_for
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "pilotfish"
@@ -656,11 +661,11 @@ def test_the_installed_injector_is_called_for_exactly_the_opted_in_pods(control_
             pod = POD.format(name=f"p-{uuid.uuid4().hex[:6]}", labels=json.dumps(labels))
             return control_plane.kubectl("create", "-n", ns, "-f", "-", stdin=pod, check=False, timeout=30)
 
-        refused = create(opted, {})
-        assert (
-            refused.returncode != 0
-            and 'failed calling webhook "namespace.sidecar-injector.pilotfish.dev"' in refused.stderr
-        ), refused.stderr
+        # the API server picks up new webhook configurations from a watch: wait until it calls this one
+        refused = wait_for(
+            lambda: (done := create(opted, {})).returncode != 0 and done, what="the injector to be called"
+        )
+        assert 'failed calling webhook "namespace.sidecar-injector.pilotfish.dev"' in refused.stderr, refused.stderr
         assert create(opted, {"pilotfish.dev/inject": "false"}).returncode == 0
         assert create(plain, {}).returncode == 0
         refused = create(plain, {"pilotfish.dev/inject": "true"})
@@ -670,8 +675,116 @@ def test_the_installed_injector_is_called_for_exactly_the_opted_in_pods(control_
         assert create(namespace, {}).returncode == 0
         assert create(namespace, {"pilotfish.dev/inject": "true"}).returncode == 0
         installed.uninstall()
-        assert create(opted, {}).returncode == 0  # uninstalled: nothing calls the webhook any more
+        # uninstalled: nothing calls the webhook any more
+        wait_for(lambda: create(opted, {}).returncode == 0, what="pod creation to succeed after uninstall")
     finally:
         installed.uninstall()
         for ns in (opted, plain):
             control_plane.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+# ---------------------------------------------------------------------------------------------- webhook.url
+
+
+class StubAdmission(http.server.BaseHTTPRequestHandler):
+    """Answers as the operator would be asked: a patch on /mutate-pods, a denial on /validate."""
+
+    calls: ClassVar[list[str]] = []
+
+    def do_POST(self) -> None:
+        review = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        path = urllib.parse.urlsplit(self.path).path  # the API server appends ?timeout=5s
+        self.calls.append(path)
+        response: dict[str, Any] = {"uid": review["request"]["uid"], "allowed": True}
+        if path == "/mutate-pods":
+            patch = [{"op": "add", "path": "/metadata/annotations", "value": {"stub.pilotfish.dev/path": path}}]
+            response |= {"patchType": "JSONPatch", "patch": base64.b64encode(json.dumps(patch).encode()).decode()}
+        elif path == "/validate":
+            response |= {"allowed": False, "status": {"code": 422, "message": "stub says spec.provider is wrong"}}
+        body = json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response})
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def stub_admission(control_plane, tmp_path) -> Iterator[str]:
+    """An HTTPS admission server on loopback, its certificate signed by the control plane's CA."""
+    assert control_plane.pki is not None
+    cert, key = certs.serving_pair(
+        tmp_path, ca_cert=control_plane.pki.ca_cert, ca_key=control_plane.pki.ca_key, name="stub"
+    )
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), StubAdmission)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    StubAdmission.calls = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_webhook_url_mode_is_called_by_the_api_server_at_both_paths_over_tls(
+    crds_applied, namespace, stub_admission, tmp_path
+):
+    """The chart's own configurations, rendered for an out-of-cluster operator and registered as they
+    are: the API server trusts webhook.caBundle, posts to <url>/mutate-pods and <url>/validate, and
+    applies the answers."""
+    assert crds_applied.pki is not None
+    ca = base64.b64encode(crds_applied.pki.ca_cert.read_bytes()).decode()
+    mine = [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": [namespace]}]
+    values = {
+        "webhook": {
+            "url": stub_admission,
+            "caBundle": ca,
+            "failurePolicy": "Fail",
+            "namespaceSelector": {"matchExpressions": mine},
+        }
+    }
+    release = f"url-{uuid.uuid4().hex[:6]}"
+    docs = render(
+        crds_applied,
+        "-f",
+        write_values(tmp_path / "v.yaml", values),
+        "--show-only",
+        "templates/webhook.yaml",
+        release=release,
+    )
+    configs = [d for d in docs if d["kind"].endswith("WebhookConfiguration")]
+    assert len(configs) == 2
+    crds_applied.kubectl("label", "namespace", namespace, "pilotfish.dev/injection=enabled")
+    try:
+        crds_applied.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(configs))
+
+        def create_pod() -> dict[str, Any]:
+            pod = POD.format(name=f"app-{uuid.uuid4().hex[:6]}", labels="{}")
+            created = crds_applied.kubectl("create", "-n", namespace, "-f", "-", "-o", "json", stdin=pod)
+            return dict(json.loads(created.stdout))
+
+        # the API server picks up new webhook configurations from a watch: the first pods may miss it
+        created = wait_for(
+            lambda: (pod := create_pod())["metadata"].get("annotations") and pod, what="the stub's patch"
+        )
+        assert created["metadata"]["annotations"]["stub.pilotfish.dev/path"] == "/mutate-pods"
+
+        def create_credential() -> subprocess.CompletedProcess[str]:
+            credential = f"apiVersion: pilotfish.dev/v1alpha1\nkind: ProviderCredential\nmetadata: {{name: c-{uuid.uuid4().hex[:6]}}}\nspec: {{provider: openai, apiKeySecretRef: {{name: k, key: k}}}}\n"
+            return crds_applied.kubectl("create", "-n", namespace, "-f", "-", stdin=credential, check=False)
+
+        refused = wait_for(lambda: (done := create_credential()).returncode != 0 and done, what="the stub's denial")
+        assert "stub says spec.provider is wrong" in refused.stderr, refused.stderr
+        assert StubAdmission.calls[0] == "/mutate-pods" and set(StubAdmission.calls) == {"/mutate-pods", "/validate"}
+    finally:
+        for config in configs:
+            crds_applied.kubectl(
+                "delete", config["kind"].lower(), config["metadata"]["name"], "--ignore-not-found", check=False
+            )
