@@ -43,7 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     render.set_defaults(run=_run_render)
 
     crds = sub.add_parser("crds", help="write the CRD YAML generated from the API models")
-    crds.add_argument("--out", default="crds", help="directory to write (default: crds)")
+    crds.add_argument(
+        "--out", action="append", default=None, help="directory to write (repeatable; default: crds and the chart's)"
+    )
     crds.add_argument("--check", action="store_true", help="exit 1 if the files differ instead of writing")
     crds.set_defaults(run=_run_crds)
 
@@ -111,7 +113,7 @@ def _run_render(args: argparse.Namespace) -> int:
 def _run_crds(args: argparse.Namespace) -> int:
     from pilotfish.api import crds
 
-    return crds.main_write(out=args.out, check=args.check)
+    return crds.main_write(outs=args.out or list(crds.DEFAULT_OUTS), check=args.check)
 
 
 def _run_local(args: argparse.Namespace) -> int:

@@ -77,15 +77,26 @@ def test_the_example_renders_into_the_same_configmap_pilotfish_render_prints(crd
     assert [(o["kind"], o["name"], o["uid"]) for o in owners] == [("ModelClass", "workhorse", mc["metadata"]["uid"])]
     assert configmap["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "pilotfish-operator"
     assert mc["status"]["routesDigest"] == configmap["metadata"]["annotations"]["pilotfish.dev/routes-digest"]
-    table = crds_applied.kubectl("get", "-n", namespace, "mc").stdout.split()
-    assert table[:5] == ["NAME", "READY", "MEMBERS", "ELIGIBLE", "AGE"] and table[5:9] == [
-        "workhorse",
-        "True",
-        "2",
-        "2",
-    ]
-    table = crds_applied.kubectl("get", "-n", namespace, "pcred", "openai-prod").stdout.split()
-    assert table[:4] == ["NAME", "PROVIDER", "READY", "AGE"] and table[4:7] == ["openai-prod", "openai", "True"]
+    assert columns(crds_applied.kubectl("get", "-n", namespace, "mc").stdout) == {
+        "NAME": "workhorse",
+        "READY": "True",
+        "MEMBERS": "2",
+        "ELIGIBLE": "2",
+        "CANARY": "",
+        "WEIGHT": "",
+        "AGE": columns(crds_applied.kubectl("get", "-n", namespace, "mc").stdout)["AGE"],
+    }
+    table = columns(crds_applied.kubectl("get", "-n", namespace, "pcred", "openai-prod").stdout)
+    assert (table["NAME"], table["PROVIDER"], table["READY"]) == ("openai-prod", "openai", "True")
+    assert list(table) == ["NAME", "PROVIDER", "READY", "AGE"]
+
+
+def columns(table: str) -> dict[str, str]:
+    """The first row of `kubectl get` output by column (cells may be empty, so split by header position)."""
+    header, row = table.splitlines()[:2]
+    starts = [i for i, ch in enumerate(header) if ch != " " and (i == 0 or header[i - 1] == " ")]
+    bounds = [*starts[1:], None]
+    return {header[a:b].strip(): row[a:b].strip() for a, b in zip(starts, bounds, strict=True)}
 
 
 def test_a_missing_secret_key_a_missing_credential_and_a_compliance_exclusion_are_reported(crds_applied, namespace):

@@ -15,7 +15,7 @@ import pydantic
 import yaml
 
 from pilotfish import api
-from pilotfish.api import credential, modelclass
+from pilotfish.api import canary, credential, modelclass
 
 _KEEP = {
     "type",
@@ -42,6 +42,33 @@ MODELCLASS_RULES = [
             "self.members.all(m, self.members.exists_one(n, n.credentialRef == m.credentialRef && n.model == m.model))"
         ),
         "message": "members must be unique by credentialRef and model",
+    },
+    {
+        "rule": "!has(self.canary) || !self.members.exists(m, m.credentialRef == self.canary.member.credentialRef"
+        " && m.model == self.canary.member.model)",
+        "message": "canary.member is already in members",
+    },
+    {
+        "rule": "!has(self.canary) || self.canary.steps.all(s, (has(s.setWeight) ? 1 : 0) + (has(s.pause) ? 1 : 0)"
+        " + (has(s.analysis) ? 1 : 0) == 1)",
+        "message": "each canary step has exactly one of setWeight, pause, analysis",
+    },
+    {
+        "rule": "!has(self.canary) || !has(self.canary.analysis) || !has(self.canary.analysis.metrics)"
+        " || self.canary.analysis.metrics.all(m, (has(m.query) || m.name in "
+        + repr(list(canary.BUILT_IN_METRICS))
+        + ") && (has(m.thresholdRange.min) || has(m.thresholdRange.max)))",
+        "message": "a canary metric that is not built in needs a query, and every thresholdRange needs min or max",
+    },
+    {
+        "rule": "!has(self.canary) || !self.canary.steps.exists(s, has(s.analysis)) || (has(self.canary.analysis)"
+        " && has(self.canary.analysis.metrics) && size(self.canary.analysis.metrics) > 0)",
+        "message": "a canary analysis step needs canary.analysis.metrics",
+    },
+    {
+        "rule": "!has(self.canary) || !has(self.canary.analysis) || !has(self.canary.analysis.metrics)"
+        " || size(self.canary.analysis.metrics) == 0 || has(self.canary.analysis.prometheus)",
+        "message": "canary.analysis.metrics need canary.analysis.prometheus.address",
     },
 ]
 CREDENTIAL_RULES = [
@@ -164,6 +191,8 @@ def render_crds() -> dict[str, str]:
                 _READY,
                 {"name": "Members", "type": "integer", "jsonPath": ".status.memberCount"},
                 {"name": "Eligible", "type": "integer", "jsonPath": ".status.eligibleCount"},
+                {"name": "Canary", "type": "string", "jsonPath": ".status.canary.phase"},
+                {"name": "Weight", "type": "integer", "jsonPath": ".status.canary.weight"},
                 _AGE,
             ],
         ),
@@ -181,18 +210,22 @@ def render_crds() -> dict[str, str]:
     return {name: header + yaml.safe_dump(crd, sort_keys=False, width=120) for name, crd in crds.items()}
 
 
-def main_write(*, out: str, check: bool) -> int:
-    directory = pathlib.Path(out)
+DEFAULT_OUTS = ("crds", "charts/pilotfish/crds")  # the plain manifests, and the Helm chart's copy
+
+
+def main_write(*, outs: list[str], check: bool) -> int:
     stale = []
-    for name, text in render_crds().items():
-        path = directory / name
-        if check:
-            if not path.exists() or path.read_text() != text:
-                stale.append(str(path))
-        else:
-            directory.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-            sys.stdout.write(f"wrote {path}\n")
+    for out in outs:
+        directory = pathlib.Path(out)
+        for name, text in render_crds().items():
+            path = directory / name
+            if check:
+                if not path.exists() or path.read_text() != text:
+                    stale.append(str(path))
+            else:
+                directory.mkdir(parents=True, exist_ok=True)
+                path.write_text(text)
+                sys.stdout.write(f"wrote {path}\n")
     if stale:
         sys.stderr.write("CRDs differ from the API models: " + ", ".join(stale) + "; run `pilotfish crds`\n")
         return 1

@@ -13,6 +13,7 @@ from typing import Literal
 import pydantic
 
 from pilotfish.api import base, refs
+from pilotfish.api import canary as canary_api  # `canary` is also a field name below
 
 KIND = "ModelClass"
 PLURAL = "modelclasses"
@@ -22,11 +23,7 @@ SHORT_NAMES = ("mc",)
 CLASS_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 
-class Pricing(base.ApiModel):
-    """USD per million tokens, for the cost metric."""
-
-    input_per_million_tokens: float = pydantic.Field(default=0.0, ge=0)
-    output_per_million_tokens: float = pydantic.Field(default=0.0, ge=0)
+Pricing = refs.Pricing  # shared with canary members
 
 
 class MemberSpec(base.ApiModel):
@@ -127,6 +124,17 @@ class ModelClassSpec(base.ApiModel):
     timeouts: TimeoutsSpec = pydantic.Field(default_factory=TimeoutsSpec)
     health: HealthSpec = pydantic.Field(default_factory=HealthSpec)
     compliance: ComplianceSpec = pydantic.Field(default_factory=ComplianceSpec)
+    canary: canary_api.CanarySpec | None = pydantic.Field(
+        default=None, description="Roll a new member out by weight, judged by live metrics."
+    )
+
+    @pydantic.model_validator(mode="after")
+    def _canary_is_new(self) -> ModelClassSpec:
+        if self.canary is not None:
+            new = (self.canary.member.credential_ref, self.canary.member.model)
+            if new in {(m.credential_ref, m.model) for m in self.members}:
+                raise ValueError(f"canary.member {new[0]}/{new[1]} is already in members")
+        return self
 
     @pydantic.model_validator(mode="after")
     def _members_unique(self) -> ModelClassSpec:
@@ -163,6 +171,7 @@ class ModelClassStatus(base.ApiModel):
     routes_digest: str | None = pydantic.Field(
         default=None, description="Digest of the routes document this class was last written into."
     )
+    canary: canary_api.CanaryStatus | None = None
 
 
 class ModelClass(base.ApiModel):

@@ -69,3 +69,10 @@ class Condition(base.ApiModel):
     message: str = ""
     last_transition_time: str | None = None
     observed_generation: int | None = None
+
+
+class Pricing(base.ApiModel):
+    """USD per million tokens, for the cost metric."""
+
+    input_per_million_tokens: float = pydantic.Field(default=0.0, ge=0)
+    output_per_million_tokens: float = pydantic.Field(default=0.0, ge=0)

@@ -1,0 +1,1 @@
+"""Canary rollouts: the pure stepper, the analysis queries, and the timer that runs them."""
