@@ -22,6 +22,8 @@ GROUP_VERSION = "pilotfish.dev/v1alpha1"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "pilotfish-operator", "app.kubernetes.io/part-of": "pilotfish"}
 DIGEST_ANNOTATION = "pilotfish.dev/routes-digest"
 INVALID_SPEC = "InvalidSpec"
+ACTIVE_PHASES = ("Progressing", "Paused", "Promoting")
+ROUTED_PHASES = (*ACTIVE_PHASES, "Succeeded")  # a failed canary is at weight 0 and out of the routes
 CREDENTIAL_INVALID = "CredentialInvalid"
 
 Object = Mapping[str, Any]
@@ -52,11 +54,21 @@ def plan(
     credentials: Sequence[Object],
     secrets: Mapping[str, Set[str]],
     at: str,
+    canaries: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> NamespacePlan:
-    """``secrets`` maps each Secret of the namespace to its key names (never values)."""
+    """``secrets`` maps each Secret of the namespace to its key names (never values); ``canaries`` maps a
+    class to the canary status the stepper just computed for it."""
+    canaries = canaries or {}
     good_classes, bad_classes = _parse(classes, modelclass.ModelClass)
     good_creds, bad_creds = _parse(credentials, credential.ProviderCredential)
-    result = render.render(namespace=namespace, classes=good_classes, credentials=good_creds, secrets_present=secrets)
+    weights = {name: int(c.get("weight", 0)) for name, c in canaries.items() if c.get("phase") in ROUTED_PHASES}
+    result = render.render(
+        namespace=namespace,
+        classes=good_classes,
+        credentials=good_creds,
+        secrets_present=secrets,
+        canary_weights=weights,
+    )
     digest = result.document.digest() if classes else None
     events: list[Event] = []
 
@@ -68,6 +80,8 @@ def plan(
             wanted = _invalid_status(obj, bad_classes[name])
         else:
             wanted = _class_status(obj, _with_invalid_credentials(reports[name], bad_creds), digest)
+            if name in canaries:
+                _add_canary(wanted, canaries[name], reports[name].canary_problem, obj["metadata"].get("generation"))
         class_status[name] = _finish(obj, wanted, "ModelClass", at, events)
 
     credential_status = {}
@@ -138,6 +152,19 @@ def _class_status(obj: Object, report: render.ClassReport, digest: str | None) -
     return status
 
 
+def _add_canary(status: dict[str, Any], canary: Mapping[str, Any], problem: str, generation: int | None) -> None:
+    """status.canary and the CanaryProgressing condition (absent while the class has no canary)."""
+    if not canary.get("revision"):
+        status["canary"] = None  # a merge patch removes it
+        return
+    phase = canary.get("phase", "Idle")
+    message = f"{canary.get('message', '')}; {problem}" if problem else str(canary.get("message", ""))
+    status["canary"] = {**canary, "message": message.strip("; ")}
+    status["conditions"].append(
+        conditions.condition("CanaryProgressing", phase in ACTIVE_PHASES, phase, message, generation=generation)
+    )
+
+
 def _credential_status(obj: Object, secrets: Mapping[str, Set[str]]) -> dict[str, Any]:
     generation = obj["metadata"].get("generation")
     ref = obj.get("spec", {}).get("apiKeySecretRef")
@@ -173,6 +200,8 @@ def _finish(obj: Object, wanted: dict[str, Any], kind: str, at: str, events: lis
     previous = (obj.get("status") or {}).get("conditions") or []
     wanted["conditions"] = conditions.merge(previous, wanted["conditions"], at=at)
     for cond in conditions.changed(previous, wanted["conditions"]):
+        if cond["type"] not in ("Ready", "Degraded"):
+            continue  # the canary stepper posts its own, more specific Events
         good = (cond["type"] == "Ready") == (cond["status"] == "True")
         events.append(
             Event(kind, obj["metadata"]["name"], "Normal" if good else "Warning", cond["reason"], cond["message"])

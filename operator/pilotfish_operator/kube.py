@@ -79,6 +79,10 @@ class Kube:
             if exc.status != NotFound:  # deleted meanwhile: its namespace is reconciled again anyway
                 raise
 
+    def patch_object(self, namespace: str, plural: str, name: str, patch: Mapping[str, Any]) -> None:
+        """A merge patch of a Pilotfish object (the canary consumes spec.canary.promote this way)."""
+        self.custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, plural, name, dict(patch))
+
     def event(self, namespace: str, involved: Mapping[str, Any], *, type_: str, reason: str, message: str) -> None:
         """A core/v1 Event, as `kubectl describe` shows them."""
         now = datetime.datetime.now(datetime.UTC)

@@ -10,11 +10,13 @@ list calls and no write, so there is no hot loop.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 from typing import Any
 
 from pilotfish.routes import document
 from pilotfish_operator import conditions, desired, kube, metrics
+from pilotfish_operator.canary import runner
 
 log = logging.getLogger("pilotfish.operator")
 PLURALS = {"ModelClass": "modelclasses", "ProviderCredential": "providercredentials"}
@@ -22,9 +24,10 @@ RETRY_SECONDS = (1, 2, 5, 10, 30)
 
 
 class Reconciler:
-    def __init__(self, api: kube.Kube, *, debounce: float = 0.05) -> None:
+    def __init__(self, api: kube.Kube, *, debounce: float = 0.05, canary_tick: float = 10.0) -> None:
         self.api = api
         self.debounce = debounce
+        self.canary_tick = canary_tick  # seconds between passes while a canary is rolling out
         self._dirty: set[str] = set()
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._secrets_used: dict[str, set[str]] = {}  # namespace → Secret names its credentials reference
@@ -49,8 +52,10 @@ class Reconciler:
                 await asyncio.sleep(self.debounce)
                 self._dirty.discard(namespace)
                 try:
-                    await asyncio.to_thread(self.reconcile, namespace)
+                    plan = await asyncio.to_thread(self.reconcile, namespace)
                     failures = 0
+                    if any(runner.is_active(status.get("canary")) for status in plan.class_status.values()):
+                        asyncio.get_running_loop().call_later(self.canary_tick, self.trigger, namespace)
                 except Exception as exc:  # an API hiccup: try again later, never crash the operator
                     metrics.RECONCILES.labels(result="error").inc()
                     delay = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
@@ -69,7 +74,20 @@ class Reconciler:
         self._secrets_used[namespace] = {
             ref["name"] for c in credentials if (ref := (c.get("spec") or {}).get("apiKeySecretRef"))
         }
-        plan = desired.plan(namespace, classes=classes, credentials=credentials, secrets=secrets, at=conditions.now())
+        now = datetime.datetime.now(datetime.UTC)
+        ticks = {
+            obj["metadata"]["name"]: tick
+            for obj in classes
+            if (tick := runner.tick_class(obj, namespace=namespace, now=now)) is not None
+        }
+        plan = desired.plan(
+            namespace,
+            classes=classes,
+            credentials=credentials,
+            secrets=secrets,
+            at=conditions.now(),
+            canaries={name: tick.status.to_wire() for name, tick in ticks.items()},
+        )
         wrote = self._apply_configmap(namespace, plan)
         by_kind = {"ModelClass": classes, "ProviderCredential": credentials}
         statuses = {"ModelClass": plan.class_status, "ProviderCredential": plan.credential_status}
@@ -81,6 +99,12 @@ class Reconciler:
         involved = {(kind, o["metadata"]["name"]): o for kind, objs in by_kind.items() for o in objs}
         for event in plan.events:
             self._event(namespace, involved[(event.kind, event.name)], event.type, event.reason, event.message)
+        for name, tick in ticks.items():
+            obj = involved[("ModelClass", name)]
+            for step in tick.events:
+                self._event(namespace, obj, step.type, step.reason, step.message)
+            if tick.clear_promote:
+                self.api.patch_object(namespace, PLURALS["ModelClass"], name, {"spec": {"canary": {"promote": None}}})
         if wrote:
             for obj in classes:
                 self._event(

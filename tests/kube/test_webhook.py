@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import pathlib
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,15 +25,29 @@ spec:
 """
 
 
+@dataclasses.dataclass(frozen=True)
+class Admission:
+    operator: RunningOperator
+    workdir: pathlib.Path
+    probes: str  # a namespace for probe pods that show which configuration is in effect
+
+
 @pytest.fixture(scope="module")
-def admission(crds_applied: Any, operator: RunningOperator) -> Iterator[RunningOperator]:
-    """The chart's webhook configurations, pointed at the operator on loopback."""
-    manifests = webhooks.render(operator)
+def admission(
+    crds_applied: Any, operator: RunningOperator, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Admission]:
+    """The chart's webhook configurations, pointed at the operator on loopback, in effect."""
+    workdir = tmp_path_factory.mktemp("webhooks")
+    manifests = webhooks.render(crds_applied, operator, workdir)
+    probes = f"probes-{uuid.uuid4().hex[:6]}"
+    crds_applied.kubectl("create", "namespace", probes)
     crds_applied.kubectl("apply", "-f", "-", stdin=manifests)
     try:
-        yield operator
+        webhooks.wait_until_injecting(crds_applied, probes, expected=True)
+        yield Admission(operator, workdir, probes)
     finally:
         crds_applied.kubectl("delete", "--ignore-not-found", "-f", "-", stdin=manifests)
+        crds_applied.kubectl("delete", "namespace", probes, "--wait=false", check=False)
 
 
 def create_pod(plane: Any, namespace: str, name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
@@ -73,7 +90,7 @@ spec: {provider: openai, apiKeySecretRef: {name: vendor-keys, key: openai}}
     assert env["OPENAI_BASE_URL"] == "http://127.0.0.1:4000/v1"
     assert "pilotfish.dev/status" in pod["metadata"]["annotations"]
     wait_for(lambda: "Injected" in reasons(crds_applied, namespace, "app"), what="Injected event")
-    assert admission.metric('pilotfish_operator_injections_total{result="injected"') >= 1
+    assert admission.operator.metric('pilotfish_operator_injections_total{result="injected"') >= 1
 
 
 def test_an_already_injected_pod_gets_nothing_more(crds_applied, namespace, admission):
@@ -108,18 +125,24 @@ def test_a_pod_can_opt_in_by_label_in_any_namespace(crds_applied, namespace, adm
 def test_with_the_webhook_unreachable_pods_are_still_created_and_the_miss_is_reported(
     crds_applied, namespace, admission
 ):
-    manifests = webhooks.render(admission, url="https://127.0.0.1:1")  # nothing listens there
-    crds_applied.kubectl("apply", "-f", "-", stdin=manifests)
+    dead = webhooks.render(
+        crds_applied, admission.operator, admission.workdir, url="https://127.0.0.1:1"
+    )  # nothing listens
+    crds_applied.kubectl("apply", "-f", "-", stdin=dead)
     try:
+        webhooks.wait_until_injecting(crds_applied, admission.probes, expected=False)
         label_namespace(crds_applied, namespace)
         started = time.monotonic()
         pod = create_pod(crds_applied, namespace, "missed")
         assert "initContainers" not in pod["spec"]  # failurePolicy Ignore: created, without the sidecar
         assert time.monotonic() - started < 15
     finally:
-        crds_applied.kubectl("apply", "-f", "-", stdin=webhooks.render(admission))
+        crds_applied.kubectl(
+            "apply", "-f", "-", stdin=webhooks.render(crds_applied, admission.operator, admission.workdir)
+        )
+        webhooks.wait_until_injecting(crds_applied, admission.probes, expected=True)
     wait_for(lambda: "InjectionMissed" in reasons(crds_applied, namespace, "missed"), what="InjectionMissed event")
-    assert admission.metric("pilotfish_operator_injection_missed_pods") >= 1
+    assert admission.operator.metric("pilotfish_operator_injection_missed_pods") >= 1
 
 
 def test_the_validating_webhook_refuses_what_the_schema_cannot_say_naming_the_field(crds_applied, namespace, admission):

@@ -135,3 +135,41 @@ def test_conditions_merge_keeps_time_only_for_unchanged_status():
     same = conditions.merge(old, [conditions.condition("Ready", True, "B", "", generation=1)], at="t1")
     flipped = conditions.merge(old, [conditions.condition("Ready", False, "C", "", generation=1)], at="t1")
     assert same[0]["lastTransitionTime"] == "t0" and flipped[0]["lastTransitionTime"] == "t1"
+
+
+def test_a_canary_status_is_written_with_its_condition_and_its_weight_reaches_the_routes():
+    cls = model_class(
+        "a", "c1", canary={"member": {"credentialRef": "c1", "model": "next"}, "steps": [{"setWeight": 20}]}
+    )
+    progressing = {"phase": "Progressing", "weight": 20, "revision": "r1", "message": "step 1/1: waiting"}
+    plan = desired.plan(
+        "team",
+        classes=[cls],
+        credentials=[credential("c1")],
+        secrets={"keys": {"k"}},
+        at=AT,
+        canaries={"a": progressing},
+    )
+    status = plan.class_status["a"]
+    assert status["canary"]["weight"] == 20
+    canary_condition = next(c for c in status["conditions"] if c["type"] == "CanaryProgressing")
+    assert (canary_condition["status"], canary_condition["reason"]) == ("True", "Progressing")
+    assert plan.configmap is not None and '"weight": 20' in plan.configmap["data"]["routes.json"]
+    failed = desired.plan(
+        "team",
+        classes=[cls],
+        credentials=[credential("c1")],
+        secrets={"keys": {"k"}},
+        at=AT,
+        canaries={"a": {**progressing, "phase": "Failed", "weight": 0}},
+    )
+    assert failed.configmap is not None and '"canary"' not in failed.configmap["data"]["routes.json"]
+    removed = desired.plan(
+        "team",
+        classes=[model_class("a", "c1")],
+        credentials=[credential("c1")],
+        secrets={"keys": {"k"}},
+        at=AT,
+        canaries={"a": {"phase": "Idle", "weight": 0}},
+    )
+    assert removed.class_status["a"]["canary"] is None  # a merge patch deletes the old status.canary

@@ -37,11 +37,22 @@ class MemberRoute(base.ApiModel):
     pricing: modelclass.Pricing | None = None
 
 
+class CanaryRoute(base.ApiModel):
+    """A canary slice: this share of the class's requests tries ``member`` first, then the stable members."""
+
+    member: MemberRoute
+    weight: int = pydantic.Field(ge=0, le=100, description="Percent of requests in the canary slice.")
+    stickiness_header: str | None = pydantic.Field(
+        default=None, description="Requests with this header are sliced by its hash, so a conversation stays put."
+    )
+
+
 class ClassRoute(base.ApiModel):
     """One class: its eligible members in priority order, and its knobs."""
 
     name: str
     members: tuple[MemberRoute, ...]
+    canary: CanaryRoute | None = None
     routing: modelclass.RoutingSpec = pydantic.Field(default_factory=modelclass.RoutingSpec)
     timeouts: modelclass.TimeoutsSpec = pydantic.Field(default_factory=modelclass.TimeoutsSpec)
     health: modelclass.HealthSpec = pydantic.Field(default_factory=modelclass.HealthSpec)

@@ -26,6 +26,7 @@ NO_ELIGIBLE_MEMBERS = "NoEligibleMembers"
 class ClassReport:
     name: str
     members: tuple[modelclass.MemberStatus, ...]
+    canary_problem: str = ""  # why a canary with weight could not be routed
 
     @property
     def eligible(self) -> int:
@@ -47,6 +48,8 @@ class RenderResult:
                         f'ModelClass "{report.name}": member {member.credential_ref}/{member.model} '
                         f"excluded ({member.reason}): {member.message}"
                     )
+            if report.canary_problem:
+                lines.append(f'ModelClass "{report.name}": {report.canary_problem}')
             if report.eligible == 0:
                 lines.append(f'ModelClass "{report.name}": {NO_ELIGIBLE_MEMBERS}: no member can serve this class')
         return lines
@@ -58,18 +61,24 @@ def render(
     classes: Sequence[modelclass.ModelClass],
     credentials: Sequence[credential.ProviderCredential],
     secrets_present: Mapping[str, Set[str]] | None = None,
+    canary_weights: Mapping[str, int] | None = None,
 ) -> RenderResult:
-    """``secrets_present`` maps Secret name → keys; None means "do not check Secrets"."""
+    """``secrets_present`` maps Secret name → keys; None means "do not check Secrets".
+    ``canary_weights`` maps class → the weight the operator's canary stepper set (absent: 0, no slice)."""
     by_name = {c.metadata.name: c for c in credentials}
     routes: dict[str, document.ClassRoute] = {}
     reports = []
     for cls in sorted(classes, key=lambda c: c.metadata.name):
         members, statuses = _resolve_members(cls.spec, by_name, secrets_present)
-        reports.append(ClassReport(name=cls.metadata.name, members=tuple(statuses)))
+        canary_route, canary_problem = _canary(
+            cls.spec, by_name, secrets_present, (canary_weights or {}).get(cls.metadata.name, 0)
+        )
+        reports.append(ClassReport(name=cls.metadata.name, members=tuple(statuses), canary_problem=canary_problem))
         if members:
             routes[cls.metadata.name] = document.ClassRoute(
                 name=cls.metadata.name,
                 members=tuple(members),
+                canary=canary_route,
                 routing=cls.spec.routing,
                 timeouts=cls.spec.timeouts,
                 health=cls.spec.health,
@@ -107,6 +116,33 @@ def _resolve_members(
         if found is not None and not reason:
             routes.append(_member_route(member, found, priority=_priority((index, member), weighted=weighted)))
     return routes, statuses
+
+
+def _canary(
+    spec: modelclass.ModelClassSpec,
+    credentials: Mapping[str, credential.ProviderCredential],
+    secrets_present: Mapping[str, Set[str]] | None,
+    weight: int,
+) -> tuple[document.CanaryRoute | None, str]:
+    """The canary slice, resolved and checked like any member (compliance included)."""
+    if spec.canary is None or weight <= 0:
+        return None, ""
+    wanted = spec.canary.member
+    as_member = modelclass.MemberSpec(
+        credential_ref=wanted.credential_ref,
+        model=wanted.model,
+        context_window=wanted.context_window,
+        max_output_tokens=wanted.max_output_tokens,
+        pricing=wanted.pricing,
+    )
+    found = credentials.get(wanted.credential_ref)
+    reason, message = _exclusion(as_member, found, spec.compliance.require, secrets_present)
+    if found is None or reason:
+        return None, f"canary {wanted.credential_ref}/{wanted.model} excluded ({reason}): {message}"
+    header = spec.canary.stickiness.header if spec.canary.stickiness else None
+    return document.CanaryRoute(
+        member=_member_route(as_member, found, priority=0), weight=weight, stickiness_header=header
+    ), ""
 
 
 def _priority(pair: tuple[int, modelclass.MemberSpec], *, weighted: bool) -> int:

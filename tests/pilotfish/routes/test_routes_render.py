@@ -96,3 +96,45 @@ def test_the_weighted_strategy_pools_members_without_explicit_priorities():
         _render(text.replace("strategy: weighted", "strategy: priority")).document.classes["workhorse"].members
     )
     assert [(m.id, m.priority) for m in under_priority] == [("us/b", 0), ("eu/a", 1), ("eu/c", 2)]
+
+
+CANARY = """\
+---
+apiVersion: pilotfish.dev/v1alpha1
+kind: ModelClass
+metadata: {name: rolling}
+spec:
+  members:
+    - {credentialRef: eu, model: a}
+  compliance: {require: {region: eu}}
+  canary:
+    member: {credentialRef: %s, model: a-next}
+    steps: [{setWeight: 10}]
+    stickiness: {header: x-conversation-id}
+"""
+
+
+def _render_canary(credential, weights):
+    parsed = manifests.parse_text(BASE + CANARY % credential, source="t", namespace="team-a")
+    assert parsed.errors == []
+    return render.render(
+        namespace="team-a", classes=parsed.classes, credentials=parsed.credentials, canary_weights=weights
+    )
+
+
+def test_a_canary_is_routed_only_at_the_weight_the_operator_set():
+    assert _render_canary("eu", None).document.classes["rolling"].canary is None
+    route = _render_canary("eu", {"rolling": 10}).document.classes["rolling"]
+    assert route.canary is not None
+    assert (route.canary.weight, route.canary.member.id, route.canary.stickiness_header) == (
+        10,
+        "eu/a-next",
+        "x-conversation-id",
+    )
+    assert [m.id for m in route.members] == ["eu/a"]  # the stable members are unchanged
+
+
+def test_a_canary_is_held_to_the_class_compliance_like_any_member():
+    result = _render_canary("us", {"rolling": 10})
+    assert result.document.classes["rolling"].canary is None
+    assert any("canary us/a-next excluded (ComplianceExcluded)" in line for line in result.problems())
