@@ -1,35 +1,33 @@
 """The only failover loop: plan, attempt, classify, decide, until one member commits.
 
-Every attempt streams upstream, for streaming and non-streaming clients alike, so one loop serves
-both and the first-token deadline catches a provider that is slow rather than dead. The commit
-point is explicit: for a streaming client it is the first chunk with content (after that the
-response headers go out and failover is no longer invisible); for a non-streaming client it is the
-end of the upstream stream, so a stream cut half-way still fails over transparently.
+What an attempt sends and when it commits is the ``exchange``'s business (``failover.streaming`` for
+chat, ``failover.unary`` for one JSON call such as embeddings); the loop here is the same for all:
+breaker, retry budget, the policy table, context-window moves, pinning and the attempt records.
 
-Called by ``server.chat``; calls ``failover.plan`` (pure ordering), ``failover.policy`` (what a
-failure means), ``providers`` (translation) and ``upstream`` (the wire).
+Called by ``server``; calls ``failover.plan`` (pure ordering), ``failover.policy`` (what a
+failure means) and the exchange (translation and the wire).
 """
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import random
 from collections.abc import AsyncIterator, Callable, Mapping
+from typing import TypeVar
 
 from pilotfish import failures, upstream
 from pilotfish.api import refs
-from pilotfish.failover import budget, health, pinning, plan, policy
-from pilotfish.providers import base, registry
+from pilotfish.failover import budget, exchange, health, pinning, plan, policy, streaming
 from pilotfish.routes import document
 from pilotfish.telemetry import records
-from pilotfish.wire import openai
 
 Keys = Mapping[tuple[str, str], refs.ApiKey]
-Batch = list[openai.ChatChunk]  # the chunks of one network read, passed on together
+Batch = exchange.Batch
+Committed = streaming.Committed  # what chat handlers get back; other exchanges commit other heads
+Head = TypeVar("Head")
+is_content = streaming.is_content
 
-# Timers fire a hair early or late; within this of the total deadline a timeout is the total one.
-DEADLINE_SLACK = 0.005
+# Skip reasons that mean "this member can never serve this request", as opposed to "not right now".
+INELIGIBLE = frozenset({plan.SkipReason.OPERATION_NOT_SUPPORTED, plan.SkipReason.INPUT_NOT_SUPPORTED})
 
 
 class AllMembersFailed(failures.PilotfishError):
@@ -40,28 +38,6 @@ class AllMembersFailed(failures.PilotfishError):
         self.code = code  # "all_members_failed", "retry_budget_exhausted", "no_eligible_members", …
         self.failure = failure  # the failure that ended the loop, when there was one
         super().__init__(code)
-
-
-@dataclasses.dataclass(slots=True)
-class Committed:
-    """A member has produced content; ``head`` is what it produced so far, ``rest`` the remainder."""
-
-    member: document.MemberRoute
-    head: list[openai.ChatChunk]
-    rest: AsyncIterator[Batch] | None  # None once the whole stream is in ``head``
-    time_to_first_token: float
-
-
-def is_content(chunk: openai.ChatChunk) -> bool:
-    """A chunk that carries something the client must see: text, a tool call, a finish, usage."""
-    choices = chunk.get("choices")
-    if not choices:
-        return chunk.get("usage") is not None
-    choice = choices[0]
-    if choice.get("finish_reason"):
-        return True
-    delta = choice.get("delta") or {}
-    return bool(delta.get("content") or delta.get("tool_calls") or delta.get("refusal"))
 
 
 class Engine:
@@ -94,13 +70,12 @@ class Engine:
     async def open(
         self,
         route: document.ClassRoute,
-        request: openai.ChatRequest,
+        exchange_: exchange.Exchange[Head],
         *,
         keys: Keys,
         record: records.RequestRecord,
         pin_key: str | None,
-        buffered: bool,
-    ) -> Committed:
+    ) -> exchange.Committed[Head]:
         """Try members in plan order until one commits; raise AllMembersFailed otherwise."""
         started = self._now()
         deadline = started + route.timeouts.total_seconds
@@ -108,11 +83,14 @@ class Engine:
         attempt_plan = plan.plan_attempts(
             route,
             self.health.snapshot(route.name),
-            prompt_tokens=request.estimate_prompt_tokens(),
+            prompt_tokens=exchange_.prompt_tokens(),
             pinned=pinned,
             rng=self._rng,
+            skip_reason=exchange_.skip_reason,
         )
         record.skipped.extend((skip.member_id, skip.reason.value) for skip in attempt_plan.skipped)
+        if not attempt_plan.members and any(skip.reason in INELIGIBLE for skip in attempt_plan.skipped):
+            raise AllMembersFailed(class_name=route.name, code="no_eligible_members", failure=None)
         retry_budget = self.budget_for(route)
         retry_budget.record_request()
         queue = list(attempt_plan.members)
@@ -128,7 +106,7 @@ class Engine:
                 raise AllMembersFailed(class_name=route.name, code="retry_budget_exhausted", failure=last)
             attempt_started = self._now()
             try:
-                committed = await self._attempt(route, member, request, keys=keys, deadline=deadline, buffered=buffered)
+                committed = await exchange_.attempt(self._attempt_for(route, member, keys=keys, deadline=deadline))
             except failures.AttemptFailed as exc:
                 last = exc.failure
                 rule = policy.policy_for(last.kind)
@@ -144,10 +122,12 @@ class Engine:
                 raise
             committed.time_to_first_token -= started
             record.attempts.append(_attempt_record(member, self._now() - attempt_started, None))
-            if buffered:
+            if committed.rest is None:
                 member_health.record_success(latency=self._now() - attempt_started, ttft=committed.time_to_first_token)
             else:
-                committed.rest = self._watch(committed, member_health, attempt_started)  # wraps rest
+                committed.rest = self._watched(
+                    committed.rest, committed.time_to_first_token, member_health, attempt_started
+                )
             if pin_key:
                 ttl = route.routing.pinning.ttl_seconds if route.routing.pinning else 3600
                 self._pins.set(route.name, pin_key, member.id, ttl=ttl)
@@ -155,69 +135,28 @@ class Engine:
         code = "all_members_failed" if record.attempts else "no_available_members"
         raise AllMembersFailed(class_name=route.name, code=code, failure=last)
 
-    async def _attempt(
+    def _attempt_for(
         self,
         route: document.ClassRoute,
         member: document.MemberRoute,
-        request: openai.ChatRequest,
         *,
         keys: Keys,
         deadline: float,
-        buffered: bool,
-    ) -> Committed:
-        adapter = registry.adapter_for(member.provider)
+    ) -> exchange.Attempt:
         key = keys.get((member.api_key_ref.name, member.api_key_ref.key)) if member.api_key_ref else None
-        timeouts = route.timeouts
-        first_token_deadline = min(self._now() + timeouts.first_token_seconds, deadline)
-        stream: upstream.UpstreamStream | None = None
-        try:
-            async with asyncio.timeout(first_token_deadline - self._now()):
-                stream = await upstream.open_stream(
-                    self._sessions,
-                    adapter.build_request(request, member, api_key=key),
-                    connect_timeout=timeouts.connect_seconds,
-                    read_timeout=timeouts.first_token_seconds,
-                    classify=adapter.classify_error,
-                )
-                chunks = _translate(stream, adapter.new_stream_translator(member=member))
-                head = await _read_until_content(chunks)
-            first_token_at = self._now()
-            if buffered:
-                async with asyncio.timeout(deadline - self._now()):
-                    async for batch in chunks:
-                        head.extend(batch)
-                stream.close()
-                return Committed(member=member, head=head, rest=None, time_to_first_token=first_token_at)
-            return Committed(
-                member=member,
-                head=head,
-                rest=_bounded(chunks, stream, deadline - self._now()),
-                time_to_first_token=first_token_at,
-            )
-        except TimeoutError as exc:
-            if stream is not None:
-                stream.close()
-            out_of_time = self._now() >= deadline - DEADLINE_SLACK
-            kind = failures.FailureKind.TOTAL_TIMEOUT if out_of_time else failures.FailureKind.FIRST_TOKEN_TIMEOUT
-            raise failures.AttemptFailed(failures.Failure(kind=kind, detail="deadline exceeded")) from exc
-        except BaseException:
-            if stream is not None:
-                stream.close()
-            raise
-
-    def _watch(
-        self,
-        committed: Committed,
-        member_health: health.MemberHealth,
-        attempt_started: float,
-    ) -> AsyncIterator[Batch]:
-        assert committed.rest is not None
-        return self._watched(committed.rest, committed, member_health, attempt_started)
+        return exchange.Attempt(
+            member=member,
+            api_key=key,
+            sessions=self._sessions,
+            timeouts=route.timeouts,
+            deadline=deadline,
+            now=self._now,
+        )
 
     async def _watched(
         self,
         rest: AsyncIterator[Batch],
-        committed: Committed,
+        time_to_first_token: float,
         member_health: health.MemberHealth,
         attempt_started: float,
     ) -> AsyncIterator[Batch]:
@@ -231,7 +170,7 @@ class Engine:
                 counts_against_health=policy.policy_for(exc.failure.kind).counts_against_health,
             )
             raise
-        member_health.record_success(latency=self._now() - attempt_started, ttft=committed.time_to_first_token)
+        member_health.record_success(latency=self._now() - attempt_started, ttft=time_to_first_token)
 
 
 def _attempt_record(
@@ -244,53 +183,3 @@ def _attempt_record(
         duration=duration,
         failure=failure,
     )
-
-
-async def _translate(stream: upstream.UpstreamStream, translator: base.StreamTranslator) -> AsyncIterator[Batch]:
-    """Upstream events → OpenAI chunks; a stream that ends before its terminal event is a failure."""
-    finish_seen = False
-    async for events in stream.batches():
-        batch: Batch = []
-        for event in events:
-            for chunk in translator.feed(event):
-                choices = chunk.get("choices")
-                if choices and choices[0].get("finish_reason"):
-                    finish_seen = True
-                batch.append(chunk)
-            if translator.finished:
-                break
-        if batch:
-            yield batch
-        if translator.finished:
-            return
-    if not finish_seen:
-        raise failures.AttemptFailed(
-            failures.Failure(kind=failures.FailureKind.STREAM_INTERRUPTED, detail="stream ended before it finished")
-        )
-
-
-async def _read_until_content(batches: AsyncIterator[Batch]) -> list[openai.ChatChunk]:
-    head: list[openai.ChatChunk] = []
-    async for batch in batches:
-        head.extend(batch)
-        if any(is_content(chunk) for chunk in batch):
-            return head
-    return head  # an upstream that finished with nothing at all: an empty but complete answer
-
-
-async def _bounded(
-    batches: AsyncIterator[Batch],
-    stream: upstream.UpstreamStream,
-    seconds: float,
-) -> AsyncIterator[Batch]:
-    """The rest of a committed stream, under the request's total deadline; always closes upstream."""
-    try:
-        async with asyncio.timeout(seconds):
-            async for batch in batches:
-                yield batch
-    except TimeoutError as exc:
-        raise failures.AttemptFailed(
-            failures.Failure(kind=failures.FailureKind.TOTAL_TIMEOUT, detail="total deadline exceeded")
-        ) from exc
-    finally:
-        stream.close()

@@ -5,6 +5,8 @@
 
 Rules, in order:
 
+0. A member the request's exchange says cannot serve it at all (``skip_reason``: an operation or an
+   input its provider's API does not have) is skipped with that reason, and is never a last resort.
 1. A member whose declared ``contextWindow`` is smaller than the prompt estimate is skipped
    (``context_window_too_small``). A member without a declared window is never skipped here.
 2. Members are grouped by priority, lower first; a lower-priority member never precedes a higher
@@ -30,7 +32,7 @@ import dataclasses
 import enum
 import itertools
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from pilotfish.api import modelclass
 from pilotfish.failover import breaker, health
@@ -42,6 +44,8 @@ class SkipReason(enum.StrEnum):
 
     CONTEXT_WINDOW = "context_window_too_small"
     CIRCUIT_OPEN = "circuit_open"
+    OPERATION_NOT_SUPPORTED = "operation_not_supported"  # e.g. embeddings on an Anthropic member
+    INPUT_NOT_SUPPORTED = "input_not_supported"  # e.g. token-array embeddings input on a Gemini member
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -57,7 +61,7 @@ class Plan:
     """The members one request will try, in order, and the ones it will not."""
 
     members: tuple[document.MemberRoute, ...]  # in the order to try; the engine stops at maxAttempts
-    skipped: tuple[Skip, ...] = ()  # context-window skips in list order, then open circuits in plan order
+    skipped: tuple[Skip, ...] = ()  # ineligible, then context-window skips in list order, then open circuits
     # True when ``members`` is the one open member kept because nothing else could be tried: the
     # engine should send it without asking its breaker, which would refuse it.
     last_resort: bool = False
@@ -70,10 +74,17 @@ def plan_attempts(
     prompt_tokens: int,
     pinned: str | None,
     rng: random.Random,
+    skip_reason: Callable[[document.MemberRoute], SkipReason | None] | None = None,
 ) -> Plan:
     """The attempt plan for one request; ``views`` maps member id → health (missing: no data, closed)."""
-    fitting = [m for m in route.members if _fits(m, prompt_tokens)]
-    skipped = [Skip(m.id, SkipReason.CONTEXT_WINDOW) for m in route.members if not _fits(m, prompt_tokens)]
+    skipped: list[Skip] = []
+    eligible = list(route.members)
+    if skip_reason is not None:
+        reasons = [(m, skip_reason(m)) for m in route.members]
+        skipped.extend(Skip(m.id, reason) for m, reason in reasons if reason is not None)
+        eligible = [m for m, reason in reasons if reason is None]
+    fitting = [m for m in eligible if _fits(m, prompt_tokens)]
+    skipped.extend(Skip(m.id, SkipReason.CONTEXT_WINDOW) for m in eligible if not _fits(m, prompt_tokens))
     ordered = _ordered(fitting, views, strategy=route.routing.strategy, rng=rng)
     available = [m for m in ordered if not _is_open(views.get(m.id))]
     skipped.extend(Skip(m.id, SkipReason.CIRCUIT_OPEN) for m in ordered if _is_open(views.get(m.id)))

@@ -13,6 +13,7 @@ import orjson
 from aiohttp import web
 
 from pilotfish import failures
+from pilotfish.server import replies
 from pilotfish.wire import sse
 
 
@@ -49,3 +50,14 @@ def from_rejection(exc: failures.RequestRejected) -> web.Response:
 
 def stream_error_event(message: str, *, error_type: str, code: str | None) -> bytes:
     return sse.encode(orjson.dumps(error_body(message, error_type=error_type, code=code)))
+
+
+def from_reply(reply: replies.Reply) -> web.Response:
+    return error_response(
+        reply.status,
+        reply.message,
+        error_type=reply.error_type,
+        code=reply.code,
+        param=reply.param,
+        headers=reply.headers,
+    )

@@ -143,7 +143,31 @@ def test_skips_list_context_windows_first_then_open_circuits():
 
 
 def test_skip_reasons_are_the_strings_headers_and_metrics_show():
-    assert {r.value for r in plan.SkipReason} == {"context_window_too_small", "circuit_open"}
+    assert {r.value for r in plan.SkipReason} == {
+        "context_window_too_small",
+        "circuit_open",
+        "operation_not_supported",
+        "input_not_supported",
+    }
+
+
+def test_a_member_the_exchange_cannot_use_is_skipped_with_its_reason_and_never_a_last_resort():
+    class_route = route(member("a"), member("b", 1), member("c", 2))
+    unsupported = {"a": plan.SkipReason.OPERATION_NOT_SUPPORTED, "c": plan.SkipReason.INPUT_NOT_SUPPORTED}
+    p = plan.plan_attempts(
+        class_route,
+        {"b/m": opened()},
+        prompt_tokens=1,
+        pinned=None,
+        rng=random.Random(0),
+        skip_reason=lambda m: unsupported.get(m.credential),
+    )
+    assert _ids(p) == ["b"] and p.last_resort  # b is open: the last resort is b, never a or c
+    assert [(s.member_id, s.reason) for s in p.skipped] == [
+        ("a/m", plan.SkipReason.OPERATION_NOT_SUPPORTED),
+        ("c/m", plan.SkipReason.INPUT_NOT_SUPPORTED),
+        ("b/m", plan.SkipReason.CIRCUIT_OPEN),
+    ]
 
 
 @pytest.mark.parametrize("state", [S.CLOSED, S.HALF_OPEN])

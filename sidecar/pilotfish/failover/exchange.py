@@ -1,0 +1,78 @@
+"""What one attempt does on the wire, as a pluggable part of the one failover loop.
+
+``failover.engine`` owns the loop (plan, breaker, retry budget, policy); an ``Exchange`` owns what
+a single attempt sends and when that attempt counts as committed: a chat completion streamed chunk
+by chunk (``failover.streaming``) or one JSON request and response (``failover.unary``, embeddings).
+One loop, several exchanges: the loop is never written twice.
+
+Exchanges are built per request by ``server`` and hold the request; the engine hands each attempt
+an ``Attempt`` with the member, its key, the sessions and the clock.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator, Callable
+from typing import Generic, Protocol, TypeVar
+
+from pilotfish import failures, upstream
+from pilotfish.api import modelclass, refs
+from pilotfish.failover import plan
+from pilotfish.routes import document
+from pilotfish.wire import openai
+
+Batch = list[openai.ChatChunk]  # the chunks of one network read, passed on together
+Head = TypeVar("Head")
+
+# Timers fire a hair early or late; within this of the total deadline a timeout is the total one.
+DEADLINE_SLACK = 0.005
+
+
+@dataclasses.dataclass(slots=True)
+class Committed(Generic[Head]):
+    """A member has answered; ``head`` is its answer so far, ``rest`` the remainder of a stream."""
+
+    member: document.MemberRoute
+    head: Head
+    rest: AsyncIterator[Batch] | None  # None once the whole answer is in ``head``
+    time_to_first_token: float  # on the engine's clock; the engine makes it relative to the request
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Attempt:
+    """Everything one attempt needs from the engine: who, with which key, over which sessions, by when."""
+
+    member: document.MemberRoute
+    api_key: refs.ApiKey | None
+    sessions: upstream.Sessions
+    timeouts: modelclass.TimeoutsSpec
+    deadline: float  # the request's total deadline, on ``now``'s clock
+    now: Callable[[], float]
+
+
+class Exchange(Protocol[Head]):
+    """One kind of upstream call the engine can attempt, for one request."""
+
+    @property
+    def operation(self) -> str:
+        """``chat`` or ``embeddings``: for logs and messages."""
+        ...
+
+    def prompt_tokens(self) -> int:
+        """The prompt estimate for the context-window pre-check."""
+        ...
+
+    def skip_reason(self, member: document.MemberRoute) -> plan.SkipReason | None:
+        """Why this member cannot serve this request at all (no such API at its provider), or None."""
+        ...
+
+    async def attempt(self, attempt: Attempt) -> Committed[Head]:
+        """Send, and return once committed; raise ``failures.AttemptFailed`` otherwise."""
+        ...
+
+
+def timed_out(attempt: Attempt) -> failures.AttemptFailed:
+    """A deadline fired during an attempt: the total one if the request is out of time, else the first-token one."""
+    out_of_time = attempt.now() >= attempt.deadline - DEADLINE_SLACK
+    kind = failures.FailureKind.TOTAL_TIMEOUT if out_of_time else failures.FailureKind.FIRST_TOKEN_TIMEOUT
+    return failures.AttemptFailed(failures.Failure(kind=kind, detail="deadline exceeded"))

@@ -1,0 +1,139 @@
+"""The chat exchange: one attempt streams a chat completion and commits at its first content.
+
+Every chat attempt streams upstream, for streaming and non-streaming clients alike, so the
+first-token deadline catches a provider that is slow rather than dead. The commit point is
+explicit: for a streaming client it is the first chunk with content (after that the response
+headers go out and failover is no longer invisible); for a buffered (non-streaming) client it is the
+end of the upstream stream, so a stream cut half-way still fails over transparently.
+
+Built per request by ``server.chat`` and ``server.messages``; attempted by ``failover.engine``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from pilotfish import failures, upstream
+from pilotfish.failover import exchange, plan
+from pilotfish.providers import base, registry
+from pilotfish.routes import document
+from pilotfish.wire import openai
+
+Batch = exchange.Batch
+Committed = exchange.Committed[list[openai.ChatChunk]]  # a chat answer: its chunks so far, and the rest
+
+
+def is_content(chunk: openai.ChatChunk) -> bool:
+    """A chunk that carries something the client must see: text, a tool call, a finish, usage."""
+    choices = chunk.get("choices")
+    if not choices:
+        return chunk.get("usage") is not None
+    choice = choices[0]
+    if choice.get("finish_reason"):
+        return True
+    delta = choice.get("delta") or {}
+    return bool(delta.get("content") or delta.get("tool_calls") or delta.get("refusal"))
+
+
+class ChatStream:
+    """A chat completion request, streamed from whichever member the engine attempts."""
+
+    __slots__ = ("buffered", "request")
+
+    operation = "chat"
+
+    def __init__(self, request: openai.ChatRequest, *, buffered: bool) -> None:
+        self.request = request
+        self.buffered = buffered  # read the whole upstream stream before committing
+
+    def prompt_tokens(self) -> int:
+        return self.request.estimate_prompt_tokens()
+
+    def skip_reason(self, member: document.MemberRoute) -> plan.SkipReason | None:
+        return None  # every provider has a chat API
+
+    async def attempt(self, attempt: exchange.Attempt) -> Committed:
+        member, now = attempt.member, attempt.now
+        adapter = registry.adapter_for(member.provider)
+        timeouts = attempt.timeouts
+        first_token_deadline = min(now() + timeouts.first_token_seconds, attempt.deadline)
+        stream: upstream.UpstreamStream | None = None
+        try:
+            async with asyncio.timeout(first_token_deadline - now()):
+                stream = await upstream.open_stream(
+                    attempt.sessions,
+                    adapter.build_request(self.request, member, api_key=attempt.api_key),
+                    connect_timeout=timeouts.connect_seconds,
+                    read_timeout=timeouts.first_token_seconds,
+                    classify=adapter.classify_error,
+                )
+                chunks = _translate(stream, adapter.new_stream_translator(member=member))
+                head = await _read_until_content(chunks)
+            first_token_at = now()
+            if self.buffered:
+                async with asyncio.timeout(attempt.deadline - now()):
+                    async for batch in chunks:
+                        head.extend(batch)
+                stream.close()
+                return exchange.Committed(member=member, head=head, rest=None, time_to_first_token=first_token_at)
+            rest = _bounded(chunks, stream, attempt.deadline - now())
+            return exchange.Committed(member=member, head=head, rest=rest, time_to_first_token=first_token_at)
+        except TimeoutError as exc:
+            if stream is not None:
+                stream.close()
+            raise exchange.timed_out(attempt) from exc
+        except BaseException:
+            if stream is not None:
+                stream.close()
+            raise
+
+
+async def _translate(stream: upstream.UpstreamStream, translator: base.StreamTranslator) -> AsyncIterator[Batch]:
+    """Upstream events → OpenAI chunks; a stream that ends before its terminal event is a failure."""
+    finish_seen = False
+    async for events in stream.batches():
+        batch: Batch = []
+        for event in events:
+            for chunk in translator.feed(event):
+                choices = chunk.get("choices")
+                if choices and choices[0].get("finish_reason"):
+                    finish_seen = True
+                batch.append(chunk)
+            if translator.finished:
+                break
+        if batch:
+            yield batch
+        if translator.finished:
+            return
+    if not finish_seen:
+        raise failures.AttemptFailed(
+            failures.Failure(kind=failures.FailureKind.STREAM_INTERRUPTED, detail="stream ended before it finished")
+        )
+
+
+async def _read_until_content(batches: AsyncIterator[Batch]) -> list[openai.ChatChunk]:
+    head: list[openai.ChatChunk] = []
+    async for batch in batches:
+        head.extend(batch)
+        if any(is_content(chunk) for chunk in batch):
+            return head
+    return head  # an upstream that finished with nothing at all: an empty but complete answer
+
+
+async def _bounded(
+    batches: AsyncIterator[Batch],
+    stream: upstream.UpstreamStream,
+    seconds: float,
+) -> AsyncIterator[Batch]:
+    """The rest of a committed stream, under the request's total deadline; always closes upstream."""
+    try:
+        async with asyncio.timeout(seconds):
+            async for batch in batches:
+                yield batch
+    except TimeoutError as exc:
+        raise failures.AttemptFailed(
+            failures.Failure(kind=failures.FailureKind.TOTAL_TIMEOUT, detail="total deadline exceeded")
+        ) from exc
+    finally:
+        stream.close()

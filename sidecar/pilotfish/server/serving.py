@@ -1,0 +1,56 @@
+"""The life of one API request, the same for every endpoint and dialect: find the class, keep one
+``RequestRecord``, and, however the request ends (answered, refused, cancelled), feed that record to
+the metrics and the request log exactly once.
+
+Endpoints (``server.chat``, ``server.messages``, ``server.embeddings``) parse their body, then hand
+``serve_class`` the class name and what to do with the route; each passes its own error renderer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from pilotfish.failover import engine
+from pilotfish.routes import document
+from pilotfish.server import keys, replies
+from pilotfish.telemetry import records
+
+Render = Callable[[replies.Reply], web.Response]  # an error in the client's dialect
+Handle = Callable[[document.ClassRoute, engine.Keys, records.RequestRecord], Awaitable[web.StreamResponse]]
+
+
+async def serve_class(
+    request: web.Request,
+    *,
+    class_name: str,
+    stream: bool,
+    render: Render,
+    handle: Handle,
+) -> web.StreamResponse:
+    """Look the class up and run ``handle`` on it, recording the request whatever happens."""
+    started = asyncio.get_running_loop().time()
+    snapshot = request.app[keys.LIVE].snapshot
+    if snapshot is None:
+        return render(replies.ROUTES_NOT_LOADED)
+    route = snapshot.document.classes.get(class_name)
+    if route is None:
+        return render(replies.unknown_class(class_name, snapshot.document))
+    record = records.RequestRecord(class_name=route.name, stream=stream)
+    try:
+        return await handle(route, snapshot.keys, record)
+    except asyncio.CancelledError:
+        record.outcome = records.Outcome.CANCELLED
+        raise
+    finally:
+        record.latency = asyncio.get_running_loop().time() - started
+        request.app[keys.METRICS].observe(record)
+        request.app[keys.REQUEST_LOG].write(record)
+
+
+def pin_key(request: web.Request, route: document.ClassRoute) -> str | None:
+    """The conversation key this class pins on, if it pins and the client sent one."""
+    pinning = route.routing.pinning
+    return request.headers.get(pinning.header) if pinning else None
