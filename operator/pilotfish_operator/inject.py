@@ -25,6 +25,7 @@ CONTAINER = "pilotfish"
 STATUS_ANNOTATION = "pilotfish.dev/status"
 INJECT_LABEL = "pilotfish.dev/inject"
 INJECTION_NS_LABEL = "pilotfish.dev/injection"
+SIDECAR_LABEL = "pilotfish.dev/sidecar"  # set on injected pods: the chart's PodMonitor selects them
 CPU_ANNOTATION = "pilotfish.dev/sidecar-cpu"
 MEMORY_ANNOTATION = "pilotfish.dev/sidecar-memory"
 ROUTES_DIR = "/etc/pilotfish/routes"
@@ -79,6 +80,7 @@ def decide(pod: Mapping[str, Any], *, secrets: Sequence[str], config: injector_c
         {"op": "add", "path": "/spec/containers", "value": containers},
         {"op": "add", "path": "/spec/volumes", "value": volumes},
         {"op": "add", "path": "/metadata/annotations", "value": annotations},
+        {"op": "add", "path": "/metadata/labels", "value": {**(meta.get("labels") or {}), SIDECAR_LABEL: "injected"}},
     ]
     return Decision(patch, "Injected", tuple(warnings))
 

@@ -28,6 +28,8 @@ from cryptography import x509
 from e2e.testenv import certs, controlplane
 from tests.kube.conftest import wait_for
 
+from pilotfish_operator import inject, injector_config
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "pilotfish"
 EXAMPLES = ROOT / "examples"
@@ -465,11 +467,37 @@ def test_the_values_schema_rejects_typos_and_bad_policies(control_plane):
     assert "webhook/url" in render_error(control_plane, "--set", "webhook.url=http://insecure:80")
 
 
-@pytest.mark.parametrize("flag", ["serviceMonitor", "podMonitor", "prometheusRule", "dashboards"])
-def test_reserved_metrics_flags_fail_loudly_instead_of_rendering_nothing(control_plane, flag):
-    assert f"metrics.{flag}.enabled is not implemented yet" in render_error(
-        control_plane, "--set", f"metrics.{flag}.enabled=true"
+def test_monitoring_is_off_by_default_so_clusters_without_the_prometheus_operator_install_cleanly(control_plane):
+    assert not {"ServiceMonitor", "PodMonitor", "PrometheusRule"} & set(kinds(render(control_plane)))
+
+
+def test_monitoring_renders_the_tested_dashboard_and_alerts_and_selects_what_the_operator_labels(control_plane):
+    docs = render(
+        control_plane,
+        "--set",
+        "metrics.dashboards.enabled=true,metrics.prometheusRule.enabled=true,"
+        "metrics.serviceMonitor.enabled=true,metrics.podMonitor.enabled=true",
     )
+    files = CHART / "files"
+    dashboards = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-dashboards"))
+    assert dashboards["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(dashboards["data"]["pilotfish.json"]) == json.loads(
+        (files / "dashboards" / "pilotfish.json").read_text()
+    )
+    rule = one(docs, "PrometheusRule")
+    assert rule["spec"]["groups"] == yaml.safe_load((files / "alerts.yaml").read_text())["groups"]
+    service = one(docs, "Service")
+    monitor = one(docs, "ServiceMonitor")
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert monitor["spec"]["endpoints"][0]["port"] in {p["name"] for p in service["spec"]["ports"]}
+    pods = one(docs, "PodMonitor")
+    decision = inject.decide(
+        {"metadata": {}, "spec": {"containers": [{"name": "a"}]}}, secrets=[], config=injector_config.InjectorConfig()
+    )
+    labels = next(op["value"] for op in decision.patch if op["path"] == "/metadata/labels")
+    sidecar = next(op["value"][0] for op in decision.patch if op["path"] == "/spec/initContainers")
+    assert pods["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert pods["spec"]["podMetricsEndpoints"][0]["port"] in {p["name"] for p in sidecar["ports"]}
 
 
 # ---------------------------------------------------------------------------------------------- examples

@@ -85,6 +85,7 @@ def test_a_second_invocation_adds_nothing():
     assert not again.injected and again.reason == "AlreadyInjected"
     status = json.loads(once["metadata"]["annotations"][inject.STATUS_ANNOTATION])
     assert status["secrets"] == ["vendor-keys"] and status["image"] == CONFIG.image
+    assert once["metadata"]["labels"] == {"app": "chat", inject.SIDECAR_LABEL: "injected"}
 
 
 def test_opted_out_and_host_network_pods_are_left_alone():
