@@ -129,7 +129,14 @@ class RunningOperator:
         return total
 
 
-def start_operator(plane: controlplane.ControlPlane, workdir: pathlib.Path, *extra: str) -> RunningOperator:
+def start_operator(
+    plane: controlplane.ControlPlane,
+    workdir: pathlib.Path,
+    *extra: str,
+    kubeconfig: pathlib.Path | None = None,
+    standalone: bool = True,
+) -> RunningOperator:
+    """``kubeconfig``: whose credentials the operator uses (default: the admin's)."""
     assert plane.pki is not None
     cert, key = certs.serving_pair(workdir, ca_cert=plane.pki.ca_cert, ca_key=plane.pki.ca_key, name="webhook")
     metrics_port, webhook_port = controlplane.free_port(), controlplane.free_port()
@@ -140,7 +147,7 @@ def start_operator(plane: controlplane.ControlPlane, workdir: pathlib.Path, *ext
             "-m",
             "pilotfish.cli",
             "operator",
-            "--standalone",
+            *(["--standalone"] if standalone else []),
             f"--metrics-listen=127.0.0.1:{metrics_port}",
             f"--webhook-listen=127.0.0.1:{webhook_port}",
             f"--webhook-cert={cert}",
@@ -150,7 +157,7 @@ def start_operator(plane: controlplane.ControlPlane, workdir: pathlib.Path, *ext
         ],
         env={
             **os.environ,
-            "KUBECONFIG": str(plane.kubeconfig),
+            "KUBECONFIG": str(kubeconfig or plane.kubeconfig),
             "PYTHONPATH": f"{ROOT / 'sidecar'}:{ROOT / 'operator'}",
         },
         stdout=log.open("wb"),

@@ -26,7 +26,7 @@ import pytest
 import yaml
 from cryptography import x509
 from e2e.testenv import certs, controlplane
-from tests.kube.conftest import wait_for
+from tests.kube.conftest import start_operator, stop_operator, wait_for
 
 from pilotfish_operator import inject, injector_config
 
@@ -581,6 +581,69 @@ def release(control_plane, namespace, tmp_path) -> Iterator[Release]:
         yield installed
     finally:
         installed.uninstall()
+
+
+def test_an_operator_with_only_the_installed_service_account_and_peering_reconciles(control_plane, release, tmp_path):
+    """The operator as the chart runs it: the chart's ServiceAccount token, its RBAC and its ClusterKopfPeering."""
+    release.install()
+    token = control_plane.kubectl(
+        "create", "token", f"{release.fullname}-operator", "-n", release.namespace, "--duration=1h"
+    ).stdout.strip()
+    assert control_plane.pki is not None
+    kubeconfig = tmp_path / "operator.kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {
+                        "name": "c",
+                        "cluster": {
+                            "server": control_plane.server,
+                            "certificate-authority": str(control_plane.pki.ca_cert),
+                        },
+                    }
+                ],
+                "users": [{"name": "operator", "user": {"token": token}}],
+                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "operator"}}],
+                "current-context": "c",
+            }
+        )
+    )
+    app = f"app-{uuid.uuid4().hex[:6]}"
+    control_plane.kubectl("create", "namespace", app)
+    running = start_operator(
+        control_plane, tmp_path, f"--peering={release.fullname}", kubeconfig=kubeconfig, standalone=False
+    )
+    try:
+        control_plane.kubectl(
+            "create",
+            "secret",
+            "generic",
+            "vendor-keys",
+            "-n",
+            app,
+            "--from-literal=openai=sk-a",
+            "--from-literal=backup=sk-b",
+        )
+        control_plane.kubectl("apply", "-n", app, "-f", str(EXAMPLES / "workhorse.yaml"))
+
+        def ready() -> bool:
+            done = control_plane.kubectl("get", "mc", "workhorse", "-n", app, "-o", "json", check=False)
+            conditions = json.loads(done.stdout).get("status", {}).get("conditions", []) if done.returncode == 0 else []
+            return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+        wait_for(ready, what="workhorse Ready")
+        assert control_plane.kubectl("get", "configmap", "pilotfish-routes", "-n", app, check=False).returncode == 0
+        wait_for(lambda: running.metric('pilotfish_operator_reconciles_total{result="ok"}') >= 1, what="a pass")
+        assert running.metric('pilotfish_operator_reconciles_total{result="error"}') == 0
+        log = running.log.read_text()
+        assert "Forbidden" not in log and "403" not in log, log[-2000:]
+        assert "kopf._core.engines.peering" in log  # it took part in the chart's ClusterKopfPeering
+    finally:
+        stop_operator(running)
+        control_plane.kubectl("delete", "namespace", app, "--wait=false", check=False)
 
 
 def _ca_bundles(release: Release) -> set[str]:
