@@ -52,7 +52,7 @@ class Sessions:
 
 
 class UpstreamStream:
-    """An open upstream response whose body is read as server-sent events."""
+    """An open upstream response: its body read as server-sent events, or whole."""
 
     __slots__ = ("_response",)
 
@@ -74,6 +74,17 @@ class UpstreamStream:
         rest = parser.flush()
         if rest:
             yield rest
+
+    async def read(self) -> bytes:
+        """The whole body of a unary (non-streaming) answer; a body cut short is an interrupted stream."""
+        try:
+            return await self._response.read()
+        except (aiohttp.ClientError, OSError) as exc:
+            raise failures.AttemptFailed(
+                failures.Failure(kind=failures.FailureKind.STREAM_INTERRUPTED, detail=_describe(exc))
+            ) from exc
+        finally:
+            self._response.release()
 
     def close(self) -> None:
         """Drop the connection: a half-read stream cannot go back to the pool."""

@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from pilotfish import failures, upstream
 from pilotfish.api import refs
-from pilotfish.failover import budget, exchange, health, pinning, plan, policy, streaming
+from pilotfish.failover import budget, canary, exchange, health, pinning, plan, policy, streaming
 from pilotfish.routes import document
 from pilotfish.telemetry import records
 
@@ -58,6 +58,7 @@ class Engine:
         self._now = now
         self._rng = rng
         self._budgets: dict[str, budget.RetryBudget] = {}
+        self._canary_routes: dict[int, tuple[document.ClassRoute, document.ClassRoute]] = {}
 
     def budget_for(self, route: document.ClassRoute) -> budget.RetryBudget:
         current = self._budgets.get(route.name)
@@ -75,10 +76,18 @@ class Engine:
         keys: Keys,
         record: records.RequestRecord,
         pin_key: str | None,
+        slice_key: str | None = None,
     ) -> exchange.Committed[Head]:
-        """Try members in plan order until one commits; raise AllMembersFailed otherwise."""
+        """Try members in plan order until one commits; raise AllMembersFailed otherwise.
+
+        ``slice_key``: the value of the canary's stickiness header, when the class has a canary."""
         started = self._now()
         deadline = started + route.timeouts.total_seconds
+        if route.canary is not None:
+            record.canary_member = route.canary.member.id
+            record.canary_slice = "canary" if canary.in_canary_slice(route.canary, slice_key, self._rng) else "stable"
+            if record.canary_slice == "canary":
+                route = self._canary_route(route)
         pinned = self._pins.get(route.name, pin_key) if pin_key else None
         attempt_plan = plan.plan_attempts(
             route,
@@ -101,7 +110,7 @@ class Engine:
             if not attempt_plan.last_resort and not member_health.breaker.allow():
                 record.skipped.append((member.id, plan.SkipReason.CIRCUIT_OPEN.value))
                 continue
-            if record.attempts and not retry_budget.try_spend():
+            if record.attempts and not _canary_fallback(record) and not retry_budget.try_spend():
                 member_health.breaker.release_probe()
                 raise AllMembersFailed(class_name=route.name, code="retry_budget_exhausted", failure=last)
             attempt_started = self._now()
@@ -134,6 +143,15 @@ class Engine:
             return committed
         code = "all_members_failed" if record.attempts else "no_available_members"
         raise AllMembersFailed(class_name=route.name, code=code, failure=last)
+
+    def _canary_route(self, route: document.ClassRoute) -> document.ClassRoute:
+        """canary.canary_first, kept per routes snapshot: a copy per request would cost more than the rest."""
+        cached = self._canary_routes.get(id(route))
+        if cached is None or cached[0] is not route:
+            if len(self._canary_routes) > 256:  # old snapshots' routes: forget them
+                self._canary_routes.clear()
+            cached = self._canary_routes[id(route)] = (route, canary.canary_first(route))
+        return cached[1]
 
     def _attempt_for(
         self,
@@ -171,6 +189,12 @@ class Engine:
             )
             raise
         member_health.record_success(latency=self._now() - attempt_started, ttft=time_to_first_token)
+
+
+def _canary_fallback(record: records.RequestRecord) -> bool:
+    """The retry after a failed canary attempt is free: the canary's weight already bounds that extra load,
+    and a bad canary must cost users nothing, not even the retry budget the stable members rely on."""
+    return len(record.attempts) == 1 and record.attempts[0].member_id == record.canary_member
 
 
 def _attempt_record(

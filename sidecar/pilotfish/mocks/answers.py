@@ -26,3 +26,15 @@ def prompt_tokens(texts: list[str]) -> int:
 def tool_call_id(conversation: Any) -> str:
     """A stable id for the tool call a conversation gets."""
     return hashlib.sha256(orjson.dumps(conversation)).hexdigest()[:24]
+
+
+EMBEDDING_DIMENSIONS = 8  # small: the tests check exact vectors, not semantics
+
+
+def embedding(name: str, text: str, dimensions: int | None = None) -> list[float]:
+    """A deterministic vector for (mock, text): values k/128, exact in float32 so base64 round-trips."""
+    size = dimensions or EMBEDDING_DIMENSIONS
+    digest = b""
+    while len(digest) < size:
+        digest += hashlib.sha256(f"{name}:{text}:{len(digest)}".encode()).digest()
+    return [(byte - 128) / 128 for byte in digest[:size]]

@@ -1,4 +1,5 @@
-"""A fake Gemini API: ``models/{model}:generateContent`` and ``:streamGenerateContent?alt=sse``.
+"""A fake Gemini API: ``models/{model}:generateContent``, ``:streamGenerateContent?alt=sse``, and the
+embeddings methods ``:embedContent`` and ``:batchEmbedContents``.
 
 Auth by ``x-goog-api-key`` (or ``?key=``). Errors as Google's ``{"error": {"code", "message",
 "status"}}`` (429 ``RESOURCE_EXHAUSTED`` with a ``RetryInfo`` detail, 503 ``UNAVAILABLE``, …). The stream
@@ -49,7 +50,7 @@ def error_response(status: int, *, message: str = "", details: list[dict[str, An
 async def post_model_action(request: web.Request) -> web.StreamResponse:
     app = request.app
     model, _, action = request.match_info["model_action"].partition(":")
-    if action not in ("generateContent", "streamGenerateContent"):
+    if action not in ("generateContent", "streamGenerateContent", "embedContent", "batchEmbedContents"):
         return error_response(404, message=f"unknown method {action}")
     body = orjson.loads(await request.read())
     stats = app[control.STATS]
@@ -66,6 +67,8 @@ async def post_model_action(request: web.Request) -> web.StreamResponse:
     if early is not None:
         return early
     await stalls.apply(request, mode, fault)
+    if action in ("embedContent", "batchEmbedContents"):
+        return await _embed(request, model, action, body, cut=mode is faults.Mode.CUT)
     events = _responses(app[control.NAME], model, body, blocked=False)
     if action == "generateContent":
         return web.json_response(_merged(events))
@@ -117,6 +120,36 @@ def _responses(name: str, model: str, body: dict[str, Any], *, blocked: bool) ->
         "totalTokenCount": usage["promptTokenCount"] + len(words),
     }
     return events
+
+
+async def _embed(
+    request: web.Request, model: str, action: str, body: dict[str, Any], *, cut: bool
+) -> web.StreamResponse:
+    """``embedContent`` → ``{"embedding": {"values"}}``; ``batchEmbedContents`` → ``{"embeddings": [...]}``."""
+    name = request.app[control.NAME]
+    single = action == "embedContent"
+    requests = [body] if single else body.get("requests") or []
+    for item in requests:
+        if item.get("model") not in (None, f"models/{model}"):
+            return error_response(400, message=f"Model {item.get('model')} does not match the URL's model")
+    values = [
+        {
+            "values": answers.embedding(
+                name,
+                "".join(str(part.get("text", "")) for part in (item.get("content") or {}).get("parts") or []),
+                item.get("outputDimensionality"),
+            )
+        }
+        for item in requests
+    ]
+    answer = orjson.dumps({"embedding": values[0]} if single else {"embeddings": values})
+    if not cut:
+        return web.Response(body=answer, content_type="application/json")
+    response = web.StreamResponse(headers={"Content-Type": "application/json", "Content-Length": str(len(answer))})
+    await response.prepare(request)
+    await response.write(answer[: len(answer) // 2])
+    stalls.cut(request)
+    return response
 
 
 def _merged(events: list[dict[str, Any]]) -> dict[str, Any]:

@@ -6,7 +6,8 @@ that nothing was lost or repeated. Error bodies use OpenAI's documented shape an
 
 from __future__ import annotations
 
-import hashlib
+import base64
+import struct
 import time
 from typing import Any
 
@@ -46,6 +47,7 @@ def build_app(
     app.router.add_post("/v1/chat/completions", post_chat_completions)
     app.router.add_post("/openai/deployments/{deployment}/chat/completions", post_chat_completions)
     app.router.add_post("/v1/embeddings", post_embeddings)
+    app.router.add_post("/openai/deployments/{deployment}/embeddings", post_embeddings)
     app.router.add_get("/v1/models", get_models)
     return app
 
@@ -232,23 +234,60 @@ async def _stream(
     return response
 
 
-async def post_embeddings(request: web.Request) -> web.Response:
+async def post_embeddings(request: web.Request) -> web.StreamResponse:
+    """OpenAI's embeddings (Azure's under its deployment route), with the same auth and faults as chat."""
+    app = request.app
     body = orjson.loads(await request.read())
+    stats = app[control.STATS]
+    stats.requests += 1
+    deployment = request.match_info.get("deployment")
+    if deployment is not None:
+        body = {**body, "model": deployment}
+        if not request.query.get("api-version"):
+            return error_response(404, message="Resource not found: the api-version query parameter is required")
+    stats.last_model, stats.last_body = body.get("model"), body
+    presented = request.headers.get("api-key") if app[AZURE] else request.headers.get("Authorization")
+    expected = app[control.API_KEY] if app[AZURE] else f"Bearer {app[control.API_KEY]}"
+    stats.last_auth_present = presented is not None
+    if app[control.API_KEY] and presented != expected:
+        return error_response(401)
+    mode = app[control.FAULTS].next_mode()
+    stats.by_mode[mode.value] += 1
+    fault = app[control.FAULTS].fault
+    early = await _early_fault(request, mode, fault)
+    if early is not None:
+        return early
+    answer = orjson.dumps(_embeddings(app[control.NAME], body))
+    if mode is faults.Mode.CUT:
+        response = web.StreamResponse(headers={"Content-Type": "application/json", "Content-Length": str(len(answer))})
+        await response.prepare(request)
+        await response.write(answer[: len(answer) // 2])
+        stalls.cut(request)
+        return response
+    return web.Response(body=answer, content_type="application/json")
+
+
+def _embeddings(name: str, body: dict[str, Any]) -> dict[str, Any]:
     inputs = body.get("input")
-    items = inputs if isinstance(inputs, list) and inputs and isinstance(inputs[0], str) else [inputs]
+    if isinstance(inputs, str) or (isinstance(inputs, list) and inputs and isinstance(inputs[0], int)):
+        items: list[Any] = [inputs]
+    else:
+        items = list(inputs or [])
+    dimensions = body.get("dimensions")
     data = []
     for index, item in enumerate(items):
-        digest = hashlib.sha256(str(item).encode()).digest()
-        data.append({"object": "embedding", "index": index, "embedding": [b / 255 for b in digest[:8]]})
-    tokens = sum(len(str(item).split()) for item in items)
-    return web.json_response(
-        {
-            "object": "list",
-            "data": data,
-            "model": body.get("model"),
-            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-        }
-    )
+        vector = answers.embedding(name, item if isinstance(item, str) else orjson.dumps(item).decode(), dimensions)
+        encoded: Any = vector
+        if body.get("encoding_format") == "base64":
+            encoded = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+        data.append({"object": "embedding", "index": index, "embedding": encoded})
+    tokens = sum(len(item) if isinstance(item, list) else len(item.split()) for item in items)
+    return {
+        "object": "list",
+        "data": data,
+        "model": body.get("model"),
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
 
 
 async def get_models(request: web.Request) -> web.Response:

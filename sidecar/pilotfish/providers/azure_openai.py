@@ -15,6 +15,7 @@ import orjson
 
 from pilotfish.api import refs
 from pilotfish.providers import openai as openai_format
+from pilotfish.providers import openai_embeddings
 from pilotfish.routes import document
 from pilotfish.wire import http, openai
 
@@ -24,6 +25,8 @@ API_VERSION = "2024-10-21"  # the GA data-plane version; a credential's apiVersi
 parse_response = openai_format.parse_response
 new_stream_translator = openai_format.new_stream_translator
 classify_error = openai_format.classify_error
+parse_embeddings_response = openai_embeddings.parse_embeddings_response
+TOKEN_INPUT = True
 
 
 def build_request(
@@ -39,6 +42,25 @@ def build_request(
     headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
     if api_key:
         headers["api-key"] = api_key.reveal()
+    return http.UpstreamRequest(
+        url=_url(member, "chat/completions"), headers=headers, body=orjson.dumps(body), stream=True
+    )
+
+
+def build_embeddings_request(
+    request: openai.EmbeddingsRequest,
+    member: document.MemberRoute,
+    *,
+    api_key: refs.ApiKey | None,
+) -> http.UpstreamRequest:
+    body: dict[str, Any] = {**request.raw, "encoding_format": "float"}
+    body.pop("model", None)
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    if api_key:
+        headers["api-key"] = api_key.reveal()
+    return http.UpstreamRequest(url=_url(member, "embeddings"), headers=headers, body=orjson.dumps(body), stream=False)
+
+
+def _url(member: document.MemberRoute, operation: str) -> str:
     version = quote(member.api_version or API_VERSION, safe="")
-    url = f"{member.base_url}/openai/deployments/{quote(member.model, safe='')}/chat/completions?api-version={version}"
-    return http.UpstreamRequest(url=url, headers=headers, body=orjson.dumps(body), stream=True)
+    return f"{member.base_url}/openai/deployments/{quote(member.model, safe='')}/{operation}?api-version={version}"

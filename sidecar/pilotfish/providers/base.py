@@ -48,6 +48,24 @@ class Adapter(Protocol):
     def classify_error(self, status: int, headers: Mapping[str, str], body: bytes) -> failures.Failure: ...
 
 
+class Embedder(Protocol):
+    """What a provider with an embeddings API provides (Anthropic has none); modules satisfy it."""
+
+    TOKEN_INPUT: bool  # whether its API embeds token-id arrays, not only text
+
+    def build_embeddings_request(
+        self,
+        request: openai.EmbeddingsRequest,
+        member: document.MemberRoute,
+        *,
+        api_key: refs.ApiKey | None,
+    ) -> http.UpstreamRequest: ...
+
+    def parse_embeddings_response(
+        self, body: bytes, *, member: document.MemberRoute, count: int
+    ) -> openai.EmbeddingsResponse: ...
+
+
 def parse_json(data: bytes | str, *, what: str) -> Any:
     """JSON from a provider, or the ``bad_response`` failure every adapter reports for garbage."""
     try:

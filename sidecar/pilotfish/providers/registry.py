@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from pilotfish.api import credential
-from pilotfish.providers import anthropic, azure_openai, base, gemini, openai
+from pilotfish.providers import anthropic, azure_openai, base, gemini, gemini_embeddings, openai, openai_embeddings
 
 ADAPTERS: Mapping[credential.ProviderType, base.Adapter] = MappingProxyType(
     {
@@ -17,6 +17,22 @@ ADAPTERS: Mapping[credential.ProviderType, base.Adapter] = MappingProxyType(
         credential.ProviderType.GEMINI: gemini,
     }
 )
+
+
+# Providers with an embeddings API; a member of any other provider is skipped for embeddings.
+EMBEDDERS: Mapping[credential.ProviderType, base.Embedder] = MappingProxyType(
+    {
+        credential.ProviderType.OPENAI: openai_embeddings,
+        credential.ProviderType.OPENAI_COMPATIBLE: openai_embeddings,
+        credential.ProviderType.AZURE_OPENAI: azure_openai,
+        credential.ProviderType.GEMINI: gemini_embeddings,
+    }
+)
+
+
+def embedder_for(provider: credential.ProviderType) -> base.Embedder | None:
+    """The embeddings half of a provider, or None for a provider without an embeddings API."""
+    return EMBEDDERS.get(provider)
 
 
 def adapter_for(provider: credential.ProviderType) -> base.Adapter:

@@ -62,7 +62,7 @@ class RoutesLoader:
     def _read_keys(self, routes: document.RoutesDocument) -> dict[tuple[str, str], refs.ApiKey]:
         keys: dict[tuple[str, str], refs.ApiKey] = {}
         for route in routes.classes.values():
-            for member in route.members:
+            for member in (*route.members, *((route.canary.member,) if route.canary else ())):
                 ref = member.api_key_ref
                 if ref is None or (ref.name, ref.key) in keys:
                     continue

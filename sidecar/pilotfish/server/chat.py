@@ -55,6 +55,7 @@ async def open_chat(
         keys=api_keys,
         record=record,
         pin_key=serving.pin_key(request, route),
+        slice_key=serving.slice_key(request, route),
     )
     replies.served_by(committed.member, record, time_to_first_token=committed.time_to_first_token)
     return committed

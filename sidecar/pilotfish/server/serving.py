@@ -54,3 +54,9 @@ def pin_key(request: web.Request, route: document.ClassRoute) -> str | None:
     """The conversation key this class pins on, if it pins and the client sent one."""
     pinning = route.routing.pinning
     return request.headers.get(pinning.header) if pinning else None
+
+
+def slice_key(request: web.Request, route: document.ClassRoute) -> str | None:
+    """The value the class's canary slices on (its stickiness header), if it has a canary and one was sent."""
+    header = route.canary.stickiness_header if route.canary else None
+    return request.headers.get(header) if header else None

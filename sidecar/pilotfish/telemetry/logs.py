@@ -41,6 +41,7 @@ def request_fields(record: records.RequestRecord) -> dict[str, Any]:
         "tokens_out": record.completion_tokens,
         "cost_usd": round(record.cost_usd, 8),
         "trace_id": record.trace_id,
+        "canary_slice": record.canary_slice,
     }
 
 

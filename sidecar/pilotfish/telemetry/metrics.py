@@ -99,6 +99,33 @@ class Metrics:
             ["digest", "namespace"],
             registry=r,
         )
+        self.slice_requests = prom.Counter(
+            "pilotfish_slice_requests",
+            "Requests of classes with a canary, by the slice they were put in (canary/stable).",
+            ["class", "slice"],
+            registry=r,
+        )
+        self.canary_attempts = prom.Counter(
+            "pilotfish_canary_attempts",
+            "Attempts on a class's canary member, by result: every failure counts, even when a stable member "
+            "then served.",
+            ["class", "result"],
+            registry=r,
+        )
+        self.canary_duration = prom.Histogram(
+            "pilotfish_canary_request_duration_seconds",
+            "Latency of requests the canary member served.",
+            ["class"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.canary_ttft = prom.Histogram(
+            "pilotfish_canary_time_to_first_token_seconds",
+            "Time to first token of requests the canary member served.",
+            ["class"],
+            buckets=TTFT_BUCKETS,
+            registry=r,
+        )
         self.budget_exhausted = prom.Counter(
             "pilotfish_retry_budget_exhausted",
             "Retries refused because the class's retry budget ran out.",
@@ -128,6 +155,8 @@ class Metrics:
                 child(self.failovers, cls, attempt.provider, attempt.failure.kind.value).inc()
         if record.skipped:
             self._count_skips(record)
+        if record.canary_slice is not None:
+            self._count_canary(record)
         if record.error_code == "retry_budget_exhausted":
             child(self.budget_exhausted, cls).inc()
         if record.provider is None:
@@ -141,6 +170,18 @@ class Metrics:
             child(self.tokens, cls, provider, model, "output").inc(record.completion_tokens)
         if record.cost_usd:
             child(self.cost, cls, provider, model).inc(record.cost_usd)
+
+    def _count_canary(self, record: records.RequestRecord) -> None:
+        """The series the operator's canary analysis reads: slice shares, canary attempts, canary latency."""
+        cls, child = record.class_name, self._child
+        child(self.slice_requests, cls, record.canary_slice or "stable").inc()
+        for attempt in record.attempts:
+            if attempt.member_id == record.canary_member:
+                child(self.canary_attempts, cls, attempt.result).inc()
+        if record.member_id is not None and record.member_id == record.canary_member:
+            child(self.canary_duration, cls).observe(record.latency)
+            if record.time_to_first_token is not None:
+                child(self.canary_ttft, cls).observe(record.time_to_first_token)
 
     def _count_skips(self, record: records.RequestRecord) -> None:
         """A skipped member ahead of the one that served (an open circuit, a context window too small) is a

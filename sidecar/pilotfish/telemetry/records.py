@@ -56,6 +56,8 @@ class RequestRecord:
     completion_tokens: int = 0
     cost_usd: float = 0.0
     trace_id: str | None = None
+    canary_slice: str | None = None  # "canary" or "stable" when the class has a canary
+    canary_member: str | None = None  # the canary member's id, to tell its attempts apart
 
     def failover_reason(self) -> str | None:
         """Why the request left its first choice: the first failed attempt, else the first skip."""

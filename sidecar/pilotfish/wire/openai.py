@@ -118,12 +118,60 @@ class ChatRequest(_Wire):
 
 
 class EmbeddingsRequest(_Wire):
-    """POST /v1/embeddings body."""
+    """POST /v1/embeddings body. ``model`` names a class; ``raw`` keeps the client's object, as for chat.
+
+    ``input`` is one text, a list of texts, or token ids (one array or a list of arrays), which only
+    OpenAI-format members accept.
+    """
+
+    _raw: dict[str, Any] = pydantic.PrivateAttr(default_factory=dict)
 
     model: str = pydantic.Field(min_length=1)
     input: str | list[str] | list[int] | list[list[int]]
     encoding_format: Literal["float", "base64"] | None = None
     dimensions: int | None = pydantic.Field(default=None, ge=1)
+    user: str | None = None
+
+    @pydantic.field_validator("input")
+    @classmethod
+    def _not_empty(cls, value: str | list[str] | list[int] | list[list[int]]) -> object:
+        if isinstance(value, str):
+            items: list[object] = [value]
+        else:
+            items = list(value)
+        if not items or any(item in ("", []) for item in items):
+            raise ValueError("input must be a non-empty string, array of non-empty strings, or token arrays")
+        return value
+
+    @classmethod
+    def from_body(cls, body: dict[str, Any]) -> EmbeddingsRequest:
+        request = cls.model_validate(body)
+        request._raw = body
+        return request
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        return self._raw or self.model_dump(exclude_unset=True)
+
+    @property
+    def is_tokens(self) -> bool:
+        """Token ids rather than text: a Gemini member cannot embed them."""
+        return isinstance(self.input, list) and not isinstance(self.input[0], str)
+
+    def texts(self) -> list[str]:
+        """The texts to embed, in order (token ids rendered as text only for estimates)."""
+        if isinstance(self.input, str):
+            return [self.input]
+        if self.is_tokens:
+            arrays = self.input if isinstance(self.input[0], list) else [self.input]
+            return [" ".join(map(str, array)) for array in arrays]
+        return [str(item) for item in self.input]
+
+    def estimate_prompt_tokens(self) -> int:
+        return sum(len(text) for text in self.texts()) // 4 + len(self.texts())
+
+
+EmbeddingsResponse = dict[str, Any]  # OpenAI's `list` of `embedding` objects, floats: the canonical form
 
 
 def usage_of(body: ChatCompletion | ChatChunk) -> tuple[int, int]:

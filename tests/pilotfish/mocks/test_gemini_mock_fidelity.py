@@ -56,3 +56,23 @@ async def test_errors_are_the_sdk_errors_with_googles_statuses(mock):
     with pytest.raises(errors.ServerError) as unavailable:
         await _client(mock).aio.models.generate_content(model="m", contents="x")
     assert unavailable.value.status == "UNAVAILABLE"
+
+
+async def test_embeddings_parse_in_the_sdk_one_vector_per_text(mock):
+    response = await _client(mock).aio.models.embed_content(
+        model="gemini-embedding-001",
+        contents=["first text", "second text"],
+        config=types.EmbedContentConfig(output_dimensionality=16),
+    )
+    assert [e.values for e in response.embeddings] == [
+        answers.embedding("gemini-mock", "first text", 16),
+        answers.embedding("gemini-mock", "second text", 16),
+    ]
+    assert mock.stats.last_body["requests"][0]["model"] == "models/gemini-embedding-001"
+
+
+async def test_embedding_faults_are_the_sdk_errors_too(mock):
+    mock.set_fault(mode="status", status=503)
+    with pytest.raises(errors.ServerError) as unavailable:
+        await _client(mock).aio.models.embed_content(model="gemini-embedding-001", contents=["x"])
+    assert unavailable.value.status == "UNAVAILABLE"

@@ -1,0 +1,72 @@
+"""The unary exchange: one JSON request, one JSON answer; the attempt commits when the whole answer
+is in and parsed. Embeddings are its first user.
+
+The whole answer must arrive within the first-token deadline (capped by the total one): for a
+unary call the first useful byte is the answer, so "slow, not dead" is caught the same way as for
+chat. A member whose provider has no such API is skipped by the plan (``skip_reason``), never tried.
+
+Built per request by ``server.embeddings``; attempted by ``failover.engine``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from pilotfish import upstream
+from pilotfish.failover import exchange, plan
+from pilotfish.providers import registry
+from pilotfish.routes import document
+from pilotfish.wire import http, openai
+
+
+class Embeddings:
+    """An embeddings request, sent whole to whichever member the engine attempts."""
+
+    __slots__ = ("request",)
+
+    operation = "embeddings"
+
+    def __init__(self, request: openai.EmbeddingsRequest) -> None:
+        self.request = request
+
+    def prompt_tokens(self) -> int:
+        return self.request.estimate_prompt_tokens()
+
+    def skip_reason(self, member: document.MemberRoute) -> plan.SkipReason | None:
+        embedder = registry.embedder_for(member.provider)
+        if embedder is None:
+            return plan.SkipReason.OPERATION_NOT_SUPPORTED
+        if self.request.is_tokens and not embedder.TOKEN_INPUT:
+            return plan.SkipReason.INPUT_NOT_SUPPORTED
+        return None
+
+    async def attempt(self, attempt: exchange.Attempt) -> exchange.Committed[openai.EmbeddingsResponse]:
+        member = attempt.member
+        embedder = registry.embedder_for(member.provider)
+        assert embedder is not None  # the plan skipped members without one
+        built = embedder.build_embeddings_request(self.request, member, api_key=attempt.api_key)
+        body = await send_json(attempt, built)
+        answer = embedder.parse_embeddings_response(body, member=member, count=len(self.request.texts()))
+        return exchange.Committed(member=member, head=answer, rest=None, time_to_first_token=attempt.now())
+
+
+async def send_json(attempt: exchange.Attempt, request: http.UpstreamRequest) -> bytes:
+    """Send one request and read its whole answer under the first-token deadline; errors classified."""
+    timeouts = attempt.timeouts
+    classify = registry.adapter_for(attempt.member.provider).classify_error
+    answer: upstream.UpstreamStream | None = None
+    try:
+        async with asyncio.timeout(min(attempt.now() + timeouts.first_token_seconds, attempt.deadline) - attempt.now()):
+            answer = await upstream.open_stream(
+                attempt.sessions,
+                request,
+                connect_timeout=timeouts.connect_seconds,
+                read_timeout=timeouts.first_token_seconds,
+                classify=classify,
+            )
+            return await answer.read()
+    except TimeoutError as exc:
+        raise exchange.timed_out(attempt) from exc
+    finally:
+        if answer is not None:
+            answer.close()  # a no-op once the body was read and the connection went back to the pool

@@ -1,0 +1,95 @@
+"""The sidecar's canary slice: a bad canary costs failovers, never errors, and every failure is counted."""
+
+from __future__ import annotations
+
+import collections
+import pathlib
+
+import aiohttp
+from tests.integration.conftest import KEYS, manifests_for, start_sidecar, stop_sidecar
+from tests.mounts import kubelet_write
+
+from pilotfish.api import manifests
+from pilotfish.routes import render
+
+CLASS = """\
+apiVersion: pilotfish.dev/v1alpha1
+kind: ModelClass
+metadata: {name: workhorse}
+spec:
+  members:
+    - {credentialRef: primary, model: model-a}
+  canary:
+    member: {credentialRef: backup, model: model-next}
+    steps: [{setWeight: 50}]
+    stickiness: {header: x-conversation-id}
+  health: {failureThreshold: 100, cooldownSeconds: 1}
+"""
+
+
+async def _sidecar_at(tmp_path: pathlib.Path, mocks, weight: int):
+    parsed = manifests.parse_text(manifests_for(mocks, CLASS), source="t", namespace="default")
+    assert parsed.errors == []
+    result = render.render(
+        namespace="default",
+        classes=parsed.classes,
+        credentials=parsed.credentials,
+        canary_weights={"workhorse": weight},
+    )
+    kubelet_write(tmp_path / "routes", {"routes.json": result.document.to_json().decode()}, 1)
+    kubelet_write(tmp_path / "secrets" / "test-keys", dict(KEYS), 1)
+    return await start_sidecar(
+        ["sidecar", "--config-dir", str(tmp_path / "routes"), "--secrets-dir", str(tmp_path / "secrets")]
+    )
+
+
+async def _ask(sidecar, n: int, conversation: str | None = None) -> collections.Counter[str]:
+    served: collections.Counter[str] = collections.Counter()
+    headers = {"x-conversation-id": conversation} if conversation else {}
+    async with aiohttp.ClientSession() as session:
+        for i in range(n):
+            body = {"model": "workhorse", "messages": [{"role": "user", "content": f"hi {i}"}]}
+            async with session.post(sidecar.api + "/v1/chat/completions", json=body, headers=headers) as response:
+                assert response.status == 200, await response.text()
+                served[response.headers["x-pilotfish-member"]] += 1
+    return served
+
+
+def _sample(metrics: str, name: str, **labels: str) -> float:
+    for line in metrics.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def test_half_the_traffic_reaches_a_healthy_canary_and_a_conversation_stays_on_one_slice(tmp_path, mocks):
+    sidecar = await _sidecar_at(tmp_path, mocks, 50)
+    try:
+        served = await _ask(sidecar, 200)
+        assert set(served) == {"primary/model-a", "backup/model-next"}
+        assert 60 < served["backup/model-next"] < 140
+        for conversation in ("c-1", "c-2", "c-3", "c-4"):
+            assert len(await _ask(sidecar, 8, conversation)) == 1  # every turn on the same slice
+        metrics = await sidecar.metrics()
+        assert _sample(metrics, "pilotfish_slice_requests_total", slice="canary") >= 60
+        assert _sample(metrics, "pilotfish_canary_attempts_total", result="success") >= 60
+        assert _sample(metrics, "pilotfish_canary_request_duration_seconds_count") >= 60
+    finally:
+        await stop_sidecar(sidecar)
+
+
+async def test_a_failing_canary_costs_failovers_not_errors_and_every_failure_is_counted(tmp_path, mocks):
+    mocks["backup"].set_fault(mode="status", status=500)
+    sidecar = await _sidecar_at(tmp_path, mocks, 50)
+    try:
+        served = await _ask(sidecar, 100)
+        assert served == {"primary/model-a": 100}  # the app never sees the bad canary
+        metrics = await sidecar.metrics()
+        canary_requests = _sample(metrics, "pilotfish_slice_requests_total", slice="canary")
+        assert canary_requests > 25
+        assert _sample(metrics, "pilotfish_canary_attempts_total", result="server_error") == canary_requests
+        assert _sample(metrics, "pilotfish_canary_attempts_total", result="success") == 0
+        logged = [r for r in sidecar.log_records() if r.get("msg") == "request"]
+        assert {r["canary_slice"] for r in logged} == {"canary", "stable"}
+    finally:
+        await stop_sidecar(sidecar)
