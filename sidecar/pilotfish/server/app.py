@@ -14,7 +14,7 @@ from aiohttp import web
 from pilotfish import upstream
 from pilotfish.failover import engine, health, pinning
 from pilotfish.routes import live
-from pilotfish.server import chat, embeddings, errors, keys, models
+from pilotfish.server import chat, embeddings, errors, keys, messages, models
 from pilotfish.telemetry import logs, metrics
 
 # The default cap on a request body: generous for long prompts with images, small enough that a
@@ -49,6 +49,7 @@ def build_app(
     app.cleanup_ctx.append(_engine_context(settings, engine_holder))
     app.router.add_post("/v1/chat/completions", chat.post_chat_completions)
     app.router.add_post("/v1/embeddings", embeddings.post_embeddings)
+    app.router.add_post("/v1/messages", messages.post_messages)
     app.router.add_get("/v1/models", models.get_models)
     app.router.add_get("/v1/models/{model}", models.get_model)
     return app

@@ -38,6 +38,7 @@ async def post_embeddings(request: web.Request) -> web.StreamResponse:
                 keys=api_keys,
                 record=record,
                 pin_key=serving.pin_key(request, route),
+                slice_key=serving.slice_key(request, route),
             )
         except engine.AllMembersFailed as exc:
             return errors.from_reply(replies.failure_reply(exc, record))

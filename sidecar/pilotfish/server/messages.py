@@ -1,0 +1,97 @@
+"""POST /v1/messages: the Anthropic Messages API, for apps that use the Anthropic SDK.
+
+``model`` names a class and any member serves it: the request is translated to the canonical chat
+request (``inbound.anthropic``), goes through the same engine and exchange as a chat completion,
+and the committed answer is written back as an Anthropic message or event stream. Errors are
+Anthropic's JSON (``{"type": "error", "error": {"type", "message"}}``) with the same statuses the
+OpenAI endpoint would use; after ``prepare()`` a failure is one ``error`` event, as Anthropic sends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+from aiohttp import web
+
+from pilotfish import failures
+from pilotfish.failover import engine, streaming
+from pilotfish.inbound import anthropic, anthropic_events
+from pilotfish.routes import document
+from pilotfish.server import assemble, chat, replies, serving, validation
+from pilotfish.telemetry import records
+from pilotfish.wire import anthropic as anthropic_wire
+from pilotfish.wire import sse
+
+
+async def post_messages(request: web.Request) -> web.StreamResponse:
+    try:
+        parsed = validation.parse_body(await request.read(), anthropic_wire.MessagesRequest)
+        canonical = anthropic.to_chat(parsed)
+    except failures.RequestRejected as exc:
+        return render(replies.Reply(status=exc.status, message=exc.message))
+
+    async def handle(
+        route: document.ClassRoute, api_keys: engine.Keys, record: records.RequestRecord
+    ) -> web.StreamResponse:
+        try:
+            committed = await chat.open_chat(request, canonical, route, api_keys, record)
+        except engine.AllMembersFailed as exc:
+            return render(replies.failure_reply(exc, record))
+        if canonical.stream:
+            return await _write_events(request, committed, route, record)
+        completion = assemble.assemble(committed.head)
+        chat.count_usage(completion, committed.member, record)
+        message = anthropic.to_message(completion, model=committed.member.model)
+        return web.Response(
+            body=orjson.dumps(message), content_type="application/json", headers=replies.route_headers(record)
+        )
+
+    return await serving.serve_class(
+        request, class_name=canonical.model, stream=canonical.stream, render=render, handle=handle
+    )
+
+
+def render(reply: replies.Reply) -> web.Response:
+    """An error reply in Anthropic's format."""
+    return web.Response(
+        status=reply.status,
+        body=orjson.dumps(anthropic.error_body(reply.status, reply.message)),
+        content_type="application/json",
+        headers=reply.headers,
+    )
+
+
+async def _write_events(
+    request: web.Request,
+    committed: streaming.Committed,
+    route: document.ClassRoute,
+    record: records.RequestRecord,
+) -> web.StreamResponse:
+    response = web.StreamResponse(headers={**chat.SSE_HEADERS, **replies.route_headers(record)})
+    await response.prepare(request)  # the point of no return
+    writer = anthropic_events.EventWriter(model=committed.member.model)
+    try:
+        async for batch in chat.all_batches(committed):
+            for chunk in batch:
+                if chat.is_usage_chunk(chunk):
+                    chat.count_usage(chunk, committed.member, record)
+            frames = _encode([event for chunk in batch for event in writer.feed(chunk)])
+            if frames:
+                await response.write(frames)
+        await response.write(_encode(writer.finish()))
+    except failures.AttemptFailed as exc:
+        chat.interrupted(record, exc.failure)
+        error = anthropic.error_body(502, chat.interrupted_message(route, exc.failure))
+        await response.write(_encode([("error", error)]))
+    except (ConnectionResetError, asyncio.CancelledError):
+        record.outcome = records.Outcome.CANCELLED
+        raise
+    finally:
+        if committed.rest is not None:
+            await committed.rest.aclose()  # type: ignore[attr-defined]
+    return response
+
+
+def _encode(events: list[anthropic.Event]) -> bytes:
+    return b"".join(sse.encode(orjson.dumps(data), event=name) for name, data in events)
