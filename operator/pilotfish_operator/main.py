@@ -34,6 +34,7 @@ class Options:
     metrics_listen: str = "0.0.0.0:8080"
     injector_config: str | None = None
     sweep_interval: float = 60.0
+    canary_tick: float = 10.0
 
 
 def main(options: Options) -> int:
@@ -60,7 +61,7 @@ def main(options: Options) -> int:
 
 async def _run(options: Options, config: injector_config.InjectorConfig) -> None:
     api = kube.Kube()
-    recon = reconciler.Reconciler(api)
+    recon = reconciler.Reconciler(api, canary_tick=options.canary_tick)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -7,6 +7,7 @@ pilotfish sidecar --config-dir D    serve from a mounted ConfigMap + Secrets (co
 pilotfish mock-provider             a fault-injecting fake provider
 pilotfish demo                      mock providers + sidecar + traffic + an outage, live
 pilotfish top [--admin URL|-n NS]   live view of sidecars (rates, errors, failovers, p95, circuits)
+pilotfish canary ACTION NAME        status/promote/abort/pause/resume a class's canary rollout
 pilotfish operator                  the kopf operator and admission webhook (needs the `operator` extra)
 """
 
@@ -82,6 +83,14 @@ def _parser() -> argparse.ArgumentParser:
     top.add_argument("--once", action="store_true", help="print one plain table and exit (for scripts)")
     top.set_defaults(run=_run_top)
 
+    canary = sub.add_parser("canary", help="see or steer a ModelClass's canary rollout (needs the `operator` extra)")
+    canary.add_argument("action", choices=["status", "promote", "abort", "pause", "resume"])
+    canary.add_argument("name", help="the ModelClass")
+    canary.add_argument("-n", "--namespace", default=None, help="default: the kubeconfig context's namespace")
+    canary.add_argument("--kubeconfig", default=None, help="default: $KUBECONFIG or ~/.kube/config")
+    canary.add_argument("--full", action="store_true", help="with promote: go to 100%% now instead of one step")
+    canary.set_defaults(run=_run_canary)
+
     operator = sub.add_parser("operator", help="run the Kubernetes operator (kopf)")
     operator.add_argument("--namespace", action="append", default=[], help="watch only these namespaces")
     operator.add_argument("--standalone", action="store_true", help="no kopf peering: this replica always reconciles")
@@ -92,6 +101,9 @@ def _parser() -> argparse.ArgumentParser:
     operator.add_argument("--metrics-listen", default="0.0.0.0:8080", help="/healthz, /readyz and /metrics address")
     operator.add_argument("--injector-config", default=None, help="YAML: the injected sidecar's image and resources")
     operator.add_argument("--sweep-interval", type=float, default=60.0, help="seconds between missed-injection sweeps")
+    operator.add_argument(
+        "--canary-tick", type=float, default=10.0, help="seconds between passes while a canary rolls out"
+    )
     operator.set_defaults(run=_run_operator)
     return parser
 
@@ -158,6 +170,17 @@ def _run_top(args: argparse.Namespace) -> int:
     return run.main(source, interval=args.interval, once=args.once)
 
 
+def _run_canary(args: argparse.Namespace) -> int:
+    try:
+        from pilotfish_operator.canary import commands  # the kubernetes client comes with the operator extra
+    except ImportError as exc:
+        sys.stderr.write(f"pilotfish canary needs the operator extra (pip install 'pilotfish[operator]'): {exc}\n")
+        return 2
+    return commands.main(
+        action=args.action, name=args.name, namespace=args.namespace, kubeconfig=args.kubeconfig, full=args.full
+    )
+
+
 def _run_operator(args: argparse.Namespace) -> int:
     try:
         import pilotfish_operator.main as operator_main  # the one lazy import of the operator package
@@ -175,6 +198,7 @@ def _run_operator(args: argparse.Namespace) -> int:
             metrics_listen=args.metrics_listen,
             injector_config=args.injector_config,
             sweep_interval=args.sweep_interval,
+            canary_tick=args.canary_tick,
         )
     )
 

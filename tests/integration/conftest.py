@@ -67,7 +67,8 @@ async def _pump(stream: asyncio.StreamReader | None, into: list[str]) -> None:
         into.append(line.decode().rstrip("\n"))
 
 
-async def start_sidecar(args: list[str]) -> Sidecar:
+async def start_sidecar(args: list[str], *, admin: str = "127.0.0.1:0") -> Sidecar:
+    """``admin``: a fixed admin address, for a scraper configured before the sidecar starts."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -76,7 +77,7 @@ async def start_sidecar(args: list[str]) -> Sidecar:
         "--listen",
         "127.0.0.1:0",
         "--admin",
-        "127.0.0.1:0",
+        admin,
         "--reload-interval",
         "0.1",
         cwd=ROOT,

@@ -153,6 +153,7 @@ def start_operator(
             f"--webhook-cert={cert}",
             f"--webhook-key={key}",
             "--sweep-interval=1",
+            "--canary-tick=1",
             *extra,
         ],
         env={

@@ -27,8 +27,10 @@ def builtin_query(name: str, *, namespace: str, class_name: str, window: str) ->
     sel = _selector(namespace, class_name)
     if name == "error-rate":
         failed = _selector(namespace, class_name, 'result!="success"')
+        # `or vector(0)`: a canary that never failed has no failed series at all, and that is a rate of 0,
+        # not "no data"; no attempts at all still divides by nothing and stays inconclusive
         return (
-            f"sum(rate(pilotfish_canary_attempts_total{{{failed}}}[{window}]))"
+            f"(sum(rate(pilotfish_canary_attempts_total{{{failed}}}[{window}])) or vector(0))"
             f" / sum(rate(pilotfish_canary_attempts_total{{{sel}}}[{window}]))"
         )
     series = {
