@@ -281,3 +281,28 @@ def test_the_cli_says_when_a_class_has_no_canary(crds_applied, namespace):
     assert done.returncode == 1 and "has no spec.canary" in done.stderr
     missing = _pilotfish(crds_applied, "canary", "status", "nothing", "-n", namespace)
     assert missing.returncode == 1 and "404" in missing.stderr
+
+
+def test_the_canary_example_is_accepted_and_bad_canaries_are_refused_with_the_rule_broken(crds_applied, namespace):
+    example = (ROOT / "examples" / "canary" / "workhorse-canary.yaml").read_text()
+    crds_applied.kubectl("apply", "--dry-run=server", "-n", namespace, "-f", "-", stdin=example)
+    cases = {
+        '[{"setWeight": 5, "pause": {}}]': "exactly one of setWeight, pause, analysis",
+        '[{"analysis": {}}]': "a canary analysis step needs canary.analysis.metrics",
+    }
+    for steps, message in cases.items():
+        bad = (
+            '{"apiVersion": "pilotfish.dev/v1alpha1", "kind": "ModelClass", "metadata": {"name": "x"}, "spec": '
+            '{"members": [{"credentialRef": "a", "model": "m"}], "canary": {"member": {"credentialRef": "a", '
+            f'"model": "n"}}, "steps": {steps}}}}}}}'
+        )
+        done = crds_applied.kubectl("apply", "--dry-run=server", "-n", namespace, "-f", "-", stdin=bad, check=False)
+        assert done.returncode != 0 and message in done.stderr, done.stderr
+    custom = example.replace(
+        "{name: error-rate, thresholdRange: {max: 0.02}}", "{name: my-metric, thresholdRange: {max: 1}}"
+    )
+    done = crds_applied.kubectl("apply", "--dry-run=server", "-n", namespace, "-f", "-", stdin=custom, check=False)
+    assert done.returncode != 0 and "needs a query" in done.stderr, done.stderr
+    same = example.replace("model: gpt-5\n", "model: gpt-5-mini\n", 1)
+    done = crds_applied.kubectl("apply", "--dry-run=server", "-n", namespace, "-f", "-", stdin=same, check=False)
+    assert done.returncode != 0 and "canary.member is already in members" in done.stderr, done.stderr

@@ -20,8 +20,11 @@ import yaml
 from tests import prometheus
 from tests.integration.conftest import KEYS, manifests_for, start_sidecar, stop_sidecar
 from tests.kube.conftest import ROOT, RunningOperator
+from tests.mounts import kubelet_write
 
+from pilotfish.api import manifests
 from pilotfish.mocks import runner
+from pilotfish.routes import render
 from pilotfish.telemetry import metrics as sidecar_metrics
 from pilotfish_operator import metrics as operator_metrics
 
@@ -37,6 +40,9 @@ spec:
     - {credentialRef: claude, model: claude-sonnet-4-5, pricing: {inputPerMillionTokens: 3.0, outputPerMillionTokens: 15.0}}
   timeouts: {connectSeconds: 1, firstTokenSeconds: 2, totalSeconds: 10}
   health: {failureThreshold: 2, cooldownSeconds: 60}
+  canary:
+    member: {credentialRef: gemini, model: gemini-2.5-flash}
+    steps: [{setWeight: 30}]
 ---
 apiVersion: pilotfish.dev/v1alpha1
 kind: ModelClass
@@ -130,13 +136,21 @@ async def test_every_panel_and_alert_returns_data_and_alerts_fire_only_on_their_
 ):
     mocks = {name: await runner.start_mock(name=name, api_key=KEYS[name]) for name in ("primary", "backup", "third")}
     mocks["claude"] = await runner.start_mock(name="claude", api_key=KEYS["claude"], provider="anthropic")
-    manifests = tmp_path / "good" / "all.yaml"
-    manifests.parent.mkdir()
-    manifests.write_text(manifests_for(mocks, CLASSES))
+    mocks["gemini"] = await runner.start_mock(name="gemini", api_key=KEYS["gemini"], provider="gemini")
+    text = manifests_for(mocks, CLASSES)
     broken = tmp_path / "broken" / "all.yaml"
     broken.parent.mkdir()
-    broken.write_text(manifests.read_text())
-    app = await start_sidecar(["local", "-f", str(manifests.parent)])
+    broken.write_text(text)
+    # the app's sidecar serves what the operator would write mid-rollout: workhorse's canary at 30%
+    parsed = manifests.parse_text(text, source="test", namespace="team-a")
+    rendered = render.render(
+        namespace="team-a", classes=parsed.classes, credentials=parsed.credentials, canary_weights={"workhorse": 30}
+    )
+    kubelet_write(tmp_path / "routes", {"routes.json": rendered.document.to_json().decode()}, 1)
+    kubelet_write(tmp_path / "secrets" / "test-keys", dict(KEYS), 1)
+    app = await start_sidecar(
+        ["sidecar", "--config-dir", str(tmp_path / "routes"), "--secrets-dir", str(tmp_path / "secrets")]
+    )
     other = await start_sidecar(["local", "-f", str(broken.parent)])
     sidecars = [app, other]
     try:
