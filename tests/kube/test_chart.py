@@ -637,9 +637,12 @@ def test_an_operator_with_only_the_installed_service_account_and_peering_reconci
         wait_for(ready, what="workhorse Ready")
         assert control_plane.kubectl("get", "configmap", "pilotfish-routes", "-n", app, check=False).returncode == 0
         wait_for(lambda: running.metric('pilotfish_operator_reconciles_total{result="ok"}') >= 1, what="a pass")
-        assert running.metric('pilotfish_operator_reconciles_total{result="error"}') == 0
         log = running.log.read_text()
         assert "Forbidden" not in log and "403" not in log, log[-2000:]
+        # the session's own operator may reconcile the same namespace: a write conflict between the two is
+        # retried and fine; any other failed pass is not
+        failures = [line for line in log.splitlines() if "reconcile of namespace" in line and "failed" in line]
+        assert all("409" in line or "Conflict" in line for line in failures), failures
         assert "kopf._core.engines.peering" in log  # it took part in the chart's ClusterKopfPeering
     finally:
         stop_operator(running)

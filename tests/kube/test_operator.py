@@ -77,15 +77,16 @@ def test_the_example_renders_into_the_same_configmap_pilotfish_render_prints(crd
     assert [(o["kind"], o["name"], o["uid"]) for o in owners] == [("ModelClass", "workhorse", mc["metadata"]["uid"])]
     assert configmap["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "pilotfish-operator"
     assert mc["status"]["routesDigest"] == configmap["metadata"]["annotations"]["pilotfish.dev/routes-digest"]
-    assert columns(crds_applied.kubectl("get", "-n", namespace, "mc").stdout) == {
-        "NAME": "workhorse",
-        "READY": "True",
-        "MEMBERS": "2",
-        "ELIGIBLE": "2",
-        "CANARY": "",
-        "WEIGHT": "",
-        "AGE": columns(crds_applied.kubectl("get", "-n", namespace, "mc").stdout)["AGE"],
-    }
+    row = columns(crds_applied.kubectl("get", "-n", namespace, "mc").stdout)
+    assert list(row) == ["NAME", "READY", "MEMBERS", "ELIGIBLE", "CANARY", "WEIGHT", "AGE"]
+    assert (row["NAME"], row["READY"], row["MEMBERS"], row["ELIGIBLE"], row["CANARY"], row["WEIGHT"]) == (
+        "workhorse",
+        "True",
+        "2",
+        "2",
+        "",
+        "",
+    )
     table = columns(crds_applied.kubectl("get", "-n", namespace, "pcred", "openai-prod").stdout)
     assert (table["NAME"], table["PROVIDER"], table["READY"]) == ("openai-prod", "openai", "True")
     assert list(table) == ["NAME", "PROVIDER", "READY", "AGE"]

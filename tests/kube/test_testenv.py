@@ -81,7 +81,8 @@ def test_servers_die_with_the_test_process(control_plane, how):
         assert all(_alive(pid) for pid in started["pids"])
         holder.send_signal(how)
         assert holder.wait(30) == -how
-        assert _gone_within(started["pids"], 15), "etcd or kube-apiserver outlived the process that started them"
+        # generous: on a loaded 2-core machine kube-apiserver can take a while over its graceful SIGTERM
+        assert _gone_within(started["pids"], 45), "etcd or kube-apiserver outlived the process that started them"
         if how == signal.SIGTERM:
             assert not pathlib.Path(started["workdir"]).exists()
     finally:
