@@ -7,7 +7,7 @@ import re
 
 import prometheus_client
 
-from pilotfish.telemetry import logs, metrics, records
+from pilotfish.telemetry import logs, metrics, records, tracing
 from pilotfish_operator import metrics as operator_metrics
 
 DOC = pathlib.Path(__file__).resolve().parents[1] / "docs" / "observability.md"
@@ -43,3 +43,11 @@ def test_every_request_log_field_is_documented():
     documented = re.findall(r"^\| `([a-z_]+)` \|", section, flags=re.MULTILINE)
     fields = list(logs.request_fields(records.RequestRecord(class_name="c", stream=False)))
     assert documented == fields
+
+
+def test_every_span_attribute_is_documented():
+    source = (DOC.parents[1] / "sidecar" / "pilotfish" / "telemetry" / "tracing.py").read_text()
+    in_code = set(re.findall(r'"((?:gen_ai|pilotfish|error|http|server)\.[a-z_.]+)"', source)) - {tracing.TRACER_NAME}
+    section = DOC.read_text().split("## Traces")[1].split("\n## ")[0]
+    documented = set(re.findall(r"^\| `([a-z_.]+)` \|", section, flags=re.MULTILINE))
+    assert documented == in_code

@@ -125,6 +125,7 @@ def _sidecar(
             f"0.0.0.0:{admin}",
         ],
         "ports": [{"name": "pf-admin", "containerPort": admin, "protocol": "TCP"}],
+        **({"env": [variable.to_wire() for variable in config.env]} if config.env else {}),
         "startupProbe": probe,
         "readinessProbe": {"httpGet": {"path": "/readyz", "port": admin}, "periodSeconds": 5},
         "livenessProbe": {"httpGet": {"path": "/healthz", "port": admin}, "periodSeconds": 10},

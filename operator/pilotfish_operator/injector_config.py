@@ -15,12 +15,18 @@ class Resources(base.ApiModel):
     limits: dict[str, str] = pydantic.Field(default_factory=lambda: {"memory": "128Mi"})
 
 
+class EnvVar(base.ApiModel):
+    name: str = pydantic.Field(min_length=1)
+    value: str
+
+
 class InjectorConfig(base.ApiModel):
     image: str = "ghcr.io/pilotfish-dev/pilotfish-sidecar:0.1.0"
     image_pull_policy: str = "IfNotPresent"
     resources: Resources = pydantic.Field(default_factory=Resources)
     listen_port: int = pydantic.Field(default=4000, ge=1, le=65535)
     admin_port: int = pydantic.Field(default=4001, ge=1, le=65535)
+    env: list[EnvVar] = pydantic.Field(default_factory=list, description="e.g. the OTEL_* variables for traces")
 
 
 def load(path: str | pathlib.Path | None) -> InjectorConfig:

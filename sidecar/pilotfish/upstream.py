@@ -98,15 +98,22 @@ async def open_stream(
     connect_timeout: float,
     read_timeout: float,
     classify: Classify,
+    extra_headers: Mapping[str, str] | None = None,
 ) -> UpstreamStream:
-    """Send the request; return the stream on 2xx, raise AttemptFailed with the classified error."""
+    """Send the request; return the stream on 2xx, raise AttemptFailed with the classified error.
+
+    ``extra_headers``: the attempt's trace context (``traceparent``), added to what the adapter built."""
     timeout = aiohttp.ClientTimeout(
         total=None, connect=connect_timeout, sock_connect=connect_timeout, sock_read=read_timeout
     )
     session = sessions.for_url(request.url)
     try:
         response = await session.request(
-            request.method, request.url, data=request.body, headers=dict(request.headers), timeout=timeout
+            request.method,
+            request.url,
+            data=request.body,
+            headers={**request.headers, **extra_headers} if extra_headers else dict(request.headers),
+            timeout=timeout,
         )
     except aiohttp.ConnectionTimeoutError as exc:
         raise _failed(failures.FailureKind.CONNECT_TIMEOUT, exc) from exc

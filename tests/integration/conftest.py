@@ -67,8 +67,9 @@ async def _pump(stream: asyncio.StreamReader | None, into: list[str]) -> None:
         into.append(line.decode().rstrip("\n"))
 
 
-async def start_sidecar(args: list[str], *, admin: str = "127.0.0.1:0") -> Sidecar:
-    """``admin``: a fixed admin address, for a scraper configured before the sidecar starts."""
+async def start_sidecar(args: list[str], *, admin: str = "127.0.0.1:0", env: dict[str, str] | None = None) -> Sidecar:
+    """``admin``: a fixed admin address, for a scraper configured before the sidecar starts;
+    ``env``: extra environment (e.g. the OTEL_* variables)."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -83,7 +84,11 @@ async def start_sidecar(args: list[str], *, admin: str = "127.0.0.1:0") -> Sidec
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": f"{ROOT / 'sidecar'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"},
+        env={
+            **os.environ,
+            "PYTHONPATH": f"{ROOT / 'sidecar'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+            **(env or {}),
+        },
     )
     stderr_lines: list[str] = []
     assert process.stderr is not None

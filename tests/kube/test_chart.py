@@ -467,6 +467,21 @@ def test_the_values_schema_rejects_typos_and_bad_policies(control_plane):
     assert "webhook/url" in render_error(control_plane, "--set", "webhook.url=http://insecure:80")
 
 
+def test_sidecar_tracing_values_become_the_injected_sidecars_otel_variables(control_plane):
+    docs = render(control_plane, "--set", "sidecar.tracing.otlpEndpoint=http://otel.observability:4318")
+    configmap = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-injector"))
+    (text,) = configmap["data"].values()
+    config = injector_config.InjectorConfig.model_validate(yaml.safe_load(text))
+    assert [(e.name, e.value) for e in config.env] == [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://otel.observability:4318"),
+        ("OTEL_SERVICE_NAME", "pilotfish-sidecar"),
+    ]
+    off = next(
+        d for d in render(control_plane) if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-injector")
+    )
+    assert "env" not in yaml.safe_load(next(iter(off["data"].values())))
+
+
 def test_monitoring_is_off_by_default_so_clusters_without_the_prometheus_operator_install_cleanly(control_plane):
     assert not {"ServiceMonitor", "PodMonitor", "PrometheusRule"} & set(kinds(render(control_plane)))
 

@@ -128,3 +128,12 @@ def test_long_secret_names_get_a_valid_volume_name():
     assert len(name) <= 63 and name.startswith("pilotfish-secret-")
     assert inject.secret_volume_name("a" * 60) == name
     assert inject.secret_volume_name("keys.v2") != "pilotfish-secret-keys.v2"
+
+
+def test_the_injector_configs_environment_reaches_the_sidecar_only():
+    config = injector_config.InjectorConfig(env=[{"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": "http://otel:4318"}])
+    result = applied(pod(), inject.decide(pod(), secrets=[], config=config))
+    assert result["spec"]["initContainers"][0]["env"] == [
+        {"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": "http://otel:4318"}
+    ]
+    assert all(e["name"] != "OTEL_EXPORTER_OTLP_ENDPOINT" for e in result["spec"]["containers"][0]["env"])

@@ -128,4 +128,14 @@ resources:
   {{- toYaml .Values.sidecar.resources | nindent 2 }}
 listenPort: {{ .Values.sidecar.listenPort }}
 adminPort: {{ .Values.sidecar.adminPort }}
+{{- $env := list }}
+{{- with .Values.sidecar.tracing.otlpEndpoint }}
+{{- $env = append $env (dict "name" "OTEL_EXPORTER_OTLP_ENDPOINT" "value" .) }}
+{{- $env = append $env (dict "name" "OTEL_SERVICE_NAME" "value" $.Values.sidecar.tracing.serviceName) }}
+{{- end }}
+{{- $env = concat $env .Values.sidecar.env }}
+{{- if $env }}
+env:
+  {{- toYaml $env | nindent 2 }}
+{{- end }}
 {{- end }}

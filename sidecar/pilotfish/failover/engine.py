@@ -10,6 +10,7 @@ failure means) and the exchange (translation and the wire).
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TypeVar
@@ -19,6 +20,7 @@ from pilotfish.api import refs
 from pilotfish.failover import budget, canary, exchange, health, pinning, plan, policy, streaming
 from pilotfish.routes import document
 from pilotfish.telemetry import records
+from pilotfish.telemetry import tracing as tracing_  # `tracing` is a parameter name below
 
 Keys = Mapping[tuple[str, str], refs.ApiKey]
 Batch = exchange.Batch
@@ -51,6 +53,7 @@ class Engine:
         pins: pinning.PinStore,
         now: Callable[[], float],
         rng: random.Random,
+        tracing: tracing_.Tracing | None = None,
     ) -> None:
         self._sessions = sessions
         self.health = health_registry
@@ -59,6 +62,7 @@ class Engine:
         self._rng = rng
         self._budgets: dict[str, budget.RetryBudget] = {}
         self._canary_routes: dict[int, tuple[document.ClassRoute, document.ClassRoute]] = {}
+        self._tracing = tracing  # None while tracing is off: then no span code runs at all
 
     def budget_for(self, route: document.ClassRoute) -> budget.RetryBudget:
         current = self._budgets.get(route.name)
@@ -114,13 +118,26 @@ class Engine:
                 member_health.breaker.release_probe()
                 raise AllMembersFailed(class_name=route.name, code="retry_budget_exhausted", failure=last)
             attempt_started = self._now()
+            attempt = self._attempt_for(route, member, keys=keys, deadline=deadline)
+            span = None
+            if self._tracing is not None and record.span is not None:
+                span, headers = self._tracing.start_attempt(
+                    record.span,
+                    member,
+                    operation=exchange_.operation,
+                    number=len(record.attempts) + 1,
+                    circuit=member_health.breaker.state.value,
+                )
+                attempt = dataclasses.replace(attempt, trace_headers=headers)
             try:
-                committed = await exchange_.attempt(self._attempt_for(route, member, keys=keys, deadline=deadline))
+                committed = await exchange_.attempt(attempt)
             except failures.AttemptFailed as exc:
                 last = exc.failure
                 rule = policy.policy_for(last.kind)
                 member_health.record_failure(failure=last, counts_against_health=rule.counts_against_health)
                 record.attempts.append(_attempt_record(member, self._now() - attempt_started, last))
+                if span is not None:
+                    self._traced_end(span, record)
                 if not rule.failover:
                     raise AllMembersFailed(class_name=route.name, code=last.kind.value, failure=last) from exc
                 if rule.needs_larger_window:
@@ -128,9 +145,13 @@ class Engine:
                 continue
             except BaseException:
                 member_health.breaker.release_probe()  # cancelled: the probe never got an answer
+                if span is not None:
+                    span.end()
                 raise
             committed.time_to_first_token -= started
             record.attempts.append(_attempt_record(member, self._now() - attempt_started, None))
+            if span is not None:
+                self._traced_end(span, record)
             if committed.rest is None:
                 member_health.record_success(latency=self._now() - attempt_started, ttft=committed.time_to_first_token)
             else:
@@ -143,6 +164,10 @@ class Engine:
             return committed
         code = "all_members_failed" if record.attempts else "no_available_members"
         raise AllMembersFailed(class_name=route.name, code=code, failure=last)
+
+    def _traced_end(self, span: object, record: records.RequestRecord) -> None:
+        assert self._tracing is not None
+        self._tracing.end_attempt(span, record.attempts[-1])
 
     def _canary_route(self, route: document.ClassRoute) -> document.ClassRoute:
         """canary.canary_first, kept per routes snapshot: a copy per request would cost more than the rest."""

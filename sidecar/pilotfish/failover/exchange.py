@@ -12,7 +12,7 @@ an ``Attempt`` with the member, its key, the sessions and the clock.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Generic, Protocol, TypeVar
 
 from pilotfish import failures, upstream
@@ -48,6 +48,7 @@ class Attempt:
     timeouts: modelclass.TimeoutsSpec
     deadline: float  # the request's total deadline, on ``now``'s clock
     now: Callable[[], float]
+    trace_headers: Mapping[str, str] = dataclasses.field(default_factory=dict)  # W3C traceparent, when tracing
 
 
 class Exchange(Protocol[Head]):

@@ -67,6 +67,7 @@ class ChatStream:
                     connect_timeout=timeouts.connect_seconds,
                     read_timeout=timeouts.first_token_seconds,
                     classify=adapter.classify_error,
+                    extra_headers=attempt.trace_headers,
                 )
                 chunks = _translate(stream, adapter.new_stream_translator(member=member))
                 head = await _read_until_content(chunks)

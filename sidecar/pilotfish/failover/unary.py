@@ -63,6 +63,7 @@ async def send_json(attempt: exchange.Attempt, request: http.UpstreamRequest) ->
                 connect_timeout=timeouts.connect_seconds,
                 read_timeout=timeouts.first_token_seconds,
                 classify=classify,
+                extra_headers=attempt.trace_headers,
             )
             return await answer.read()
     except TimeoutError as exc:

@@ -47,6 +47,7 @@ async def post_messages(request: web.Request) -> web.StreamResponse:
     body = orjson.loads(await request.read())
     stats = app[control.STATS]
     stats.requests += 1
+    stats.last_traceparent = request.headers.get("traceparent")
     stats.last_model, stats.last_body = body.get("model"), body
     presented = request.headers.get("x-api-key") or request.headers.get("Authorization", "").removeprefix("Bearer ")
     stats.last_auth_present = bool(presented)

@@ -22,9 +22,11 @@ class Stats:
     last_model: str | None = None
     last_auth_present: bool = False
     last_body: dict[str, object] | None = None  # the last request body, for tests of translation
+    last_traceparent: str | None = None  # the W3C trace context the last request carried
 
     def reset(self) -> None:
         self.requests, self.last_model, self.last_auth_present, self.last_body = 0, None, False, None
+        self.last_traceparent = None
         self.by_mode.clear()
 
     def to_dict(self) -> dict[str, object]:

@@ -55,6 +55,7 @@ async def post_model_action(request: web.Request) -> web.StreamResponse:
     body = orjson.loads(await request.read())
     stats = app[control.STATS]
     stats.requests += 1
+    stats.last_traceparent = request.headers.get("traceparent")
     stats.last_model, stats.last_body = model, body
     presented = request.headers.get("x-goog-api-key") or request.query.get("key")
     stats.last_auth_present = presented is not None

@@ -72,6 +72,7 @@ async def post_chat_completions(request: web.Request) -> web.StreamResponse:
     body = orjson.loads(await request.read())
     stats = app[control.STATS]
     stats.requests += 1
+    stats.last_traceparent = request.headers.get("traceparent")
     deployment = request.match_info.get("deployment")
     if deployment is not None:
         body = {**body, "model": deployment}  # Azure: the deployment in the URL is the model
@@ -240,6 +241,7 @@ async def post_embeddings(request: web.Request) -> web.StreamResponse:
     body = orjson.loads(await request.read())
     stats = app[control.STATS]
     stats.requests += 1
+    stats.last_traceparent = request.headers.get("traceparent")
     deployment = request.match_info.get("deployment")
     if deployment is not None:
         body = {**body, "model": deployment}

@@ -15,7 +15,7 @@ from pilotfish import upstream
 from pilotfish.failover import engine, health, pinning
 from pilotfish.routes import live
 from pilotfish.server import chat, embeddings, errors, keys, messages, models
-from pilotfish.telemetry import logs, metrics
+from pilotfish.telemetry import logs, metrics, tracing
 
 # The default cap on a request body: generous for long prompts with images, small enough that a
 # buggy client cannot make every pod's sidecar buffer gigabytes.
@@ -62,12 +62,16 @@ def _engine_context(
         loop = asyncio.get_running_loop()
         rng = random.Random(settings.seed)
         sessions = upstream.Sessions()
+        traces = tracing.Tracing.from_environment()
+        if traces is not None:
+            app[keys.TRACING] = traces
         the_engine = engine.Engine(
             sessions=sessions,
             health_registry=health.HealthRegistry(now=loop.time, rng=rng),
             pins=pinning.PinStore(now=loop.time),
             now=loop.time,
             rng=rng,
+            tracing=traces,
         )
         app[keys.ENGINE] = the_engine
         app[keys.LIVE].subscribe(lambda snapshot: the_engine.health.reconcile(snapshot.document))
@@ -77,6 +81,8 @@ def _engine_context(
             yield
         finally:
             await sessions.close()
+            if traces is not None:
+                traces.shutdown()
 
     return context
 

@@ -6,10 +6,11 @@ from aiohttp import web
 
 from pilotfish.failover import engine
 from pilotfish.routes import live
-from pilotfish.telemetry import logs, metrics
+from pilotfish.telemetry import logs, metrics, tracing
 
 LIVE = web.AppKey("live", live.LiveRoutes)
 ENGINE = web.AppKey("engine", engine.Engine)
 METRICS = web.AppKey("metrics", metrics.Metrics)
 REQUEST_LOG = web.AppKey("request_log", logs.RequestLog)
 MAX_BODY_BYTES = web.AppKey("max_body_bytes", int)
+TRACING = web.AppKey("tracing", tracing.Tracing)  # absent while tracing is off

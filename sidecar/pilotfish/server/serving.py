@@ -16,7 +16,7 @@ from aiohttp import web
 from pilotfish.failover import engine
 from pilotfish.routes import document
 from pilotfish.server import keys, replies
-from pilotfish.telemetry import records
+from pilotfish.telemetry import records, tracing
 
 Render = Callable[[replies.Reply], web.Response]  # an error in the client's dialect
 Handle = Callable[[document.ClassRoute, engine.Keys, records.RequestRecord], Awaitable[web.StreamResponse]]
@@ -39,6 +39,12 @@ async def serve_class(
     if route is None:
         return render(replies.unknown_class(class_name, snapshot.document))
     record = records.RequestRecord(class_name=route.name, stream=stream)
+    traces = request.app.get(keys.TRACING)
+    if traces is not None:
+        record.span = traces.start_request(request.headers, operation=_operation(request), class_name=route.name)
+        record.trace_id = traces.trace_id(record.span)
+    elif "traceparent" in request.headers:
+        record.trace_id = tracing.trace_id_from(request.headers)
     try:
         return await handle(route, snapshot.keys, record)
     except asyncio.CancelledError:
@@ -48,6 +54,13 @@ async def serve_class(
         record.latency = asyncio.get_running_loop().time() - started
         request.app[keys.METRICS].observe(record)
         request.app[keys.REQUEST_LOG].write(record)
+        if traces is not None:
+            traces.end_request(record.span, record)
+
+
+def _operation(request: web.Request) -> str:
+    """The GenAI operation name of the endpoint."""
+    return "embeddings" if request.path.endswith("/embeddings") else "chat"
 
 
 def pin_key(request: web.Request, route: document.ClassRoute) -> str | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+from typing import Any
 
 from pilotfish import failures
 
@@ -58,6 +59,7 @@ class RequestRecord:
     trace_id: str | None = None
     canary_slice: str | None = None  # "canary" or "stable" when the class has a canary
     canary_member: str | None = None  # the canary member's id, to tell its attempts apart
+    span: Any = None  # tracing.RequestSpan while tracing is on: the parent of the attempt spans
 
     def failover_reason(self) -> str | None:
         """Why the request left its first choice: the first failed attempt, else the first skip."""
