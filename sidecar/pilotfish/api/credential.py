@@ -40,6 +40,27 @@ DEFAULT_BASE_URLS: dict[ProviderType, str] = {
 BASE_URL_REQUIRED = frozenset({ProviderType.OPENAI_COMPATIBLE, ProviderType.AZURE_OPENAI})
 
 
+# Which providers continue a trailing assistant message (a prefill) rather than starting a new reply:
+# the mid-stream recovery of a cut stream sends one, so only these members can continue a stream.
+PREFILL_BY_DEFAULT = {
+    ProviderType.ANTHROPIC: True,
+    ProviderType.GEMINI: True,
+    ProviderType.OPENAI: False,
+    ProviderType.AZURE_OPENAI: False,
+    ProviderType.OPENAI_COMPATIBLE: False,  # servers differ: say so in capabilities.prefill
+}
+
+
+class Capabilities(base.ApiModel):
+    """What this endpoint can do beyond the common chat API."""
+
+    prefill: bool | None = pydantic.Field(
+        default=None,
+        description="Continues a trailing assistant message (used to finish a stream another member cut). "
+        "Default by provider: anthropic and gemini true, openai and azure-openai false, openai-compatible false.",
+    )
+
+
 class ProviderCredentialSpec(base.ApiModel):
     """spec of a ProviderCredential."""
 
@@ -66,6 +87,12 @@ class ProviderCredentialSpec(base.ApiModel):
         default_factory=dict,
         description="Free-form labels (dpa: signed, region: eu) matched by ModelClass compliance.require.",
     )
+    capabilities: Capabilities = pydantic.Field(default_factory=Capabilities)
+
+    def prefill(self) -> bool:
+        """Whether members on this credential can continue a cut stream."""
+        explicit = self.capabilities.prefill
+        return PREFILL_BY_DEFAULT[self.provider] if explicit is None else explicit
 
     @pydantic.model_validator(mode="after")
     def _base_url_where_required(self) -> ProviderCredentialSpec:

@@ -17,7 +17,7 @@ from typing import TypeVar
 
 from pilotfish import failures, upstream
 from pilotfish.api import refs
-from pilotfish.failover import budget, canary, exchange, health, pinning, plan, policy, streaming
+from pilotfish.failover import budget, canary, exchange, health, pinning, plan, policy, recovery, streaming
 from pilotfish.routes import document
 from pilotfish.telemetry import records
 from pilotfish.telemetry import tracing as tracing_  # `tracing` is a parameter name below
@@ -158,12 +158,62 @@ class Engine:
                 committed.rest = self._watched(
                     committed.rest, committed.time_to_first_token, member_health, attempt_started
                 )
+                if isinstance(exchange_, streaming.ChatStream):
+                    committed.rest = self._recovering(
+                        committed.rest, committed.head, route, exchange_, member, keys=keys, record=record
+                    )
             if pin_key:
                 ttl = route.routing.pinning.ttl_seconds if route.routing.pinning else 3600
                 self._pins.set(route.name, pin_key, member.id, ttl=ttl)
             return committed
         code = "all_members_failed" if record.attempts else "no_available_members"
         raise AllMembersFailed(class_name=route.name, code=code, failure=last)
+
+    async def _recovering(
+        self,
+        rest: AsyncIterator[Batch],
+        head: Batch,
+        route: document.ClassRoute,
+        chat: streaming.ChatStream,
+        failed_member: document.MemberRoute,
+        *,
+        keys: Keys,
+        record: records.RequestRecord,
+    ) -> AsyncIterator[Batch]:
+        """Pass a committed stream on; if it breaks, finish the answer on a member that can continue it.
+
+        The continuation is the same conversation with the delivered text as a trailing assistant message
+        (a prefill), sent through this same loop to the remaining members that can prefill. The client sees
+        one answer. A stream that was emitting tool calls is never continued (arguments cannot be spliced),
+        and when nobody can continue, the original failure goes on to the client as an in-band error."""
+        delivered = recovery.Delivered()
+        delivered.take(head)
+        try:
+            async for batch in rest:
+                delivered.take(batch)
+                yield batch
+            return
+        except failures.AttemptFailed as exc:
+            failure = exc
+        _mark_failed(record, failed_member, failure.failure)
+        candidates = tuple(m for m in route.members if m.prefill and m.id != failed_member.id)
+        if delivered.tool_calls or not delivered.text or not candidates:
+            record.recoveries.append((failed_member.provider.value, "none", "failed"))
+            raise failure
+        prefill, trimmed = recovery.prefill_of(delivered.text)
+        remaining = route.model_copy(update={"members": candidates, "canary": None})
+        try:
+            resumed = await self.open(remaining, chat.continuation(prefill), keys=keys, record=record, pin_key=None)
+        except AllMembersFailed:
+            record.recoveries.append((failed_member.provider.value, "none", "failed"))
+            raise failure from None
+        record.recoveries.append((failed_member.provider.value, resumed.member.provider.value, "success"))
+        first = recovery.continued(resumed.head, trimmed=trimmed)
+        if first:
+            yield first
+        if resumed.rest is not None:
+            async for batch in resumed.rest:
+                yield batch
 
     def _traced_end(self, span: object, record: records.RequestRecord) -> None:
         assert self._tracing is not None
@@ -214,6 +264,15 @@ class Engine:
             )
             raise
         member_health.record_success(latency=self._now() - attempt_started, ttft=time_to_first_token)
+
+
+def _mark_failed(record: records.RequestRecord, member: document.MemberRoute, failure: failures.Failure) -> None:
+    """The attempt that committed and then broke failed after all: say so in its record."""
+    for index in range(len(record.attempts) - 1, -1, -1):
+        attempt = record.attempts[index]
+        if attempt.member_id == member.id and attempt.failure is None:
+            record.attempts[index] = dataclasses.replace(attempt, failure=failure)
+            return
 
 
 def _canary_fallback(record: records.RequestRecord) -> bool:

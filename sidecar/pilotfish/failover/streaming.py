@@ -50,6 +50,13 @@ class ChatStream:
     def prompt_tokens(self) -> int:
         return self.request.estimate_prompt_tokens()
 
+    def continuation(self, prefill: str) -> ChatStream:
+        """The same conversation with the text already delivered as a trailing assistant message: a member
+        that can prefill answers with only what comes next."""
+        raw = self.request.raw
+        body = {**raw, "messages": [*raw["messages"], {"role": "assistant", "content": prefill}]}
+        return ChatStream(openai.ChatRequest.from_body(body), buffered=False)
+
     def skip_reason(self, member: document.MemberRoute) -> plan.SkipReason | None:
         return None  # every provider has a chat API
 

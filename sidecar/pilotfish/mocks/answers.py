@@ -4,6 +4,7 @@ answered and check that every word arrived exactly once."""
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 
 import orjson
@@ -16,6 +17,20 @@ def words(name: str) -> list[str]:
     """The answer as stream pieces: one word each, spaces kept, so joining them gives ANSWER."""
     parts = ANSWER.format(name=name).split(" ")
     return [word + " " for word in parts[:-1]] + [parts[-1]]
+
+
+def continuation(name: str, prefill: str | None) -> list[str] | None:
+    """The rest of an answer after ``prefill``, as stream pieces, when ``prefill`` is how a canonical answer
+    begins: what a provider that honours prefill does. The prefill may be another mock's answer (a stream
+    another member cut): it is continued as written, as a model would. None when it is no such prefix."""
+    if not prefill:
+        return None
+    started_by = re.match(r"^Hello from ([^.\s]+)\.", prefill)
+    for author in (started_by.group(1) if started_by else name, name):
+        full = ANSWER.format(name=author)
+        if full.startswith(prefill):
+            return re.findall(r"\s*\S+", full[len(prefill) :]) or [""]
+    return None
 
 
 def prompt_tokens(texts: list[str]) -> int:

@@ -8,6 +8,7 @@ to ``message_stop``) with a ``ping``; tool use with ``input_json_delta``.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -65,8 +66,24 @@ async def post_messages(request: web.Request) -> web.StreamResponse:
         return early
     await stalls.apply(request, mode, fault)
     if body.get("stream"):
-        return await _stream(request, body, cut_after=fault.after_chunks if mode is faults.Mode.CUT else None)
+        return await _stream(request, body, mode=mode, after=fault.after_chunks)
     return web.json_response(_message(app[control.NAME], body))
+
+
+def _prefill(body: dict[str, Any]) -> str | None:
+    """The text of a final assistant message: the API continues it instead of starting a new turn."""
+    messages = body.get("messages") or []
+    if not messages or messages[-1].get("role") != "assistant":
+        return None
+    content = messages[-1].get("content")
+    if isinstance(content, str):
+        return content
+    return "".join(str(block.get("text", "")) for block in content or [] if block.get("type") == "text")
+
+
+def _words(name: str, body: dict[str, Any]) -> list[str]:
+    """The canonical answer, or only its remainder when the conversation ends in a prefix of it."""
+    return answers.continuation(name, _prefill(body)) or answers.words(name)
 
 
 def _error_fault(mode: faults.Mode, fault: faults.Fault) -> web.Response | None:
@@ -109,7 +126,7 @@ def _tool_use(body: dict[str, Any]) -> dict[str, Any] | None:
 
 def _message(name: str, body: dict[str, Any]) -> dict[str, Any]:
     tool = _tool_use(body)
-    words = answers.words(name)
+    words = _words(name, body)
     return {
         "id": "msg_mock",
         "type": "message",
@@ -126,7 +143,7 @@ def _event(name: str, data: dict[str, Any]) -> bytes:
     return sse.encode(orjson.dumps({"type": name, **data}), event=name)
 
 
-async def _stream(request: web.Request, body: dict[str, Any], *, cut_after: int | None) -> web.StreamResponse:
+async def _stream(request: web.Request, body: dict[str, Any], *, mode: faults.Mode, after: int) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await response.prepare(request)
     message = _message(request.app[control.NAME], body)
@@ -139,11 +156,19 @@ async def _stream(request: web.Request, body: dict[str, Any], *, cut_after: int 
         deltas = [{"type": "input_json_delta", "partial_json": piece} for piece in pieces]
     else:
         frames.append(_event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}))
-        deltas = [{"type": "text_delta", "text": word} for word in answers.words(request.app[control.NAME])]
+        deltas = [{"type": "text_delta", "text": word} for word in _words(request.app[control.NAME], body)]
     for count, delta in enumerate(deltas):
-        if cut_after is not None and count >= cut_after:
+        if count >= after and mode in (faults.Mode.CUT, faults.Mode.STALL, faults.Mode.STREAM_ERROR):
             await response.write(b"".join(frames))
-            stalls.cut(request)
+            await asyncio.sleep(stalls.MID_STREAM_PAUSE)  # the client has these chunks before the stream breaks
+            if mode is faults.Mode.CUT:
+                stalls.cut(request)
+            elif mode is faults.Mode.STALL:
+                await asyncio.sleep(3600)
+            else:  # after a 200, the API reports overload as an event in the stream
+                error = {"error": {"type": "overloaded_error", "message": "Overloaded"}}
+                await response.write(_event("error", error))
+                await response.write_eof()
             return response
         frames.append(_event("content_block_delta", {"index": 0, "delta": delta}))
     frames.append(_event("content_block_stop", {"index": 0}))

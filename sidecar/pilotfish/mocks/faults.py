@@ -19,6 +19,9 @@ class Mode(enum.StrEnum):
     LATENCY = "latency"  # wait `delay`, then answer normally
     CONTEXT_LENGTH = "context-length"  # 400 context_length_exceeded
     CONTENT_FILTER = "content-filter"  # 400 content_filter
+    STALL = "stall"  # stream `after_chunks` content chunks, then send nothing more (connection kept open)
+    STREAM_ERROR = "stream-error"  # 200, `after_chunks` content chunks, then the vendor's in-stream error event
+    NO_PREFILL = "no-prefill"  # refuse a conversation ending in an assistant message with a 400
 
 
 class Fault(pydantic.BaseModel):

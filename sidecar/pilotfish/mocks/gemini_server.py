@@ -8,6 +8,7 @@ is SSE with no terminator: the last event's candidate carries ``finishReason`` a
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -73,7 +74,7 @@ async def post_model_action(request: web.Request) -> web.StreamResponse:
     events = _responses(app[control.NAME], model, body, blocked=False)
     if action == "generateContent":
         return web.json_response(_merged(events))
-    return await _stream(request, events, cut_after=fault.after_chunks if mode is faults.Mode.CUT else None)
+    return await _stream(request, events, mode=mode, after=fault.after_chunks)
 
 
 def _error_fault(mode: faults.Mode, fault: faults.Fault) -> web.Response | None:
@@ -105,7 +106,8 @@ def _responses(name: str, model: str, body: dict[str, Any], *, blocked: bool) ->
                 "usageMetadata": {**usage, "candidatesTokenCount": 1, "totalTokenCount": usage["promptTokenCount"] + 1},
             }
         ]
-    words = answers.words(name)
+    prefill = "".join(str(p.get("text", "")) for p in last.get("parts") or []) if last.get("role") == "model" else None
+    words = answers.continuation(name, prefill) or answers.words(name)  # a final model turn is continued
     events: list[dict[str, Any]] = [
         {
             **base,
@@ -163,14 +165,24 @@ def _merged(events: list[dict[str, Any]]) -> dict[str, Any]:
     return {**last, "candidates": [candidate]}
 
 
-async def _stream(request: web.Request, events: list[dict[str, Any]], *, cut_after: int | None) -> web.StreamResponse:
+async def _stream(
+    request: web.Request, events: list[dict[str, Any]], *, mode: faults.Mode, after: int
+) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await response.prepare(request)
     frames: list[bytes] = []
     for count, event in enumerate(events):
-        if cut_after is not None and count >= cut_after:
+        if count >= after and mode in (faults.Mode.CUT, faults.Mode.STALL, faults.Mode.STREAM_ERROR):
             await response.write(b"".join(frames))
-            stalls.cut(request)
+            await asyncio.sleep(stalls.MID_STREAM_PAUSE)  # the client has these chunks before the stream breaks
+            if mode is faults.Mode.CUT:
+                stalls.cut(request)
+            elif mode is faults.Mode.STALL:
+                await asyncio.sleep(3600)
+            else:  # the API's error object, in the stream after a 200
+                error = {"error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}}
+                await response.write(sse.encode(orjson.dumps(error)))
+                await response.write_eof()
             return response
         frames.append(sse.encode(orjson.dumps(event)))
     await response.write(b"".join(frames))

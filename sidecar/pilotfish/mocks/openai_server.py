@@ -6,6 +6,7 @@ that nothing was lost or repeated. Error bodies use OpenAI's documented shape an
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import struct
 import time
@@ -90,6 +91,8 @@ async def post_chat_completions(request: web.Request) -> web.StreamResponse:
     early = await _early_fault(request, mode, fault)
     if early is not None:
         return early
+    if mode is faults.Mode.NO_PREFILL and (body.get("messages") or [{}])[-1].get("role") == "assistant":
+        return error_response(400, message="This server does not continue a final assistant message (no prefill).")
     if body.get("stream"):
         return await _stream(request, body, mode, fault)
     if mode is faults.Mode.CUT:  # a non-streaming body cut short: headers, half a body, then nothing
@@ -221,9 +224,24 @@ async def _stream(
         pieces = [{"content": word} for word in answers.words(name)]
     out = [frame({"role": "assistant", "content": "" if not call else None, "refusal": None})]
     for index, piece in enumerate(pieces):
-        if mode is faults.Mode.CUT and index >= fault.after_chunks:
+        if index >= fault.after_chunks and mode in (faults.Mode.CUT, faults.Mode.STALL, faults.Mode.STREAM_ERROR):
             await response.write(b"".join(out))
-            stalls.cut(request)
+            await asyncio.sleep(stalls.MID_STREAM_PAUSE)  # the client has these chunks before the stream breaks
+            if mode is faults.Mode.CUT:
+                stalls.cut(request)
+            elif mode is faults.Mode.STALL:
+                await asyncio.sleep(3600)
+            else:  # an error event after the 200, as OpenAI sends when a stream fails server-side
+                error = {
+                    "error": {
+                        "message": "The server had an error while processing your request.",
+                        "type": "server_error",
+                        "param": None,
+                        "code": None,
+                    }
+                }
+                await response.write(sse.encode(orjson.dumps(error)))
+                await response.write_eof()
             return response
         out.append(frame(piece))
     out.append(frame({}, "tool_calls" if call else "stop"))

@@ -8,6 +8,8 @@ from aiohttp import web
 
 from pilotfish.mocks import faults
 
+MID_STREAM_PAUSE = 0.05  # seconds between the last good chunk and a mid-stream fault
+
 
 async def apply(request: web.Request, mode: faults.Mode, fault: faults.Fault) -> None:
     """Hang forever, drop the connection, or wait; return to answer normally afterwards."""

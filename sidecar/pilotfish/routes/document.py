@@ -35,6 +35,7 @@ class MemberRoute(base.ApiModel):
     context_window: int | None = None
     max_output_tokens: int | None = None
     pricing: modelclass.Pricing | None = None
+    prefill: bool = pydantic.Field(default=False, description="Can continue a stream another member cut.")
 
 
 class CanaryRoute(base.ApiModel):

@@ -198,4 +198,5 @@ def _member_route(
         context_window=member.context_window,
         max_output_tokens=member.max_output_tokens,
         pricing=member.pricing,
+        prefill=spec.prefill(),
     )

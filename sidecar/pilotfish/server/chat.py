@@ -123,9 +123,10 @@ def interrupted(record: records.RequestRecord, failure: failures.Failure) -> Non
     """A committed stream broke: the request is interrupted and its last attempt failed after all."""
     record.outcome, record.error_code = records.Outcome.INTERRUPTED, failure.kind.value
     last = record.attempts[-1]
-    record.attempts[-1] = records.AttemptRecord(
-        member_id=last.member_id, provider=last.provider, model=last.model, duration=last.duration, failure=failure
-    )
+    if last.failure is None:  # (a failed mid-stream recovery has already recorded its own failures)
+        record.attempts[-1] = records.AttemptRecord(
+            member_id=last.member_id, provider=last.provider, model=last.model, duration=last.duration, failure=failure
+        )
 
 
 def interrupted_message(route: document.ClassRoute, failure: failures.Failure) -> str:

@@ -126,6 +126,12 @@ class Metrics:
             buckets=TTFT_BUCKETS,
             registry=r,
         )
+        self.stream_recoveries = prom.Counter(
+            "pilotfish_stream_recoveries",
+            "Streams cut after they reached the client, and whether another member finished them.",
+            ["class", "from_provider", "to_provider", "result"],
+            registry=r,
+        )
         self.budget_exhausted = prom.Counter(
             "pilotfish_retry_budget_exhausted",
             "Retries refused because the class's retry budget ran out.",
@@ -157,6 +163,8 @@ class Metrics:
             self._count_skips(record)
         if record.canary_slice is not None:
             self._count_canary(record)
+        for from_provider, to_provider, result in record.recoveries:
+            child(self.stream_recoveries, cls, from_provider, to_provider, result).inc()
         if record.error_code == "retry_budget_exhausted":
             child(self.budget_exhausted, cls).inc()
         if record.provider is None:

@@ -60,6 +60,8 @@ class RequestRecord:
     canary_slice: str | None = None  # "canary" or "stable" when the class has a canary
     canary_member: str | None = None  # the canary member's id, to tell its attempts apart
     span: Any = None  # tracing.RequestSpan while tracing is on: the parent of the attempt spans
+    # mid-stream recoveries: (from provider, to provider or "none", "success" | "failed")
+    recoveries: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
 
     def failover_reason(self) -> str | None:
         """Why the request left its first choice: the first failed attempt, else the first skip."""

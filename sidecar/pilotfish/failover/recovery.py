@@ -1,0 +1,63 @@
+"""Mid-stream recovery, the pure parts: what the client has already been sent, the prefill that carries
+it, and the seam between the broken stream and its continuation.
+
+Anthropic's API refuses a final assistant message that ends in whitespace, so the prefill is sent
+without it; the continuation then tends to start with that whitespace, which the client already has,
+and it is dropped from the seam so no character arrives twice.
+"""
+
+from __future__ import annotations
+
+from pilotfish.wire import openai
+
+Batch = list[openai.ChatChunk]
+
+
+class Delivered:
+    """The text and tool calls of the chunks passed to the client so far."""
+
+    __slots__ = ("parts", "tool_calls")
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.tool_calls = False
+
+    def take(self, batch: Batch) -> None:
+        for chunk in batch:
+            for choice in chunk.get("choices") or ():
+                delta = choice.get("delta") or {}
+                if delta.get("content"):
+                    self.parts.append(delta["content"])
+                if delta.get("tool_calls"):
+                    self.tool_calls = True
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+def prefill_of(text: str) -> tuple[str, bool]:
+    """The prefill for ``text``, and whether trailing whitespace was trimmed from it."""
+    prefill = text.rstrip()
+    return prefill, len(prefill) != len(text)
+
+
+def continued(head: Batch, *, trimmed: bool) -> Batch:
+    """The continuation's first chunks, minus the role announcement (the client had it) and, when the
+    prefill was trimmed, the whitespace the client already received."""
+    out: Batch = []
+    strip = trimmed
+    for chunk in head:
+        choices = chunk.get("choices") or []
+        if choices:
+            delta = dict(choices[0].get("delta") or {})
+            delta.pop("role", None)
+            content = delta.get("content")
+            if strip and content:
+                delta["content"] = content.lstrip()
+                strip = not delta["content"]
+            chunk = {**chunk, "choices": [{**choices[0], "delta": delta}, *choices[1:]]}
+            if not (delta.get("content") or delta.get("tool_calls") or choices[0].get("finish_reason")):
+                continue
+        out.append(chunk)
+    return out

@@ -1,0 +1,123 @@
+"""Streams cut after they reached the client: finished by a member that can continue them, or ended with a
+clean in-band error. The client gets the canonical answer exactly once, never a truncated success."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+from tests.integration.conftest import USER
+
+from pilotfish.mocks import answers
+
+RECOVERING = """\
+apiVersion: pilotfish.dev/v1alpha1
+kind: ModelClass
+metadata: {name: workhorse}
+spec:
+  members:
+    - {credentialRef: primary, model: model-a}
+    - {credentialRef: claude, model: claude-sonnet-4-5}
+    - {credentialRef: gemini, model: gemini-2.5-pro}
+  timeouts: {connectSeconds: 1, firstTokenSeconds: 1, totalSeconds: 20}
+  health: {failureThreshold: 5, cooldownSeconds: 1}
+"""
+
+
+async def _stream_text(sidecar, **extra) -> tuple[str, list[str], str | None]:
+    """The streamed answer's text, the distinct models its chunks named, and its finish reason."""
+    stream = await sidecar.client().chat.completions.create(model="workhorse", messages=USER, stream=True, **extra)
+    text, models, finish = [], [], None
+    async for chunk in stream:
+        if chunk.model not in models:
+            models.append(chunk.model)
+        if chunk.choices:
+            text.append(chunk.choices[0].delta.content or "")
+            finish = chunk.choices[0].finish_reason or finish
+    return "".join(text), models, finish
+
+
+@pytest.mark.parametrize("mode", ["cut", "stall", "stream-error"])
+async def test_a_broken_stream_is_finished_by_a_member_that_can_continue_it(local_sidecar, mocks, mode):
+    sidecar = await local_sidecar(RECOVERING)
+    mocks["primary"].set_fault(mode=mode, after_chunks=4)
+    text, models, finish = await _stream_text(sidecar)
+    primary_words = answers.words("primary")
+    assert text == "".join(primary_words[:4]) + answers.ANSWER.format(name="primary")[len("".join(primary_words[:4])) :]
+    assert text == answers.ANSWER.format(name="primary")  # whole, once: no word lost or repeated
+    assert finish == "stop"
+    assert models == ["model-a", "claude-sonnet-4-5"]  # honest: each chunk names who wrote it
+    prefill = mocks["claude"].stats.last_body["messages"][-1]
+    assert prefill["role"] == "assistant" and "".join(primary_words[:4]).rstrip() in str(prefill["content"])
+    metrics = await sidecar.metrics()
+    assert (
+        'pilotfish_stream_recoveries_total{class="workhorse",from_provider="openai-compatible",result="success",to_provider="anthropic"} 1.0'
+        in metrics
+    )
+    log = [r for r in sidecar.log_records() if r.get("msg") == "request"][-1]
+    assert log["outcome"] == "success"
+    assert [a["result"] for a in log["attempts"]][:2] != ["success", "success"]
+
+
+async def test_when_no_member_can_continue_the_stream_ends_with_an_in_band_error_and_no_done(local_sidecar, mocks):
+    sidecar = await local_sidecar(
+        """\
+apiVersion: pilotfish.dev/v1alpha1
+kind: ModelClass
+metadata: {name: workhorse}
+spec:
+  members:
+    - {credentialRef: primary, model: model-a}
+    - {credentialRef: backup, model: model-b}
+"""
+    )
+    mocks["primary"].set_fault(mode="cut", after_chunks=3)
+    with pytest.raises(openai.APIError) as raised:
+        await _stream_text(sidecar)
+    assert "incomplete" in str(raised.value)
+    assert mocks["backup"].stats.requests == 0  # openai-compatible cannot prefill: never sent one
+    metrics = await sidecar.metrics()
+    assert 'result="failed",to_provider="none"} 1.0' in metrics
+
+
+async def test_a_stream_of_tool_calls_is_never_continued(local_sidecar, mocks):
+    sidecar = await local_sidecar(RECOVERING)
+    mocks["primary"].set_fault(mode="cut", after_chunks=2)
+    tools = [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object", "properties": {}}}}]
+    with pytest.raises(openai.APIError):
+        await _stream_text(sidecar, tools=tools)
+    assert mocks["claude"].stats.requests == 0 and mocks["gemini"].stats.requests == 0
+
+
+async def test_gemini_continues_a_stream_openai_broke_with_an_in_stream_error(local_sidecar, mocks):
+    sidecar = await local_sidecar(RECOVERING.replace("    - {credentialRef: claude, model: claude-sonnet-4-5}\n", ""))
+    mocks["primary"].set_fault(mode="stream-error", after_chunks=5)
+    text, models, _ = await _stream_text(sidecar)
+    assert text == answers.ANSWER.format(name="primary") and models == ["model-a", "gemini-2.5-pro"]
+
+
+async def test_a_prefill_rejected_by_a_member_that_claimed_it_is_not_the_error_the_client_gets(local_sidecar, mocks):
+    claims = f"""\
+apiVersion: pilotfish.dev/v1alpha1
+kind: ProviderCredential
+metadata: {{name: claims-prefill}}
+spec:
+  provider: openai-compatible
+  baseURL: {mocks["backup"].url}
+  apiKeySecretRef: {{name: test-keys, key: backup}}
+  capabilities: {{prefill: true}}
+---
+apiVersion: pilotfish.dev/v1alpha1
+kind: ModelClass
+metadata: {{name: workhorse}}
+spec:
+  members:
+    - {{credentialRef: primary, model: model-a}}
+    - {{credentialRef: claims-prefill, model: model-b}}
+"""
+    sidecar = await local_sidecar(claims)
+    mocks["primary"].set_fault(mode="cut", after_chunks=3)
+    mocks["backup"].set_fault(mode="no-prefill")
+    with pytest.raises(openai.APIError) as raised:
+        await _stream_text(sidecar)
+    assert mocks["backup"].stats.requests == 1  # it was asked, since it claimed it could
+    assert "incomplete" in str(raised.value) and "prefill" not in str(raised.value)
