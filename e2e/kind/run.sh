@@ -28,7 +28,7 @@ for tool in docker kind kubectl helm "${python}"; do
   command -v "${tool}" >/dev/null || { echo "run.sh needs ${tool} on PATH" >&2; exit 2; }
 done
 docker info >/dev/null 2>&1 || { echo "run.sh needs a running Docker engine (docker info failed)" >&2; exit 2; }
-[[ -d "${root}/charts/pilotfish" ]] || { echo "charts/pilotfish does not exist yet" >&2; exit 2; }
+[[ -d "${root}/charts/pilotfish" ]] || { echo "charts/pilotfish is missing" >&2; exit 2; }
 
 workdir="$(mktemp -d "${TMPDIR:-/tmp}/pilotfish-kind.XXXXXX")"
 export KUBECONFIG="${workdir}/kubeconfig"
