@@ -68,7 +68,9 @@ def error_response(
     return web.Response(status=status, body=orjson.dumps(body), content_type="application/json", headers=headers)
 
 
-async def post_chat_completions(request: web.Request) -> web.StreamResponse:
+async def _admit(request: web.Request) -> tuple[dict[str, Any], faults.Mode, faults.Fault] | web.StreamResponse:
+    """What every route does first, as the API does: count, route Azure deployments, check the key, and
+    draw the fault for this request (answering it at once when it is an early one)."""
     app = request.app
     body = orjson.loads(await request.read())
     stats = app[control.STATS]
@@ -91,6 +93,15 @@ async def post_chat_completions(request: web.Request) -> web.StreamResponse:
     early = await _early_fault(request, mode, fault)
     if early is not None:
         return early
+    return body, mode, fault
+
+
+async def post_chat_completions(request: web.Request) -> web.StreamResponse:
+    admitted = await _admit(request)
+    if isinstance(admitted, web.StreamResponse):
+        return admitted
+    body, mode, fault = admitted
+    app = request.app
     if mode is faults.Mode.NO_PREFILL and (body.get("messages") or [{}])[-1].get("role") == "assistant":
         return error_response(400, message="This server does not continue a final assistant message (no prefill).")
     if body.get("stream"):
@@ -255,28 +266,11 @@ async def _stream(
 
 async def post_embeddings(request: web.Request) -> web.StreamResponse:
     """OpenAI's embeddings (Azure's under its deployment route), with the same auth and faults as chat."""
+    admitted = await _admit(request)
+    if isinstance(admitted, web.StreamResponse):
+        return admitted
+    body, mode, _fault = admitted
     app = request.app
-    body = orjson.loads(await request.read())
-    stats = app[control.STATS]
-    stats.requests += 1
-    stats.last_traceparent = request.headers.get("traceparent")
-    deployment = request.match_info.get("deployment")
-    if deployment is not None:
-        body = {**body, "model": deployment}
-        if not request.query.get("api-version"):
-            return error_response(404, message="Resource not found: the api-version query parameter is required")
-    stats.last_model, stats.last_body = body.get("model"), body
-    presented = request.headers.get("api-key") if app[AZURE] else request.headers.get("Authorization")
-    expected = app[control.API_KEY] if app[AZURE] else f"Bearer {app[control.API_KEY]}"
-    stats.last_auth_present = presented is not None
-    if app[control.API_KEY] and presented != expected:
-        return error_response(401)
-    mode = app[control.FAULTS].next_mode()
-    stats.by_mode[mode.value] += 1
-    fault = app[control.FAULTS].fault
-    early = await _early_fault(request, mode, fault)
-    if early is not None:
-        return early
     answer = orjson.dumps(_embeddings(app[control.NAME], body))
     if mode is faults.Mode.CUT:
         response = web.StreamResponse(headers={"Content-Type": "application/json", "Content-Length": str(len(answer))})

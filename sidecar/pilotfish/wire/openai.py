@@ -8,7 +8,7 @@ serialised once, and a model layer there would only cost time on the hot path.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import pydantic
 
@@ -67,14 +67,29 @@ class StreamOptions(_Wire):
     include_usage: bool = False
 
 
-class ChatRequest(_Wire):
-    """POST /v1/chat/completions body. ``model`` names a class, not a vendor model.
-
-    ``raw`` keeps the body exactly as the client sent it, so OpenAI-format members receive every field
-    (known or not) untouched; translators copy it, never mutate it.
-    """
+class _KeepsRaw(_Wire):
+    """A request that also keeps the client's JSON object as sent, so OpenAI-format members receive every
+    field (known or not) untouched; translators copy it, never mutate it."""
 
     _raw: dict[str, Any] = pydantic.PrivateAttr(default_factory=dict)
+
+    @classmethod
+    def from_body(cls, body: dict[str, Any]) -> Self:
+        request = cls.model_validate(body)
+        request._raw = body
+        return request
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        """The client's JSON object (the validated model's dump when built another way)."""
+        return self._raw or self.model_dump(exclude_unset=True)
+
+
+class ChatRequest(_KeepsRaw):
+    """POST /v1/chat/completions body. ``model`` names a class, not a vendor model.
+
+    ``raw`` keeps the body exactly as the client sent it.
+    """
 
     model: str = pydantic.Field(min_length=1)
     messages: list[Message] = pydantic.Field(min_length=1)
@@ -91,17 +106,6 @@ class ChatRequest(_Wire):
     response_format: dict[str, Any] | None = None
     user: str | None = None
 
-    @classmethod
-    def from_body(cls, body: dict[str, Any]) -> ChatRequest:
-        request = cls.model_validate(body)
-        request._raw = body
-        return request
-
-    @property
-    def raw(self) -> dict[str, Any]:
-        """The client's JSON object (the validated model's dump when built another way)."""
-        return self._raw or self.model_dump(exclude_unset=True)
-
     @property
     def include_usage(self) -> bool:
         """Whether the client asked for the final usage chunk."""
@@ -117,14 +121,12 @@ class ChatRequest(_Wire):
         return chars // 4 + 4 * len(self.messages)
 
 
-class EmbeddingsRequest(_Wire):
+class EmbeddingsRequest(_KeepsRaw):
     """POST /v1/embeddings body. ``model`` names a class; ``raw`` keeps the client's object, as for chat.
 
     ``input`` is one text, a list of texts, or token ids (one array or a list of arrays), which only
     OpenAI-format members accept.
     """
-
-    _raw: dict[str, Any] = pydantic.PrivateAttr(default_factory=dict)
 
     model: str = pydantic.Field(min_length=1)
     input: str | list[str] | list[int] | list[list[int]]
@@ -142,16 +144,6 @@ class EmbeddingsRequest(_Wire):
         if not items or any(item in ("", []) for item in items):
             raise ValueError("input must be a non-empty string, array of non-empty strings, or token arrays")
         return value
-
-    @classmethod
-    def from_body(cls, body: dict[str, Any]) -> EmbeddingsRequest:
-        request = cls.model_validate(body)
-        request._raw = body
-        return request
-
-    @property
-    def raw(self) -> dict[str, Any]:
-        return self._raw or self.model_dump(exclude_unset=True)
 
     @property
     def is_tokens(self) -> bool:
