@@ -56,12 +56,14 @@ async def test_an_openai_member_embeds_and_the_anthropic_member_is_skipped_not_t
     assert response.usage.prompt_tokens == 9 and response.usage.total_tokens == 9
     assert headers["x-pilotfish-member"] == "primary/text-embedding-3-small"
     assert headers["x-pilotfish-attempts"] == "1"
-    assert headers["x-pilotfish-failover-reason"] == "operation_not_supported"
+    assert "x-pilotfish-failover-reason" not in headers  # a member with no embeddings API was never a choice
     assert mocks["claude"].stats.requests == 0
     assert mocks["primary"].stats.last_body["encoding_format"] == "float"
     line = await _last_log_line(sidecar)
     assert line["skipped"] == [{"member": "claude/claude-sonnet-4-5", "reason": "operation_not_supported"}]
     assert [attempt["member"] for attempt in line["attempts"]] == ["primary/text-embedding-3-small"]
+    assert line["operation"] == "embeddings" and line["failover_reason"] is None
+    assert "pilotfish_failovers_total{" not in await sidecar.metrics()
 
 
 def _floats(embedding):
@@ -128,7 +130,7 @@ async def test_token_ids_skip_gemini_and_go_to_an_openai_member(local_sidecar, m
     )
     response, headers = await _embed(sidecar.client(), input=[[1, 2, 3], [4]])
     assert len(response.data) == 2 and headers["x-pilotfish-member"].startswith("primary/")
-    assert headers["x-pilotfish-failover-reason"] == "input_not_supported"
+    assert "x-pilotfish-failover-reason" not in headers  # gemini cannot embed token ids: routing, not a failover
     assert mocks["gemini"].stats.requests == 0
 
 

@@ -38,10 +38,10 @@ async def serve_class(
     route = snapshot.document.classes.get(class_name)
     if route is None:
         return render(replies.unknown_class(class_name, snapshot.document))
-    record = records.RequestRecord(class_name=route.name, stream=stream)
+    record = records.RequestRecord(class_name=route.name, stream=stream, operation=_operation(request))
     traces = request.app.get(keys.TRACING)
     if traces is not None:
-        record.span = traces.start_request(request.headers, operation=_operation(request), class_name=route.name)
+        record.span = traces.start_request(request.headers, operation=record.operation, class_name=route.name)
         record.trace_id = traces.trace_id(record.span)
     elif "traceparent" in request.headers:
         record.trace_id = tracing.trace_id_from(request.headers)

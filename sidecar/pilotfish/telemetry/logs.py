@@ -25,6 +25,7 @@ def request_fields(record: records.RequestRecord) -> dict[str, Any]:
         "level": "info" if record.outcome is records.Outcome.SUCCESS else "warning",
         "msg": "request",
         "class": record.class_name,
+        "operation": record.operation,
         "stream": record.stream,
         "outcome": record.outcome.value,
         "status": record.status,

@@ -197,6 +197,8 @@ class Metrics:
         cls = record.class_name
         served = self._members.get((cls, record.member_id or ""))
         for member_id, reason in record.skipped:
+            if reason in records.NEVER_A_CHOICE:
+                continue
             provider, position = self._members.get((cls, member_id), (NO_PROVIDER, -1))
             if served is None or position < served[1]:
                 self._child(self.failovers, cls, provider, reason).inc()

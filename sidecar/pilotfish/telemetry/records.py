@@ -22,6 +22,11 @@ class Outcome(enum.StrEnum):
     CANCELLED = "cancelled"  # the client went away
 
 
+# Skip reasons of members that cannot serve this kind of request at all: leaving them out is routing,
+# not a failover (failover.plan.SkipReason values).
+NEVER_A_CHOICE = frozenset({"operation_not_supported", "input_not_supported"})
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class AttemptRecord:
     """One upstream call."""
@@ -43,6 +48,7 @@ class RequestRecord:
 
     class_name: str
     stream: bool
+    operation: str = "chat"  # chat | embeddings: the GenAI operation of the endpoint
     attempts: list[AttemptRecord] = dataclasses.field(default_factory=list)
     skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (member id, reason)
     provider: str | None = None  # the member that answered
@@ -64,11 +70,12 @@ class RequestRecord:
     recoveries: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
 
     def failover_reason(self) -> str | None:
-        """Why the request left its first choice: the first failed attempt, else the first skip."""
+        """Why the request left its first choice: the first failed attempt, else the first skip of a member
+        that could have served (one with no such API, e.g. embeddings on Anthropic, never was a choice)."""
         for attempt in self.attempts:
             if attempt.failure is not None:
                 return attempt.failure.kind.value
-        return self.skipped[0][1] if self.skipped else None
+        return next((reason for _, reason in self.skipped if reason not in NEVER_A_CHOICE), None)
 
 
 def cost_usd(
