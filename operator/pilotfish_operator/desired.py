@@ -55,6 +55,7 @@ def plan(
     secrets: Mapping[str, Set[str]],
     at: str,
     canaries: Mapping[str, Mapping[str, Any]] | None = None,
+    sidecars: Mapping[str, int] | None = None,
 ) -> NamespacePlan:
     """``secrets`` maps each Secret of the namespace to its key names (never values); ``canaries`` maps a
     class to the canary status the stepper just computed for it."""
@@ -80,6 +81,8 @@ def plan(
             wanted = _invalid_status(obj, bad_classes[name])
         else:
             wanted = _class_status(obj, _with_invalid_credentials(reports[name], bad_creds), digest)
+            if sidecars and digest:
+                wanted["propagation"] = _propagation(sidecars, digest)
             if name in canaries:
                 _add_canary(wanted, canaries[name], reports[name].canary_problem, obj["metadata"].get("generation"))
         class_status[name] = _finish(obj, wanted, "ModelClass", at, events)
@@ -150,6 +153,18 @@ def _class_status(obj: Object, report: render.ClassReport, digest: str | None) -
     if digest and eligible:
         status["routesDigest"] = digest
     return status
+
+
+def _propagation(sidecars: Mapping[str, int], digest: str) -> dict[str, int]:
+    """How many running sidecars of the namespace serve the current routes, an older one, or cannot be read."""
+    unreachable = sidecars.get("unreachable", 0)
+    current = sidecars.get(digest, 0)
+    return {
+        "sidecars": sum(sidecars.values()),
+        "current": current,
+        "stale": sum(sidecars.values()) - current - unreachable,
+        "unreachable": unreachable,
+    }
 
 
 def _add_canary(status: dict[str, Any], canary: Mapping[str, Any], problem: str, generation: int | None) -> None:

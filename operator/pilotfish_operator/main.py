@@ -73,8 +73,19 @@ async def _run(options: Options, config: injector_config.InjectorConfig) -> None
         tls = webhook.ReloadingTLS(options.webhook_cert, options.webhook_key)
         runners.append(await _serve(webhook.build_app(api, config), options.webhook_listen, tls))
         background.append(asyncio.create_task(tls.watch()))
-    sweeper = sweep.Sweeper(api, own_namespace=os.environ.get("POD_NAMESPACE"), interval=options.sweep_interval)
-    background.append(asyncio.create_task(sweeper.run()))
+    sweeper = sweep.Sweeper(
+        api,
+        own_namespace=os.environ.get("POD_NAMESPACE"),
+        interval=options.sweep_interval,
+        admin_port=config.admin_port,
+    )
+    recon.propagation = lambda namespace: sweeper.propagation.get(namespace)
+
+    def propagated(namespace: str) -> None:
+        if recon.knows(namespace):  # only the active replica writes status
+            recon.trigger(namespace)
+
+    background.append(asyncio.create_task(sweeper.run(propagated)))
     settings = kopf.OperatorSettings()
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300

@@ -33,3 +33,9 @@ ADMISSION_SECONDS = prometheus_client.Histogram(
 VALIDATIONS = prometheus_client.Counter(
     "pilotfish_operator_validations_total", "Validating admission decisions.", ["kind", "allowed"], registry=REGISTRY
 )
+SIDECARS = prometheus_client.Gauge(
+    "pilotfish_operator_sidecars",
+    "Running injected sidecars by the routes digest they serve (or unreachable): how far a change got.",
+    ["namespace", "digest"],
+    registry=REGISTRY,
+)

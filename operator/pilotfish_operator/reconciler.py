@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pilotfish.routes import document
@@ -31,11 +32,17 @@ class Reconciler:
         self._dirty: set[str] = set()
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._secrets_used: dict[str, set[str]] = {}  # namespace → Secret names its credentials reference
+        # namespace → routes digest (or "unreachable") → running sidecars; the sweeper fills it
+        self.propagation: Callable[[str], Mapping[str, int] | None] = lambda namespace: None
 
     def trigger(self, namespace: str) -> None:
         self._dirty.add(namespace)
         if namespace not in self._workers:
             self._workers[namespace] = asyncio.get_running_loop().create_task(self._work(namespace))
+
+    def knows(self, namespace: str) -> bool:
+        """Whether this replica reconciles the namespace (kopf sent it an event: it is the active one)."""
+        return namespace in self._secrets_used
 
     def uses_secret(self, namespace: str, name: str) -> bool:
         return name in self._secrets_used.get(namespace, ())
@@ -87,6 +94,7 @@ class Reconciler:
             secrets=secrets,
             at=conditions.now(),
             canaries={name: tick.status.to_wire() for name, tick in ticks.items()},
+            sidecars=self.propagation(namespace),
         )
         wrote = self._apply_configmap(namespace, plan)
         by_kind = {"ModelClass": classes, "ProviderCredential": credentials}

@@ -7,8 +7,13 @@ visible afterwards instead: a Warning Event on each such pod (once) and a gauge 
 from __future__ import annotations
 
 import asyncio
+import collections
+import concurrent.futures
+import json
 import logging
-from collections.abc import Mapping
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from pilotfish_operator import inject, kube, metrics
@@ -32,10 +37,30 @@ def missed(pod: Any, *, namespace_enabled: bool, own_namespace: str | None) -> b
     return (pod.status is None or pod.status.phase not in ("Succeeded", "Failed")) and meta.deletion_timestamp is None
 
 
+UNREACHABLE = "unreachable"
+
+
+def served_digest(pod_ip: str, admin_port: int, *, timeout: float = 1.0) -> str:
+    """The routes digest a sidecar reports on /readyz, or "unreachable"."""
+    try:
+        with urllib.request.urlopen(f"http://{pod_ip}:{admin_port}/readyz", timeout=timeout) as response:
+            return str(json.load(response).get("digest") or UNREACHABLE)
+    except urllib.error.HTTPError as exc:  # 503 while not ready still says which digest, if any
+        try:
+            return str(json.load(exc).get("digest") or UNREACHABLE)
+        except ValueError:
+            return UNREACHABLE
+    except (OSError, ValueError):
+        return UNREACHABLE
+
+
 class Sweeper:
-    def __init__(self, api: kube.Kube, *, own_namespace: str | None, interval: float) -> None:
-        self.api, self.own_namespace, self.interval = api, own_namespace, interval
+    """Missed injections, and which routes digest each injected sidecar serves (how far a change got)."""
+
+    def __init__(self, api: kube.Kube, *, own_namespace: str | None, interval: float, admin_port: int = 4001) -> None:
+        self.api, self.own_namespace, self.interval, self.admin_port = api, own_namespace, interval, admin_port
         self._reported: set[str] = set()
+        self.propagation: dict[str, collections.Counter[str]] = {}  # namespace → digest (or unreachable) → pods
 
     def sweep(self) -> list[str]:
         """One pass (blocking): the ``namespace/name`` of every pod that missed injection."""
@@ -69,14 +94,41 @@ class Sweeper:
                     "could not post InjectionMissed on %s/%s: %s", pod.metadata.namespace, pod.metadata.name, exc
                 )
         self._reported &= {p.metadata.uid for p in found}
+        self.propagation = self._propagation(pods.values())
         return [f"{p.metadata.namespace}/{p.metadata.name}" for p in found]
 
-    async def run(self) -> None:
+    def _propagation(self, pods: Iterable[Any]) -> dict[str, collections.Counter[str]]:
+        serving = [
+            p
+            for p in pods
+            if inject.STATUS_ANNOTATION in (p.metadata.annotations or {})
+            and p.status is not None
+            and p.status.phase == "Running"
+            and p.status.pod_ip
+        ]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+            digests = list(pool.map(lambda p: served_digest(p.status.pod_ip, self.admin_port), serving))
+        counts: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+        for pod, digest in zip(serving, digests, strict=True):
+            counts[pod.metadata.namespace][digest] += 1
+        metrics.SIDECARS.clear()
+        for namespace, by_digest in counts.items():
+            for digest, count in by_digest.items():
+                metrics.SIDECARS.labels(namespace=namespace, digest=digest).set(count)
+        return dict(counts)
+
+    async def run(self, on_propagation: Callable[[str], None] | None = None) -> None:
+        """Sweep forever; ``on_propagation(namespace)`` when the digests served there changed."""
         while True:
+            before = self.propagation
             try:
                 names = await asyncio.to_thread(self.sweep)
                 if names:
                     log.warning("pods opted in but without the sidecar: %s", ", ".join(names))
             except Exception as exc:
                 log.warning("missed-injection sweep failed: %s", exc)
+            if on_propagation is not None:
+                for namespace in set(before) | set(self.propagation):
+                    if before.get(namespace) != self.propagation.get(namespace):
+                        on_propagation(namespace)
             await asyncio.sleep(self.interval)

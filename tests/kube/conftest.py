@@ -112,6 +112,7 @@ class RunningOperator:
     webhook_url: str
     ca_bundle: str  # base64 PEM of the CA that signed the webhook's certificate
     log: pathlib.Path
+    sidecar_admin_port: int  # the injected sidecars' admin port, as its injector config says
 
     def metrics(self) -> str:
         with urllib.request.urlopen(self.metrics_url + "/metrics", timeout=5) as response:
@@ -139,7 +140,13 @@ def start_operator(
     """``kubeconfig``: whose credentials the operator uses (default: the admin's)."""
     assert plane.pki is not None
     cert, key = certs.serving_pair(workdir, ca_cert=plane.pki.ca_cert, ca_key=plane.pki.ca_key, name="webhook")
-    metrics_port, webhook_port = controlplane.free_port(), controlplane.free_port()
+    metrics_port, webhook_port, sidecar_admin = (
+        controlplane.free_port(),
+        controlplane.free_port(),
+        controlplane.free_port(),
+    )
+    injector = workdir / "injector.yaml"
+    injector.write_text(f"adminPort: {sidecar_admin}\n")  # where its sweep reads each sidecar's routes digest
     log = workdir / "operator.log"
     process = subprocess.Popen(
         [
@@ -153,6 +160,7 @@ def start_operator(
             f"--webhook-cert={cert}",
             f"--webhook-key={key}",
             "--sweep-interval=1",
+            f"--injector-config={injector}",
             "--canary-tick=1",
             *extra,
         ],
@@ -170,6 +178,7 @@ def start_operator(
         webhook_url=f"https://127.0.0.1:{webhook_port}",
         ca_bundle=base64.b64encode(plane.pki.ca_cert.read_bytes()).decode(),
         log=log,
+        sidecar_admin_port=sidecar_admin,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -3,11 +3,11 @@ process that serves from a mock provider and fails over to another vendor when i
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from typing import Any
 
-import pytest
 from tests.integration.conftest import KEYS, manifests_for, start_sidecar, stop_sidecar
 from tests.kube.conftest import wait_for
 from tests.mounts import kubelet_write
@@ -32,9 +32,24 @@ def _get(plane: Any, namespace: str, *what: str) -> dict[str, Any] | None:
     return json.loads(done.stdout) if done.returncode == 0 else None
 
 
-@pytest.mark.usefixtures("operator")
+POD = """
+apiVersion: v1
+kind: Pod
+metadata:
+  name: app
+  labels: {pilotfish.dev/inject: "true"}
+  annotations: {pilotfish.dev/status: '{"version":1}'}
+spec:
+  containers: [{name: app, image: registry.example/app:1}]
+"""
+
+
+def _propagation(plane: Any, namespace: str) -> dict[str, Any]:
+    return ((_get(plane, namespace, "mc", "workhorse") or {}).get("status") or {}).get("propagation") or {}
+
+
 async def test_a_sidecar_on_the_operators_output_serves_and_fails_over_across_vendors(
-    crds_applied, namespace, tmp_path
+    crds_applied, namespace, tmp_path, operator
 ):
     mocks = {
         "primary": await runner.start_mock(name="primary", api_key=KEYS["primary"]),
@@ -58,7 +73,10 @@ async def test_a_sidecar_on_the_operators_output_serves_and_fails_over_across_ve
         kubelet_write(
             secrets_dir / "test-keys", {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}, 1
         )
-        sidecar = await start_sidecar(["sidecar", "--config-dir", str(config_dir), "--secrets-dir", str(secrets_dir)])
+        sidecar = await start_sidecar(
+            ["sidecar", "--config-dir", str(config_dir), "--secrets-dir", str(secrets_dir)],
+            admin=f"127.0.0.1:{operator.sidecar_admin_port}",
+        )
         client = sidecar.client()
         messages = [{"role": "user", "content": "Say hello."}]
 
@@ -74,7 +92,41 @@ async def test_a_sidecar_on_the_operators_output_serves_and_fails_over_across_ve
         assert mocks["claude"].stats.last_auth_present
 
         info = await sidecar.get_json("/readyz")
-        assert configmap["metadata"]["annotations"]["pilotfish.dev/routes-digest"] in json.dumps(info)
+        digest = configmap["metadata"]["annotations"]["pilotfish.dev/routes-digest"]
+        assert info["digest"] == digest
+
+        # how far a change got: the operator reads each running sidecar's digest (the pod's IP is this
+        # machine's loopback, as the test control plane has no kubelet to give it a real one)
+        crds_applied.kubectl("apply", "-n", namespace, "-f", "-", stdin=POD)
+        running = '{"status": {"phase": "Running", "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}]}}'
+        crds_applied.kubectl(
+            "patch", "-n", namespace, "pod", "app", "--subresource=status", "--type=merge", "-p", running
+        )
+        await asyncio.to_thread(
+            wait_for, lambda: _propagation(crds_applied, namespace).get("current") == 1, what="one current sidecar"
+        )
+        crds_applied.kubectl(
+            "patch",
+            "-n",
+            namespace,
+            "mc",
+            "workhorse",
+            "--type=merge",
+            "-p",
+            '{"spec": {"timeouts": {"totalSeconds": 11}}}',
+        )
+        stale = await asyncio.to_thread(
+            wait_for, lambda: (p := _propagation(crds_applied, namespace)).get("stale") == 1 and p, what="stale"
+        )
+        assert stale == {"sidecars": 1, "current": 0, "stale": 1, "unreachable": 0}
+        updated = _get(crds_applied, namespace, "configmap", "pilotfish-routes")
+        assert updated is not None
+        kubelet_write(config_dir, updated["data"], 2)  # what the kubelet does a minute later
+        await asyncio.to_thread(
+            wait_for, lambda: _propagation(crds_applied, namespace).get("current") == 1, what="current again"
+        )
+        new_digest = updated["metadata"]["annotations"]["pilotfish.dev/routes-digest"]
+        assert f'pilotfish_operator_sidecars{{digest="{new_digest}",namespace="{namespace}"}} 1.0' in operator.metrics()
     finally:
         if sidecar is not None:
             await stop_sidecar(sidecar)
