@@ -67,6 +67,10 @@ class AttemptFailed(PilotfishError):
         self.failure = failure
 
 
+class MalformedEvent(AttemptFailed):
+    """One upstream event was not what its format says; in a stream it is skipped and counted."""
+
+
 class RequestRejected(PilotfishError):
     """The client's request cannot be served as sent; becomes an OpenAI-style error response."""
 

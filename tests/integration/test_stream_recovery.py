@@ -3,6 +3,8 @@ clean in-band error. The client gets the canonical answer exactly once, never a 
 
 from __future__ import annotations
 
+import asyncio
+
 import openai
 import pytest
 from tests.integration.conftest import USER
@@ -36,6 +38,16 @@ async def _stream_text(sidecar, **extra) -> tuple[str, list[str], str | None]:
     return "".join(text), models, finish
 
 
+async def _last_request_line(sidecar) -> dict:
+    """The request log line is written as the response ends: give the pipe a moment to carry it."""
+    for _ in range(100):
+        lines = [r for r in sidecar.log_records() if r.get("msg") == "request"]
+        if lines:
+            return lines[-1]
+        await asyncio.sleep(0.02)
+    raise AssertionError("no request log line")
+
+
 @pytest.mark.parametrize("mode", ["cut", "stall", "stream-error"])
 async def test_a_broken_stream_is_finished_by_a_member_that_can_continue_it(local_sidecar, mocks, mode):
     sidecar = await local_sidecar(RECOVERING)
@@ -53,7 +65,7 @@ async def test_a_broken_stream_is_finished_by_a_member_that_can_continue_it(loca
         'pilotfish_stream_recoveries_total{class="workhorse",from_provider="openai-compatible",result="success",to_provider="anthropic"} 1.0'
         in metrics
     )
-    log = [r for r in sidecar.log_records() if r.get("msg") == "request"][-1]
+    log = await _last_request_line(sidecar)
     assert log["outcome"] == "success"
     assert [a["result"] for a in log["attempts"]][:2] != ["success", "success"]
 
@@ -121,3 +133,28 @@ spec:
         await _stream_text(sidecar)
     assert mocks["backup"].stats.requests == 1  # it was asked, since it claimed it could
     assert "incomplete" in str(raised.value) and "prefill" not in str(raised.value)
+
+
+async def test_a_malformed_event_is_skipped_and_counted_and_the_stream_goes_on(local_sidecar, mocks):
+    sidecar = await local_sidecar(RECOVERING)
+    mocks["primary"].set_fault(mode="malformed", after_chunks=3)
+    text, models, finish = await _stream_text(sidecar)
+    assert text == answers.ANSWER.format(name="primary") and models == ["model-a"] and finish == "stop"
+    assert 'pilotfish_stream_malformed_events_total{class="workhorse",provider="openai-compatible"} 1.0' in (
+        await sidecar.metrics()
+    )
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_a_stream_that_finished_without_done_is_complete_at_once_not_at_a_timeout(local_sidecar, mocks, stream):
+    sidecar = await local_sidecar(RECOVERING)
+    mocks["primary"].set_fault(mode="no-done")
+    if stream:
+        text, models, finish = await _stream_text(sidecar)
+    else:
+        answer = await sidecar.client().chat.completions.create(model="workhorse", messages=USER)
+        text, models, finish = answer.choices[0].message.content, [answer.model], answer.choices[0].finish_reason
+    assert text == answers.ANSWER.format(name="primary") and models == ["model-a"] and finish == "stop"
+    log = await _last_request_line(sidecar)
+    assert [a["result"] for a in log["attempts"]] == ["success"]  # no first-token timeout, no failover
+    assert mocks["claude"].stats.requests == 0

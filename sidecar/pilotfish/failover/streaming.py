@@ -18,6 +18,7 @@ from pilotfish import failures, upstream
 from pilotfish.failover import exchange, plan
 from pilotfish.providers import base, registry
 from pilotfish.routes import document
+from pilotfish.telemetry import records
 from pilotfish.wire import openai
 
 Batch = exchange.Batch
@@ -39,13 +40,16 @@ def is_content(chunk: openai.ChatChunk) -> bool:
 class ChatStream:
     """A chat completion request, streamed from whichever member the engine attempts."""
 
-    __slots__ = ("buffered", "request")
+    __slots__ = ("buffered", "record", "request")
 
     operation = "chat"
 
-    def __init__(self, request: openai.ChatRequest, *, buffered: bool) -> None:
+    def __init__(
+        self, request: openai.ChatRequest, *, buffered: bool, record: records.RequestRecord | None = None
+    ) -> None:
         self.request = request
         self.buffered = buffered  # read the whole upstream stream before committing
+        self.record = record  # where skipped malformed events are counted
 
     def prompt_tokens(self) -> int:
         return self.request.estimate_prompt_tokens()
@@ -55,7 +59,7 @@ class ChatStream:
         that can prefill answers with only what comes next."""
         raw = self.request.raw
         body = {**raw, "messages": [*raw["messages"], {"role": "assistant", "content": prefill}]}
-        return ChatStream(openai.ChatRequest.from_body(body), buffered=False)
+        return ChatStream(openai.ChatRequest.from_body(body), buffered=False, record=self.record)
 
     def skip_reason(self, member: document.MemberRoute) -> plan.SkipReason | None:
         return None  # every provider has a chat API
@@ -76,7 +80,7 @@ class ChatStream:
                     classify=adapter.classify_error,
                     extra_headers=attempt.trace_headers,
                 )
-                chunks = _translate(stream, adapter.new_stream_translator(member=member))
+                chunks = _translate(stream, adapter.new_stream_translator(member=member), self.record)
                 head = await _read_until_content(chunks)
             first_token_at = now()
             if self.buffered:
@@ -97,22 +101,35 @@ class ChatStream:
             raise
 
 
-async def _translate(stream: upstream.UpstreamStream, translator: base.StreamTranslator) -> AsyncIterator[Batch]:
-    """Upstream events → OpenAI chunks; a stream that ends before its terminal event is a failure."""
-    finish_seen = False
+async def _translate(
+    stream: upstream.UpstreamStream, translator: base.StreamTranslator, record: records.RequestRecord | None
+) -> AsyncIterator[Batch]:
+    """Upstream events → OpenAI chunks; a stream that ends before its terminal event is a failure.
+
+    Hygiene: a malformed event is skipped and counted, and the stream goes on; a stream that has sent
+    its finish and its usage is complete even if its terminal event (``[DONE]``) never comes."""
+    finish_seen = done = False
     async for events in stream.batches():
         batch: Batch = []
         for event in events:
-            for chunk in translator.feed(event):
+            try:
+                chunks = translator.feed(event)
+            except failures.MalformedEvent:
+                if record is not None:
+                    record.malformed_events += 1
+                continue
+            for chunk in chunks:
                 choices = chunk.get("choices")
                 if choices and choices[0].get("finish_reason"):
                     finish_seen = True
+                elif finish_seen and not choices and chunk.get("usage") is not None:
+                    done = True  # the usage chunk follows the finish: nothing else is owed
                 batch.append(chunk)
-            if translator.finished:
+            if translator.finished or done:
                 break
         if batch:
             yield batch
-        if translator.finished:
+        if translator.finished or done:
             return
     if not finish_seen:
         raise failures.AttemptFailed(

@@ -254,10 +254,16 @@ async def _stream(
                 await response.write(sse.encode(orjson.dumps(error)))
                 await response.write_eof()
             return response
+        if mode is faults.Mode.MALFORMED and index == fault.after_chunks:
+            out.append(b'data: {"id": "chatcmpl-mock", "choices": [{"delta": {"content": "trunc\n\n')
         out.append(frame(piece))
     out.append(frame({}, "tool_calls" if call else "stop"))
     if include_usage:
         out.append(sse.encode(orjson.dumps({**base, "choices": [], "usage": _usage(body, len(pieces))})))
+    if mode is faults.Mode.NO_DONE:
+        await response.write(b"".join(out))
+        await asyncio.sleep(3600)  # a server that forgets [DONE] and keeps the connection open
+        return response
     out.append(sse.encode(sse.DONE))
     await response.write(b"".join(out))
     await response.write_eof()

@@ -71,6 +71,6 @@ def parse_json(data: bytes | str, *, what: str) -> Any:
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        raise failures.AttemptFailed(
+        raise failures.MalformedEvent(
             failures.Failure(kind=failures.FailureKind.BAD_RESPONSE, detail=f"{what} is not JSON")
         ) from exc

@@ -51,7 +51,7 @@ async def open_chat(
     """Fail over until a member commits to this chat request (any dialect); notes who answered."""
     committed = await request.app[keys.ENGINE].open(
         route,
-        streaming.ChatStream(chat, buffered=not chat.stream),
+        streaming.ChatStream(chat, buffered=not chat.stream, record=record),
         keys=api_keys,
         record=record,
         pin_key=serving.pin_key(request, route),

@@ -132,6 +132,12 @@ class Metrics:
             ["class", "from_provider", "to_provider", "result"],
             registry=r,
         )
+        self.malformed_events = prom.Counter(
+            "pilotfish_stream_malformed_events",
+            "Upstream stream events skipped because they could not be parsed (the stream went on).",
+            ["class", "provider"],
+            registry=r,
+        )
         self.budget_exhausted = prom.Counter(
             "pilotfish_retry_budget_exhausted",
             "Retries refused because the class's retry budget ran out.",
@@ -163,6 +169,8 @@ class Metrics:
             self._count_skips(record)
         if record.canary_slice is not None:
             self._count_canary(record)
+        if record.malformed_events:
+            child(self.malformed_events, cls, provider).inc(record.malformed_events)
         for from_provider, to_provider, result in record.recoveries:
             child(self.stream_recoveries, cls, from_provider, to_provider, result).inc()
         if record.error_code == "retry_budget_exhausted":

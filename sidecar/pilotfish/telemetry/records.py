@@ -68,6 +68,7 @@ class RequestRecord:
     span: Any = None  # tracing.RequestSpan while tracing is on: the parent of the attempt spans
     # mid-stream recoveries: (from provider, to provider or "none", "success" | "failed")
     recoveries: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
+    malformed_events: int = 0  # upstream stream events skipped because they could not be parsed
 
     def failover_reason(self) -> str | None:
         """Why the request left its first choice: the first failed attempt, else the first skip of a member
