@@ -99,7 +99,9 @@ async def test_a_failing_openai_member_fails_over_to_gemini(local_sidecar, mocks
     response, headers = await _embed(sidecar.client(), input=TEXTS, dimensions=4)
     assert [item.embedding for item in response.data] == [answers.embedding("gemini", text, 4) for text in TEXTS]
     assert response.model == "gemini-embedding-001"
-    assert headers["x-pilotfish-member"] == "gemini/gemini-embedding-001" and headers["x-pilotfish-attempts"] == "2"
+    quick_retry = reason in ("server_error", "connect_error")  # one same-member retry on a transient failure
+    assert headers["x-pilotfish-member"] == "gemini/gemini-embedding-001"
+    assert headers["x-pilotfish-attempts"] == ("3" if quick_retry else "2")
     assert headers["x-pilotfish-failover-reason"] == reason
     sent = mocks["gemini"].stats.last_body
     assert [r["outputDimensionality"] for r in sent["requests"]] == [4, 4]

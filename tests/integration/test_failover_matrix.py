@@ -6,7 +6,7 @@ import asyncio
 
 import openai
 import pytest
-from tests.integration.conftest import USER, Sidecar, answer_of, complete
+from tests.integration.conftest import DEFAULT_CLASS, USER, Sidecar, answer_of, complete
 
 STREAM = pytest.mark.parametrize("stream", [False, True], ids=["non-streaming", "streaming"])
 
@@ -42,7 +42,8 @@ async def test_a_failing_primary_fails_over_to_the_backup(sidecar: Sidecar, mock
     text, headers = await complete(sidecar.client(), stream=stream)
     assert text == answer_of("backup")
     assert headers["x-pilotfish-failover-reason"] == reason
-    assert headers["x-pilotfish-attempts"] == "2"
+    # a transient 5xx or reset gets one quick retry on the same member first (spare attempts allow it)
+    assert headers["x-pilotfish-attempts"] == ("3" if reason in ("server_error", "connect_error") else "2")
     assert headers["x-pilotfish-model"] == "model-b"
 
 
@@ -229,3 +230,38 @@ async def test_a_class_whose_circuits_are_all_open_still_tries_the_member_closes
     text, headers = await complete(sidecar.client(), stream=False)
     assert text == answer_of("primary")  # one attempt, not an error without trying
     assert headers["x-pilotfish-attempts"] == "1"
+
+
+async def test_one_transient_500_is_retried_on_the_same_member_and_the_backup_is_not_called(sidecar: Sidecar, mocks):
+    mocks["primary"].set_fault(mode="status", status=500, count=1)
+    text, headers = await complete(sidecar.client(), stream=False)
+    assert text == answer_of("primary") and headers["x-pilotfish-attempts"] == "2"
+    assert mocks["backup"].stats.requests == 0
+
+
+async def test_a_short_retry_after_is_waited_out_on_the_same_member(sidecar: Sidecar, mocks):
+    mocks["primary"].set_fault(mode="rate-limit", retry_after=0.2, count=1)
+    text, headers = await complete(sidecar.client(), stream=True)
+    assert text == answer_of("primary") and headers["x-pilotfish-attempts"] == "2"
+    assert mocks["backup"].stats.requests == 0
+    assert (await sidecar.member("workhorse", "primary/model-a"))["state"] == "closed"
+
+
+async def test_a_long_retry_after_fails_over_at_once_and_keeps_the_member_out_for_that_long(sidecar: Sidecar, mocks):
+    mocks["primary"].set_fault(mode="rate-limit", retry_after=30)
+    text, headers = await complete(sidecar.client(), stream=False)
+    assert text == answer_of("backup") and headers["x-pilotfish-attempts"] == "2"
+    assert (await sidecar.member("workhorse", "primary/model-a"))["state"] == "open"
+    text, headers = await complete(sidecar.client(), stream=False)
+    assert text == answer_of("backup") and mocks["primary"].stats.requests == 1  # not called again
+
+
+async def test_refused_content_is_answered_once_unless_the_class_sends_it_elsewhere(local_sidecar, mocks):
+    strict = await local_sidecar()
+    mocks["primary"].set_fault(mode="content-filter")
+    with pytest.raises(openai.BadRequestError) as refused:
+        await strict.client().chat.completions.create(model="workhorse", messages=USER)
+    assert refused.value.code == "content_filter" and mocks["backup"].stats.requests == 0
+    lenient = await local_sidecar(DEFAULT_CLASS.replace("routing: {", "routing: {onContentFilter: failover, "))
+    answer = await lenient.client().chat.completions.create(model="workhorse", messages=USER)
+    assert answer.choices[0].message.content == answer_of("backup")

@@ -158,3 +158,26 @@ async def test_a_stream_that_finished_without_done_is_complete_at_once_not_at_a_
     log = await _last_request_line(sidecar)
     assert [a["result"] for a in log["attempts"]] == ["success"]  # no first-token timeout, no failover
     assert mocks["claude"].stats.requests == 0
+
+
+async def test_a_hold_back_window_makes_an_early_cut_invisible_even_without_a_member_that_can_continue(
+    local_sidecar, mocks
+):
+    sidecar = await local_sidecar(
+        """\
+apiVersion: pilotfish.dev/v1alpha1
+kind: ModelClass
+metadata: {name: workhorse}
+spec:
+  members:
+    - {credentialRef: primary, model: model-a}
+    - {credentialRef: backup, model: model-b}
+  streaming: {holdBackTokens: 8}
+"""
+    )
+    mocks["primary"].set_fault(mode="cut", after_chunks=5)
+    text, models, finish = await _stream_text(sidecar)
+    assert text == answers.ANSWER.format(name="backup") and models == ["model-b"] and finish == "stop"
+    mocks["primary"].set_fault(mode="cut", after_chunks=10)  # past the window: no continuation possible
+    with pytest.raises(openai.APIError):
+        await _stream_text(sidecar)

@@ -83,6 +83,25 @@ class RoutingSpec(base.ApiModel):
         description="Retries and failovers allowed, as a percentage of recent first attempts.",
     )
     pinning: PinningSpec | None = None
+    same_member_retries: int = pydantic.Field(
+        default=1,
+        ge=0,
+        le=3,
+        description="Quick retries on the same member after a transient 5xx or a reset, before failing over "
+        "(each within the retry budget and maxAttempts).",
+    )
+    max_retry_after_wait_seconds: float = pydantic.Field(
+        default=5.0,
+        ge=0,
+        le=60,
+        description="A 429 whose Retry-After is at most this is waited out and retried once on the same member; "
+        "longer or absent: fail over at once and keep the member's circuit open for the Retry-After.",
+    )
+    on_content_filter: Literal["fail", "failover"] = pydantic.Field(
+        default="fail",
+        description="A request one vendor refused for content: answer the refusal (fail), or let another vendor "
+        "try (failover; a compliance decision).",
+    )
 
 
 class TimeoutsSpec(base.ApiModel):
@@ -116,6 +135,18 @@ class ComplianceSpec(base.ApiModel):
     require: dict[str, str] = pydantic.Field(default_factory=dict)
 
 
+class StreamingSpec(base.ApiModel):
+    """How a streamed answer is released to the client."""
+
+    hold_back_tokens: int = pydantic.Field(
+        default=0,
+        ge=0,
+        le=4096,
+        description="Buffer this many content chunks (about one token each) before anything is sent, so a failure "
+        "inside that window fails over invisibly to any member. 0: pure streaming.",
+    )
+
+
 class ModelClassSpec(base.ApiModel):
     """spec of a ModelClass."""
 
@@ -124,6 +155,7 @@ class ModelClassSpec(base.ApiModel):
     timeouts: TimeoutsSpec = pydantic.Field(default_factory=TimeoutsSpec)
     health: HealthSpec = pydantic.Field(default_factory=HealthSpec)
     compliance: ComplianceSpec = pydantic.Field(default_factory=ComplianceSpec)
+    streaming: StreamingSpec = pydantic.Field(default_factory=StreamingSpec)
     canary: canary_api.CanarySpec | None = pydantic.Field(
         default=None, description="Roll a new member out by weight, judged by live metrics."
     )

@@ -10,6 +10,7 @@ failure means) and the exchange (translation and the wire).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import random
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -107,6 +108,7 @@ class Engine:
         retry_budget = self.budget_for(route)
         retry_budget.record_request()
         queue = list(attempt_plan.members)
+        same_member: dict[str, int] = {}  # member id → quick retries it has had
         last: failures.Failure | None = None
         while queue and len(record.attempts) < route.routing.max_attempts:
             member = queue.pop(0)
@@ -134,11 +136,29 @@ class Engine:
             except failures.AttemptFailed as exc:
                 last = exc.failure
                 rule = policy.policy_for(last.kind)
-                member_health.record_failure(failure=last, counts_against_health=rule.counts_against_health)
+                # a quick retry uses spare attempts only (it never costs a member further down its turn), and a
+                # failing canary goes straight to the stable members: users must not wait on an experiment
+                spare = route.routing.max_attempts - len(record.attempts) - 1 > len(queue)
+                again = (
+                    spare
+                    and member.id != record.canary_member
+                    and policy.retry_same_member(last, route.routing, retried=same_member.get(member.id, 0))
+                )
+                member_health.record_failure(
+                    # a Retry-After we are about to wait out must not open the circuit it would reopen
+                    failure=dataclasses.replace(last, retry_after=None) if again else last,
+                    counts_against_health=rule.counts_against_health,
+                )
                 record.attempts.append(_attempt_record(member, self._now() - attempt_started, last))
                 if span is not None:
                     self._traced_end(span, record)
-                if not rule.failover:
+                if again and last.retry_after and self._now() + last.retry_after < deadline:
+                    await asyncio.sleep(last.retry_after)
+                if again:
+                    same_member[member.id] = same_member.get(member.id, 0) + 1
+                    queue.insert(0, member)
+                    continue
+                if not policy.fails_over(last, route.routing):
                     raise AllMembersFailed(class_name=route.name, code=last.kind.value, failure=last) from exc
                 if rule.needs_larger_window:
                     queue = list(plan.after_context_length(tuple(queue), member))
@@ -244,6 +264,7 @@ class Engine:
             timeouts=route.timeouts,
             deadline=deadline,
             now=self._now,
+            hold_back=route.streaming.hold_back_tokens,
         )
 
     async def _watched(

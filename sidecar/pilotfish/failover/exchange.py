@@ -49,6 +49,7 @@ class Attempt:
     deadline: float  # the request's total deadline, on ``now``'s clock
     now: Callable[[], float]
     trace_headers: Mapping[str, str] = dataclasses.field(default_factory=dict)  # W3C traceparent, when tracing
+    hold_back: int = 0  # content chunks to hold before a streaming answer commits (class streaming.holdBackTokens)
 
 
 class Exchange(Protocol[Head]):

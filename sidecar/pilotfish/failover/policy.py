@@ -18,6 +18,7 @@ import types
 from collections.abc import Mapping
 
 from pilotfish import failures
+from pilotfish.api import modelclass
 
 K = failures.FailureKind
 
@@ -33,10 +34,6 @@ class Policy:
 
     failover: bool
     """Try the next member in the plan (before the commit point only; the engine enforces that)."""
-
-    same_member_retries: int = 0
-    """Quick retries on the same member before failing over. Zero everywhere for now: failing over
-    at once is cheaper than waiting on a member that just failed (issue 9 tunes this here)."""
 
     counts_against_health: bool
     """Counts toward the member's circuit breaker and its error rate."""
@@ -107,3 +104,27 @@ POLICY: Mapping[failures.FailureKind, Policy] = types.MappingProxyType(
 def policy_for(kind: failures.FailureKind) -> Policy:
     """The decision for ``kind``; every kind has one."""
     return POLICY[kind]
+
+
+# Transient failures worth one quick retry on the same member (a blip, not an outage): not an
+# overload (retrying adds to it) and not a timeout (a member silent past the first-token deadline
+# gets no second chance on this request).
+TRANSIENT = frozenset({K.SERVER_ERROR, K.CONNECT})
+
+
+def retry_same_member(failure: failures.Failure, routing: modelclass.RoutingSpec, *, retried: int) -> bool:
+    """Retry this member before moving on? A transient 5xx or reset up to ``sameMemberRetries`` times; a 429
+    whose Retry-After is short enough to wait out, once."""
+    if failure.kind in TRANSIENT:
+        return retried < routing.same_member_retries
+    if failure.kind is K.RATE_LIMITED:
+        wait = failure.retry_after
+        return retried == 0 and wait is not None and 0 <= wait <= routing.max_retry_after_wait_seconds
+    return False
+
+
+def fails_over(failure: failures.Failure, routing: modelclass.RoutingSpec) -> bool:
+    """Try the next member? The table's answer, except that a class may send refused content elsewhere."""
+    if failure.kind is K.CONTENT_FILTER:
+        return routing.on_content_filter == "failover"
+    return policy_for(failure.kind).failover

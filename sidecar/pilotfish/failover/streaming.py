@@ -81,7 +81,7 @@ class ChatStream:
                     extra_headers=attempt.trace_headers,
                 )
                 chunks = _translate(stream, adapter.new_stream_translator(member=member), self.record)
-                head = await _read_until_content(chunks)
+                head = await _read_until_content(chunks, hold_back=attempt.hold_back)
             first_token_at = now()
             if self.buffered:
                 async with asyncio.timeout(attempt.deadline - now()):
@@ -137,12 +137,18 @@ async def _translate(
         )
 
 
-async def _read_until_content(batches: AsyncIterator[Batch]) -> list[openai.ChatChunk]:
+async def _read_until_content(batches: AsyncIterator[Batch], *, hold_back: int = 0) -> list[openai.ChatChunk]:
+    """Read up to the commit point: the first content, or ``hold_back`` content chunks (or the finish)."""
     head: list[openai.ChatChunk] = []
+    held = 0
     async for batch in batches:
         head.extend(batch)
-        if any(is_content(chunk) for chunk in batch):
-            return head
+        for chunk in batch:
+            if is_content(chunk):
+                held += 1
+                choices = chunk.get("choices")
+                if held >= hold_back or not choices or choices[0].get("finish_reason"):
+                    return head
     return head  # an upstream that finished with nothing at all: an empty but complete answer
 
 

@@ -57,6 +57,7 @@ class ClassRoute(base.ApiModel):
     routing: modelclass.RoutingSpec = pydantic.Field(default_factory=modelclass.RoutingSpec)
     timeouts: modelclass.TimeoutsSpec = pydantic.Field(default_factory=modelclass.TimeoutsSpec)
     health: modelclass.HealthSpec = pydantic.Field(default_factory=modelclass.HealthSpec)
+    streaming: modelclass.StreamingSpec = pydantic.Field(default_factory=modelclass.StreamingSpec)
 
 
 class RoutesDocument(base.ApiModel):

@@ -82,6 +82,7 @@ def render(
                 routing=cls.spec.routing,
                 timeouts=cls.spec.timeouts,
                 health=cls.spec.health,
+                streaming=cls.spec.streaming,
             )
     return RenderResult(document=document.RoutesDocument(namespace=namespace, classes=routes), reports=tuple(reports))
 

@@ -3,6 +3,7 @@ import dataclasses
 import pytest
 
 from pilotfish import failures
+from pilotfish.api import modelclass
 from pilotfish.failover import policy
 
 K = failures.FailureKind
@@ -103,8 +104,29 @@ def test_a_broken_stream_fails_over_before_commit_and_counts_against_the_member(
     assert rule.failover and rule.counts_against_health
 
 
-def test_no_kind_retries_the_same_member_yet():
-    assert {rule.same_member_retries for rule in policy.POLICY.values()} == {0}
+def _failure(kind, retry_after=None):
+    return failures.Failure(kind=kind, status=None, retry_after=retry_after)
+
+
+def test_only_a_transient_5xx_or_reset_and_a_short_retry_after_retry_the_same_member():
+    routing = modelclass.RoutingSpec()  # sameMemberRetries 1, maxRetryAfterWaitSeconds 5
+    assert policy.retry_same_member(_failure(K.SERVER_ERROR), routing, retried=0)
+    assert not policy.retry_same_member(_failure(K.SERVER_ERROR), routing, retried=1)
+    assert policy.retry_same_member(_failure(K.CONNECT), routing, retried=0)
+    assert policy.retry_same_member(_failure(K.RATE_LIMITED, 2.0), routing, retried=0)
+    assert not policy.retry_same_member(_failure(K.RATE_LIMITED, 30.0), routing, retried=0)
+    assert not policy.retry_same_member(_failure(K.RATE_LIMITED), routing, retried=0)
+    retried_kinds = {k for k in K if policy.retry_same_member(_failure(k, 1.0), routing, retried=0)}
+    assert retried_kinds == {K.SERVER_ERROR, K.CONNECT, K.RATE_LIMITED}  # never an overload or a timeout
+    assert not policy.retry_same_member(
+        _failure(K.SERVER_ERROR), modelclass.RoutingSpec(same_member_retries=0), retried=0
+    )
+
+
+def test_refused_content_fails_by_default_and_fails_over_only_when_the_class_says_so():
+    assert not policy.fails_over(_failure(K.CONTENT_FILTER), modelclass.RoutingSpec())
+    assert policy.fails_over(_failure(K.CONTENT_FILTER), modelclass.RoutingSpec(on_content_filter="failover"))
+    assert not policy.fails_over(_failure(K.BAD_REQUEST), modelclass.RoutingSpec(on_content_filter="failover"))
 
 
 @pytest.mark.parametrize("kind", list(K))
