@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
 import openai
 import pytest
 from tests.integration.conftest import USER
@@ -40,7 +41,7 @@ async def _stream_text(sidecar, **extra) -> tuple[str, list[str], str | None]:
 
 async def _last_request_line(sidecar) -> dict:
     """The request log line is written as the response ends: give the pipe a moment to carry it."""
-    for _ in range(100):
+    for _ in range(250):
         lines = [r for r in sidecar.log_records() if r.get("msg") == "request"]
         if lines:
             return lines[-1]
@@ -181,3 +182,38 @@ spec:
     mocks["primary"].set_fault(mode="cut", after_chunks=10)  # past the window: no continuation possible
     with pytest.raises(openai.APIError):
         await _stream_text(sidecar)
+
+
+async def test_a_stall_longer_than_stream_idle_seconds_is_recovered_even_under_a_long_first_token_timeout(
+    local_sidecar, mocks
+):
+    sidecar = await local_sidecar(
+        RECOVERING.replace(
+            "timeouts: {connectSeconds: 1, firstTokenSeconds: 1, totalSeconds: 20}",
+            "timeouts: {connectSeconds: 1, firstTokenSeconds: 10, totalSeconds: 20, streamIdleSeconds: 0.5}",
+        )
+    )
+    mocks["primary"].set_fault(mode="stall", after_chunks=4)
+    text, models, _ = await _stream_text(sidecar)
+    assert text == answers.ANSWER.format(name="primary") and models == ["model-a", "claude-sonnet-4-5"]
+    log = await _last_request_line(sidecar)
+    assert log["attempts"][0]["result"] == "stream_interrupted"
+
+
+async def test_a_client_that_goes_away_cancels_the_upstream_call(local_sidecar, mocks):
+    sidecar = await local_sidecar(
+        RECOVERING.replace(
+            "timeouts: {connectSeconds: 1, firstTokenSeconds: 1, totalSeconds: 20}",
+            "timeouts: {connectSeconds: 1, firstTokenSeconds: 30, totalSeconds: 60}",
+        )
+    )
+    mocks["primary"].set_fault(mode="stall", after_chunks=3)  # would hold the request for 30 s
+    body = {"model": "workhorse", "stream": True, "messages": USER}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(sidecar.api + "/v1/chat/completions", json=body) as response,
+    ):
+        await response.content.readline()  # the stream has started
+    log = await _last_request_line(sidecar)  # written when the handler ends: long before the 30 s stall
+    assert log["outcome"] == "cancelled"
+    assert mocks["claude"].stats.requests == 0  # a client that left is not served by anyone else

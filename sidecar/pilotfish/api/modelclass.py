@@ -110,6 +110,17 @@ class TimeoutsSpec(base.ApiModel):
     connect_seconds: float = pydantic.Field(default=2.0, gt=0, le=60)
     first_token_seconds: float = pydantic.Field(default=15.0, gt=0, le=600)
     total_seconds: float = pydantic.Field(default=300.0, gt=0, le=3600)
+    stream_idle_seconds: float | None = pydantic.Field(
+        default=None,
+        gt=0,
+        le=600,
+        description="Longest silence allowed once a stream has started (a stall beyond it is a failure, "
+        "recovered on another member where possible). Default: firstTokenSeconds.",
+    )
+
+    @property
+    def idle_seconds(self) -> float:
+        return self.stream_idle_seconds or self.first_token_seconds
 
     @pydantic.model_validator(mode="after")
     def _ordered(self) -> TimeoutsSpec:

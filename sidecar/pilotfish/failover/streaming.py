@@ -76,20 +76,18 @@ class ChatStream:
                     attempt.sessions,
                     adapter.build_request(self.request, member, api_key=attempt.api_key),
                     connect_timeout=timeouts.connect_seconds,
-                    read_timeout=timeouts.first_token_seconds,
+                    read_timeout=max(timeouts.first_token_seconds, timeouts.idle_seconds),
                     classify=adapter.classify_error,
                     extra_headers=attempt.trace_headers,
                 )
                 chunks = _translate(stream, adapter.new_stream_translator(member=member), self.record)
                 head = await _read_until_content(chunks, hold_back=attempt.hold_back)
             first_token_at = now()
+            rest = _bounded(chunks, stream, attempt.deadline - now(), idle=timeouts.idle_seconds)
             if self.buffered:
-                async with asyncio.timeout(attempt.deadline - now()):
-                    async for batch in chunks:
-                        head.extend(batch)
-                stream.close()
+                async for batch in rest:
+                    head.extend(batch)
                 return exchange.Committed(member=member, head=head, rest=None, time_to_first_token=first_token_at)
-            rest = _bounded(chunks, stream, attempt.deadline - now())
             return exchange.Committed(member=member, head=head, rest=rest, time_to_first_token=first_token_at)
         except TimeoutError as exc:
             if stream is not None:
@@ -153,18 +151,26 @@ async def _read_until_content(batches: AsyncIterator[Batch], *, hold_back: int =
 
 
 async def _bounded(
-    batches: AsyncIterator[Batch],
-    stream: upstream.UpstreamStream,
-    seconds: float,
+    batches: AsyncIterator[Batch], stream: upstream.UpstreamStream, seconds: float, *, idle: float
 ) -> AsyncIterator[Batch]:
-    """The rest of a committed stream, under the request's total deadline; always closes upstream."""
+    """The rest of a stream under the request's total deadline and the stream idle limit; always closes upstream."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    iterator = aiter(batches)
     try:
-        async with asyncio.timeout(seconds):
-            async for batch in batches:
-                yield batch
-    except TimeoutError as exc:
-        raise failures.AttemptFailed(
-            failures.Failure(kind=failures.FailureKind.TOTAL_TIMEOUT, detail="total deadline exceeded")
-        ) from exc
+        while True:
+            left = deadline - loop.time()
+            try:
+                async with asyncio.timeout(max(0.0, min(idle, left))):
+                    batch = await anext(iterator)
+            except StopAsyncIteration:
+                return
+            except TimeoutError as exc:
+                if left <= idle:
+                    kind, detail = failures.FailureKind.TOTAL_TIMEOUT, "total deadline exceeded"
+                else:
+                    kind, detail = failures.FailureKind.STREAM_INTERRUPTED, f"stream stalled for {idle:g}s"
+                raise failures.AttemptFailed(failures.Failure(kind=kind, detail=detail)) from exc
+            yield batch
     finally:
         stream.close()

@@ -58,7 +58,9 @@ async def serve(
     admin_app = admin.build_app(
         routes=routes, metrics_registry=registry, engine_of=lambda: engines[0] if engines else None
     )
-    api_runner = web.AppRunner(api, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
+    # handler_cancellation: a client that goes away cancels its request at once, upstream call included,
+    # instead of holding a provider (and a retry budget slot) until a timeout notices
+    api_runner = web.AppRunner(api, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS, handler_cancellation=True)
     admin_runner = web.AppRunner(admin_app, access_log=None)
     await api_runner.setup()
     await admin_runner.setup()
