@@ -59,3 +59,17 @@ def test_the_table_lines_up_and_marks_unknowns():
     header, line = text.splitlines()
     assert header.index("PROVIDER") == line.index("openai")
     assert line.split()[-4:] == ["-", "0.0", "-", "1.50s"]
+
+
+def test_the_canary_share_is_the_growth_of_the_canary_slice_over_all_requests():
+    def scrape(at: float, canary: float, stable: float) -> stats.Scrape:
+        text = (
+            "# TYPE pilotfish_slice_requests counter\n"
+            f'pilotfish_slice_requests_total{{class="w",slice="canary"}} {canary}\n'
+            f'pilotfish_slice_requests_total{{class="w",slice="stable"}} {stable}\n'
+        )
+        return stats.Scrape(at, stats.parse(text), MEMBERS)
+
+    assert stats.canary_shares(scrape(0, 10, 90), scrape(2, 40, 160)) == {"w": 0.3}
+    assert stats.canary_shares(None, scrape(2, 40, 160)) == {}
+    assert "canary w: 30.0% of requests in the canary slice" in view.table([], canaries={"w": 0.3})

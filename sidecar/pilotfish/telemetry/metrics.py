@@ -82,6 +82,12 @@ class Metrics:
             ["class", "member"],
             registry=r,
         )
+        self.circuit = prom.Gauge(
+            "pilotfish_member_circuit",
+            "1 for the member's current circuit state (closed, open or half_open), by state.",
+            ["class", "member", "state"],
+            registry=r,
+        )
         self.reloads = prom.Counter(
             "pilotfish_config_reloads",
             "Routes document loads by result (success/failure).",

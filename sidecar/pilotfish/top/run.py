@@ -24,7 +24,9 @@ async def _frames(source: Source, *, interval: float, once: bool) -> None:
         title = (
             f"pilotfish top: rates over the last {reading.scrape.at - previous.at:.1f}s  {time.strftime('%H:%M:%S')}"
         )
-        text = view.table(stats.rows(previous, reading.scrape), title=title)
+        text = view.table(
+            stats.rows(previous, reading.scrape), title=title, canaries=stats.canary_shares(previous, reading.scrape)
+        )
         text += "".join(f"unreachable: {problem}\n" for problem in reading.problems)
         previous = reading.scrape
         if once:

@@ -99,6 +99,25 @@ def rows(before: Scrape | None, after: Scrape) -> list[Row]:
     return result
 
 
+def canary_shares(before: Scrape | None, after: Scrape) -> dict[str, float]:
+    """Per class with a canary: the share of requests the sidecars put in the canary slice (0-1)."""
+    if before is None:
+        return {}
+    shares = {}
+    classes = {dict(labels)["class"] for (name, labels) in after.series if name == "pilotfish_slice_requests_total"}
+    for cls in sorted(classes):
+
+        def grown(**match: str) -> float:
+            assert before is not None
+            name = "pilotfish_slice_requests_total"
+            return max(0.0, _sum(after.series, name, match) - _sum(before.series, name, match))
+
+        every = grown(**{"class": cls})
+        if every:
+            shares[cls] = grown(**{"class": cls, "slice": "canary"}) / every
+    return shares
+
+
 def _sum(series: Series, name: str, match: Mapping[str, str]) -> float:
     return sum(v for (n, labels), v in series.items() if n == name and _matches(labels, match))
 

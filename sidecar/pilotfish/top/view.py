@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from pilotfish.top import stats
 
 HEADER = ("CLASS", "MEMBER", "PROVIDER", "CIRCUIT", "ATTEMPT/S", "SERVED/S", "ERR%", "FAILOVER/S", "P95", "TTFT P95")
 
 
-def table(rows: Sequence[stats.Row], *, title: str = "") -> str:
+def table(rows: Sequence[stats.Row], *, title: str = "", canaries: Mapping[str, float] | None = None) -> str:
     lines = [[*HEADER]]
     for row in rows:
         lines.append(
@@ -29,6 +29,9 @@ def table(rows: Sequence[stats.Row], *, title: str = "") -> str:
     widths = [max(len(line[i]) for line in lines) for i in range(len(HEADER))]
     text = "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() for line in lines
+    )
+    text += "".join(
+        f"\ncanary {cls}: {share * 100:.1f}% of requests in the canary slice" for cls, share in (canaries or {}).items()
     )
     return f"{title}\n{text}\n" if title else text + "\n"
 
