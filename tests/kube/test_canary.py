@@ -1,7 +1,7 @@
 """Canary rollouts end to end: the operator on a real API server, real sidecar processes reading the rendered
 routes as the kubelet would mount them, mock providers, and a real Prometheus the analysis queries.
 
-A healthy canary walks every step to Succeeded; a failing one is rolled back to weight 0 within its
+A healthy canary walks every step to Succeeded; a failing one and a slow one are rolled back to weight 0 within their
 failure limit while every app request keeps succeeding; abort and promote work from the CLI.
 """
 
@@ -82,19 +82,19 @@ async def _mount_configmap(plane: Any, namespace: str, directory: Any, stop: asy
             await asyncio.wait_for(stop.wait(), 0.5)
 
 
-async def _traffic(api: str, stop: asyncio.Event, outcomes: collections.Counter[str]) -> None:
+async def _traffic(api: str, name: str, stop: asyncio.Event, outcomes: collections.Counter[str]) -> None:
+    """An app calling one class in a loop (one loop per class: a slow canary must not starve the others)."""
     async with aiohttp.ClientSession() as session:
         n = 0
         while not stop.is_set():
             n += 1
-            for name in ("good", "bad"):
-                body = {"model": name, "messages": [{"role": "user", "content": f"hi {n}"}]}
-                try:
-                    async with session.post(api + "/v1/chat/completions", json=body) as response:
-                        await response.read()
-                        outcomes[str(response.status)] += 1
-                except aiohttp.ClientError:
-                    outcomes["error"] += 1
+            body = {"model": name, "messages": [{"role": "user", "content": f"hi {n}"}]}
+            try:
+                async with session.post(api + "/v1/chat/completions", json=body) as response:
+                    await response.read()
+                    outcomes[str(response.status)] += 1
+            except aiohttp.ClientError:
+                outcomes["error"] += 1
             await asyncio.sleep(0.03)
 
 
@@ -103,7 +103,9 @@ async def test_a_healthy_canary_is_promoted_and_a_failing_one_is_rolled_back_wit
     crds_applied, namespace, tmp_path
 ):
     mocks = {name: await runner.start_mock(name=name, api_key=KEYS[name]) for name in ("primary", "backup", "third")}
-    mocks["third"].set_fault(mode="status", status=500)  # the bad canary
+    mocks["gemini"] = await runner.start_mock(name="gemini", api_key=KEYS["gemini"], provider="gemini")
+    mocks["third"].set_fault(mode="status", status=500)  # the failing canary
+    mocks["gemini"].set_fault(mode="latency", delay=2.5)  # the slow canary: answers, but late
     admin_port = _free_port()
     stop = asyncio.Event()
     outcomes: collections.Counter[str] = collections.Counter()
@@ -126,6 +128,12 @@ async def test_a_healthy_canary_is_promoted_and_a_failing_one_is_rolled_back_wit
                         steps="[{setWeight: 30}, {analysis: {}}, {setWeight: 100}]",
                         prometheus=prom.url,
                     ),
+                    ROLLOUT.format(
+                        name="slow",
+                        canary="gemini",
+                        steps="[{setWeight: 30}, {analysis: {}}, {setWeight: 100}]",
+                        prometheus=prom.url,
+                    ),
                 ]
             )
             crds_applied.kubectl("apply", "-n", namespace, "-f", "-", stdin=manifests_for(mocks, classes))
@@ -139,7 +147,8 @@ async def test_a_healthy_canary_is_promoted_and_a_failing_one_is_rolled_back_wit
                 ["sidecar", "--config-dir", str(tmp_path / "routes"), "--secrets-dir", str(tmp_path / "secrets")],
                 admin=f"127.0.0.1:{admin_port}",
             )
-            tasks.append(asyncio.create_task(_traffic(sidecar.api, stop, outcomes)))
+            for name in ("good", "bad", "slow"):
+                tasks.append(asyncio.create_task(_traffic(sidecar.api, name, stop, outcomes)))
 
             async def phase(name: str, wanted: str, timeout: float) -> dict[str, Any]:
                 deadline = asyncio.get_running_loop().time() + timeout
@@ -154,6 +163,8 @@ async def test_a_healthy_canary_is_promoted_and_a_failing_one_is_rolled_back_wit
             bad = await phase("bad", "Failed", 60)
             assert bad["weight"] == 0 and "rolled back after 2 failed checks" in bad["message"]
             assert "error-rate=1" in bad["message"]
+            slow = await phase("slow", "Failed", 60)
+            assert slow["weight"] == 0 and "p95-latency-seconds=" in slow["message"]
             good = await phase("good", "Succeeded", 120)
             assert good["weight"] == 100 and good["failedChecks"] == 0
 
