@@ -217,3 +217,19 @@ async def test_a_client_that_goes_away_cancels_the_upstream_call(local_sidecar, 
     log = await _last_request_line(sidecar)  # written when the handler ends: long before the 30 s stall
     assert log["outcome"] == "cancelled"
     assert mocks["claude"].stats.requests == 0  # a client that left is not served by anyone else
+
+
+async def test_the_final_usage_of_a_recovered_stream_adds_up_both_attempts(local_sidecar, mocks):
+    sidecar = await local_sidecar(RECOVERING)
+    mocks["primary"].set_fault(mode="cut", after_chunks=4)
+    stream = await sidecar.client().chat.completions.create(
+        model="workhorse", messages=USER, stream=True, stream_options={"include_usage": True}
+    )
+    usage = [chunk.usage async for chunk in stream if chunk.usage is not None]
+    assert len(usage) == 1
+    asked = answers.prompt_tokens([m["content"] for m in USER])
+    words = len(answers.words("primary"))
+    # the cut attempt: the prompt, and 4 delivered chunks; the continuation: the prompt plus those 4 as prefill
+    assert usage[0].completion_tokens == words
+    assert usage[0].prompt_tokens == asked + (asked + 4)
+    assert usage[0].total_tokens == usage[0].prompt_tokens + usage[0].completion_tokens

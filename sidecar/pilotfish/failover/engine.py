@@ -228,12 +228,16 @@ class Engine:
             record.recoveries.append((failed_member.provider.value, "none", "failed"))
             raise failure from None
         record.recoveries.append((failed_member.provider.value, resumed.member.provider.value, "success"))
-        first = recovery.continued(resumed.head, trimmed=trimmed)
+        cut = len(delivered.parts)
+        first = [
+            recovery.with_cut_attempt(c, delivered_chunks=cut)
+            for c in recovery.continued(resumed.head, trimmed=trimmed)
+        ]
         if first:
             yield first
         if resumed.rest is not None:
             async for batch in resumed.rest:
-                yield batch
+                yield [recovery.with_cut_attempt(c, delivered_chunks=cut) for c in batch]
 
     def _traced_end(self, span: object, record: records.RequestRecord) -> None:
         assert self._tracing is not None

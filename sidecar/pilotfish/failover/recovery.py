@@ -27,7 +27,7 @@ class Delivered:
             for choice in chunk.get("choices") or ():
                 delta = choice.get("delta") or {}
                 if delta.get("content"):
-                    self.parts.append(delta["content"])
+                    self.parts.append(delta["content"])  # one part per content chunk: about one token each
                 if delta.get("tool_calls"):
                     self.tool_calls = True
 
@@ -61,3 +61,23 @@ def continued(head: Batch, *, trimmed: bool) -> Batch:
                 continue
         out.append(chunk)
     return out
+
+
+def with_cut_attempt(chunk: openai.ChatChunk, *, delivered_chunks: int) -> openai.ChatChunk:
+    """The continuation's usage chunk, made to add up both attempts.
+
+    The cut attempt's usage never arrived, so it is estimated: it generated the delivered chunks (about
+    one token each), and its prompt was the continuation's prompt without them (the continuation's
+    prompt holds the conversation plus the prefill)."""
+    usage = chunk.get("usage")
+    if chunk.get("choices") or not isinstance(usage, dict):
+        return chunk
+    prompt, completion = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+    cut_prompt = max(0, prompt - delivered_chunks)
+    summed = {
+        **usage,
+        "prompt_tokens": prompt + cut_prompt,
+        "completion_tokens": completion + delivered_chunks,
+        "total_tokens": prompt + cut_prompt + completion + delivered_chunks,
+    }
+    return {**chunk, "usage": summed}

@@ -29,3 +29,11 @@ def test_the_prefill_drops_trailing_whitespace_and_the_seam_drops_it_from_the_co
 def test_a_finish_chunk_survives_the_seam():
     seam = recovery.continued([_chunk(role="assistant"), _chunk(finish="stop")], trimmed=True)
     assert len(seam) == 1 and seam[0]["choices"][0]["finish_reason"] == "stop"
+
+
+def test_the_usage_chunk_adds_the_cut_attempt_and_other_chunks_pass_unchanged():
+    usage = {"id": "c", "choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": 7, "total_tokens": 17}}
+    summed = recovery.with_cut_attempt(usage, delivered_chunks=4)
+    assert summed["usage"] == {"prompt_tokens": 16, "completion_tokens": 11, "total_tokens": 27}
+    content = _chunk("x")
+    assert recovery.with_cut_attempt(content, delivered_chunks=4) is content
