@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+import anthropic
 import openai
 import pytest
 from tests.integration.conftest import USER
@@ -233,3 +234,14 @@ async def test_the_final_usage_of_a_recovered_stream_adds_up_both_attempts(local
     assert usage[0].completion_tokens == words
     assert usage[0].prompt_tokens == asked + (asked + 4)
     assert usage[0].total_tokens == usage[0].prompt_tokens + usage[0].completion_tokens
+
+
+async def test_an_anthropic_sdk_client_gets_the_recovered_answer_whole(local_sidecar, mocks):
+    sidecar = await local_sidecar(RECOVERING)
+    mocks["primary"].set_fault(mode="stall", after_chunks=4)
+    client = anthropic.AsyncAnthropic(base_url=sidecar.api, api_key="unused-by-the-sidecar", max_retries=0)
+    async with client.messages.stream(model="workhorse", max_tokens=200, messages=USER) as stream:
+        text = "".join([piece async for piece in stream.text_stream])
+        final = await stream.get_final_message()
+    assert text == answers.ANSWER.format(name="primary")
+    assert final.stop_reason == "end_turn"

@@ -161,6 +161,8 @@ class Tracing:
             attributes["pilotfish.skipped"] = [f"{member}:{why}" for member, why in record.skipped]
         if record.canary_slice:
             attributes["pilotfish.canary.slice"] = record.canary_slice
+        if record.recoveries:
+            attributes["pilotfish.stream.recoveries"] = [f"{a}->{b}:{result}" for a, b, result in record.recoveries]
         if record.error_code:
             attributes["error.type"] = record.error_code
             span.set_status(self._status(self._code.ERROR, record.error_code))
