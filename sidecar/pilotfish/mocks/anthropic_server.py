@@ -8,7 +8,6 @@ to ``message_stop``) with a ``ping``; tool use with ``input_json_delta``.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import orjson
@@ -58,9 +57,7 @@ async def post_messages(request: web.Request) -> web.StreamResponse:
         return error_response(401)
     if "max_tokens" not in body or not request.headers.get("anthropic-version"):
         return error_response(400, message="max_tokens and the anthropic-version header are required")
-    mode = app[control.FAULTS].next_mode()
-    stats.by_mode[mode.value] += 1
-    fault = app[control.FAULTS].fault
+    mode, fault = control.draw(app)
     early = _error_fault(mode, fault)
     if early is not None:
         return early
@@ -158,17 +155,10 @@ async def _stream(request: web.Request, body: dict[str, Any], *, mode: faults.Mo
         frames.append(_event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}))
         deltas = [{"type": "text_delta", "text": word} for word in _words(request.app[control.NAME], body)]
     for count, delta in enumerate(deltas):
-        if count >= after and mode in (faults.Mode.CUT, faults.Mode.STALL, faults.Mode.STREAM_ERROR):
-            await response.write(b"".join(frames))
-            await asyncio.sleep(stalls.MID_STREAM_PAUSE)  # the client has these chunks before the stream breaks
-            if mode is faults.Mode.CUT:
-                stalls.cut(request)
-            elif mode is faults.Mode.STALL:
-                await asyncio.sleep(3600)
-            else:  # after a 200, the API reports overload as an event in the stream
-                error = {"error": {"type": "overloaded_error", "message": "Overloaded"}}
-                await response.write(_event("error", error))
-                await response.write_eof()
+        if count >= after and mode in stalls.MID_STREAM:
+            # after a 200, the API reports overload as an event in the stream
+            error = _event("error", {"error": {"type": "overloaded_error", "message": "Overloaded"}})
+            await stalls.break_stream(request, response, mode, sent=b"".join(frames), error_event=error)
             return response
         frames.append(_event("content_block_delta", {"index": 0, "delta": delta}))
     frames.append(_event("content_block_stop", {"index": 0}))

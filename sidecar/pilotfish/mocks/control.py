@@ -82,3 +82,10 @@ async def get_stats(request: web.Request) -> web.Response:
 async def post_reset(request: web.Request) -> web.Response:
     request.app[STATS].reset()
     return web.json_response({"reset": True})
+
+
+def draw(app: web.Application) -> tuple[faults.Mode, faults.Fault]:
+    """The fault for the request that just arrived, counted in the stats."""
+    mode = app[FAULTS].next_mode()
+    app[STATS].by_mode[mode.value] += 1
+    return mode, app[FAULTS].fault

@@ -8,7 +8,6 @@ is SSE with no terminator: the last event's candidate carries ``finishReason`` a
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import orjson
@@ -62,9 +61,7 @@ async def post_model_action(request: web.Request) -> web.StreamResponse:
     stats.last_auth_present = presented is not None
     if app[control.API_KEY] and presented != app[control.API_KEY]:
         return error_response(400, message="API key not valid. Please pass a valid API key.")
-    mode = app[control.FAULTS].next_mode()
-    stats.by_mode[mode.value] += 1
-    fault = app[control.FAULTS].fault
+    mode, fault = control.draw(app)
     early = _error_fault(mode, fault)
     if early is not None:
         return early
@@ -172,17 +169,12 @@ async def _stream(
     await response.prepare(request)
     frames: list[bytes] = []
     for count, event in enumerate(events):
-        if count >= after and mode in (faults.Mode.CUT, faults.Mode.STALL, faults.Mode.STREAM_ERROR):
-            await response.write(b"".join(frames))
-            await asyncio.sleep(stalls.MID_STREAM_PAUSE)  # the client has these chunks before the stream breaks
-            if mode is faults.Mode.CUT:
-                stalls.cut(request)
-            elif mode is faults.Mode.STALL:
-                await asyncio.sleep(3600)
-            else:  # the API's error object, in the stream after a 200
-                error = {"error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}}
-                await response.write(sse.encode(orjson.dumps(error)))
-                await response.write_eof()
+        if count >= after and mode in stalls.MID_STREAM:
+            # the API's error object, in the stream after a 200
+            error = {"error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}}
+            await stalls.break_stream(
+                request, response, mode, sent=b"".join(frames), error_event=sse.encode(orjson.dumps(error))
+            )
             return response
         frames.append(sse.encode(orjson.dumps(event)))
     await response.write(b"".join(frames))

@@ -87,9 +87,7 @@ async def _admit(request: web.Request) -> tuple[dict[str, Any], faults.Mode, fau
     stats.last_auth_present = presented is not None
     if app[control.API_KEY] and presented != expected:
         return error_response(401)
-    mode = app[control.FAULTS].next_mode()
-    stats.by_mode[mode.value] += 1
-    fault = app[control.FAULTS].fault
+    mode, fault = control.draw(app)
     early = await _early_fault(request, mode, fault)
     if early is not None:
         return early
@@ -235,24 +233,19 @@ async def _stream(
         pieces = [{"content": word} for word in answers.words(name)]
     out = [frame({"role": "assistant", "content": "" if not call else None, "refusal": None})]
     for index, piece in enumerate(pieces):
-        if index >= fault.after_chunks and mode in (faults.Mode.CUT, faults.Mode.STALL, faults.Mode.STREAM_ERROR):
-            await response.write(b"".join(out))
-            await asyncio.sleep(stalls.MID_STREAM_PAUSE)  # the client has these chunks before the stream breaks
-            if mode is faults.Mode.CUT:
-                stalls.cut(request)
-            elif mode is faults.Mode.STALL:
-                await asyncio.sleep(3600)
-            else:  # an error event after the 200, as OpenAI sends when a stream fails server-side
-                error = {
-                    "error": {
-                        "message": "The server had an error while processing your request.",
-                        "type": "server_error",
-                        "param": None,
-                        "code": None,
-                    }
+        if index >= fault.after_chunks and mode in stalls.MID_STREAM:
+            # an error event after the 200, as OpenAI sends when a stream fails server-side
+            error = {
+                "error": {
+                    "message": "The server had an error while processing your request.",
+                    "type": "server_error",
+                    "param": None,
+                    "code": None,
                 }
-                await response.write(sse.encode(orjson.dumps(error)))
-                await response.write_eof()
+            }
+            await stalls.break_stream(
+                request, response, mode, sent=b"".join(out), error_event=sse.encode(orjson.dumps(error))
+            )
             return response
         if mode is faults.Mode.MALFORMED and index == fault.after_chunks:
             out.append(b'data: {"id": "chatcmpl-mock", "choices": [{"delta": {"content": "trunc\n\n')

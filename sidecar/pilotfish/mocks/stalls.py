@@ -27,3 +27,22 @@ def cut(request: web.Request) -> None:
     """Drop the connection mid-answer."""
     assert request.transport is not None
     request.transport.abort()
+
+
+MID_STREAM = frozenset({faults.Mode.CUT, faults.Mode.STALL, faults.Mode.STREAM_ERROR})
+
+
+async def break_stream(
+    request: web.Request, response: web.StreamResponse, mode: faults.Mode, *, sent: bytes, error_event: bytes
+) -> None:
+    """Send what the stream had so far, then break it as ``mode`` says: drop the connection (cut), go
+    silent with it open (stall), or send the vendor's in-stream error event after the 200 (stream-error)."""
+    await response.write(sent)
+    await asyncio.sleep(MID_STREAM_PAUSE)  # the client has these chunks before the stream breaks
+    if mode is faults.Mode.CUT:
+        cut(request)
+    elif mode is faults.Mode.STALL:
+        await asyncio.sleep(3600)
+    else:
+        await response.write(error_event)
+        await response.write_eof()
