@@ -6,7 +6,6 @@ import contextlib
 import json
 import pathlib
 import shutil
-import socket
 import subprocess
 import time
 import urllib.parse
@@ -15,12 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import yaml
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from e2e.testenv import controlplane
 
 
 class Prometheus:
@@ -63,7 +57,7 @@ def running(
         ],
     }
     (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = _free_port()
+    port = controlplane.free_port()
     log = workdir / "prometheus.log"
     process = subprocess.Popen(
         [

@@ -16,6 +16,7 @@ import pathlib
 import sys
 import textwrap
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import aiohttp
 import openai
@@ -59,6 +60,15 @@ class Sidecar:
 
     def log_records(self) -> list[dict[str, object]]:
         return [json.loads(line) for line in self.stdout_lines if line.startswith("{")]
+
+    async def last_request_line(self, *, timeout: float = 2.5) -> dict[str, Any]:
+        """The newest request log line: it is written as the response ends, so give the pipe a moment."""
+        for _ in range(int(timeout / 0.02)):
+            lines = [r for r in self.log_records() if r.get("msg") == "request"]
+            if lines:
+                return lines[-1]
+            await asyncio.sleep(0.02)
+        raise AssertionError("no request log line")
 
 
 async def _pump(stream: asyncio.StreamReader | None, into: list[str]) -> None:

@@ -3,7 +3,6 @@ failover engine as chat, across OpenAI-format and Gemini members; Anthropic memb
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import struct
 
@@ -59,7 +58,7 @@ async def test_an_openai_member_embeds_and_the_anthropic_member_is_skipped_not_t
     assert "x-pilotfish-failover-reason" not in headers  # a member with no embeddings API was never a choice
     assert mocks["claude"].stats.requests == 0
     assert mocks["primary"].stats.last_body["encoding_format"] == "float"
-    line = await _last_log_line(sidecar)
+    line = await sidecar.last_request_line()
     assert line["skipped"] == [{"member": "claude/claude-sonnet-4-5", "reason": "operation_not_supported"}]
     assert [attempt["member"] for attempt in line["attempts"]] == ["primary/text-embedding-3-small"]
     assert line["operation"] == "embeddings" and line["failover_reason"] is None
@@ -72,14 +71,6 @@ def _floats(embedding):
         raw = base64.b64decode(embedding)
         return list(struct.unpack(f"<{len(raw) // 4}f", raw))
     return embedding
-
-
-async def _last_log_line(sidecar):
-    for _ in range(50):
-        if sidecar.log_records():
-            return sidecar.log_records()[-1]
-        await asyncio.sleep(0.05)
-    raise AssertionError("no request log line")
 
 
 @pytest.mark.parametrize(

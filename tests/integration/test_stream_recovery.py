@@ -3,8 +3,6 @@ clean in-band error. The client gets the canonical answer exactly once, never a 
 
 from __future__ import annotations
 
-import asyncio
-
 import aiohttp
 import anthropic
 import openai
@@ -40,16 +38,6 @@ async def _stream_text(sidecar, **extra) -> tuple[str, list[str], str | None]:
     return "".join(text), models, finish
 
 
-async def _last_request_line(sidecar) -> dict:
-    """The request log line is written as the response ends: give the pipe a moment to carry it."""
-    for _ in range(250):
-        lines = [r for r in sidecar.log_records() if r.get("msg") == "request"]
-        if lines:
-            return lines[-1]
-        await asyncio.sleep(0.02)
-    raise AssertionError("no request log line")
-
-
 @pytest.mark.parametrize("mode", ["cut", "stall", "stream-error"])
 async def test_a_broken_stream_is_finished_by_a_member_that_can_continue_it(local_sidecar, mocks, mode):
     sidecar = await local_sidecar(RECOVERING)
@@ -67,7 +55,7 @@ async def test_a_broken_stream_is_finished_by_a_member_that_can_continue_it(loca
         'pilotfish_stream_recoveries_total{class="workhorse",from_provider="openai-compatible",result="success",to_provider="anthropic"} 1.0'
         in metrics
     )
-    log = await _last_request_line(sidecar)
+    log = await sidecar.last_request_line(timeout=5)
     assert log["outcome"] == "success"
     assert [a["result"] for a in log["attempts"]][:2] != ["success", "success"]
 
@@ -157,7 +145,7 @@ async def test_a_stream_that_finished_without_done_is_complete_at_once_not_at_a_
         answer = await sidecar.client().chat.completions.create(model="workhorse", messages=USER)
         text, models, finish = answer.choices[0].message.content, [answer.model], answer.choices[0].finish_reason
     assert text == answers.ANSWER.format(name="primary") and models == ["model-a"] and finish == "stop"
-    log = await _last_request_line(sidecar)
+    log = await sidecar.last_request_line(timeout=5)
     assert [a["result"] for a in log["attempts"]] == ["success"]  # no first-token timeout, no failover
     assert mocks["claude"].stats.requests == 0
 
@@ -197,7 +185,7 @@ async def test_a_stall_longer_than_stream_idle_seconds_is_recovered_even_under_a
     mocks["primary"].set_fault(mode="stall", after_chunks=4)
     text, models, _ = await _stream_text(sidecar)
     assert text == answers.ANSWER.format(name="primary") and models == ["model-a", "claude-sonnet-4-5"]
-    log = await _last_request_line(sidecar)
+    log = await sidecar.last_request_line(timeout=5)
     assert log["attempts"][0]["result"] == "stream_interrupted"
 
 
@@ -215,7 +203,7 @@ async def test_a_client_that_goes_away_cancels_the_upstream_call(local_sidecar, 
         session.post(sidecar.api + "/v1/chat/completions", json=body) as response,
     ):
         await response.content.readline()  # the stream has started
-    log = await _last_request_line(sidecar)  # written when the handler ends: long before the 30 s stall
+    log = await sidecar.last_request_line(timeout=5)  # written when the handler ends: long before the 30 s stall
     assert log["outcome"] == "cancelled"
     assert mocks["claude"].stats.requests == 0  # a client that left is not served by anyone else
 

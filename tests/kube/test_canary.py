@@ -11,13 +11,13 @@ import asyncio
 import collections
 import contextlib
 import json
-import socket
 import subprocess
 import sys
 from typing import Any
 
 import aiohttp
 import pytest
+from e2e.testenv import controlplane
 from tests import prometheus
 from tests.integration.conftest import KEYS, manifests_for, start_sidecar, stop_sidecar
 from tests.kube.conftest import ROOT, wait_for
@@ -46,12 +46,6 @@ spec:
       prometheus: {{address: "{prometheus}"}}
     stickiness: {{header: x-conversation-id}}
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _get(plane: Any, namespace: str, *what: str) -> dict[str, Any] | None:
@@ -106,7 +100,7 @@ async def test_a_healthy_canary_is_promoted_and_a_failing_one_is_rolled_back_wit
     mocks["gemini"] = await runner.start_mock(name="gemini", api_key=KEYS["gemini"], provider="gemini")
     mocks["third"].set_fault(mode="status", status=500)  # the failing canary
     mocks["gemini"].set_fault(mode="latency", delay=2.5)  # the slow canary: answers, but late
-    admin_port = _free_port()
+    admin_port = controlplane.free_port()
     stop = asyncio.Event()
     outcomes: collections.Counter[str] = collections.Counter()
     sidecar = None
