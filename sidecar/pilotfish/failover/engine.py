@@ -143,6 +143,7 @@ class Engine:
                     spare
                     and member.id != record.canary_member
                     and policy.retry_same_member(last, route.routing, retried=same_member.get(member.id, 0))
+                    and self._now() + (last.retry_after or 0.0) < deadline  # the wait must fit the request
                 )
                 member_health.record_failure(
                     # a Retry-After we are about to wait out must not open the circuit it would reopen
@@ -152,9 +153,9 @@ class Engine:
                 record.attempts.append(_attempt_record(member, self._now() - attempt_started, last))
                 if span is not None:
                     self._traced_end(span, record)
-                if again and last.retry_after and self._now() + last.retry_after < deadline:
-                    await asyncio.sleep(last.retry_after)
                 if again:
+                    if last.retry_after:
+                        await asyncio.sleep(last.retry_after)
                     same_member[member.id] = same_member.get(member.id, 0) + 1
                     queue.insert(0, member)
                     continue
