@@ -239,12 +239,56 @@ async def test_one_transient_500_is_retried_on_the_same_member_and_the_backup_is
     assert mocks["backup"].stats.requests == 0
 
 
-async def test_a_short_retry_after_is_waited_out_on_the_same_member(sidecar: Sidecar, mocks):
+async def test_a_short_retry_after_is_waited_out_on_the_same_member_and_reported_as_a_retry(sidecar: Sidecar, mocks):
     mocks["primary"].set_fault(mode="rate-limit", retry_after=0.2, count=1)
     text, headers = await complete(sidecar.client(), stream=True)
     assert text == answer_of("primary") and headers["x-pilotfish-attempts"] == "2"
     assert mocks["backup"].stats.requests == 0
     assert (await sidecar.member("workhorse", "primary/model-a"))["state"] == "closed"
+    # it never moved: a retry, with its reason, and not a failover in the headers, the log or the metrics
+    assert "x-pilotfish-failover-reason" not in headers
+    assert headers["x-pilotfish-retry-reason"] == "rate_limited"
+    line = await sidecar.last_request_line()
+    assert (line["retry_reason"], line["failover_reason"]) == ("rate_limited", None)
+    metrics = await sidecar.metrics()
+    assert (
+        'pilotfish_retries_total{class="workhorse",provider="openai-compatible",reason="rate_limited"} 1.0' in metrics
+    )
+    assert "pilotfish_failovers_total{" not in metrics
+
+
+THREE_MEMBERS = """\
+apiVersion: pilotfish.dev/v1alpha1
+kind: ModelClass
+metadata: {name: workhorse}
+spec:
+  members:
+    - {credentialRef: primary, model: model-a}
+    - {credentialRef: backup, model: model-b}
+    - {credentialRef: third, model: model-c}
+  timeouts: {connectSeconds: 1, firstTokenSeconds: 0.5, totalSeconds: 10}
+"""
+
+
+@STREAM
+async def test_a_short_retry_after_is_waited_out_even_when_every_attempt_has_a_member_waiting(
+    local_sidecar, mocks, stream
+):
+    sidecar = await local_sidecar(THREE_MEMBERS)  # maxAttempts 3 (the default) = members: no spare attempt
+    mocks["primary"].set_fault(mode="rate-limit", retry_after=0.2, count=1)
+    text, headers = await complete(sidecar.client(), stream=stream)
+    assert text == answer_of("primary") and headers["x-pilotfish-attempts"] == "2"
+    assert mocks["backup"].stats.requests == 0 and mocks["third"].stats.requests == 0  # no 429 cascade
+    assert (await sidecar.member("workhorse", "primary/model-a"))["state"] == "closed"
+    assert headers["x-pilotfish-retry-reason"] == "rate_limited"
+
+
+async def test_a_transient_500_with_every_attempt_spoken_for_fails_over_without_a_quick_retry(local_sidecar, mocks):
+    sidecar = await local_sidecar(THREE_MEMBERS)
+    mocks["primary"].set_fault(mode="status", status=500, count=1)
+    text, headers = await complete(sidecar.client(), stream=False)
+    assert text == answer_of("backup") and headers["x-pilotfish-attempts"] == "2"
+    assert headers["x-pilotfish-failover-reason"] == "server_error" and "x-pilotfish-retry-reason" not in headers
 
 
 async def test_a_long_retry_after_fails_over_at_once_and_keeps_the_member_out_for_that_long(sidecar: Sidecar, mocks):

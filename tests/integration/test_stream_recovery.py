@@ -60,6 +60,31 @@ async def test_a_broken_stream_is_finished_by_a_member_that_can_continue_it(loca
     assert [a["result"] for a in log["attempts"]][:2] != ["success", "success"]
 
 
+async def test_a_recovery_keeps_the_requests_one_total_deadline(local_sidecar, mocks):
+    # the primary stalls after 3 chunks and is given up at streamIdleSeconds (2 s), leaving under 0.5 s of
+    # totalSeconds; claude would continue the stream but needs 1 s to start: with a fresh deadline per
+    # member (as before) it would finish the answer well past totalSeconds
+    sidecar = await local_sidecar(
+        RECOVERING.replace("    - {credentialRef: gemini, model: gemini-2.5-pro}\n", "").replace(
+            "timeouts: {connectSeconds: 1, firstTokenSeconds: 1, totalSeconds: 20}",
+            "timeouts: {connectSeconds: 1, firstTokenSeconds: 2, streamIdleSeconds: 2, totalSeconds: 2.5}",
+        )
+    )
+    mocks["primary"].set_fault(mode="stall", after_chunks=3)
+    mocks["claude"].set_fault(mode="slow-first-token", delay=1)
+    with pytest.raises(openai.APIError) as raised:
+        await _stream_text(sidecar)
+    assert "incomplete" in str(raised.value)
+    log = await sidecar.last_request_line(timeout=10)
+    assert log["outcome"] == "interrupted"
+    results = [(a["member"], a["result"]) for a in log["attempts"]]
+    # the continuation, if any time was left for it at all, ran out with the request's deadline
+    assert results in (
+        [("primary/model-a", "stream_interrupted")],
+        [("primary/model-a", "stream_interrupted"), ("claude/claude-sonnet-4-5", "total_timeout")],
+    )
+
+
 async def test_when_no_member_can_continue_the_stream_ends_with_an_in_band_error_and_no_done(local_sidecar, mocks):
     sidecar = await local_sidecar(
         """\

@@ -5,25 +5,35 @@ import json
 from pilotfish.demo import report
 
 
-def _line(member, latency, reason=None, cost=0.001, ts=0.0):
+def _line(member, latency, reason=None, cost=0.001, ts=0.0, retried=None):
     return {
         "msg": "request",
         "member": member,
         "latency_ms": latency,
         "failover_reason": reason,
+        "retry_reason": retried,
         "cost_usd": cost,
         "ts": ts,
     }
 
 
-def test_summary_counts_share_p95_cost_and_failover_reasons():
-    lines = [_line("a/m", 1.0)] * 3 + [_line("b/m", 5.0, "overloaded")] + [_line(None, 9.0, "circuit_open", 0)]
+def test_summary_counts_share_p95_cost_and_failover_and_retry_reasons():
+    lines = (
+        [_line("a/m", 1.0)] * 2
+        + [_line("a/m", 1.0, retried="rate_limited")]
+        + [_line("b/m", 5.0, "overloaded")]
+        + [_line(None, 9.0, "circuit_open", 0)]
+    )
     text = report.summary(lines)
-    rows = {line.split()[0]: line.split() for line in text.splitlines()[1:] if not line.startswith("failovers")}
+    rows = {line.split()[0]: line.split() for line in text.splitlines()[1:] if "by reason" not in line}
     assert rows["a/m"] == ["a/m", "3", "60%", "1.0ms", "0.003000"]
     assert rows["b/m"][1:3] == ["1", "20%"]
     assert "(none:" in text
-    assert text.splitlines()[-1] == "failovers by reason: overloaded 1, circuit_open 1"
+    # a request its first member served after waiting out a 429 was retried, not failed over
+    assert text.splitlines()[-2:] == [
+        "failovers by reason: overloaded 1, circuit_open 1",
+        "retries by reason: rate_limited 1",
+    ]
 
 
 def test_load_keeps_only_request_lines(tmp_path):

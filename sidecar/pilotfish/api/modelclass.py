@@ -94,7 +94,8 @@ class RoutingSpec(base.ApiModel):
         default=5.0,
         ge=0,
         le=60,
-        description="A 429 whose Retry-After is at most this is waited out and retried once on the same member; "
+        description="A 429 whose Retry-After is at most this is waited out and retried once on the same member, "
+        "even if that takes the last member's turn (within maxAttempts, totalSeconds and the retry budget); "
         "longer or absent: fail over at once and keep the member's circuit open for the Retry-After.",
     )
     on_content_filter: Literal["fail", "failover"] = pydantic.Field(
@@ -109,7 +110,12 @@ class TimeoutsSpec(base.ApiModel):
 
     connect_seconds: float = pydantic.Field(default=2.0, gt=0, le=60)
     first_token_seconds: float = pydantic.Field(default=15.0, gt=0, le=600)
-    total_seconds: float = pydantic.Field(default=300.0, gt=0, le=3600)
+    total_seconds: float = pydantic.Field(
+        default=300.0,
+        gt=0,
+        le=3600,
+        description="The whole request's deadline: every attempt, Retry-After wait and mid-stream recovery.",
+    )
     stream_idle_seconds: float | None = pydantic.Field(
         default=None,
         gt=0,

@@ -26,7 +26,7 @@ def load(path: pathlib.Path) -> list[dict[str, Any]]:
 
 
 def summary(requests: Sequence[dict[str, Any]]) -> str:
-    """Requests, share, p95 latency and cost per serving member; failovers by reason."""
+    """Requests, share, p95 latency and cost per serving member; failovers and same-member retries by reason."""
     by_member: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
     for request in requests:
         by_member[request.get("member") or "(none: failed)"].append(request)
@@ -39,9 +39,13 @@ def summary(requests: Sequence[dict[str, Any]]) -> str:
         rows.append((member, str(len(served)), f"{len(served) / total:.0%}", f"{p95:.1f}ms", f"{cost:.6f}"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     table = "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
-    reasons = collections.Counter(r["failover_reason"] for r in requests if r.get("failover_reason"))
-    moved = ", ".join(f"{reason} {count}" for reason, count in reasons.most_common()) or "none"
-    return f"{table}\nfailovers by reason: {moved}\n"
+    failed_over, retried = _by_reason(requests, "failover_reason"), _by_reason(requests, "retry_reason")
+    return f"{table}\nfailovers by reason: {failed_over}\nretries by reason: {retried}\n"
+
+
+def _by_reason(requests: Sequence[dict[str, Any]], field: str) -> str:
+    reasons = collections.Counter(r[field] for r in requests if r.get(field))
+    return ", ".join(f"{reason} {count}" for reason, count in reasons.most_common()) or "none"
 
 
 def plot(

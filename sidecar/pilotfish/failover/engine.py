@@ -82,12 +82,17 @@ class Engine:
         record: records.RequestRecord,
         pin_key: str | None,
         slice_key: str | None = None,
+        deadline: float | None = None,
     ) -> exchange.Committed[Head]:
         """Try members in plan order until one commits; raise AllMembersFailed otherwise.
 
-        ``slice_key``: the value of the canary's stickiness header, when the class has a canary."""
+        ``slice_key``: the value of the canary's stickiness header, when the class has a canary.
+        ``deadline``: set when this continues a request already under way (a mid-stream recovery): the
+        request keeps its one ``totalSeconds`` deadline and is not counted again in the retry budget."""
         started = self._now()
-        deadline = started + route.timeouts.total_seconds
+        continuing = deadline is not None
+        if deadline is None:
+            deadline = started + route.timeouts.total_seconds
         if route.canary is not None:
             record.canary_member = route.canary.member.id
             record.canary_slice = "canary" if canary.in_canary_slice(route.canary, slice_key, self._rng) else "stable"
@@ -106,11 +111,12 @@ class Engine:
         if not attempt_plan.members and any(skip.reason in INELIGIBLE for skip in attempt_plan.skipped):
             raise AllMembersFailed(class_name=route.name, code="no_eligible_members", failure=None)
         retry_budget = self.budget_for(route)
-        retry_budget.record_request()
+        if not continuing:
+            retry_budget.record_request()  # once per client request, however many members it visits
         queue = list(attempt_plan.members)
         same_member: dict[str, int] = {}  # member id → quick retries it has had
         last: failures.Failure | None = None
-        while queue and len(record.attempts) < route.routing.max_attempts:
+        while queue and len(record.attempts) < route.routing.max_attempts and self._now() < deadline:
             member = queue.pop(0)
             member_health = self.health.member(route.name, member)
             if not attempt_plan.last_resort and not member_health.breaker.allow():
@@ -136,13 +142,16 @@ class Engine:
             except failures.AttemptFailed as exc:
                 last = exc.failure
                 rule = policy.policy_for(last.kind)
-                # a quick retry uses spare attempts only (it never costs a member further down its turn), and a
-                # failing canary goes straight to the stable members: users must not wait on an experiment
-                spare = route.routing.max_attempts - len(record.attempts) - 1 > len(queue)
+                # a failing canary goes straight to the stable members: users must not wait on an experiment
                 again = (
-                    spare
-                    and member.id != record.canary_member
-                    and policy.retry_same_member(last, route.routing, retried=same_member.get(member.id, 0))
+                    member.id != record.canary_member
+                    and policy.retry_same_member(
+                        last,
+                        route.routing,
+                        retried=same_member.get(member.id, 0),
+                        attempts_left=route.routing.max_attempts - len(record.attempts) - 1,
+                        members_waiting=len(queue),
+                    )
                     and self._now() + (last.retry_after or 0.0) < deadline  # the wait must fit the request
                 )
                 member_health.record_failure(
@@ -181,7 +190,14 @@ class Engine:
                 )
                 if isinstance(exchange_, streaming.ChatStream):
                     committed.rest = self._recovering(
-                        committed.rest, committed.head, route, exchange_, member, keys=keys, record=record
+                        committed.rest,
+                        committed.head,
+                        route,
+                        exchange_,
+                        member,
+                        keys=keys,
+                        record=record,
+                        deadline=deadline,
                     )
             if pin_key:
                 ttl = route.routing.pinning.ttl_seconds if route.routing.pinning else 3600
@@ -200,13 +216,15 @@ class Engine:
         *,
         keys: Keys,
         record: records.RequestRecord,
+        deadline: float,
     ) -> AsyncIterator[Batch]:
         """Pass a committed stream on; if it breaks, finish the answer on a member that can continue it.
 
         The continuation is the same conversation with the delivered text as a trailing assistant message
         (a prefill), sent through this same loop to the remaining members that can prefill. The client sees
-        one answer. A stream that was emitting tool calls is never continued (arguments cannot be spliced),
-        and when nobody can continue, the original failure goes on to the client as an in-band error."""
+        one answer, within the request's one deadline. A stream that was emitting tool calls is never continued
+        (arguments cannot be spliced), and when nobody can continue in time, the original failure goes on to
+        the client as an in-band error."""
         delivered = recovery.Delivered()
         delivered.take(head)
         try:
@@ -224,7 +242,9 @@ class Engine:
         prefill, trimmed = recovery.prefill_of(delivered.text)
         remaining = route.model_copy(update={"members": candidates, "canary": None})
         try:
-            resumed = await self.open(remaining, chat.continuation(prefill), keys=keys, record=record, pin_key=None)
+            resumed = await self.open(
+                remaining, chat.continuation(prefill), keys=keys, record=record, pin_key=None, deadline=deadline
+            )
         except AllMembersFailed:
             record.recoveries.append((failed_member.provider.value, "none", "failed"))
             raise failure from None

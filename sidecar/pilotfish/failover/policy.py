@@ -112,11 +112,26 @@ def policy_for(kind: failures.FailureKind) -> Policy:
 TRANSIENT = frozenset({K.SERVER_ERROR, K.CONNECT})
 
 
-def retry_same_member(failure: failures.Failure, routing: modelclass.RoutingSpec, *, retried: int) -> bool:
-    """Retry this member before moving on? A transient 5xx or reset up to ``sameMemberRetries`` times; a 429
-    whose Retry-After is short enough to wait out, once."""
+def retry_same_member(
+    failure: failures.Failure,
+    routing: modelclass.RoutingSpec,
+    *,
+    retried: int,
+    attempts_left: int,
+    members_waiting: int,
+) -> bool:
+    """Retry this member before moving on? ``attempts_left``: upstream calls this request may still make
+    (``maxAttempts`` is a hard cap); ``members_waiting``: members still queued behind this one.
+
+    A transient 5xx or reset: up to ``sameMemberRetries`` times, and only with a spare attempt, so a quick
+    retry never costs a member further down its turn. A 429 whose Retry-After is at most
+    ``maxRetryAfterWaitSeconds``: waited out and retried once, even if that takes the last member's turn,
+    because the wait is cheap and moving a class's traffic to its backup on a short hint spreads the 429
+    to the backup (a small cascade), while the member will take the request again in a moment."""
+    if attempts_left < 1:
+        return False
     if failure.kind in TRANSIENT:
-        return retried < routing.same_member_retries
+        return retried < routing.same_member_retries and attempts_left > members_waiting
     if failure.kind is K.RATE_LIMITED:
         wait = failure.retry_after
         return retried == 0 and wait is not None and 0 <= wait <= routing.max_retry_after_wait_seconds

@@ -43,6 +43,8 @@ def route_headers(record: records.RequestRecord) -> dict[str, str]:
     reason = record.failover_reason()
     if reason:
         out[headers.FAILOVER_REASON] = reason
+    if retried := record.retry_reason():
+        out[headers.RETRY_REASON] = retried
     return out
 
 

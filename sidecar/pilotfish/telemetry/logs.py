@@ -35,6 +35,7 @@ def request_fields(record: records.RequestRecord) -> dict[str, Any]:
         "attempts": [_attempt_fields(attempt) for attempt in record.attempts],
         "skipped": [{"member": member, "reason": reason} for member, reason in record.skipped],
         "failover_reason": record.failover_reason(),
+        "retry_reason": record.retry_reason(),
         "error_code": record.error_code,
         "latency_ms": round(record.latency * 1000, 2),
         "ttft_ms": None if record.time_to_first_token is None else round(record.time_to_first_token * 1000, 2),

@@ -46,8 +46,14 @@ class Metrics:
         )
         self.failovers = prom.Counter(
             "pilotfish_failovers",
-            "Requests moved off a member, by the member's provider and why.",
+            "Requests moved off a member to another, by the member's provider and why.",
             ["class", "from_provider", "reason"],
+            registry=r,
+        )
+        self.retries = prom.Counter(
+            "pilotfish_retries",
+            "Members asked again by the same request (a waited-out Retry-After, a transient 5xx), by why.",
+            ["class", "provider", "reason"],
             registry=r,
         )
         self.duration = prom.Histogram(
@@ -166,11 +172,10 @@ class Metrics:
         model = record.model or NO_PROVIDER
         child = self._child
         child(self.requests, cls, provider, model, record.outcome.value).inc()
-        attempts = record.attempts
-        for index, attempt in enumerate(attempts):
+        for attempt in record.attempts:
             child(self.attempts, cls, attempt.provider, attempt.model, attempt.result).inc()
-            if attempt.failure is not None and index + 1 < len(attempts):
-                child(self.failovers, cls, attempt.provider, attempt.failure.kind.value).inc()
+        for attempt, same_member in record.handovers():
+            child(self.retries if same_member else self.failovers, cls, attempt.provider, attempt.result).inc()
         if record.skipped:
             self._count_skips(record)
         if record.canary_slice is not None:

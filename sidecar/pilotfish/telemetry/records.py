@@ -71,12 +71,27 @@ class RequestRecord:
     malformed_events: int = 0  # upstream stream events skipped because they could not be parsed
 
     def failover_reason(self) -> str | None:
-        """Why the request left its first choice: the first failed attempt, else the first skip of a member
-        that could have served (one with no such API, e.g. embeddings on Anthropic, never was a choice)."""
-        for attempt in self.attempts:
-            if attempt.failure is not None:
-                return attempt.failure.kind.value
+        """Why the request moved to another member: the first failed attempt followed by an attempt on another
+        member, else the first skip of a member that could have served (one with no such API, e.g. embeddings
+        on Anthropic, never was a choice). A retry on the same member is not a move (``retry_reason``)."""
+        for attempt, same_member in self.handovers():
+            if not same_member:
+                return attempt.result
         return next((reason for _, reason in self.skipped if reason not in NEVER_A_CHOICE), None)
+
+    def retry_reason(self) -> str | None:
+        """Why a member was asked again (a waited-out Retry-After, a transient 5xx): the first such failure."""
+        return next((attempt.result for attempt, same_member in self.handovers() if same_member), None)
+
+    def handovers(self) -> list[tuple[AttemptRecord, bool]]:
+        """Each failed attempt another attempt followed, and whether that one went to the same member (a
+        retry) or not (a failover). A failed last attempt is neither: the request ended there."""
+        attempts = self.attempts
+        return [
+            (attempt, attempts[index + 1].member_id == attempt.member_id)
+            for index, attempt in enumerate(attempts[:-1])
+            if attempt.failure is not None
+        ]
 
 
 def cost_usd(

@@ -157,6 +157,8 @@ class Tracing:
             }
         if reason := record.failover_reason():
             attributes["pilotfish.failover.reason"] = reason
+        if retried := record.retry_reason():
+            attributes["pilotfish.retry.reason"] = retried
         if record.skipped:
             attributes["pilotfish.skipped"] = [f"{member}:{why}" for member, why in record.skipped]
         if record.canary_slice:

@@ -108,19 +108,33 @@ def _failure(kind, retry_after=None):
     return failures.Failure(kind=kind, status=None, retry_after=retry_after)
 
 
-def test_only_a_transient_5xx_or_reset_and_a_short_retry_after_retry_the_same_member():
-    routing = modelclass.RoutingSpec()  # sameMemberRetries 1, maxRetryAfterWaitSeconds 5
-    assert policy.retry_same_member(_failure(K.SERVER_ERROR), routing, retried=0)
-    assert not policy.retry_same_member(_failure(K.SERVER_ERROR), routing, retried=1)
-    assert policy.retry_same_member(_failure(K.CONNECT), routing, retried=0)
-    assert policy.retry_same_member(_failure(K.RATE_LIMITED, 2.0), routing, retried=0)
-    assert not policy.retry_same_member(_failure(K.RATE_LIMITED, 30.0), routing, retried=0)
-    assert not policy.retry_same_member(_failure(K.RATE_LIMITED), routing, retried=0)
-    retried_kinds = {k for k in K if policy.retry_same_member(_failure(k, 1.0), routing, retried=0)}
-    assert retried_kinds == {K.SERVER_ERROR, K.CONNECT, K.RATE_LIMITED}  # never an overload or a timeout
-    assert not policy.retry_same_member(
-        _failure(K.SERVER_ERROR), modelclass.RoutingSpec(same_member_retries=0), retried=0
+def _retries(failure: failures.Failure, routing=None, *, retried=0, attempts_left=2, members_waiting=0) -> bool:
+    return policy.retry_same_member(
+        failure,
+        routing or modelclass.RoutingSpec(),  # sameMemberRetries 1, maxRetryAfterWaitSeconds 5
+        retried=retried,
+        attempts_left=attempts_left,
+        members_waiting=members_waiting,
     )
+
+
+def test_only_a_transient_5xx_or_reset_and_a_short_retry_after_retry_the_same_member():
+    assert _retries(_failure(K.SERVER_ERROR))
+    assert not _retries(_failure(K.SERVER_ERROR), retried=1)
+    assert _retries(_failure(K.CONNECT))
+    assert _retries(_failure(K.RATE_LIMITED, 2.0))
+    assert not _retries(_failure(K.RATE_LIMITED, 30.0))
+    assert not _retries(_failure(K.RATE_LIMITED))
+    retried_kinds = {k for k in K if _retries(_failure(k, 1.0))}
+    assert retried_kinds == {K.SERVER_ERROR, K.CONNECT, K.RATE_LIMITED}  # never an overload or a timeout
+    assert not _retries(_failure(K.SERVER_ERROR), modelclass.RoutingSpec(same_member_retries=0))
+
+
+def test_a_quick_retry_after_a_5xx_takes_only_a_spare_attempt_but_a_short_retry_after_is_always_waited_out():
+    # three members, maxAttempts 3, the first just failed: two attempts left, two members waiting
+    assert not _retries(_failure(K.SERVER_ERROR), attempts_left=2, members_waiting=2)
+    assert _retries(_failure(K.RATE_LIMITED, 0.2), attempts_left=2, members_waiting=2)
+    assert not _retries(_failure(K.RATE_LIMITED, 0.2), attempts_left=0, members_waiting=0)  # maxAttempts is a cap
 
 
 def test_refused_content_fails_by_default_and_fails_over_only_when_the_class_says_so():

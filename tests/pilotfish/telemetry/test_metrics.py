@@ -56,3 +56,43 @@ def test_a_failed_attempt_followed_by_another_is_a_failover():
     ]
     registry.observe(record)
     assert _failovers(registry) == {("anthropic", "overloaded"): 1.0}
+
+
+def _retries(registry: metrics.Metrics) -> dict[tuple[str, str], float]:
+    return {
+        (sample.labels["provider"], sample.labels["reason"]): sample.value
+        for family in registry.registry.collect()
+        if family.name == "pilotfish_retries"
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    }
+
+
+def test_a_member_asked_again_after_a_short_retry_after_is_a_retry_not_a_failover():
+    registry = metrics.Metrics(prometheus_client.CollectorRegistry())
+    registry.set_routes(_routes(), digest="d")
+    limited = failures.Failure(kind=failures.FailureKind.RATE_LIMITED, status=429, retry_after=0.2)
+    record = records.RequestRecord(class_name="w", stream=False, provider="anthropic", model="m", member_id="a/m")
+    record.attempts = [
+        records.AttemptRecord("a/m", "anthropic", "m", 0.1, limited),
+        records.AttemptRecord("a/m", "anthropic", "m", 0.1),
+    ]
+    registry.observe(record)
+    assert _failovers(registry) == {}
+    assert _retries(registry) == {("anthropic", "rate_limited"): 1.0}
+    assert record.failover_reason() is None and record.retry_reason() == "rate_limited"
+
+
+def test_a_retry_that_failed_again_and_then_moved_counts_once_as_each():
+    registry = metrics.Metrics(prometheus_client.CollectorRegistry())
+    registry.set_routes(_routes(), digest="d")
+    reset = failures.Failure(kind=failures.FailureKind.CONNECT)
+    record = records.RequestRecord(class_name="w", stream=False, provider="openai", model="m", member_id="b/m")
+    record.attempts = [
+        records.AttemptRecord("a/m", "anthropic", "m", 0.1, reset),
+        records.AttemptRecord("a/m", "anthropic", "m", 0.1, reset),
+        records.AttemptRecord("b/m", "openai", "m", 0.1),
+    ]
+    registry.observe(record)
+    assert _failovers(registry) == {("anthropic", "connect_error"): 1.0}
+    assert _retries(registry) == {("anthropic", "connect_error"): 1.0}
