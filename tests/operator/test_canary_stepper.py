@@ -153,6 +153,34 @@ def test_paused_holds_everything():
     assert resumed.status.phase == "Progressing"
 
 
+def test_time_spent_paused_longer_than_the_progress_deadline_does_not_fail_the_step_on_resume():
+    s = spec(progressDeadlineSeconds=600)
+    live = stepper.tick(s, None, now=at(0), observed_weight=0.0).status  # step 1 waits for traffic
+    held = stepper.tick(spec(progressDeadlineSeconds=600, paused=True), live, now=at(1), observed_weight=0.0)
+    still = stepper.tick(spec(progressDeadlineSeconds=600, paused=True), held.status, now=at(20), observed_weight=0.0)
+    assert still.status.phase == "Paused"
+    resumed = stepper.tick(s, still.status, now=at(31), observed_weight=0.0)  # a 30-minute pause, 10-minute deadline
+    assert resumed.status.phase == "Progressing" and reasons(resumed) == []
+    assert still.status.paused_at == held.status.paused_at == stepper._format(at(1)) and not resumed.status.paused_at
+    # the minute before the pause still counts: 9 more minutes of no progress, and the step is overdue
+    assert stepper.tick(s, resumed.status, now=at(39.5), observed_weight=0.0).status.phase == "Progressing"
+    late = stepper.tick(s, resumed.status, now=at(41.5), observed_weight=0.0)
+    assert late.status.phase == "Failed" and reasons(late) == ["ProgressDeadlineExceeded"]
+
+
+def test_a_pause_step_does_not_run_its_timer_while_the_rollout_is_paused():
+    s = spec()  # 10%, then pause 5m
+    on_pause = stepper.tick(
+        s, stepper.tick(s, None, now=at(0), observed_weight=10.0).status, now=at(1), observed_weight=10.0
+    )
+    assert on_pause.status.current_step_index == 1
+    held = stepper.tick(spec(paused=True), on_pause.status, now=at(2), observed_weight=10.0)
+    resumed = stepper.tick(s, held.status, now=at(12), observed_weight=10.0)  # 1 min of pause done, 4 to go
+    assert resumed.status.current_step_index == 1 and "pausing for 5m" in resumed.status.message
+    done = stepper.tick(s, resumed.status, now=at(16.5), observed_weight=10.0)
+    assert done.status.current_step_index == 2
+
+
 def test_a_step_that_never_completes_hits_the_progress_deadline():
     s = spec(progressDeadlineSeconds=600)
     live = stepper.tick(s, None, now=at(0), observed_weight=0.0).status  # no traffic reaches the canary

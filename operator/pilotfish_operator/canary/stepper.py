@@ -9,7 +9,8 @@ Rules, in order of precedence:
 3. Failed checks count up; at ``failureLimit`` the canary is rolled back (Failed, weight 0). An
    inconclusive check (query error, no data) never rolls back: it only holds an analysis step.
 4. A step that does not complete within ``progressDeadlineSeconds`` fails the rollout; a pause that
-   waits for promote, and ``paused``, are not counted.
+   waits for promote, and ``paused``, are not counted: on resume the step's start moves on by the time
+   spent paused (``status.pausedAt`` to now), which also stops a pause step's timer while paused.
 5. ``paused`` holds everything. ``promote: Full`` goes to 100%; ``promote: Step`` skips the current
    step; both are consumed (the operator clears spec.promote). At 100% the rollout is Promoting until
    the sidecars are seen sending it, then Succeeded: the canary is the class's first member.
@@ -122,9 +123,10 @@ def tick(
             events.append(Event("Warning", "CanaryAnalysisInconclusive", ", ".join(checks.inconclusive)))
 
     if spec.paused:
-        return Tick(
-            current.model_copy(update={"phase": "Paused", "message": "paused by spec.canary.paused"}), tuple(events)
-        )
+        held = {"phase": "Paused", "message": "paused by spec.canary.paused", "paused_at": current.paused_at or at}
+        return Tick(current.model_copy(update=held), tuple(events))
+    if current.paused_at is not None:
+        current = _resumed(current, now)
 
     clear_promote = spec.promote is not None
     if current.phase == "Promoting" or spec.promote is canary.Promote.FULL:
@@ -216,6 +218,15 @@ def _overdue(spec: canary.CanarySpec, status: canary.CanaryStatus, now: datetime
     if step.pause is not None and step.pause.duration is not None:
         limit += int(canary.seconds(step.pause.duration))
     return now - _parse(status.step_started_at) > datetime.timedelta(seconds=limit)
+
+
+def _resumed(status: canary.CanaryStatus, now: datetime.datetime) -> canary.CanaryStatus:
+    """Back from ``paused``: the step's clock moves on by the time spent paused, as if it had stood still."""
+    assert status.paused_at is not None
+    started = status.step_started_at
+    if started is not None:
+        started = _format(_parse(started) + (now - _parse(status.paused_at)))
+    return status.model_copy(update={"step_started_at": started, "paused_at": None})
 
 
 def _next(status: canary.CanaryStatus, at: str) -> canary.CanaryStatus:

@@ -147,6 +147,9 @@ class CanaryStatus(base.ApiModel):
     failed_checks: int = 0
     started_at: str | None = None
     step_started_at: str | None = None
+    # when the operator first saw spec.canary.paused; on resume the pause is added to step_started_at, so time
+    # spent paused counts against neither progressDeadlineSeconds nor a pause step's duration
+    paused_at: str | None = None
     last_check_at: str | None = None
     revision: str | None = None
     message: str = ""
