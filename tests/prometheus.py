@@ -44,7 +44,7 @@ def running(
     """``targets``: job → [(host:port, extra labels)]."""
     binary = shutil.which("prometheus")
     if binary is None:
-        raise RuntimeError("prometheus is not installed (Debian: apt-get install prometheus; .ci/run installs it)")
+        raise RuntimeError("prometheus is not installed (Debian: apt-get install prometheus; `make test` installs it)")
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(path) for path in rule_files],

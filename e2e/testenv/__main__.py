@@ -1,5 +1,6 @@
-"""``python -m e2e.testenv build|up|down|env``: the test control plane, by hand and for CI.
+"""``python -m e2e.testenv build|up|down|env|packages``: the test control plane, by hand and for CI.
 
+python -m e2e.testenv packages [--node]   # the Debian packages the tests need: installed (root) or named
 python -m e2e.testenv build               # build (or find) the binaries; prints paths and timings
 eval "$(python -m e2e.testenv up)"        # start one in the background; exports KUBECONFIG
 kubectl apply -f crds/ && kubectl get mc
@@ -19,7 +20,7 @@ import sys
 import tempfile
 import time
 
-from e2e.testenv import binaries, controlplane, processes, versions
+from e2e.testenv import binaries, controlplane, hostpackages, processes, versions
 
 
 def state_file() -> pathlib.Path:
@@ -31,10 +32,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m e2e.testenv", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("command", choices=["build", "up", "down", "env"])
-    command = parser.parse_args(argv).command
+    parser.add_argument("command", choices=["build", "up", "down", "env", "packages"])
+    parser.add_argument("--node", action="store_true", help="packages: include what the node tests need")
+    args = parser.parse_args(argv)
+    if args.command == "packages":
+        return hostpackages.ensure(hostpackages.BASE + (hostpackages.NODE if args.node else ()))
     try:
-        return {"build": build, "up": up, "down": down, "env": env}[command]()
+        return {"build": build, "up": up, "down": down, "env": env}[args.command]()
     except binaries.BinariesUnavailable as exc:
         sys.stderr.write(f"{exc}\n")
         return 2

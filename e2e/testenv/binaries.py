@@ -23,6 +23,7 @@ from collections.abc import Callable
 from e2e.testenv import gobuild, versions
 
 NAMES = ("kube-apiserver", "etcd", "kubectl", "helm")
+NODE_NAMES = ("kubelet", "kube-scheduler", "kube-controller-manager", "pause")
 
 
 class BinariesUnavailable(RuntimeError):
@@ -59,6 +60,28 @@ _STEPS = (
     _Step("etcd", ("etcd",), gobuild.build_etcd),
     _Step("helm", ("helm",), gobuild.build_helm),
 )
+_NODE_STEPS = (
+    _Step(
+        "kubelet+kube-scheduler+kube-controller-manager",
+        ("kubelet", "kube-scheduler", "kube-controller-manager"),
+        gobuild.build_node,
+    ),
+    _Step("pause", ("pause",), gobuild.build_pause),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeBinaries:
+    """The node's own binaries (the test node, ``e2e.testenv.node``), built like the control plane's."""
+
+    kubelet: pathlib.Path
+    kube_scheduler: pathlib.Path
+    kube_controller_manager: pathlib.Path
+    pause: pathlib.Path  # the pod sandbox process, packed into the node's pause image
+    built: dict[str, float] = dataclasses.field(default_factory=dict, compare=False)
+
+    def paths(self) -> dict[str, pathlib.Path]:
+        return {name: getattr(self, name.replace("-", "_")) for name in NODE_NAMES}
 
 
 def cache_root() -> pathlib.Path:
@@ -107,22 +130,55 @@ def ensure(*, log: bool = True) -> Binaries:
             f"{bin_dir()}), or point KUBEBUILDER_ASSETS at a folder holding them (envtest's setup-envtest "
             "provides kube-apiserver, etcd and kubectl). To skip these tests on purpose, set PILOTFISH_SKIP_K8S=1."
         )
-    root = cache_root()
-    root.mkdir(parents=True, exist_ok=True)
-    with (root / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # a concurrent builder finishes first; then we find its work
-        timings = _build_missing(root, log=log)
+    timings = _build_locked(_STEPS, log=log)
     found = locate()
     assert found is not None, f"built into {bin_dir()} but binaries are still missing"
     return dataclasses.replace(found, built=timings)
 
 
-def _build_missing(root: pathlib.Path, *, log: bool) -> dict[str, float]:
+def locate_node() -> NodeBinaries | None:
+    """The node's binaries if they already exist (``KUBEBUILDER_ASSETS`` first, then the cache); builds nothing."""
+    found = [_find(name, allow_path=False) for name in NODE_NAMES]
+    if any(path is None for path in found):
+        return None
+    kubelet, scheduler, controller_manager, pause = (path for path in found if path is not None)
+    return NodeBinaries(
+        kubelet=kubelet, kube_scheduler=scheduler, kube_controller_manager=controller_manager, pause=pause
+    )
+
+
+def ensure_node(*, log: bool = True) -> NodeBinaries:
+    """kubelet, kube-scheduler, kube-controller-manager and pause: found, or built once into the cache."""
+    found = locate_node()
+    if found is not None:
+        return found
+    if shutil.which("go") is None:
+        missing = [name for name in NODE_NAMES if _find(name, allow_path=False) is None]
+        raise BinariesUnavailable(
+            f"The node tests need {', '.join(missing)}, built from the official Go modules into {bin_dir()}: "
+            "install Go, or put them in KUBEBUILDER_ASSETS. To skip the node tests on purpose, deselect them "
+            "with -m 'not node'."
+        )
+    timings = _build_locked(_NODE_STEPS, log=log)
+    found = locate_node()
+    assert found is not None, f"built into {bin_dir()} but node binaries are still missing"
+    return dataclasses.replace(found, built=timings)
+
+
+def _build_locked(steps: tuple[_Step, ...], *, log: bool) -> dict[str, float]:
+    root = cache_root()
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a concurrent builder finishes first; then we find its work
+        return _build_missing(root, steps, log=log)
+
+
+def _build_missing(root: pathlib.Path, steps: tuple[_Step, ...], *, log: bool) -> dict[str, float]:
     """Run each build step whose outputs are found nowhere; record seconds per step in build-times.json."""
     bins = bin_dir()
     bins.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
-    for step in _STEPS:
+    for step in steps:
         if all(_find(name, allow_path=False) is not None for name in step.outputs):
             continue
         build_log = root / "logs" / f"{step.label}.log"
@@ -134,8 +190,10 @@ def _build_missing(root: pathlib.Path, *, log: bool) -> dict[str, float]:
         if log:
             sys.stderr.write(f"testenv: {step.label} built in {timings[step.label]:.0f}s\n")
     if timings:
-        record = {"when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seconds": timings}
-        (root / "build-times.json").write_text(json.dumps(record, indent=2) + "\n")
+        path = root / "build-times.json"
+        previous = json.loads(path.read_text())["seconds"] if path.exists() else {}
+        record = {"when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seconds": {**previous, **timings}}
+        path.write_text(json.dumps(record, indent=2) + "\n")
     return timings
 
 

@@ -82,16 +82,38 @@ def _write_wrapper(directory: pathlib.Path, *, module: str, require: str, replac
 
 def build_kube(*, src: pathlib.Path, bin_dir: pathlib.Path, log: pathlib.Path) -> None:
     """kube-apiserver and kubectl from ``k8s.io/kubernetes`` at ``versions.KUBERNETES``."""
+    _build_kubernetes("kube", ("kube-apiserver", "kubectl"), src=src, bin_dir=bin_dir, log=log)
+
+
+def build_node(*, src: pathlib.Path, bin_dir: pathlib.Path, log: pathlib.Path) -> None:
+    """kubelet, kube-scheduler and kube-controller-manager, same module and version as kube-apiserver."""
+    commands = ("kubelet", "kube-scheduler", "kube-controller-manager")
+    _build_kubernetes("node", commands, src=src, bin_dir=bin_dir, log=log)
+
+
+def build_pause(*, src: pathlib.Path, bin_dir: pathlib.Path, log: pathlib.Path) -> None:
+    """The pod sandbox process (``gomod/pause/main.go``), static, for the node's pause image."""
+    src.mkdir(parents=True, exist_ok=True)
+    for name in ("main.go", "go.mod"):
+        shutil.copy(TEMPLATES / "pause" / name, src / name)
+    go(["build", "-trimpath", "-ldflags=-s -w", "-o", str(bin_dir / "pause"), "."], cwd=src, log=log)
+
+
+def _build_kubernetes(
+    template: str, commands: tuple[str, ...], *, src: pathlib.Path, bin_dir: pathlib.Path, log: pathlib.Path
+) -> None:
+    """``commands`` (``cmd/<name>``) through a wrapper module that pins every staging module."""
     version = f"v{versions.KUBERNETES}"
     src.mkdir(parents=True, exist_ok=True)
-    shutil.copy(TEMPLATES / "kube" / "tools.go", src / "tools.go")
+    shutil.copy(TEMPLATES / template / "tools.go", src / "tools.go")
     upstream = _module_go_mod("k8s.io/kubernetes", version, cwd=src, log=log)
     staging = "v0." + versions.KUBERNETES.split(".", 1)[1]
     replaces = pinned_replaces(upstream, placeholder_to=staging)
-    _write_wrapper(src, module="pilotfish.dev/testenv/kube", require=f"k8s.io/kubernetes {version}", replaces=replaces)
+    module = f"pilotfish.dev/testenv/{template}"
+    _write_wrapper(src, module=module, require=f"k8s.io/kubernetes {version}", replaces=replaces)
     go(["mod", "tidy"], cwd=src, log=log)
     ldflags = f"-s -w {kube_version_ldflags(versions.KUBERNETES)}"
-    packages = ["k8s.io/kubernetes/cmd/kube-apiserver", "k8s.io/kubernetes/cmd/kubectl"]
+    packages = [f"k8s.io/kubernetes/cmd/{name}" for name in commands]
     go(["build", "-trimpath", f"-ldflags={ldflags}", "-o", f"{bin_dir}{os.sep}", *packages], cwd=src, log=log)
 
 

@@ -14,6 +14,7 @@ import kubernetes
 from kubernetes.client import exceptions
 
 GROUP, VERSION = "pilotfish.dev", "v1alpha1"
+KOPF_GROUP, KOPF_VERSION = "kopf.dev", "v1"  # kopf's peering objects
 COMPONENT = "pilotfish-operator"
 NotFound = 404
 
@@ -112,6 +113,20 @@ class Kube:
 
     def namespace_labels(self, namespace: str) -> dict[str, str]:
         return dict(self.core.read_namespace(namespace).metadata.labels or {})
+
+    def peering_exists(self, name: str, namespace: str | None) -> bool | None:
+        """Whether kopf's peering object exists (a ClusterKopfPeering when ``namespace`` is None).
+
+        None when this cannot tell (forbidden, API trouble): the caller then says nothing rather than
+        something wrong. A missing peering CRD reads as a missing object."""
+        try:
+            if namespace is None:
+                self.custom.get_cluster_custom_object(KOPF_GROUP, KOPF_VERSION, "clusterkopfpeerings", name)
+            else:
+                self.custom.get_namespaced_custom_object(KOPF_GROUP, KOPF_VERSION, namespace, "kopfpeerings", name)
+        except exceptions.ApiException as exc:
+            return False if exc.status == NotFound else None
+        return True
 
 
 def _default_client() -> kubernetes.client.ApiClient:

@@ -18,7 +18,7 @@ import kopf
 import prometheus_client
 from aiohttp import web
 
-from pilotfish_operator import handlers, injector_config, kube, metrics, reconciler, sweep, webhook
+from pilotfish_operator import handlers, injector_config, kube, metrics, peering, reconciler, sweep, webhook
 
 log = logging.getLogger("pilotfish.operator")
 
@@ -86,6 +86,9 @@ async def _run(options: Options, config: injector_config.InjectorConfig) -> None
             recon.trigger(namespace)
 
     background.append(asyncio.create_task(sweeper.run(propagated)))
+    if not options.standalone:
+        watch = peering.watch_missing(api, name=options.peering, namespaces=options.namespaces)
+        background.append(asyncio.create_task(watch))
     settings = kopf.OperatorSettings()
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300

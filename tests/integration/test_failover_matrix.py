@@ -219,10 +219,14 @@ async def test_a_class_whose_circuits_are_all_open_still_tries_the_member_closes
           members:
             - {credentialRef: primary, model: a}
             - {credentialRef: backup, model: b}
-          health: {failureThreshold: 1, cooldownSeconds: 60}
+          health: {failureThreshold: 1, cooldownSeconds: 3600}
         """)
+    # Both circuits must still be open when the second request is planned, however slow the machine:
+    # the primary opens for 300 s (its Retry-After), the backup for an hour, so the primary is the
+    # closest to recovery and neither recovers while the test runs. (It once opened for 5 s, and on a
+    # busy machine the primary had recovered before the states were read.)
     mocks["backup"].set_fault(mode="status", status=500)
-    mocks["primary"].set_fault(mode="rate-limit", retry_after=5)  # opens for 5 s: closest to recovery
+    mocks["primary"].set_fault(mode="rate-limit", retry_after=300)
     with pytest.raises(openai.APIStatusError):
         await complete(sidecar.client(), stream=False)
     assert [(await sidecar.member("workhorse", m))["state"] for m in ("primary/a", "backup/b")] == ["open", "open"]

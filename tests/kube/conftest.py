@@ -83,7 +83,9 @@ def crds_applied(control_plane: controlplane.ControlPlane) -> controlplane.Contr
     ]
     if missing:
         pytest.fail(f"CRD manifests missing from {CRDS}: {', '.join(missing)} (generate them with `pilotfish crds`)")
-    control_plane.kubectl("apply", "--server-side", "-f", str(CRDS))
+    # --force-conflicts: `helm install` (tests/kube/test_chart.py) may have created these CRDs first,
+    # as field manager "helm"; taking the fields over keeps the tests independent of their order.
+    control_plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRDS))
     control_plane.kubectl(
         "wait", "--for=condition=Established", "--timeout=60s", *(f"crd/{name}" for name in CRD_NAMES)
     )

@@ -94,7 +94,7 @@ def test_every_metric_a_dashboard_or_alert_names_is_exported_by_the_code():
 
 def test_promtool_accepts_the_alert_rules():
     promtool = shutil.which("promtool")
-    assert promtool, "promtool is not installed (Debian's prometheus package; .ci/run installs it)"
+    assert promtool, "promtool is not installed (Debian's prometheus package; `make test` installs it)"
     done = subprocess.run([promtool, "check", "rules", str(ALERTS)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "SUCCESS: 6 rules found" in done.stdout

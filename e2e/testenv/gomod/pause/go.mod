@@ -1,0 +1,3 @@
+module pilotfish.dev/testenv/pause
+
+go 1.24
