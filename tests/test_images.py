@@ -53,18 +53,31 @@ def test_both_dockerfiles_are_hadolint_clean():
     assert done.stdout.strip() == ""
 
 
+def default_base(path: pathlib.Path) -> str:
+    """The BASE build argument's default: the image Docker users build on."""
+    [arg] = [args for op, args in instructions(path) if op == "ARG" and args.startswith("BASE=")]
+    return arg.removeprefix("BASE=")
+
+
 @pytest.mark.parametrize("image", sorted(DOCKERFILES))
-def test_every_base_image_is_pinned_to_an_exact_version_and_both_stages_share_it(image):
-    bases = [args.split()[0] for op, args in instructions(DOCKERFILES[image]) if op == "FROM"]
-    assert len(bases) == 2, bases  # build stage + runtime stage
-    assert all(PINNED.match(base) for base in bases), bases
-    # the virtualenv is copied between stages: its python symlink needs the same interpreter in both
-    assert bases[0] == bases[1]
+def test_the_base_is_a_build_argument_pinned_to_an_exact_version_by_default_and_both_stages_share_it(image):
+    steps = instructions(DOCKERFILES[image])
+    assert steps[0][0] == "ARG", "BASE must be declared before the first FROM to be usable in it"
+    assert PINNED.match(default_base(DOCKERFILES[image])), default_base(DOCKERFILES[image])
+    bases = [args.split()[0] for op, args in steps if op == "FROM"]
+    # build stage + runtime stage; the virtualenv is copied between them, so its python symlink needs
+    # the same interpreter in both
+    assert bases == ["${BASE}", "${BASE}"], bases
 
 
 def test_both_images_are_built_from_the_same_base():
-    bases = {name: instructions(path)[0][1].split()[0] for name, path in DOCKERFILES.items()}
+    bases = {name: default_base(path) for name, path in DOCKERFILES.items()}
     assert bases["operator"] == bases["sidecar"], bases
+
+
+@pytest.mark.parametrize("image", sorted(DOCKERFILES))
+def test_pip_install_flags_default_to_none_so_a_docker_build_uses_pypi(image):
+    assert 'PIP_INSTALL_FLAGS=""' in [args for op, args in instructions(DOCKERFILES[image]) if op == "ARG"]
 
 
 @pytest.mark.parametrize("image", sorted(DOCKERFILES))
@@ -92,7 +105,7 @@ def test_the_sidecar_image_has_no_operator_extra_and_the_operator_image_has_it()
         return " ".join(args for op, args in instructions(DOCKERFILES[image]) if op == "RUN")
 
     assert "'.[operator]'" in install("operator")
-    assert "[operator]" not in install("sidecar") and "install --no-cache-dir ." in install("sidecar")
+    assert "[operator]" not in install("sidecar") and "install --no-cache-dir $PIP_INSTALL_FLAGS ." in install("sidecar")
 
 
 def test_entrypoints_and_ports_match_the_cli_and_the_chart():

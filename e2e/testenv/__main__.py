@@ -3,6 +3,7 @@
 python -m e2e.testenv packages [--node]   # the Debian packages the tests need: installed (root) or named
 python -m e2e.testenv build               # build (or find) the binaries; prints paths and timings
 eval "$(python -m e2e.testenv up)"        # start one in the background; exports KUBECONFIG
+eval "$(python -m e2e.testenv up --node)" # a real one-node cluster instead: images built, pods run
 kubectl apply -f crds/ && kubectl get mc
 python -m e2e.testenv down                # stop it and delete its data
 eval "$(python -m e2e.testenv env)"       # KUBEBUILDER_ASSETS (and KUBECONFIG while one is up)
@@ -20,7 +21,7 @@ import sys
 import tempfile
 import time
 
-from e2e.testenv import binaries, controlplane, hostpackages, processes, versions
+from e2e.testenv import binaries, controlplane, hostpackages, images, node, processes, versions
 
 
 def state_file() -> pathlib.Path:
@@ -33,11 +34,13 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m e2e.testenv", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("command", choices=["build", "up", "down", "env", "packages"])
-    parser.add_argument("--node", action="store_true", help="packages: include what the node tests need")
+    parser.add_argument("--node", action="store_true", help="up: a real node; packages: what the node tests need")
     args = parser.parse_args(argv)
     if args.command == "packages":
         return hostpackages.ensure(hostpackages.BASE + (hostpackages.NODE if args.node else ()))
     try:
+        if args.command == "up" and args.node:
+            return up_node()
         return {"build": build, "up": up, "down": down, "env": env}[args.command]()
     except binaries.BinariesUnavailable as exc:
         sys.stderr.write(f"{exc}\n")
@@ -88,12 +91,41 @@ def up() -> int:
     return 0
 
 
+def up_node() -> int:
+    """A real one-node cluster in the background: node binaries and images built (or reused) first."""
+    state = state_file()
+    if state.exists():
+        sys.stderr.write(f"something is already up ({state}); run `python -m e2e.testenv down` first\n")
+        return 1
+    if hostpackages.ensure(hostpackages.NODE) != 0:
+        return 2
+    started = time.monotonic()
+    node_bins = binaries.ensure_node()
+    workdir = pathlib.Path(tempfile.mkdtemp(prefix="pilotfish-node-"))
+    built = images.build(workdir=workdir, pause_binary=node_bins.pause, log=workdir / "images.log")
+    node_ = node.Node(images=list(built.tars.values()), node_bins=node_bins, workdir=workdir, detached=True).start()
+    state.write_text(json.dumps(node_.record(), indent=2) + "\n")
+    print(f"export KUBECONFIG={shlex.quote(str(node_.kubeconfig))}")
+    sizes = ", ".join(f"{name} {size / 1e6:.0f} MB" for name, size in sorted(built.sizes.items()))
+    sys.stderr.write(
+        f"node up in {time.monotonic() - started:.0f}s at {node_.server} (work directory {workdir}); images: {sizes}; "
+        "stop it with `python -m e2e.testenv down`\n"
+    )
+    return 0
+
+
 def down() -> int:
     state = state_file()
     if not state.exists():
         sys.stderr.write("no control plane is up\n")
         return 0
-    _forget(json.loads(state.read_text()))
+    recorded = json.loads(state.read_text())
+    if recorded.get("node"):
+        problems = node.teardown_record(recorded)
+        state.unlink()
+        print("node stopped" + (f"; NOT restored: {problems}" if problems else ", host restored"))
+        return 1 if problems else 0
+    _forget(recorded)
     state.unlink()
     print("control plane stopped")
     return 0

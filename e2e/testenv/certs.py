@@ -72,14 +72,23 @@ def _issue(
 
 
 def serving_pair(
-    directory: pathlib.Path, *, ca_cert: pathlib.Path, ca_key: pathlib.Path, name: str
+    directory: pathlib.Path,
+    *,
+    ca_cert: pathlib.Path,
+    ca_key: pathlib.Path,
+    name: str,
+    ips: tuple[str, ...] = (),
+    dns_names: tuple[str, ...] = (),
 ) -> tuple[pathlib.Path, pathlib.Path]:
-    """A serving certificate for 127.0.0.1/localhost signed by the given CA (webhooks use it too)."""
+    """A serving certificate for 127.0.0.1/localhost (and ``ips``, ``dns_names``) signed by the given CA.
+
+    Webhooks use it too; the node's API server and kubelet add the node's address."""
     ca = x509.load_pem_x509_certificate(ca_cert.read_bytes())
     signing_key = serialization.load_pem_private_key(ca_key.read_bytes(), password=None)
     assert isinstance(signing_key, ec.EllipticCurvePrivateKey)
     key = ec.generate_private_key(ec.SECP256R1())
-    sans: list[x509.GeneralName] = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    sans: list[x509.GeneralName] = [x509.DNSName(dns) for dns in ("localhost", *dns_names)]
+    sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ("127.0.0.1", *ips)]
     cert = _issue(
         subject=_name(name),
         ca_key=signing_key,
@@ -94,8 +103,10 @@ def serving_pair(
     return cert_path, key_path
 
 
-def generate(directory: pathlib.Path) -> Pki:
-    """A fresh CA and everything signed by it; short-lived, since each control plane makes its own."""
+def generate(directory: pathlib.Path, *, ips: tuple[str, ...] = (), dns_names: tuple[str, ...] = ()) -> Pki:
+    """A fresh CA and everything signed by it; short-lived, since each control plane makes its own.
+
+    ``ips`` and ``dns_names``: more names for the API server's certificate (the node's address)."""
     directory.mkdir(parents=True, exist_ok=True)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = _name("pilotfish-testenv-ca")
@@ -128,7 +139,12 @@ def generate(directory: pathlib.Path) -> Pki:
     (directory / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     _write_key(ca_key, directory / "ca.key")
     serving_cert, serving_key = serving_pair(
-        directory, ca_cert=directory / "ca.crt", ca_key=directory / "ca.key", name="apiserver"
+        directory,
+        ca_cert=directory / "ca.crt",
+        ca_key=directory / "ca.key",
+        name="apiserver",
+        ips=ips,
+        dns_names=dns_names,
     )
     admin_key = ec.generate_private_key(ec.SECP256R1())
     admin = _issue(

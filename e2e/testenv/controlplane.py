@@ -170,33 +170,40 @@ class ControlPlane:
         self._wait("etcd", lambda: _get(f"{client}/health") is not None)
 
     def _start_apiserver(self) -> None:
+        self.api_port = free_port()
+        flags = self._apiserver_flags()
+        self._spawn("kube-apiserver", [str(self.bins.kube_apiserver), *(f"--{k}={v}" for k, v in flags.items())])
+        self._await_apiserver()
+
+    def _apiserver_flags(self) -> dict[str, str]:
+        """kube-apiserver's flags, by name (the node's control plane changes a few)."""
         pki = self.pki
         assert pki is not None
-        self.api_port = free_port()
-        self._spawn(
-            "kube-apiserver",
-            [
-                str(self.bins.kube_apiserver),
-                f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
-                f"--cert-dir={self.workdir / 'apiserver-certs'}",
-                f"--secure-port={self.api_port}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
-                f"--tls-cert-file={pki.serving_cert}",
-                f"--tls-private-key-file={pki.serving_key}",
-                f"--client-ca-file={pki.ca_cert}",
-                f"--service-cluster-ip-range={SERVICE_CIDR}",
-                f"--service-account-issuer={ISSUER}",
-                f"--service-account-key-file={pki.sa_public}",
-                f"--service-account-signing-key-file={pki.sa_private}",
-                "--authorization-mode=RBAC",
-                "--disable-admission-plugins=ServiceAccount",  # no controller-manager creates the tokens it wants
-                "--allow-privileged=true",
-                "--enable-priority-and-fairness=false",
-                "--endpoint-reconciler-type=none",  # nothing to reconcile the kubernetes Service's endpoints onto
-                "--v=0",
-            ],
-        )
+        return {
+            "etcd-servers": f"http://127.0.0.1:{self.etcd_port}",
+            "cert-dir": str(self.workdir / "apiserver-certs"),
+            "secure-port": str(self.api_port),
+            "bind-address": "127.0.0.1",
+            "advertise-address": "127.0.0.1",
+            "tls-cert-file": str(pki.serving_cert),
+            "tls-private-key-file": str(pki.serving_key),
+            "client-ca-file": str(pki.ca_cert),
+            "service-cluster-ip-range": SERVICE_CIDR,
+            "service-account-issuer": ISSUER,
+            "service-account-key-file": str(pki.sa_public),
+            "service-account-signing-key-file": str(pki.sa_private),
+            "authorization-mode": "RBAC",
+            "disable-admission-plugins": "ServiceAccount",  # no controller-manager creates the tokens it wants
+            "allow-privileged": "true",
+            "enable-priority-and-fairness": "false",
+            "endpoint-reconciler-type": "none",  # nothing to reconcile the kubernetes Service's endpoints onto
+            "v": "0",
+        }
+
+    def _await_apiserver(self) -> None:
+        """Write the admin kubeconfig for ``self.server``; return once /readyz is ok and ``default`` exists."""
+        pki = self.pki
+        assert pki is not None
         kubeconfig.write(
             self.kubeconfig,
             server=self.server,

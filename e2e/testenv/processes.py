@@ -54,12 +54,21 @@ def _load_prctl() -> Callable[..., int] | None:
 _prctl = _load_prctl()
 
 
-def spawn(argv: list[str], *, log: pathlib.Path, detached: bool = False) -> subprocess.Popen[bytes]:
-    """Start ``argv`` with stdout and stderr appended to ``log``, in its own process group."""
+def spawn(
+    argv: list[str], *, log: pathlib.Path, detached: bool = False, pass_fds: tuple[int, ...] = ()
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` with stdout and stderr appended to ``log``, in its own process group.
+
+    ``pass_fds``: file descriptors the child inherits (the node's API forwarder gets its socket so)."""
     with log.open("ab") as sink:
         if detached:
             return subprocess.Popen(
-                argv, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+                argv,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                pass_fds=pass_fds,
             )
         arm = _prctl is not None and threading.current_thread() is threading.main_thread()
         return subprocess.Popen(
@@ -69,6 +78,7 @@ def spawn(argv: list[str], *, log: pathlib.Path, detached: bool = False) -> subp
             stdin=subprocess.DEVNULL,
             process_group=0,
             preexec_fn=_die_with(os.getpid()) if arm else None,
+            pass_fds=pass_fds,
         )
 
 

@@ -6,7 +6,9 @@ import asyncio
 import shutil
 
 import aiohttp
+import openai
 import orjson
+import pytest
 from tests import mounts
 from tests.integration.conftest import (
     DEFAULT_CLASS,
@@ -125,3 +127,40 @@ async def test_container_mode_is_not_ready_until_a_document_is_mounted(tmp_path)
     finally:
         await stop_sidecar(sidecar)
         shutil.rmtree(tmp_path / "none", ignore_errors=True)
+
+
+async def test_container_mode_with_an_empty_routes_mount_is_ready_and_picks_up_a_class_applied_later(mocks, tmp_path):
+    """An injected pod in a namespace with no ModelClass: the optional ConfigMap is absent, the kubelet
+    mounts an empty folder, the sidecar must pass its startup probe so the app starts, and serve the
+    class once the operator writes the ConfigMap (without a restart)."""
+    config_dir, secrets_dir = tmp_path / "routes", tmp_path / "secrets"
+    config_dir.mkdir()
+    secrets_dir.mkdir()
+    sidecar: Sidecar = await start_sidecar(
+        ["sidecar", "--config-dir", str(config_dir), "--secrets-dir", str(secrets_dir)]
+    )
+    try:
+        ready = await sidecar.get_json("/readyz")
+        assert ready["ready"] is True and ready["classes"] == [] and ready["lastReloadError"] is None
+        with pytest.raises(openai.NotFoundError) as caught:
+            await sidecar.client().chat.completions.create(
+                model="workhorse", messages=[{"role": "user", "content": "hi"}]
+            )
+        assert "workhorse" in str(caught.value)
+
+        parsed = manifests.parse_text(manifests_for(mocks, DEFAULT_CLASS), source="test", namespace="team-a")
+        snapshot, _ = loader.snapshot_from_manifests(parsed, namespace="team-a")
+        secret = next(s for s in parsed.secrets if s.name == "test-keys")
+        mounts.kubelet_write(secrets_dir / "test-keys", {k: v.reveal() for k, v in secret.data.items()}, 1)
+        mounts.kubelet_write(config_dir, {"routes.json": snapshot.document.to_json().decode()}, 1)
+
+        async def serves_workhorse() -> bool:
+            return (await sidecar.get_json("/readyz"))["classes"] == ["workhorse"]
+
+        await _eventually(serves_workhorse, timeout=30)
+        response = await sidecar.client().chat.completions.create(
+            model="workhorse", messages=[{"role": "user", "content": "hi"}]
+        )
+        assert response.choices[0].message.content == answer_of("primary")
+    finally:
+        await stop_sidecar(sidecar)

@@ -5,6 +5,8 @@ points ``..data_tmp`` at it and renames that over the ``..data`` symlink, while 
 symlinks through ``..data``. So a change is detected by where ``..data`` points (or, for a plain
 directory, by file mtimes), and a half-written file is never seen. A document that fails to parse or
 validate, or that names a Secret file that is not mounted, is rejected: the last good snapshot stays.
+A mounted folder with no document in it (the optional ConfigMap does not exist: no class in the
+namespace yet, or the last one was deleted) is an empty document: no classes, and ready.
 """
 
 from __future__ import annotations
@@ -48,6 +50,14 @@ class RoutesLoader:
         path = self.config_dir / document.DOCUMENT_KEY
         try:
             raw = path.read_bytes()
+        except FileNotFoundError:
+            if not self.config_dir.is_dir():
+                raise LoadError(f"{path}: cannot read the routes document: the folder is not mounted") from None
+            # Mounted but empty: the routes ConfigMap is optional and does not exist, because no
+            # ModelClass exists in this namespace yet. The app must still start; serve no classes
+            # (requests get a clear error) until the kubelet projects the ConfigMap here.
+            empty = document.RoutesDocument()
+            return Snapshot(document=empty, keys={}, digest=empty.digest())
         except OSError as exc:
             raise LoadError(f"{path}: cannot read the routes document: {exc.strerror or exc}") from None
         try:

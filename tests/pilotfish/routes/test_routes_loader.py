@@ -69,3 +69,29 @@ def test_invalid_json_is_rejected(mounted):
     mounts.kubelet_write(root / "routes", {"routes.json": "{not json"}, 2)
     with pytest.raises(loader.LoadError, match="not valid JSON"):
         loader.RoutesLoader(config_dir=root / "routes", secrets_dir=root / "secrets").load()
+
+
+def test_an_empty_mount_is_a_namespace_without_classes_yet_and_loads_as_an_empty_document(tmp_path):
+    """The routes ConfigMap is optional in the injected pod: with no ModelClass it does not exist and
+    the kubelet mounts an empty folder. The sidecar must come up (so the app starts) with no classes."""
+    (tmp_path / "routes").mkdir()
+    routes = loader.RoutesLoader(config_dir=tmp_path / "routes", secrets_dir=tmp_path / "secrets")
+    snapshot = routes.load()
+    assert snapshot.document.classes == {} and snapshot.keys == {}
+
+
+def test_a_folder_that_is_not_mounted_at_all_is_still_an_error(tmp_path):
+    routes = loader.RoutesLoader(config_dir=tmp_path / "missing", secrets_dir=tmp_path / "secrets")
+    with pytest.raises(loader.LoadError, match="cannot read the routes document: the folder is not mounted"):
+        routes.load()
+
+
+def test_a_document_projected_into_the_empty_mount_later_is_seen_as_a_change_and_loaded(mounted, tmp_path):
+    _, expected = mounted
+    (tmp_path / "later").mkdir()
+    routes = loader.RoutesLoader(config_dir=tmp_path / "later", secrets_dir=tmp_path / "secrets")
+    assert routes.load().document.classes == {}
+    assert not routes.changed()
+    mounts.kubelet_write(tmp_path / "later", {"routes.json": expected.document.to_json().decode()}, 1)
+    assert routes.changed()
+    assert list(routes.load().document.classes) == ["workhorse"]
