@@ -105,7 +105,9 @@ def test_the_sidecar_image_has_no_operator_extra_and_the_operator_image_has_it()
         return " ".join(args for op, args in instructions(DOCKERFILES[image]) if op == "RUN")
 
     assert "'.[operator]'" in install("operator")
-    assert "[operator]" not in install("sidecar") and "install --no-cache-dir $PIP_INSTALL_FLAGS ." in install("sidecar")
+    assert "[operator]" not in install("sidecar") and "install --no-cache-dir $PIP_INSTALL_FLAGS ." in install(
+        "sidecar"
+    )
 
 
 def test_entrypoints_and_ports_match_the_cli_and_the_chart():

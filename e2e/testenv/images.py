@@ -18,7 +18,6 @@ private mount namespace (``unshare --mount``) with a fresh run root, so no overl
 from __future__ import annotations
 
 import dataclasses
-import json
 import pathlib
 import shutil
 import subprocess
@@ -47,7 +46,7 @@ class ImageBuildError(RuntimeError):
 @dataclasses.dataclass(frozen=True)
 class Images:
     tars: dict[str, pathlib.Path]  # image reference -> docker-archive tar, for ctr import
-    sizes: dict[str, int]  # image reference -> bytes, as buildah reports them
+    sizes: dict[str, int]  # image reference -> bytes of its docker-archive tar (uncompressed layers)
     seconds: dict[str, float]  # build step -> seconds this call spent on it (cached steps absent)
 
 
@@ -107,7 +106,7 @@ def build(*, workdir: pathlib.Path, pause_binary: pathlib.Path, log: pathlib.Pat
             tar.unlink(missing_ok=True)
             _buildah("push", "--quiet", name, f"docker-archive:{tar}:{name}", log=log, runroot=runroot)
             tars[name] = tar
-        sizes = _sizes(log=log, runroot=runroot)
+        sizes = {name: tar.stat().st_size for name, tar in tars.items()}
     finally:
         shutil.rmtree(runroot, ignore_errors=True)
     return Images(tars=tars, sizes=sizes, seconds=seconds)
@@ -174,12 +173,3 @@ def _bud(
         log=log,
         runroot=runroot,
     )
-
-
-def _sizes(*, log: pathlib.Path, runroot: pathlib.Path) -> dict[str, int]:
-    listed = json.loads(_buildah("images", "--json", log=log, runroot=runroot))
-    sizes = {}
-    for image in listed:
-        for name in image.get("names") or []:
-            sizes[name] = int(image.get("size", 0))
-    return sizes

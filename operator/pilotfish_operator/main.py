@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import logging
 import os
+import random
 import signal
 import sys
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ from aiohttp import web
 from pilotfish_operator import handlers, injector_config, kube, metrics, peering, reconciler, sweep, webhook
 
 log = logging.getLogger("pilotfish.operator")
+PRIORITY_RANGE = 2**31 - 1  # wide enough that two replicas drawing the same priority never happens in practice
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +30,7 @@ class Options:
     namespaces: Sequence[str] = ()
     standalone: bool = False
     peering: str = "pilotfish"
+    peering_priority: int | None = None  # None: random (see _peering_priority)
     webhook_listen: str = "0.0.0.0:9443"
     webhook_cert: str | None = None
     webhook_key: str | None = None
@@ -100,6 +103,7 @@ async def _run(options: Options, config: injector_config.InjectorConfig) -> None
             namespaces=list(options.namespaces),
             standalone=options.standalone,
             peering_name=None if options.standalone else options.peering,
+            priority=_peering_priority(options),
             stop_flag=stop,
             ready_flag=ready,
         )
@@ -113,6 +117,18 @@ async def _run(options: Options, config: injector_config.InjectorConfig) -> None
         await recon.idle()
         for runner in runners:
             await runner.cleanup()
+
+
+def _peering_priority(options: Options) -> int:
+    """kopf pauses every replica when live peers share a priority ("Pausing all operators, including
+    self"), so with the chart's two replicas and kopf's default priority 0 nothing would reconcile.
+    Each replica draws its own; the highest live one reconciles, and when it goes the next takes over."""
+    if options.peering_priority is not None:
+        return options.peering_priority
+    priority = random.SystemRandom().randint(1, PRIORITY_RANGE)
+    if not options.standalone:
+        log.info("peering %r with priority %d (the highest live replica reconciles)", options.peering, priority)
+    return priority
 
 
 async def _serve(app: web.Application, listen: str, tls: webhook.ReloadingTLS | None) -> web.AppRunner:

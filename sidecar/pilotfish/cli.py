@@ -95,6 +95,12 @@ def _parser() -> argparse.ArgumentParser:
     operator.add_argument("--namespace", action="append", default=[], help="watch only these namespaces")
     operator.add_argument("--standalone", action="store_true", help="no kopf peering: this replica always reconciles")
     operator.add_argument("--peering", default="pilotfish", help="kopf peering object (default: pilotfish)")
+    operator.add_argument(
+        "--peering-priority",
+        type=int,
+        default=None,
+        help="kopf peering priority; the highest live replica reconciles (default: random, unique per replica)",
+    )
     operator.add_argument("--webhook-listen", default="0.0.0.0:9443", help="admission webhook address (HTTPS)")
     operator.add_argument("--webhook-cert", default=None, help="PEM certificate; the webhook runs only with one")
     operator.add_argument("--webhook-key", default=None, help="PEM private key of --webhook-cert")
@@ -192,6 +198,7 @@ def _run_operator(args: argparse.Namespace) -> int:
             namespaces=tuple(args.namespace),
             standalone=args.standalone,
             peering=args.peering,
+            peering_priority=args.peering_priority,
             webhook_listen=args.webhook_listen,
             webhook_cert=args.webhook_cert,
             webhook_key=args.webhook_key,

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import signal
 import sys
 from collections.abc import Callable
 
@@ -89,8 +90,11 @@ def main(*, provider: str, listen: str, name: str, api_key: str | None, fault: s
             fault=initial,
         )
         sys.stderr.write(orjson.dumps({"msg": "listening", "url": mock.url}).decode() + "\n")
+        stop = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):  # as a pod's PID 1, SIGTERM is ignored unless handled
+            asyncio.get_running_loop().add_signal_handler(signum, stop.set)
         try:
-            await asyncio.Event().wait()
+            await stop.wait()
         finally:
             await mock.stop()
 

@@ -1,0 +1,138 @@
+"""Pod and release lifecycles on the real node: deletion under streaming traffic, the memory limit under
+load, `helm upgrade` without dropping admission, `helm uninstall` leaving nothing behind."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import subprocess
+import time
+
+from e2e.testenv import hoststate, node
+from tests.node import workloads
+from tests.node.conftest import CHART, RELEASE, RELEASE_NAMESPACE, get_json, wait_for
+
+LOAD = """
+import concurrent.futures, json, os, time
+import openai
+client = openai.OpenAI(api_key="unused", max_retries=0, timeout=60)
+def one(i):
+    try:
+        chunks = client.chat.completions.create(model="workhorse", messages=[{"role": "user", "content": "x" * 20000}],
+                                                stream=True)
+        return "ok" if "".join((c.choices[0].delta.content or "") for c in chunks if c.choices) else "empty"
+    except Exception as exc:
+        return type(exc).__name__
+with concurrent.futures.ThreadPoolExecutor(int(os.environ["THREADS"])) as pool:
+    outcomes = list(pool.map(one, range(int(os.environ["REQUESTS"]))))
+print(json.dumps({"n": 1, "ok": True, "outcomes": {o: outcomes.count(o) for o in set(outcomes)}}), flush=True)
+time.sleep(3600)
+"""
+
+
+def test_deleting_a_pod_under_streaming_traffic_stops_the_app_first_and_cuts_no_stream(
+    release: node.Node, app_namespace: str
+):
+    ip = workloads.start_mock(release, app_namespace, "slow", fault='{"mode": "latency", "delay": 2}')
+    workloads.apply(release, app_namespace, [workloads.credential("slow", ip), workloads.model_class("slow")])
+    wait_for(lambda: get_json(release, "configmap", "pilotfish-routes", "-n", app_namespace), what="routes ConfigMap")
+    pod = workloads.app_pod("app", env={"APP_STREAM": "1", "APP_INTERVAL": "0"})
+    workloads.apply(release, app_namespace, [pod])
+    wait_for(lambda: workloads.ready_ip(release, app_namespace, "app"), what="app pod Ready", timeout=180)
+    wait_for(lambda: len(workloads.calls(release, app_namespace, "app")) >= 2, what="streaming traffic", timeout=60)
+    follow = background(release, release.bins.kubectl, "logs", "-f", "-n", app_namespace, "app", "-c", "app")
+    deleted = time.monotonic()
+    release.kubectl("delete", "pod", "app", "-n", app_namespace, "--wait=false")
+    order = []
+    while (found := get_json(release, "pod", "app", "-n", app_namespace)) is not None:
+        states = {s["name"]: s["state"] for s in (found["status"].get("containerStatuses") or [])}
+        states |= {s["name"]: s["state"] for s in (found["status"].get("initContainerStatuses") or [])}
+        order.append(
+            ("app" if "terminated" in states.get("app", {}) else "")
+            + "/"
+            + ("sidecar" if "terminated" in states.get("pilotfish", {}) else "")
+        )
+        assert time.monotonic() - deleted < 120, "the pod was not gone after 120 s"
+        time.sleep(0.2)
+    gone = time.monotonic() - deleted
+    output = follow.communicate(timeout=30)[0]
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    stopped = [line for line in lines if line.get("stopped")]
+    calls = [line for line in lines if "n" in line]
+    assert stopped, f"the app never saw SIGTERM: {output[-2000:]}"
+    assert calls and all(call["ok"] for call in calls), [call for call in calls if not call["ok"]]
+    in_flight = [call for call in calls if call["t"] < stopped[0]["sigterm"]]
+    assert in_flight[-1]["text"] == workloads.answer_of("slow")  # the stream under way at SIGTERM completed
+    assert "app/" in order, f"the app was never seen stopped while the sidecar ran: {order}"
+    print(f"\nFIGURE deletion under streaming traffic: pod gone {gone:.1f}s after delete; states seen {order[-3:]}")
+
+
+def test_the_sidecar_stays_inside_its_memory_limit_under_load(release: node.Node, app_namespace: str):
+    ip = workloads.start_mock(release, app_namespace, "bulk")
+    workloads.apply(release, app_namespace, [workloads.credential("bulk", ip), workloads.model_class("bulk")])
+    wait_for(lambda: get_json(release, "configmap", "pilotfish-routes", "-n", app_namespace), what="routes ConfigMap")
+    pod = workloads.app_pod("load", env={"THREADS": "32", "REQUESTS": "600"})
+    pod["spec"]["containers"][0]["command"] = ["python", "-c", LOAD]
+    workloads.apply(release, app_namespace, [pod])
+    result = wait_for(
+        lambda: workloads.calls(release, app_namespace, "load"), what="the load to finish", timeout=600, every=2
+    )[0]
+    found = get_json(release, "pod", "load", "-n", app_namespace)
+    assert found is not None
+    sidecar = next(s for s in found["status"]["initContainerStatuses"] if s["name"] == "pilotfish")
+    assert sidecar["restartCount"] == 0 and "lastState" not in json.dumps(sidecar.get("lastState") or {})
+    assert result["outcomes"] == {"ok": 600}, result
+    peak = sidecar_peak_memory(found)
+    print(f"\nFIGURE sidecar memory under 32 concurrent streams x 600 (20 kB prompts): peak {peak / 2**20:.0f} MiB")
+
+
+def background(cluster: node.Node, binary: pathlib.Path, *args: str) -> subprocess.Popen[str]:
+    """kubectl or helm running beside the test (a log follower, an upgrade under way)."""
+    return subprocess.Popen(
+        [str(binary), *args], env=cluster.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def sidecar_peak_memory(pod: dict) -> int:
+    """The sidecar container's peak memory, from its cgroup (v1 memory controller) on the host."""
+    uid = pod["metadata"]["uid"].replace("-", "_")
+    container = next(s for s in pod["status"]["initContainerStatuses"] if s["name"] == "pilotfish")
+    cid = container["containerID"].split("//")[1]
+    base = pathlib.Path("/sys/fs/cgroup/memory") / hoststate.CGROUP_ROOT / "kubepods"
+    for path in base.rglob(f"{cid}/memory.max_usage_in_bytes"):
+        return int(path.read_text())
+    raise AssertionError(f"no cgroup for container {cid} of pod {uid} under {base}")
+
+
+def test_helm_upgrade_rolls_the_operator_without_dropping_admission_and_uninstall_leaves_nothing(
+    release: node.Node, app_namespace: str, tmp_path: pathlib.Path
+):
+    before = {p["metadata"]["name"] for p in get_json(release, "pods", "-n", RELEASE_NAMESPACE)["items"]}
+    values = tmp_path / "values.yaml"
+    values.write_text(json.dumps({"operator": {"podAnnotations": {"test/upgraded": str(time.time())}}}))
+    upgrade = background(
+        release,
+        release.bins.helm,
+        *("upgrade", RELEASE, str(CHART), "-n", RELEASE_NAMESPACE, "--reuse-values", "-f", str(values), "--wait"),
+    )
+    admitted = 0
+    while upgrade.poll() is None:
+        name = f"probe-{admitted}"
+        release.kubectl(
+            "run",
+            name,
+            "-n",
+            app_namespace,
+            "--image=localhost/pilotfish-testapp:testenv",
+            "--image-pull-policy=Never",
+            "--restart=Never",
+            "--command",
+            "--",
+            "true",
+        )
+        injected = get_json(release, "pod", name, "-n", app_namespace)
+        assert injected and injected["spec"]["initContainers"][0]["name"] == "pilotfish"
+        admitted += 1
+    assert upgrade.returncode == 0
+    after = {p["metadata"]["name"] for p in get_json(release, "pods", "-n", RELEASE_NAMESPACE)["items"]}
+    assert admitted > 0 and not (before & after)
