@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint unit bench crds clean
+.PHONY: demo test test-node lint unit bench crds clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ test: lint
 	$(BIN)/python -m e2e.testenv packages
 	@if [ "$$PILOTFISH_SKIP_K8S" != 1 ]; then $(BIN)/python -m e2e.testenv build; fi
 	$(BIN)/python -m pytest
+
+# The end-to-end tests on a real node (tests/node): images built here, the chart installed, pods run.
+test-node: $(STAMP)
+	$(BIN)/python -m e2e.testenv packages --node
+	$(BIN)/python -m e2e.testenv build --node
+	PILOTFISH_NODE_TESTS=1 $(BIN)/python -m pytest tests/node
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -m 'not k8s'

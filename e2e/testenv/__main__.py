@@ -1,7 +1,7 @@
 """``python -m e2e.testenv build|up|down|env|packages``: the test control plane, by hand and for CI.
 
 python -m e2e.testenv packages [--node]   # the Debian packages the tests need: installed (root) or named
-python -m e2e.testenv build               # build (or find) the binaries; prints paths and timings
+python -m e2e.testenv build [--node]      # build (or find) the binaries; prints paths and timings
 eval "$(python -m e2e.testenv up)"        # start one in the background; exports KUBECONFIG
 eval "$(python -m e2e.testenv up --node)" # a real one-node cluster instead: images built, pods run
 kubectl apply -f crds/ && kubectl get mc
@@ -34,29 +34,35 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m e2e.testenv", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("command", choices=["build", "up", "down", "env", "packages"])
-    parser.add_argument("--node", action="store_true", help="up: a real node; packages: what the node tests need")
+    parser.add_argument(
+        "--node", action="store_true", help="build/up/packages: the real node's binaries, cluster, packages too"
+    )
     args = parser.parse_args(argv)
     if args.command == "packages":
         return hostpackages.ensure(hostpackages.BASE + (hostpackages.NODE if args.node else ()))
     try:
         if args.command == "up" and args.node:
             return up_node()
-        return {"build": build, "up": up, "down": down, "env": env}[args.command]()
+        if args.command == "build":
+            return build(node=args.node)
+        return {"up": up, "down": down, "env": env}[args.command]()
     except binaries.BinariesUnavailable as exc:
         sys.stderr.write(f"{exc}\n")
         return 2
 
 
-def build() -> int:
-    """Build or reuse the binaries; print where they are and what it cost (CI logs this)."""
+def build(*, node: bool = False) -> int:
+    """Build or reuse the binaries (``--node``: the node's too); print where they are and what it cost."""
     started = time.monotonic()
     bins = binaries.ensure()
+    node_bins = binaries.ensure_node() if node else None
     elapsed = time.monotonic() - started
     print(f"versions: kubernetes {versions.KUBERNETES}, etcd {versions.ETCD}, helm {versions.HELM}")
-    for name, path in bins.paths().items():
+    for name, path in {**bins.paths(), **(node_bins.paths() if node_bins else {})}.items():
         print(f"{name}: {path}")
-    if bins.built:
-        steps = ", ".join(f"{label} {seconds:.0f}s" for label, seconds in bins.built.items())
+    built = {**bins.built, **(node_bins.built if node_bins else {})}
+    if built:
+        steps = ", ".join(f"{label} {seconds:.0f}s" for label, seconds in built.items())
         print(f"built in {elapsed:.0f}s ({steps})")
     else:
         print(f"reused, nothing built ({elapsed:.1f}s)")

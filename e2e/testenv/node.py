@@ -200,7 +200,6 @@ class Node(controlplane.ControlPlane):
                 f"--root-ca-file={self.pki.ca_cert}",
                 "--leader-elect=false",
                 "--secure-port=0",
-                "--controllers=*,-nodeipam,-cloud-node-lifecycle",
                 "--v=0",
             ],
         )

@@ -333,6 +333,8 @@ def test_the_deployment_runs_pilotfish_operator_with_the_contracts_flags_and_mou
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
     assert {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}} in container["env"]
+    # kopf's peering identity; without it kopf calls getpass.getuser(), which fails for a numeric user
+    assert {"name": "POD_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}} in container["env"]
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     assert mounts == {
         "webhook-tls": "/etc/pilotfish/webhook-tls",
