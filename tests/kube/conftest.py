@@ -216,7 +216,7 @@ def operator(
     stop_operator(running)
 
 
-def wait_for(check: Callable[[], Any], *, timeout: float = 30, what: str = "condition") -> Any:
+def wait_for(check: Callable[[], Any], *, timeout: float = 30, what: str = "condition", every: float = 0.2) -> Any:
     """Poll ``check`` until it returns something truthy; fail with the last value otherwise."""
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -224,5 +224,5 @@ def wait_for(check: Callable[[], Any], *, timeout: float = 30, what: str = "cond
         last = check()
         if last:
             return last
-        time.sleep(0.2)
+        time.sleep(every)
     pytest.fail(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 import pytest
 import yaml
 from e2e.testenv import binaries, hostpackages, hoststate, images, netns, node
+from tests.kube import conftest as kube_conftest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "pilotfish"
@@ -44,16 +44,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = [item for item in items if item not in mine]
 
 
-def wait_for(check: Callable[[], Any], *, timeout: float = 120, what: str = "condition", every: float = 0.5) -> Any:
-    """Poll ``check`` until it returns something truthy; fail with the last value otherwise."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(every)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
+PATIENCE = 180.0  # seconds: a node on a busy 2-core machine starts pods in 3 s idle, far longer loaded
+
+
+def wait_for(check: Callable[[], Any], **options: Any) -> Any:
+    """``tests.kube.conftest.wait_for`` with the node's patience as the default timeout."""
+    return kube_conftest.wait_for(check, **{"timeout": PATIENCE, **options})
 
 
 @pytest.fixture(scope="session")
