@@ -134,3 +134,10 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def test_local_mode_keeps_its_admin_port_on_the_loopback_and_the_pod_sidecar_does_not():
+    from pilotfish import cli
+
+    assert cli._parser().parse_args(["local", "-f", "x"]).admin == "127.0.0.1:4001"
+    assert cli._parser().parse_args(["sidecar", "--config-dir", "c", "--secrets-dir", "s"]).admin == "0.0.0.0:4001"

@@ -18,7 +18,8 @@ import sys
 from collections.abc import Callable, Sequence
 
 DEFAULT_LISTEN = "127.0.0.1:4000"  # loopback only: the API is for the pod's own containers
-DEFAULT_ADMIN = "0.0.0.0:4001"  # probes and scrapes come from outside the pod
+DEFAULT_ADMIN = "0.0.0.0:4001"  # in a pod: probes and scrapes come from outside it
+LOCAL_ADMIN = "127.0.0.1:4001"  # on a laptop: nobody else needs the admin port
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -53,13 +54,13 @@ def _parser() -> argparse.ArgumentParser:
     local = sub.add_parser("local", help="serve from manifests, reloading when they change")
     local.add_argument("-f", "--filename", action="append", required=True, help="file or folder (repeatable)")
     local.add_argument("-n", "--namespace", default="default")
-    _add_serving_flags(local)
+    _add_serving_flags(local, admin=LOCAL_ADMIN)
     local.set_defaults(run=_run_local)
 
     sidecar = sub.add_parser("sidecar", help="serve from a mounted routes ConfigMap and Secrets")
     sidecar.add_argument("--config-dir", required=True, help="where the pilotfish-routes ConfigMap is mounted")
     sidecar.add_argument("--secrets-dir", required=True, help="where referenced Secrets are mounted, one dir each")
-    _add_serving_flags(sidecar)
+    _add_serving_flags(sidecar, admin=DEFAULT_ADMIN)
     sidecar.set_defaults(run=_run_sidecar)
 
     mock = sub.add_parser("mock-provider", help="run a fault-injecting fake provider")
@@ -114,9 +115,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_serving_flags(parser: argparse.ArgumentParser) -> None:
+def _add_serving_flags(parser: argparse.ArgumentParser, *, admin: str) -> None:
     parser.add_argument("--listen", default=DEFAULT_LISTEN, help=f"API address (default {DEFAULT_LISTEN})")
-    parser.add_argument("--admin", default=DEFAULT_ADMIN, help=f"admin address (default {DEFAULT_ADMIN})")
+    parser.add_argument("--admin", default=admin, help=f"admin address (default {admin})")
     parser.add_argument("--max-body-bytes", type=int, default=10 * 1024 * 1024, help="request body limit")
     parser.add_argument("--reload-interval", type=float, default=1.0, help="seconds between change checks")
     parser.add_argument("--no-request-log", action="store_true", help="do not log one JSON line per request")

@@ -38,6 +38,7 @@ class FailureKind(enum.StrEnum):
     CONTENT_FILTER = "content_filter"  # the provider refused the content
     BAD_RESPONSE = "bad_response"  # 2xx whose body we cannot parse
     STREAM_INTERRUPTED = "stream_interrupted"  # the stream broke after it started
+    RESPONSE_TOO_LARGE = "response_too_large"  # an answer, or one event of it, over its cap (memory budget)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

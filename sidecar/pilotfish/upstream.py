@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from pilotfish import failures
-from pilotfish.wire import http, sse
+from pilotfish import failures, memory
+from pilotfish.wire import http, inflate, sse
 
 # Error bodies are read up to this size to classify them; a provider that sends megabytes of HTML
 # on a 502 must not cost us the memory.
@@ -40,8 +40,10 @@ class Sessions:
             connector = aiohttp.TCPConnector(
                 limit_per_host=CONNECTIONS_PER_ORIGIN, ttl_dns_cache=300, enable_cleanup_closed=True
             )
+            # auto_decompress off: aiohttp inflates a whole gzip piece in one go (a bomb holds the loop for
+            # seconds); ``_decoded`` inflates in bounded steps and counts what comes out against the caps
             session = aiohttp.ClientSession(
-                connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",)
+                connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent",)
             )
             self._by_origin[origin] = session
         return session
@@ -59,14 +61,20 @@ class UpstreamStream:
     def __init__(self, response: aiohttp.ClientResponse) -> None:
         self._response = response
 
-    async def batches(self) -> AsyncIterator[list[sse.Event]]:
-        """The events of each network read together: per-event async iteration costs more than parsing."""
+    async def batches(
+        self, *, max_bytes: int | None = None, hold: memory.Hold | None = None
+    ) -> AsyncIterator[list[sse.Event]]:
+        """The events of each network read together: per-event async iteration costs more than parsing.
+
+        ``max_bytes``/``hold``: the answer is being buffered whole; cap it and take its bytes from the budget."""
         parser = sse.SSEParser()
         try:
-            async for data in self._response.content.iter_any():
+            async for data in self._decoded(max_bytes=max_bytes, hold=hold):
                 events = parser.feed(data)
                 if events:
                     yield events
+        except sse.EventTooLarge as exc:
+            raise too_large(str(exc)) from exc
         except (aiohttp.ClientError, OSError) as exc:
             raise failures.AttemptFailed(
                 failures.Failure(kind=failures.FailureKind.STREAM_INTERRUPTED, detail=_describe(exc))
@@ -75,16 +83,49 @@ class UpstreamStream:
         if rest:
             yield rest
 
-    async def read(self) -> bytes:
-        """The whole body of a unary (non-streaming) answer; a body cut short is an interrupted stream."""
+    async def read(self, *, max_bytes: int, hold: memory.Hold | None = None) -> bytes:
+        """The whole body of a unary (non-streaming) answer, up to ``max_bytes``; a body cut short is an
+        interrupted stream."""
+        pieces: list[bytes] = []
         try:
-            return await self._response.read()
+            async for piece in self._decoded(max_bytes=max_bytes, hold=hold):
+                pieces.append(piece)
         except (aiohttp.ClientError, OSError) as exc:
             raise failures.AttemptFailed(
                 failures.Failure(kind=failures.FailureKind.STREAM_INTERRUPTED, detail=_describe(exc))
             ) from exc
         finally:
             self._response.release()
+        return b"".join(pieces)
+
+    async def _decoded(self, *, max_bytes: int | None, hold: memory.Hold | None) -> AsyncIterator[bytes]:
+        """The body as it arrives, inflated in bounded steps (a turn of the loop between two), counted
+        against ``max_bytes`` and taken from ``hold``."""
+        encoding = self._response.headers.get(aiohttp.hdrs.CONTENT_ENCODING)
+        try:
+            inflater = None if inflate.is_identity(encoding) else inflate.Inflater(encoding or "")
+        except inflate.UnsupportedEncoding as exc:
+            raise _failed(failures.FailureKind.BAD_RESPONSE, exc) from exc
+        seen = 0
+        async for raw in self._response.content.iter_any():
+            try:
+                pieces = [raw] if inflater is None else inflater.feed(raw)
+                for piece in pieces:
+                    seen += len(piece)
+                    if max_bytes is not None and seen > max_bytes:
+                        raise too_large(f"the answer exceeded the class's limit of {max_bytes} bytes")
+                    if hold is not None:
+                        await hold.grow(len(piece))
+                    yield piece
+                    if inflater is not None:
+                        await asyncio.sleep(0)
+            except inflate.CorruptBody as exc:
+                raise _failed(failures.FailureKind.BAD_RESPONSE, exc) from exc
+        if inflater is not None:
+            try:
+                inflater.finish()
+            except inflate.CorruptBody as exc:
+                raise _failed(failures.FailureKind.BAD_RESPONSE, exc) from exc
 
     def close(self) -> None:
         """Drop the connection: a half-read stream cannot go back to the pool."""
@@ -112,7 +153,7 @@ async def open_stream(
             request.method,
             request.url,
             data=request.body,
-            headers={**request.headers, **extra_headers} if extra_headers else dict(request.headers),
+            headers={"Accept-Encoding": inflate.ACCEPT_ENCODING, **request.headers, **(extra_headers or {})},
             timeout=timeout,
         )
     except aiohttp.ConnectionTimeoutError as exc:
@@ -130,6 +171,10 @@ async def open_stream(
     finally:
         response.release()
     raise failures.AttemptFailed(classify(response.status, response.headers, body))
+
+
+def too_large(detail: str) -> failures.AttemptFailed:
+    return failures.AttemptFailed(failures.Failure(kind=failures.FailureKind.RESPONSE_TOO_LARGE, detail=detail))
 
 
 def _failed(kind: failures.FailureKind, exc: BaseException) -> failures.AttemptFailed:

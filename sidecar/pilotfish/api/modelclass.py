@@ -164,6 +164,34 @@ class StreamingSpec(base.ApiModel):
     )
 
 
+MIB = 1024 * 1024
+
+
+class LimitsSpec(base.ApiModel):
+    """How large an upstream answer the sidecar buffers for one request of this class.
+
+    A non-streaming answer is held whole before it is sent; these caps keep one answer from taking
+    the sidecar's memory (its container's limit is 128Mi by default). Streaming answers are not
+    buffered and have no cap here. An answer over its cap is a failure of that member
+    (``response_too_large``): the next member is tried, and the client gets a 502 if none fits.
+    """
+
+    max_chat_response_bytes: int = pydantic.Field(
+        default=8 * MIB,
+        ge=64 * 1024,
+        le=64 * MIB,
+        description="Bytes of one chat answer from upstream (as streamed, after decompression) buffered for a "
+        "non-streaming client. Default 8Mi: about 30 000 output tokens; stream longer answers.",
+    )
+    max_embeddings_response_bytes: int = pydantic.Field(
+        default=8 * MIB,
+        ge=64 * 1024,
+        le=64 * MIB,
+        description="Bytes of one embeddings answer from upstream (JSON, after decompression). Default 8Mi: about "
+        "250 vectors of 1536 floats; split larger batches, or raise this together with the sidecar's memory limit.",
+    )
+
+
 class ModelClassSpec(base.ApiModel):
     """spec of a ModelClass."""
 
@@ -173,6 +201,7 @@ class ModelClassSpec(base.ApiModel):
     health: HealthSpec = pydantic.Field(default_factory=HealthSpec)
     compliance: ComplianceSpec = pydantic.Field(default_factory=ComplianceSpec)
     streaming: StreamingSpec = pydantic.Field(default_factory=StreamingSpec)
+    limits: LimitsSpec = pydantic.Field(default_factory=LimitsSpec)
     canary: canary_api.CanarySpec | None = pydantic.Field(
         default=None, description="Roll a new member out by weight, judged by live metrics."
     )

@@ -290,6 +290,7 @@ class Engine:
             deadline=deadline,
             now=self._now,
             hold_back=route.streaming.hold_back_tokens,
+            limits=route.limits,
         )
 
     async def _watched(

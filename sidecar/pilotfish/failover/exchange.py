@@ -50,6 +50,7 @@ class Attempt:
     now: Callable[[], float]
     trace_headers: Mapping[str, str] = dataclasses.field(default_factory=dict)  # W3C traceparent, when tracing
     hold_back: int = 0  # content chunks to hold before a streaming answer commits (class streaming.holdBackTokens)
+    limits: modelclass.LimitsSpec = dataclasses.field(default_factory=modelclass.LimitsSpec)  # class limits
 
 
 class Exchange(Protocol[Head]):

@@ -94,6 +94,8 @@ POLICY: Mapping[failures.FailureKind, Policy] = types.MappingProxyType(
         K.NOT_FOUND: _member_problem(502, "upstream_model_not_found"),  # the member's model does not exist
         K.BAD_RESPONSE: _member_problem(502, "upstream_bad_response"),
         K.STREAM_INTERRUPTED: _member_problem(502, "upstream_stream_interrupted"),  # fails over before commit only
+        # an endless or huge answer: the member misbehaves (another may answer within the cap)
+        K.RESPONSE_TOO_LARGE: _member_problem(502, "upstream_response_too_large"),
         K.BAD_REQUEST: _request_problem("invalid_request"),  # every member would say the same
         K.CONTEXT_LENGTH: _request_problem("context_length_exceeded", failover=True, needs_larger_window=True),
         K.CONTENT_FILTER: _request_problem("content_filter"),  # another vendor answering is a compliance call

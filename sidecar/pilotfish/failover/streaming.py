@@ -14,12 +14,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from pilotfish import failures, upstream
+from pilotfish import failures, memory, upstream
 from pilotfish.failover import exchange, plan
 from pilotfish.providers import base, registry
 from pilotfish.routes import document
 from pilotfish.telemetry import records
-from pilotfish.wire import openai
+from pilotfish.wire import openai, sse
+
+# A buffered answer's plain text chunks are folded into one chunk every this many chunks: a long answer
+# is tens of thousands of one-token chunks, and a dict per token would cost many times the text.
+FOLD_EVERY = 256
 
 Batch = exchange.Batch
 Committed = exchange.Committed[list[openai.ChatChunk]]  # a chat answer: its chunks so far, and the rest
@@ -40,16 +44,22 @@ def is_content(chunk: openai.ChatChunk) -> bool:
 class ChatStream:
     """A chat completion request, streamed from whichever member the engine attempts."""
 
-    __slots__ = ("buffered", "record", "request")
+    __slots__ = ("buffered", "hold", "record", "request")
 
     operation = "chat"
 
     def __init__(
-        self, request: openai.ChatRequest, *, buffered: bool, record: records.RequestRecord | None = None
+        self,
+        request: openai.ChatRequest,
+        *,
+        buffered: bool,
+        record: records.RequestRecord | None = None,
+        hold: memory.Hold | None = None,
     ) -> None:
         self.request = request
         self.buffered = buffered  # read the whole upstream stream before committing
         self.record = record  # where skipped malformed events are counted
+        self.hold = hold  # the request's share of the memory budget; a buffered answer takes from it
 
     def prompt_tokens(self) -> int:
         return self.request.estimate_prompt_tokens()
@@ -59,7 +69,7 @@ class ChatStream:
         that can prefill answers with only what comes next."""
         raw = self.request.raw
         body = {**raw, "messages": [*raw["messages"], {"role": "assistant", "content": prefill}]}
-        return ChatStream(openai.ChatRequest.from_body(body), buffered=False, record=self.record)
+        return ChatStream(openai.ChatRequest.from_body(body), buffered=False, record=self.record, hold=self.hold)
 
     def skip_reason(self, member: document.MemberRoute) -> plan.SkipReason | None:
         return None  # every provider has a chat API
@@ -70,6 +80,7 @@ class ChatStream:
         timeouts = attempt.timeouts
         first_token_deadline = min(now() + timeouts.first_token_seconds, attempt.deadline)
         stream: upstream.UpstreamStream | None = None
+        answer = self.hold.sibling() if self.buffered and self.hold is not None else None
         try:
             async with asyncio.timeout(first_token_deadline - now()):
                 stream = await upstream.open_stream(
@@ -80,13 +91,17 @@ class ChatStream:
                     classify=adapter.classify_error,
                     extra_headers=attempt.trace_headers,
                 )
-                chunks = _translate(stream, adapter.new_stream_translator(member=member), self.record)
+                events = stream.batches(
+                    max_bytes=attempt.limits.max_chat_response_bytes if self.buffered else None, hold=answer
+                )
+                chunks = _translate(events, adapter.new_stream_translator(member=member), self.record)
                 head = await _read_until_content(chunks, hold_back=attempt.hold_back)
             first_token_at = now()
             rest = _bounded(chunks, stream, attempt.deadline - now(), idle=timeouts.idle_seconds)
             if self.buffered:
-                async for batch in rest:
-                    head.extend(batch)
+                head = await _buffer_rest(head, rest)
+                if answer is not None and self.hold is not None:
+                    self.hold.adopt(answer)
                 return exchange.Committed(member=member, head=head, rest=None, time_to_first_token=first_token_at)
             return exchange.Committed(member=member, head=head, rest=rest, time_to_first_token=first_token_at)
         except TimeoutError as exc:
@@ -97,17 +112,20 @@ class ChatStream:
             if stream is not None:
                 stream.close()
             raise
+        finally:
+            if answer is not None:
+                answer.release()  # a no-op once adopted by the request
 
 
 async def _translate(
-    stream: upstream.UpstreamStream, translator: base.StreamTranslator, record: records.RequestRecord | None
+    stream: AsyncIterator[list[sse.Event]], translator: base.StreamTranslator, record: records.RequestRecord | None
 ) -> AsyncIterator[Batch]:
     """Upstream events → OpenAI chunks; a stream that ends before its terminal event is a failure.
 
     Hygiene: a malformed event is skipped and counted, and the stream goes on; a stream that has sent
     its finish and its usage is complete even if its terminal event (``[DONE]``) never comes."""
     finish_seen = done = False
-    async for events in stream.batches():
+    async for events in stream:
         batch: Batch = []
         for event in events:
             try:
@@ -133,6 +151,53 @@ async def _translate(
         raise failures.AttemptFailed(
             failures.Failure(kind=failures.FailureKind.STREAM_INTERRUPTED, detail="stream ended before it finished")
         )
+
+
+async def _buffer_rest(head: list[openai.ChatChunk], rest: AsyncIterator[Batch]) -> list[openai.ChatChunk]:
+    """The whole answer for a buffered client, with runs of plain text folded as they come."""
+    folded = 0
+    async for batch in rest:
+        head.extend(batch)
+        if len(head) - folded >= FOLD_EVERY:
+            head[folded:] = fold_text(head[folded:])
+            folded = len(head)
+    return head
+
+
+def fold_text(chunks: list[openai.ChatChunk]) -> list[openai.ChatChunk]:
+    """The same chunks, each run of plain text deltas (one choice, text only) joined into its first chunk."""
+    out: list[openai.ChatChunk] = []
+    run: list[str] = []
+    for chunk in chunks:
+        text = _plain_text(chunk)
+        if text is not None and run:
+            run.append(text)
+            continue
+        if len(run) > 1:
+            out[-1] = _with_text(out[-1], "".join(run))
+        run = [text] if text is not None else []
+        out.append(chunk)
+    if len(run) > 1:
+        out[-1] = _with_text(out[-1], "".join(run))
+    return out
+
+
+def _plain_text(chunk: openai.ChatChunk) -> str | None:
+    """The text of a chunk that carries nothing else (no finish, tool call, logprobs or usage), else None."""
+    choices = chunk.get("choices")
+    if not choices or len(choices) != 1 or chunk.get("usage") is not None:
+        return None
+    choice = choices[0]
+    delta = choice.get("delta") or {}
+    if choice.get("finish_reason") or choice.get("logprobs") or set(delta) != {"content"}:
+        return None
+    text = delta["content"]
+    return text if isinstance(text, str) else None
+
+
+def _with_text(chunk: openai.ChatChunk, text: str) -> openai.ChatChunk:
+    choice = chunk["choices"][0]
+    return {**chunk, "choices": [{**choice, "delta": {"content": text}}]}
 
 
 async def _read_until_content(batches: AsyncIterator[Batch], *, hold_back: int = 0) -> list[openai.ChatChunk]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 
-from pilotfish import upstream
+from pilotfish import memory, upstream
 from pilotfish.failover import exchange, plan
 from pilotfish.providers import registry
 from pilotfish.routes import document
@@ -22,12 +22,13 @@ from pilotfish.wire import http, openai
 class Embeddings:
     """An embeddings request, sent whole to whichever member the engine attempts."""
 
-    __slots__ = ("request",)
+    __slots__ = ("hold", "request")
 
     operation = "embeddings"
 
-    def __init__(self, request: openai.EmbeddingsRequest) -> None:
+    def __init__(self, request: openai.EmbeddingsRequest, *, hold: memory.Hold | None = None) -> None:
         self.request = request
+        self.hold = hold  # the request's share of the memory budget; the answer takes from it
 
     def prompt_tokens(self) -> int:
         return self.request.estimate_prompt_tokens()
@@ -45,13 +46,27 @@ class Embeddings:
         embedder = registry.embedder_for(member.provider)
         assert embedder is not None  # the plan skipped members without one
         built = embedder.build_embeddings_request(self.request, member, api_key=attempt.api_key)
-        body = await send_json(attempt, built)
-        answer = embedder.parse_embeddings_response(body, member=member, count=len(self.request.texts()))
+        held = self.hold.sibling() if self.hold is not None else None
+        try:
+            body = await send_json(attempt, built, max_bytes=attempt.limits.max_embeddings_response_bytes, hold=held)
+            answer = embedder.parse_embeddings_response(body, member=member, count=len(self.request.texts()))
+            if held is not None and self.hold is not None:
+                self.hold.adopt(held)
+        finally:
+            if held is not None:
+                held.release()  # a no-op once adopted by the request
         return exchange.Committed(member=member, head=answer, rest=None, time_to_first_token=attempt.now())
 
 
-async def send_json(attempt: exchange.Attempt, request: http.UpstreamRequest) -> bytes:
-    """Send one request and read its whole answer under the first-token deadline; errors classified."""
+async def send_json(
+    attempt: exchange.Attempt,
+    request: http.UpstreamRequest,
+    *,
+    max_bytes: int,
+    hold: memory.Hold | None = None,
+) -> bytes:
+    """Send one request and read its whole answer (at most ``max_bytes``) under the first-token deadline;
+    errors classified."""
     timeouts = attempt.timeouts
     classify = registry.adapter_for(attempt.member.provider).classify_error
     answer: upstream.UpstreamStream | None = None
@@ -65,7 +80,7 @@ async def send_json(attempt: exchange.Attempt, request: http.UpstreamRequest) ->
                 classify=classify,
                 extra_headers=attempt.trace_headers,
             )
-            return await answer.read()
+            return await answer.read(max_bytes=max_bytes, hold=hold)
     except TimeoutError as exc:
         raise exchange.timed_out(attempt) from exc
     finally:

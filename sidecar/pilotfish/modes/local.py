@@ -34,7 +34,7 @@ def main(*, paths: Sequence[str], namespace: str, options: argparse.Namespace) -
         seen[0] = fingerprint
         return load_snapshot(paths=paths, namespace=namespace)
 
-    return running.run_with_reloads(reload, options=options)
+    return running.run_with_reloads(reload, options=options, browser_guard=True)
 
 
 def load_snapshot(*, paths: Sequence[str], namespace: str) -> loader.Snapshot:

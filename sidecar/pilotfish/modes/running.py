@@ -56,8 +56,10 @@ async def poll_reloads(reload: Reload, *, routes: live.LiveRoutes, registry: met
         apply_reload(reload, routes=routes, registry=registry)
 
 
-def run_with_reloads(reload: Reload, *, options: argparse.Namespace) -> int:
-    """Load once, then serve while polling for changes every ``--reload-interval`` seconds."""
+def run_with_reloads(reload: Reload, *, options: argparse.Namespace, browser_guard: bool = False) -> int:
+    """Load once, then serve while polling for changes every ``--reload-interval`` seconds.
+
+    ``browser_guard``: on a laptop, refuse what a web page could send (``server.browsers``)."""
     configure_logging()
     try:
         listen = serve.Address.parse(options.listen)
@@ -68,7 +70,9 @@ def run_with_reloads(reload: Reload, *, options: argparse.Namespace) -> int:
     routes = live.LiveRoutes()
     registry = metrics.Metrics()
     apply_reload(reload, routes=routes, registry=registry)
-    settings = api_app.ServerSettings(max_body_bytes=options.max_body_bytes, request_log=not options.no_request_log)
+    settings = api_app.ServerSettings(
+        max_body_bytes=options.max_body_bytes, request_log=not options.no_request_log, browser_guard=browser_guard
+    )
 
     async def reloads() -> None:
         await poll_reloads(reload, routes=routes, registry=registry, interval=options.reload_interval)

@@ -60,7 +60,14 @@ async def serve(
     )
     # handler_cancellation: a client that goes away cancels its request at once, upstream call included,
     # instead of holding a provider (and a retry budget slot) until a timeout notices
-    api_runner = web.AppRunner(api, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS, handler_cancellation=True)
+    # auto_decompress off: request bodies are inflated in bounded steps by server.bodies, under the body limit
+    api_runner = web.AppRunner(
+        api,
+        access_log=None,
+        shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
+        handler_cancellation=True,
+        auto_decompress=False,
+    )
     admin_runner = web.AppRunner(admin_app, access_log=None)
     await api_runner.setup()
     await admin_runner.setup()

@@ -58,6 +58,7 @@ class ClassRoute(base.ApiModel):
     timeouts: modelclass.TimeoutsSpec = pydantic.Field(default_factory=modelclass.TimeoutsSpec)
     health: modelclass.HealthSpec = pydantic.Field(default_factory=modelclass.HealthSpec)
     streaming: modelclass.StreamingSpec = pydantic.Field(default_factory=modelclass.StreamingSpec)
+    limits: modelclass.LimitsSpec = pydantic.Field(default_factory=modelclass.LimitsSpec)
 
 
 class RoutesDocument(base.ApiModel):

@@ -83,6 +83,7 @@ def render(
                 timeouts=cls.spec.timeouts,
                 health=cls.spec.health,
                 streaming=cls.spec.streaming,
+                limits=cls.spec.limits,
             )
     return RenderResult(document=document.RoutesDocument(namespace=namespace, classes=routes), reports=tuple(reports))
 

@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from pilotfish import upstream
+from pilotfish import failures, memory, upstream
 from pilotfish.failover import engine, health, pinning
 from pilotfish.routes import live
-from pilotfish.server import chat, embeddings, errors, keys, messages, models
+from pilotfish.server import bodies, browsers, chat, embeddings, errors, keys, messages, models
 from pilotfish.telemetry import logs, metrics, tracing
 
 # The default cap on a request body: generous for long prompts with images, small enough that a
@@ -29,8 +29,10 @@ class ServerSettings:
     """Knobs of the API port."""
 
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    memory_budget_bytes: int = memory.DEFAULT_BYTES  # request bodies and buffered answers in flight, weighted
     request_log: bool = True  # one JSON line per request on stdout
     seed: int | None = None  # for reproducible weighted choices in tests
+    browser_guard: bool = False  # local mode: JSON Content-Type and a loopback Host only (server.browsers)
 
 
 def build_app(
@@ -41,11 +43,13 @@ def build_app(
     engine_holder: list[engine.Engine] | None = None,
 ) -> web.Application:
     """The API application; ``engine_holder`` receives the engine once it exists (admin uses it)."""
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[_error_middleware])
+    middlewares = [browsers.guard, _error_middleware] if settings.browser_guard else [_error_middleware]
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=middlewares)
     app[keys.LIVE] = routes
     app[keys.METRICS] = metrics_registry
     app[keys.REQUEST_LOG] = logs.RequestLog(enabled=settings.request_log)
     app[keys.MAX_BODY_BYTES] = settings.max_body_bytes
+    app[keys.BUDGET] = memory.MemoryBudget(settings.memory_budget_bytes)
     app.cleanup_ctx.append(_engine_context(settings, engine_holder))
     app.router.add_post("/v1/chat/completions", chat.post_chat_completions)
     app.router.add_post("/v1/embeddings", embeddings.post_embeddings)
@@ -92,9 +96,15 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def _error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every error leaves as OpenAI-style JSON; nothing leaves as a stack trace."""
+    """Every error leaves as OpenAI-style JSON; nothing leaves as a stack trace. Each request holds its
+    share of the memory budget from here, and gives it all back however it ends."""
+    hold = request[keys.HOLD] = request.app[keys.BUDGET].hold()
     try:
         return await handler(request)
+    except memory.OverBudget as exc:
+        return errors.from_rejection(bodies.budget_exhausted(exc))
+    except failures.RequestRejected as exc:
+        return errors.from_rejection(exc)
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[keys.MAX_BODY_BYTES]
         return errors.error_response(
@@ -115,3 +125,5 @@ async def _error_middleware(request: web.Request, handler: Handler) -> web.Strea
             error_type="server_error",
             code="internal_error",
         )
+    finally:
+        hold.release()

@@ -17,7 +17,7 @@ from aiohttp import web
 from pilotfish import failures
 from pilotfish.failover import engine, streaming
 from pilotfish.routes import document
-from pilotfish.server import assemble, errors, keys, replies, serving, validation
+from pilotfish.server import assemble, bodies, errors, keys, replies, serving, validation
 from pilotfish.telemetry import records
 from pilotfish.wire import openai, sse
 
@@ -27,7 +27,7 @@ SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
 
 async def post_chat_completions(request: web.Request) -> web.StreamResponse:
     try:
-        chat = validation.parse_body(await request.read(), openai.ChatRequest)
+        chat = validation.parse_body(await bodies.read_body(request), openai.ChatRequest)
     except failures.RequestRejected as exc:
         return errors.from_rejection(exc)
 
@@ -51,7 +51,7 @@ async def open_chat(
     """Fail over until a member commits to this chat request (any dialect); notes who answered."""
     committed = await request.app[keys.ENGINE].open(
         route,
-        streaming.ChatStream(chat, buffered=not chat.stream, record=record),
+        streaming.ChatStream(chat, buffered=not chat.stream, record=record, hold=request[keys.HOLD]),
         keys=api_keys,
         record=record,
         pin_key=serving.pin_key(request, route),
@@ -91,18 +91,21 @@ async def _write_stream(
     response = web.StreamResponse(headers={**SSE_HEADERS, **replies.route_headers(record)})
     await response.prepare(request)  # the point of no return
     try:
-        async for batch in all_batches(committed):
-            frames = _frames(batch, include_usage=chat.include_usage, member=committed.member, record=record)
-            if frames:
-                await response.write(frames)
-        await response.write(_DONE_FRAME)
-    except failures.AttemptFailed as exc:
-        interrupted(record, exc.failure)
-        await response.write(
-            errors.stream_error_event(
-                interrupted_message(route, exc.failure), error_type="server_error", code=exc.failure.kind.value
-            )
-        )
+        async with serving.total_deadline(route, elapsed=committed.time_to_first_token):
+            try:
+                async for batch in all_batches(committed):
+                    frames = _frames(batch, include_usage=chat.include_usage, member=committed.member, record=record)
+                    if frames:
+                        await serving.write(response, frames)
+                await serving.write(response, _DONE_FRAME)
+            except failures.AttemptFailed as exc:
+                interrupted(record, exc.failure)
+                event = errors.stream_error_event(
+                    interrupted_message(route, exc.failure), error_type="server_error", code=exc.failure.kind.value
+                )
+                await serving.write(response, event)
+    except serving.ClientTooSlow as exc:
+        serving.hang_up(request, record, exc)
     except (ConnectionResetError, asyncio.CancelledError):
         record.outcome = records.Outcome.CANCELLED
         raise

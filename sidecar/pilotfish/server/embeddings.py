@@ -17,14 +17,14 @@ from aiohttp import web
 from pilotfish import failures
 from pilotfish.failover import engine, unary
 from pilotfish.routes import document
-from pilotfish.server import errors, keys, replies, serving, validation
+from pilotfish.server import bodies, errors, keys, replies, serving, validation
 from pilotfish.telemetry import records
 from pilotfish.wire import openai
 
 
 async def post_embeddings(request: web.Request) -> web.StreamResponse:
     try:
-        embed = validation.parse_body(await request.read(), openai.EmbeddingsRequest)
+        embed = validation.parse_body(await bodies.read_body(request), openai.EmbeddingsRequest)
     except failures.RequestRejected as exc:
         return errors.from_rejection(exc)
 
@@ -34,7 +34,7 @@ async def post_embeddings(request: web.Request) -> web.StreamResponse:
         try:
             committed = await request.app[keys.ENGINE].open(
                 route,
-                unary.Embeddings(embed),
+                unary.Embeddings(embed, hold=request[keys.HOLD]),
                 keys=api_keys,
                 record=record,
                 pin_key=serving.pin_key(request, route),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from pilotfish import memory
 from pilotfish.failover import engine
 from pilotfish.routes import live
 from pilotfish.telemetry import logs, metrics, tracing
@@ -14,3 +15,5 @@ METRICS = web.AppKey("metrics", metrics.Metrics)
 REQUEST_LOG = web.AppKey("request_log", logs.RequestLog)
 MAX_BODY_BYTES = web.AppKey("max_body_bytes", int)
 TRACING = web.AppKey("tracing", tracing.Tracing)  # absent while tracing is off
+BUDGET = web.AppKey("memory_budget", memory.MemoryBudget)  # the in-flight memory budget of the process
+HOLD = web.RequestKey("hold", memory.Hold)  # this request's share of it; released when the request ends

@@ -18,7 +18,7 @@ from pilotfish import failures
 from pilotfish.failover import engine, streaming
 from pilotfish.inbound import anthropic, anthropic_events
 from pilotfish.routes import document
-from pilotfish.server import assemble, chat, replies, serving, validation
+from pilotfish.server import assemble, bodies, chat, replies, serving, validation
 from pilotfish.telemetry import records
 from pilotfish.wire import anthropic as anthropic_wire
 from pilotfish.wire import sse
@@ -26,7 +26,7 @@ from pilotfish.wire import sse
 
 async def post_messages(request: web.Request) -> web.StreamResponse:
     try:
-        parsed = validation.parse_body(await request.read(), anthropic_wire.MessagesRequest)
+        parsed = validation.parse_body(await bodies.read_body(request), anthropic_wire.MessagesRequest)
         canonical = anthropic.to_chat(parsed)
     except failures.RequestRejected as exc:
         return render(replies.Reply(status=exc.status, message=exc.message))
@@ -72,18 +72,22 @@ async def _write_events(
     await response.prepare(request)  # the point of no return
     writer = anthropic_events.EventWriter(model=committed.member.model)
     try:
-        async for batch in chat.all_batches(committed):
-            for chunk in batch:
-                if chat.is_usage_chunk(chunk):
-                    chat.count_usage(chunk, committed.member, record)
-            frames = _encode([event for chunk in batch for event in writer.feed(chunk)])
-            if frames:
-                await response.write(frames)
-        await response.write(_encode(writer.finish()))
-    except failures.AttemptFailed as exc:
-        chat.interrupted(record, exc.failure)
-        error = anthropic.error_body(502, chat.interrupted_message(route, exc.failure))
-        await response.write(_encode([("error", error)]))
+        async with serving.total_deadline(route, elapsed=committed.time_to_first_token):
+            try:
+                async for batch in chat.all_batches(committed):
+                    for chunk in batch:
+                        if chat.is_usage_chunk(chunk):
+                            chat.count_usage(chunk, committed.member, record)
+                    frames = _encode([event for chunk in batch for event in writer.feed(chunk)])
+                    if frames:
+                        await serving.write(response, frames)
+                await serving.write(response, _encode(writer.finish()))
+            except failures.AttemptFailed as exc:
+                chat.interrupted(record, exc.failure)
+                error = anthropic.error_body(502, chat.interrupted_message(route, exc.failure))
+                await serving.write(response, _encode([("error", error)]))
+    except serving.ClientTooSlow as exc:
+        serving.hang_up(request, record, exc)
     except (ConnectionResetError, asyncio.CancelledError):
         record.outcome = records.Outcome.CANCELLED
         raise

@@ -9,17 +9,27 @@ Endpoints (``server.chat``, ``server.messages``, ``server.embeddings``) parse th
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from pilotfish.failover import engine
+from pilotfish import memory
+from pilotfish.failover import engine, exchange
 from pilotfish.routes import document
 from pilotfish.server import keys, replies
 from pilotfish.telemetry import records, tracing
 
 Render = Callable[[replies.Reply], web.Response]  # an error in the client's dialect
 Handle = Callable[[document.ClassRoute, engine.Keys, records.RequestRecord], Awaitable[web.StreamResponse]]
+
+# Longest a client may take to accept one write of a stream. A reader that stopped must not keep the
+# stream, its buffers and its upstream socket; a live one takes a write in milliseconds.
+WRITE_SECONDS = 30.0
+
+
+class ClientTooSlow(Exception):
+    """A committed stream could not be delivered in time: a write deadline or the request's total one."""
 
 
 async def serve_class(
@@ -73,3 +83,35 @@ def slice_key(request: web.Request, route: document.ClassRoute) -> str | None:
     """The value the class's canary slices on (its stickiness header), if it has a canary and one was sent."""
     header = route.canary.stickiness_header if route.canary else None
     return request.headers.get(header) if header else None
+
+
+async def write(response: web.StreamResponse, data: bytes) -> None:
+    """One write of a committed stream, which the client must take within ``WRITE_SECONDS``."""
+    try:
+        async with asyncio.timeout(WRITE_SECONDS):
+            await response.write(data)
+    except TimeoutError:
+        raise ClientTooSlow(f"the client took no data for {WRITE_SECONDS:g}s") from None
+
+
+@contextlib.asynccontextmanager
+async def total_deadline(route: document.ClassRoute, *, elapsed: float) -> AsyncIterator[None]:
+    """The request's totalSeconds over the whole delivery, writes included: the upstream side checks it
+    only while it waits for upstream, and a blocked write would never get there. ``elapsed``: seconds
+    the request has run already (its time to first token, at the commit)."""
+    loop = asyncio.get_running_loop()
+    left = route.timeouts.total_seconds - elapsed + exchange.DEADLINE_SLACK
+    try:
+        async with asyncio.timeout_at(loop.time() + max(0.0, left)):
+            yield
+    except TimeoutError:
+        raise ClientTooSlow(f"the stream outlived totalSeconds ({route.timeouts.total_seconds:g}s)") from None
+
+
+def hang_up(request: web.Request, record: records.RequestRecord, exc: ClientTooSlow) -> None:
+    """End a stream that could not be delivered: drop the client's connection (anything written to it now
+    would wait too); the caller's ``finally`` closes the upstream one."""
+    record.outcome, record.error_code = records.Outcome.INTERRUPTED, "client_too_slow"
+    if request.transport is not None:
+        request.transport.abort()
+    asyncio.get_running_loop().call_soon(memory.trim_heap)  # what the stalled stream buffered is free now

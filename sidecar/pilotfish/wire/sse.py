@@ -2,6 +2,10 @@
 
 Upstream bytes arrive in arbitrary pieces; ``SSEParser.feed`` returns only complete events and
 keeps the rest buffered. Comments (``: ping``) are dropped, multi-line ``data:`` fields are joined.
+
+An upstream is not trusted to end its events: an incomplete event is kept as the list of pieces it
+arrived in (joined once, when its blank line comes, so a long event costs linear time, not
+quadratic), and one that grows past ``max_event_bytes`` raises ``EventTooLarge``.
 """
 
 from __future__ import annotations
@@ -9,6 +13,14 @@ from __future__ import annotations
 import dataclasses
 
 DONE = "[DONE]"  # OpenAI's end-of-stream sentinel
+# The longest single event accepted. Real events are a few KB (a token, a tool-call fragment, a
+# Gemini candidate); the largest legitimate ones (inline image data) stay well under this. One line
+# that never ends must not grow until the pod is OOM-killed.
+EVENT_MAX_BYTES = 4 * 1024 * 1024
+
+
+class EventTooLarge(ValueError):
+    """One event grew past the parser's limit without ending."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -20,16 +32,27 @@ class Event:
 class SSEParser:
     """Turns a byte stream into events; one per upstream response."""
 
-    __slots__ = ("_buffer",)
+    __slots__ = ("_max_event_bytes", "_pending", "_pieces")
 
-    def __init__(self) -> None:
-        self._buffer = b""
+    def __init__(self, *, max_event_bytes: int = EVENT_MAX_BYTES) -> None:
+        self._pieces: list[bytes] = []  # the incomplete event, as it arrived
+        self._pending = 0  # bytes in ``_pieces``
+        self._max_event_bytes = max_event_bytes
 
     def feed(self, chunk: bytes) -> list[Event]:
         if b"\r" in chunk:
             chunk = chunk.replace(b"\r\n", b"\n")
-        blocks = (self._buffer + chunk).split(b"\n\n")
-        self._buffer = blocks.pop()  # the incomplete tail, often b""
+        straddles = bool(self._pieces) and self._pieces[-1].endswith(b"\n") and chunk.startswith(b"\n")
+        if b"\n\n" not in chunk and not straddles:
+            self._pieces.append(chunk)
+            self._pending += len(chunk)
+            if self._pending > self._max_event_bytes:
+                self._pieces, self._pending = [], 0
+                raise EventTooLarge(f"an event grew past {self._max_event_bytes} bytes without ending")
+            return []
+        blocks = b"".join((*self._pieces, chunk)).split(b"\n\n")
+        tail = blocks.pop()  # the incomplete tail, often b""
+        self._pieces, self._pending = ([tail], len(tail)) if tail else ([], 0)
         events: list[Event] = []
         for block in blocks:
             # Fast path: one `data:` line, the shape of nearly every event OpenAI-format servers send.
@@ -43,7 +66,8 @@ class SSEParser:
 
     def flush(self) -> list[Event]:
         """Whatever complete-looking event is left when the stream ends without a blank line."""
-        rest, self._buffer = self._buffer, b""
+        rest = b"".join(self._pieces)
+        self._pieces, self._pending = [], 0
         event = _parse_block(rest.decode("utf-8", errors="replace").strip("\n"))
         return [event] if event is not None else []
 

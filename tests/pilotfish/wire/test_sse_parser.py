@@ -1,3 +1,5 @@
+import pytest
+
 from pilotfish.wire import sse
 
 
@@ -28,3 +30,16 @@ def test_encode_round_trips_through_the_parser():
     frame = sse.encode(b'{"x":1}', event="delta")
     assert frame == b'event: delta\ndata: {"x":1}\n\n'
     assert sse.SSEParser().feed(frame) == [sse.Event(data='{"x":1}', event="delta")]
+
+
+def test_a_blank_line_split_across_two_reads_ends_the_event():
+    parser = sse.SSEParser()
+    assert parser.feed(b"data: a\n") == []
+    assert parser.feed(b"\ndata: b\n\n") == [sse.Event(data="a"), sse.Event(data="b")]
+
+
+def test_an_event_that_never_ends_is_refused_at_the_limit():
+    parser = sse.SSEParser(max_event_bytes=1000)
+    parser.feed(b"data: " + b"a" * 500)
+    with pytest.raises(sse.EventTooLarge):
+        parser.feed(b"a" * 600)
