@@ -77,9 +77,16 @@ async def _pump(stream: asyncio.StreamReader | None, into: list[str]) -> None:
         into.append(line.decode().rstrip("\n"))
 
 
-async def start_sidecar(args: list[str], *, admin: str = "127.0.0.1:0", env: dict[str, str] | None = None) -> Sidecar:
+async def start_sidecar(
+    args: list[str],
+    *,
+    admin: str = "127.0.0.1:0",
+    env: dict[str, str] | None = None,
+    preexec: Callable[[], None] | None = None,
+) -> Sidecar:
     """``admin``: a fixed admin address, for a scraper configured before the sidecar starts;
-    ``env``: extra environment (e.g. the OTEL_* variables)."""
+    ``env``: extra environment (e.g. the OTEL_* variables); ``preexec``: run in the child before it
+    starts (e.g. to lower its open-file limit)."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -94,6 +101,7 @@ async def start_sidecar(args: list[str], *, admin: str = "127.0.0.1:0", env: dic
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        preexec_fn=preexec,
         env={
             **os.environ,
             "PYTHONPATH": f"{ROOT / 'sidecar'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",

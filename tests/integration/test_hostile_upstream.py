@@ -173,7 +173,7 @@ async def test_one_sse_line_that_never_ends_is_cut_at_the_line_cap(hostile_sidec
     assert "response_too_large" in body["error"]["message"]  # type: ignore[index]
 
 
-async def _stop_reading_after_the_headers(api: str, body: bytes) -> asyncio.StreamWriter:
+async def stop_reading_after_the_headers(api: str, body: bytes) -> asyncio.StreamWriter:
     """A streaming client that reads the response head, then never reads again (its socket stays open)."""
     host, port = api.removeprefix("http://").rsplit(":", 1)
     reader, writer = await asyncio.open_connection(host, int(port))
@@ -196,7 +196,7 @@ async def test_a_streaming_client_that_stops_reading_does_not_outlive_total_seco
     idle = probes.rss(running.pid)
     loop = asyncio.get_running_loop()
     started = loop.time()
-    clients = [await _stop_reading_after_the_headers(running.sidecar.api, body) for _ in range(5)]
+    clients = [await stop_reading_after_the_headers(running.sidecar.api, body) for _ in range(5)]
     try:
         async with probes.watching_healthz(running.sidecar.admin, pid=running.pid) as watch:
             while running.tally.started < 5 or running.tally.open:  # the sidecar hangs up on the upstream

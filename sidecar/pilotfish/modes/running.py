@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pilotfish.modes import serve
 from pilotfish.routes import live
 from pilotfish.server import app as api_app
-from pilotfish.telemetry import metrics
+from pilotfish.telemetry import metrics, throttle
 
 _log = logging.getLogger("pilotfish")
 
@@ -21,6 +21,8 @@ Reload = Callable[[], "live.Snapshot | None"]
 
 def configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(throttle.Throttle())
 
 
 def apply_reload(

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from pilotfish import admin
 from pilotfish.failover import engine
+from pilotfish.modes import connections
 from pilotfish.routes import live
 from pilotfish.server import app as api_app
 from pilotfish.telemetry import metrics
@@ -67,19 +68,29 @@ async def serve(
         shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
         handler_cancellation=True,
         auto_decompress=False,
+        keepalive_timeout=connections.KEEPALIVE_SECONDS,
     )
-    admin_runner = web.AppRunner(admin_app, access_log=None)
+    admin_runner = web.AppRunner(admin_app, access_log=None, keepalive_timeout=connections.KEEPALIVE_SECONDS)
     await api_runner.setup()
     await admin_runner.setup()
+    caps = connections.caps(connections.open_files_limit())
     tasks: list[asyncio.Task[None]] = []
+    listeners: list[asyncio.Server] = []
     try:
-        api_port = await _start_site(api_runner, listen)
-        admin_port = await _start_site(admin_runner, admin_listen)
+        gate = connections.Gate(name="api", cap=caps.api)
+        listeners.append(await connections.listen(api_runner, host=listen.host, port=listen.port, gate=gate))
+        gate = connections.Gate(name="admin", cap=caps.admin)
+        listeners.append(
+            await connections.listen(admin_runner, host=admin_listen.host, port=admin_listen.port, gate=gate)
+        )
+        api_port, admin_port = _bound_port(listeners[0], listen.port), _bound_port(listeners[1], admin_listen.port)
         tasks = [asyncio.create_task(job()) for job in background]
         _announce(listen, api_port, admin_listen, admin_port)
         _install_signal_handlers(stop)
         await stop.wait()
     finally:
+        for listener in listeners:
+            listener.close()  # stop accepting; the runners' cleanup lets in-flight requests finish
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -89,12 +100,10 @@ async def serve(
         await admin_runner.cleanup()
 
 
-async def _start_site(runner: web.AppRunner, address: Address) -> int:
-    site = web.TCPSite(runner, address.host, address.port, reuse_address=True)
-    await site.start()
-    server = site._server  # the bound port, when 0 was asked for
-    sockets = getattr(server, "sockets", None) or []
-    return int(sockets[0].getsockname()[1]) if sockets else address.port
+def _bound_port(listener: asyncio.Server, fallback: int) -> int:
+    """The port the OS chose when 0 was asked for."""
+    sockets = listener.sockets
+    return int(sockets[0].getsockname()[1]) if sockets else fallback
 
 
 def _announce(listen: Address, api_port: int, admin_listen: Address, admin_port: int) -> None:
