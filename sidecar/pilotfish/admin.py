@@ -2,11 +2,15 @@
 
 Its own Application on its own TCPSite (as kopf does for its probes), so a flood on the API port
 cannot starve the kubelet's probes, and it can listen on the pod IP while the API stays on loopback.
+
+Beyond the pod's loopback it serves only ``PUBLIC``, read-only: what must be reached from outside
+the pod (docs/security.md says who reaches what). Anything else added here is loopback-only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import ipaddress
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -28,13 +32,51 @@ class EngineRef:
 ENGINE_OF = web.AppKey("engine_of", EngineRef)
 
 
+# Reached from outside the pod: the kubelet's probes (/healthz, /readyz), Prometheus (/metrics), the
+# operator's propagation sweep (/readyz) and `pilotfish top -n` through the API server's pod proxy
+# (/metrics, /debug/members). Nothing here writes, and nothing here holds a key.
+PUBLIC = frozenset({"/healthz", "/readyz", "/metrics", "/debug/members"})
+READ_ONLY = frozenset({"GET", "HEAD"})
+
+
+def allowed(*, method: str, path: str, peer: str | None) -> bool:
+    """Pure: may a peer at ``peer`` (an IP address, None if unknown) make this request?"""
+    if method in READ_ONLY and path in PUBLIC:
+        return True
+    try:
+        address = ipaddress.ip_address(peer or "")
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
+@web.middleware
+async def _loopback_unless_public(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    if not allowed(method=request.method, path=request.path, peer=peer[0] if peer else None):
+        body = {
+            "error": {
+                "message": "Only GET /healthz, /readyz, /metrics and /debug/members are served beyond the pod.",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": "loopback_only",
+            }
+        }
+        return web.json_response(body, status=403)
+    return await handler(request)
+
+
 def build_app(
     *,
     routes: live.LiveRoutes,
     metrics_registry: metrics.Metrics,
     engine_of: Callable[[], engine.Engine | None],
 ) -> web.Application:
-    app = web.Application()
+    app = web.Application(middlewares=[_loopback_unless_public])
     app[LIVE] = routes
     app[METRICS] = metrics_registry
     app[ENGINE_OF] = EngineRef(engine_of)

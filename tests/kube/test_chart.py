@@ -52,6 +52,8 @@ EXPECTED_RULES = {
     ("", "configmaps"): {"get", "list", "watch", "create", "update", "patch", "delete"},
     ("", "secrets"): {"get", "list", "watch"},
 }
+# Writes the operator may make only to the ConfigMap it owns (resourceNames), never to anyone else's.
+OWN_CONFIGMAP_ONLY = {"get", "update", "patch", "delete"}
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -402,7 +404,11 @@ def test_watch_namespaces_become_namespace_flags_roles_and_namespaced_peerings(c
 
 def test_cluster_wide_rbac_grants_exactly_the_contracts_verbs(control_plane):
     docs = render(control_plane)
-    assert rules_of(one(docs, "ClusterRole", "pilotfish-operator")) == EXPECTED_RULES
+    role = one(docs, "ClusterRole", "pilotfish-operator")
+    assert rules_of(role) == EXPECTED_RULES
+    for rule in role["rules"]:
+        if "configmaps" in rule["resources"] and set(rule["verbs"]) & OWN_CONFIGMAP_ONLY:
+            assert rule.get("resourceNames") == ["pilotfish-routes"], rule
     binding = one(docs, "ClusterRoleBinding", "pilotfish-operator")
     assert binding["roleRef"]["name"] == "pilotfish-operator"
     assert binding["subjects"] == [
@@ -653,6 +659,15 @@ def test_an_operator_with_only_the_installed_service_account_and_peering_reconci
 
         wait_for(ready, what="workhorse Ready")
         assert control_plane.kubectl("get", "configmap", "pilotfish-routes", "-n", app, check=False).returncode == 0
+        operator = f"system:serviceaccount:{release.namespace}:{release.fullname}-operator"
+
+        def may(verb: str, what: str) -> bool:
+            done = control_plane.kubectl("auth", "can-i", verb, what, "-n", app, f"--as={operator}", check=False)
+            return done.stdout.strip() == "yes"
+
+        assert may("update", "configmaps/pilotfish-routes") and may("delete", "configmaps/pilotfish-routes")
+        assert not may("update", "configmaps/someone-elses") and not may("delete", "configmaps/someone-elses")
+        assert not may("patch", "configmaps/kube-root-ca.crt")
         wait_for(lambda: running.metric('pilotfish_operator_reconciles_total{result="ok"}') >= 1, what="a pass")
         log = running.log.read_text()
         assert "Forbidden" not in log and "403" not in log, log[-2000:]
