@@ -27,10 +27,12 @@ def build_registry(recon: reconciler.Reconciler) -> kopf.OperatorRegistry:
         if namespace:
             recon.trigger(namespace)
 
-    @kopf.on.event("", "v1", "secrets", registry=registry)
-    async def secret_changed(namespace: str | None, name: str | None, **_: Any) -> None:
-        if namespace and name and recon.uses_secret(namespace, name):
-            recon.trigger(namespace)
+    if recon.secrets.watches_secrets:  # otherwise the operator may not watch Secrets: it passes over them
+
+        @kopf.on.event("", "v1", "secrets", registry=registry)
+        async def secret_changed(namespace: str | None, name: str | None, **_: Any) -> None:
+            if namespace and name and recon.uses_secret(namespace, name):
+                recon.trigger(namespace)
 
     @kopf.on.event("", "v1", "configmaps", labels=desired.MANAGED_BY, registry=registry)
     async def routes_changed(namespace: str | None, name: str | None, **_: Any) -> None:

@@ -17,6 +17,8 @@ GROUP, VERSION = "pilotfish.dev", "v1alpha1"
 KOPF_GROUP, KOPF_VERSION = "kopf.dev", "v1"  # kopf's peering objects
 COMPONENT = "pilotfish-operator"
 NotFound = 404
+Conflict = 409
+Forbidden = 403
 
 
 class Kube:
@@ -27,6 +29,7 @@ class Kube:
         self.client: Any = api_client or _default_client()
         self.core: Any = kubernetes.client.CoreV1Api(self.client)
         self.custom: Any = kubernetes.client.CustomObjectsApi(self.client)
+        self.rbac: Any = kubernetes.client.RbacAuthorizationV1Api(self.client)
 
     def list_custom(self, namespace: str, plural: str) -> list[dict[str, Any]]:
         items = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)["items"]
@@ -102,6 +105,38 @@ class Kube:
             count=1,
         )
         self.core.create_namespaced_event(namespace, body)
+
+    def has_role_binding(self, namespace: str, name: str) -> bool:
+        try:
+            self.rbac.read_namespaced_role_binding(name, namespace)
+        except exceptions.ApiException as exc:
+            if exc.status == NotFound:
+                return False
+            raise
+        return True
+
+    def create_role_binding(self, namespace: str, name: str, *, cluster_role: str, subject: tuple[str, str]) -> None:
+        """Bind ``subject`` (namespace, ServiceAccount name) to ``cluster_role`` in ``namespace``; an existing
+        binding of that name is left as it is."""
+        body = {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": name, "namespace": namespace, "labels": {"app.kubernetes.io/managed-by": COMPONENT}},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_role},
+            "subjects": [{"kind": "ServiceAccount", "namespace": subject[0], "name": subject[1]}],
+        }
+        try:
+            self.rbac.create_namespaced_role_binding(namespace, body)
+        except exceptions.ApiException as exc:
+            if exc.status != Conflict:
+                raise
+
+    def delete_role_binding(self, namespace: str, name: str) -> None:
+        try:
+            self.rbac.delete_namespaced_role_binding(name, namespace)
+        except exceptions.ApiException as exc:
+            if exc.status != NotFound:
+                raise
 
     def namespaces_labelled(self, selector: str) -> list[str]:
         return [ns.metadata.name for ns in self.core.list_namespace(label_selector=selector).items]

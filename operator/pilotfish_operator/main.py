@@ -19,7 +19,17 @@ import kopf
 import prometheus_client
 from aiohttp import web
 
-from pilotfish_operator import handlers, injector_config, kube, metrics, peering, reconciler, sweep, webhook
+from pilotfish_operator import (
+    handlers,
+    injector_config,
+    kube,
+    metrics,
+    peering,
+    reconciler,
+    secret_access,
+    sweep,
+    webhook,
+)
 
 log = logging.getLogger("pilotfish.operator")
 PRIORITY_RANGE = 2**31 - 1  # wide enough that two replicas drawing the same priority never happens in practice
@@ -38,6 +48,8 @@ class Options:
     injector_config: str | None = None
     sweep_interval: float = 60.0
     canary_tick: float = 10.0
+    secret_reader_role: str | None = None  # bind ourselves to this ClusterRole where credentials are
+    service_account: str | None = None  # our own ServiceAccount, NAMESPACE/NAME (with secret_reader_role)
 
 
 def main(options: Options) -> int:
@@ -46,6 +58,11 @@ def main(options: Options) -> int:
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)  # one "Handler succeeded" per watch event
     if bool(options.webhook_cert) != bool(options.webhook_key):
         sys.stderr.write("pilotfish operator: --webhook-cert and --webhook-key go together\n")
+        return 2
+    if bool(options.secret_reader_role) != bool(options.service_account) or (
+        options.service_account and options.service_account.count("/") != 1
+    ):
+        sys.stderr.write("pilotfish operator: --secret-reader-role needs --service-account NAMESPACE/NAME\n")
         return 2
     try:
         config = injector_config.load(options.injector_config)
@@ -64,7 +81,11 @@ def main(options: Options) -> int:
 
 async def _run(options: Options, config: injector_config.InjectorConfig) -> None:
     api = kube.Kube()
-    recon = reconciler.Reconciler(api, canary_tick=options.canary_tick)
+    bound = None
+    if options.secret_reader_role and options.service_account:
+        sa_namespace, sa_name = options.service_account.split("/")
+        bound = secret_access.Bound(cluster_role=options.secret_reader_role, service_account=(sa_namespace, sa_name))
+    recon = reconciler.Reconciler(api, canary_tick=options.canary_tick, secrets=secret_access.SecretAccess(api, bound))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

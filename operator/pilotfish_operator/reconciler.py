@@ -1,6 +1,7 @@
 """Level-triggered reconciliation, one namespace at a time.
 
-Any change to a ModelClass, a ProviderCredential, a Secret they reference or the routes ConfigMap
+Any change to a ModelClass, a ProviderCredential, a Secret they reference (watched, or passed over every
+few seconds where the operator may not watch Secrets: ``secret_access``) or the routes ConfigMap
 marks its namespace dirty; a worker per namespace then reads everything there and makes the world
 match ``desired.plan``. Changes that arrive while a pass runs coalesce into one more pass. A pass
 that writes nothing (the usual case, including the watch events our own writes cause) costs three
@@ -16,7 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from pilotfish.routes import document
-from pilotfish_operator import conditions, desired, kube, metrics
+from pilotfish_operator import conditions, desired, kube, metrics, secret_access
 from pilotfish_operator.canary import runner
 
 log = logging.getLogger("pilotfish.operator")
@@ -25,8 +26,17 @@ RETRY_SECONDS = (1, 2, 5, 10, 30)
 
 
 class Reconciler:
-    def __init__(self, api: kube.Kube, *, debounce: float = 0.05, canary_tick: float = 10.0) -> None:
+    def __init__(
+        self,
+        api: kube.Kube,
+        *,
+        debounce: float = 0.05,
+        canary_tick: float = 10.0,
+        secrets: secret_access.SecretAccess | None = None,
+    ) -> None:
         self.api = api
+        self.secrets = secrets or secret_access.SecretAccess(api)
+        self._resync: dict[str, asyncio.TimerHandle] = {}  # namespace → its next pass, without a Secret watch
         self.debounce = debounce
         self.canary_tick = canary_tick  # seconds between passes while a canary is rolling out
         self._dirty: set[str] = set()
@@ -63,6 +73,7 @@ class Reconciler:
                     failures = 0
                     if any(runner.is_active(status.get("canary")) for status in plan.class_status.values()):
                         asyncio.get_running_loop().call_later(self.canary_tick, self.trigger, namespace)
+                    self._schedule_resync(namespace)
                 except Exception as exc:  # an API hiccup: try again later, never crash the operator
                     metrics.RECONCILES.labels(result="error").inc()
                     delay = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
@@ -73,11 +84,22 @@ class Reconciler:
         finally:
             del self._workers[namespace]
 
+    def _schedule_resync(self, namespace: str) -> None:
+        """Without a watch on Secrets, pass over a namespace whose credentials use Secrets now and then."""
+        if self.secrets.watches_secrets:
+            return
+        pending = self._resync.pop(namespace, None)
+        if pending is not None:
+            pending.cancel()
+        if self._secrets_used.get(namespace):
+            loop = asyncio.get_running_loop()
+            self._resync[namespace] = loop.call_later(secret_access.RESYNC_SECONDS, self.trigger, namespace)
+
     def reconcile(self, namespace: str) -> desired.NamespacePlan:
         """One full pass over a namespace (blocking)."""
         classes = self.api.list_custom(namespace, PLURALS["ModelClass"])
         credentials = self.api.list_custom(namespace, PLURALS["ProviderCredential"])
-        secrets = self.api.secret_keys(namespace) if credentials else {}
+        secrets = self.secrets.secret_keys(namespace, needed=bool(credentials))
         self._secrets_used[namespace] = {
             ref["name"] for c in credentials if (ref := (c.get("spec") or {}).get("apiKeySecretRef"))
         }

@@ -111,6 +111,14 @@ def _parser() -> argparse.ArgumentParser:
     operator.add_argument(
         "--canary-tick", type=float, default=10.0, help="seconds between passes while a canary rolls out"
     )
+    operator.add_argument(
+        "--secret-reader-role",
+        default=None,
+        help="ClusterRole to bind ourselves to, per namespace, where credentials reference Secrets (the chart's)",
+    )
+    operator.add_argument(
+        "--service-account", default=None, help="NAMESPACE/NAME of our ServiceAccount (with --secret-reader-role)"
+    )
     operator.set_defaults(run=_run_operator)
     return parser
 
@@ -207,6 +215,8 @@ def _run_operator(args: argparse.Namespace) -> int:
             injector_config=args.injector_config,
             sweep_interval=args.sweep_interval,
             canary_tick=args.canary_tick,
+            secret_reader_role=args.secret_reader_role,
+            service_account=args.service_account,
         )
     )
 

@@ -50,8 +50,11 @@ EXPECTED_RULES = {
     ("pilotfish.dev", "modelclasses/status"): {"get", "patch", "update"},
     ("pilotfish.dev", "providercredentials/status"): {"get", "patch", "update"},
     ("", "configmaps"): {"get", "list", "watch", "create", "update", "patch", "delete"},
-    ("", "secrets"): {"get", "list", "watch"},
+    # no Secrets cluster-wide: the operator binds itself to the Secret reader where credentials are
+    ("rbac.authorization.k8s.io", "rolebindings"): {"get", "create", "delete"},
+    ("rbac.authorization.k8s.io", "clusterroles"): {"bind"},
 }
+SECRETS = {("", "secrets"): {"get", "list", "watch"}}  # the Secret reader's rules, and each watched namespace's
 # Writes the operator may make only to the ConfigMap it owns (resourceNames), never to anyone else's.
 OWN_CONFIGMAP_ONLY = {"get", "update", "patch", "delete"}
 
@@ -395,8 +398,9 @@ def test_watch_namespaces_become_namespace_flags_roles_and_namespaced_peerings(c
     roles = [d for d in docs if d["kind"] == "Role"]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     for role in roles:
-        assert rules_of(role) == {k: v for k, v in EXPECTED_RULES.items() if k in rules_of(role)}
+        assert rules_of(role) == {k: v for k, v in {**EXPECTED_RULES, **SECRETS}.items() if k in rules_of(role)}
         assert rules_of(role)[("", "secrets")] == {"get", "list", "watch"}
+    assert "--secret-reader-role" not in " ".join(container["args"])  # the Roles grant Secrets there
     bindings = [d for d in docs if d["kind"] == "RoleBinding"]
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
     assert all(b["subjects"][0]["namespace"] == "pilotfish-system" for b in bindings)
@@ -409,6 +413,14 @@ def test_cluster_wide_rbac_grants_exactly_the_contracts_verbs(control_plane):
     for rule in role["rules"]:
         if "configmaps" in rule["resources"] and set(rule["verbs"]) & OWN_CONFIGMAP_ONLY:
             assert rule.get("resourceNames") == ["pilotfish-routes"], rule
+        if "clusterroles" in rule["resources"]:
+            assert rule["resourceNames"] == ["pilotfish-operator-secret-reader"], rule
+    reader = one(docs, "ClusterRole", "pilotfish-operator-secret-reader")
+    assert rules_of(reader) == SECRETS
+    assert [b["roleRef"]["name"] for b in docs if b["kind"] == "ClusterRoleBinding"] == ["pilotfish-operator"]
+    (container,) = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert "--secret-reader-role=pilotfish-operator-secret-reader" in container["args"]
+    assert "--service-account=pilotfish-system/pilotfish-operator" in container["args"]
     binding = one(docs, "ClusterRoleBinding", "pilotfish-operator")
     assert binding["roleRef"]["name"] == "pilotfish-operator"
     assert binding["subjects"] == [
@@ -636,8 +648,23 @@ def test_an_operator_with_only_the_installed_service_account_and_peering_reconci
     )
     app = f"app-{uuid.uuid4().hex[:6]}"
     control_plane.kubectl("create", "namespace", app)
+    operator = f"system:serviceaccount:{release.namespace}:{release.fullname}-operator"
+
+    def may(verb: str, what: str, namespace: str) -> bool:
+        done = control_plane.kubectl("auth", "can-i", verb, what, "-n", namespace, f"--as={operator}", check=False)
+        return done.stdout.strip() == "yes"
+
+    elsewhere = f"other-{uuid.uuid4().hex[:6]}"  # a namespace with Secrets but no ProviderCredential
+    control_plane.kubectl("create", "namespace", elsewhere)
+    control_plane.kubectl("create", "secret", "generic", "unrelated", "-n", elsewhere, "--from-literal=k=v")
     running = start_operator(
-        control_plane, tmp_path, f"--peering={release.fullname}", kubeconfig=kubeconfig, standalone=False
+        control_plane,
+        tmp_path,
+        f"--peering={release.fullname}",
+        f"--secret-reader-role={release.fullname}-operator-secret-reader",
+        f"--service-account={release.namespace}/{release.fullname}-operator",
+        kubeconfig=kubeconfig,
+        standalone=False,
     )
     try:
         control_plane.kubectl(
@@ -659,15 +686,38 @@ def test_an_operator_with_only_the_installed_service_account_and_peering_reconci
 
         wait_for(ready, what="workhorse Ready")
         assert control_plane.kubectl("get", "configmap", "pilotfish-routes", "-n", app, check=False).returncode == 0
-        operator = f"system:serviceaccount:{release.namespace}:{release.fullname}-operator"
+        assert may("update", "configmaps/pilotfish-routes", app) and may("delete", "configmaps/pilotfish-routes", app)
+        assert not may("update", "configmaps/someone-elses", app) and not may("delete", "configmaps/someone-elses", app)
+        assert not may("patch", "configmaps/kube-root-ca.crt", app)
+        # Secrets: readable where credentials reference them (the operator bound itself there), nowhere else
+        assert may("get", "secrets/vendor-keys", app)
+        assert not may("get", "secrets/unrelated", elsewhere) and not may("list", "secrets", elsewhere)
+        read = control_plane.kubectl("get", "secret", "unrelated", "-n", elsewhere, f"--as={operator}", check=False)
+        assert read.returncode != 0 and "forbidden" in read.stderr.lower()
+        # a Secret that loses a key is noticed without a watch on Secrets (the operator passes over it)
+        control_plane.kubectl(
+            "patch",
+            "secret",
+            "vendor-keys",
+            "-n",
+            app,
+            "--type=json",
+            "-p",
+            '[{"op": "remove", "path": "/data/backup"}]',
+        )
 
-        def may(verb: str, what: str) -> bool:
-            done = control_plane.kubectl("auth", "can-i", verb, what, "-n", app, f"--as={operator}", check=False)
-            return done.stdout.strip() == "yes"
+        def backup_reason() -> str:
+            done = control_plane.kubectl("get", "providercredential", "llm-backup", "-n", app, "-o", "json")
+            found = json.loads(done.stdout).get("status", {}).get("conditions", [])
+            return next((c["reason"] for c in found if c["type"] == "Ready"), "")
 
-        assert may("update", "configmaps/pilotfish-routes") and may("delete", "configmaps/pilotfish-routes")
-        assert not may("update", "configmaps/someone-elses") and not may("delete", "configmaps/someone-elses")
-        assert not may("patch", "configmaps/kube-root-ca.crt")
+        wait_for(lambda: backup_reason() == "SecretKeyMissing", timeout=60, what="the missing key reported")
+        # with the last credential gone, the operator gives its Secret access back
+        control_plane.kubectl("delete", "providercredential", "--all", "-n", app)
+        wait_for(
+            lambda: not may("get", "secrets/vendor-keys", app),
+            what="the Secret reader unbound with the last credential",
+        )
         wait_for(lambda: running.metric('pilotfish_operator_reconciles_total{result="ok"}') >= 1, what="a pass")
         log = running.log.read_text()
         assert "Forbidden" not in log and "403" not in log, log[-2000:]
@@ -679,6 +729,7 @@ def test_an_operator_with_only_the_installed_service_account_and_peering_reconci
     finally:
         stop_operator(running)
         control_plane.kubectl("delete", "namespace", app, "--wait=false", check=False)
+        control_plane.kubectl("delete", "namespace", elsewhere, "--wait=false", check=False)
 
 
 def _ca_bundles(release: Release) -> set[str]:
