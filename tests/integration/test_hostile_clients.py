@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import zlib
 
 import aiohttp
 import pytest
 from tests.integration import probes
 from tests.integration.conftest import Sidecar
+
+from pilotfish.mocks import hostile
 
 pytestmark = pytest.mark.slow
 
@@ -22,13 +23,12 @@ HEALTHZ_BOUND = 2.0  # seconds: generous for a shared machine
 CHART_LIMIT = 128 * probes.MIB  # the injected sidecar's memory limit (charts/pilotfish/values.yaml)
 
 
+JSON_BOMB = (b'{"model": "workhorse", "messages": [], "pad": "', b'"}')
+
+
 def gzip_bomb(inflated: int) -> bytes:
-    """One gzip member of about inflated/1000 bytes that inflates to ``inflated`` bytes of JSON-ish text."""
-    compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
-    step = b" " * (1024 * 1024)
-    out = [compressor.compress(b'{"model": "workhorse", "messages": [], "pad": "')]
-    out += [compressor.compress(step) for _ in range(inflated // len(step))]
-    return b"".join([*out, compressor.compress(b'"}'), compressor.flush()])
+    """A gzip request body of about inflated/1000 bytes that inflates to ``inflated`` bytes of JSON."""
+    return hostile.gzip_bomb(inflated, around=JSON_BOMB)
 
 
 async def post_raw(api: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, object]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import zlib
 
 import orjson
@@ -44,6 +45,10 @@ TALLY = web.AppKey("tally", Tally)
 
 
 def build_app(*, mode: Mode, size: int = 100 * 1024 * 1024) -> web.Application:
+    """The upstream; a gzip bomb is built here, before it is served, so that building it (seconds of
+    CPU for a GiB) never stalls the loop of whoever is measuring the sidecar meanwhile."""
+    if mode is Mode.GZIP_BOMB:
+        gzip_bomb(size)
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app[MODE], app[SIZE], app[TALLY] = mode, size, Tally()
     app.router.add_post("/v1/chat/completions", post_chat_completions)
@@ -89,7 +94,7 @@ async def _answer_chat(request: web.Request) -> web.StreamResponse:
     mode, size = request.app[MODE], request.app[SIZE]
     headers = {"Content-Type": "text/event-stream"}
     if mode is Mode.GZIP_BOMB:
-        return web.Response(body=_gzip_bomb(size), headers={**headers, "Content-Encoding": "gzip"})
+        return web.Response(body=gzip_bomb(size), headers={**headers, "Content-Encoding": "gzip"})
     response = web.StreamResponse(headers=headers)
     await response.prepare(request)
     if mode is Mode.ENDLESS_LINE:
@@ -106,13 +111,17 @@ async def _answer_chat(request: web.Request) -> web.StreamResponse:
     return response
 
 
-def _gzip_bomb(size: int) -> bytes:
-    """A gzip stream of valid SSE frames whose first frame alone is ``size`` bytes long once inflated."""
+SSE_BOMB = (b'data: {"choices":[{"index":0,"delta":{"content":"', b'"}}]}\n\n')  # one event around the filler
+
+
+@functools.cache
+def gzip_bomb(size: int, *, around: tuple[bytes, bytes] = SSE_BOMB) -> bytes:
+    """One gzip member, about size/1000 bytes, that inflates to ``size`` bytes of filler between
+    ``around``'s two parts (by default one SSE event); cached, as building it takes seconds."""
     compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
-    head = compressor.compress(b"data: " + b'{"choices":[{"index":0,"delta":{"content":"')
     block = b"a" * (1024 * 1024)
-    body = [head] + [compressor.compress(block) for _ in range(max(1, size // len(block)))]
-    body.append(compressor.compress(b'"}}]}\n\n') + compressor.flush())
+    body = [compressor.compress(around[0])] + [compressor.compress(block) for _ in range(max(1, size // len(block)))]
+    body.append(compressor.compress(around[1]) + compressor.flush())
     return b"".join(body)
 
 
