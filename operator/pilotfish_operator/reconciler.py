@@ -74,6 +74,9 @@ class Reconciler:
                     if any(runner.is_active(status.get("canary")) for status in plan.class_status.values()):
                         asyncio.get_running_loop().call_later(self.canary_tick, self.trigger, namespace)
                     self._schedule_resync(namespace)
+                except secret_access.NamespaceTerminating:
+                    log.debug("namespace %s is being deleted; not reconciled", namespace)
+                    self._dirty.discard(namespace)
                 except Exception as exc:  # an API hiccup: try again later, never crash the operator
                     metrics.RECONCILES.labels(result="error").inc()
                     delay = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]

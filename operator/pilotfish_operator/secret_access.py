@@ -33,6 +33,10 @@ class Bound:
     service_account: tuple[str, str]  # the operator's own (namespace, name)
 
 
+class NamespaceTerminating(Exception):
+    """The namespace is being deleted: nothing can be created in it, and there is nothing to reconcile."""
+
+
 class SecretAccess:
     def __init__(self, api: kube.Kube, bound: Bound | None = None) -> None:
         self.api = api
@@ -55,9 +59,14 @@ class SecretAccess:
                 self._bound_in[namespace] = False
             return {}
         if not self._is_bound(namespace):
-            self.api.create_role_binding(
-                namespace, BINDING, cluster_role=self.bound.cluster_role, subject=self.bound.service_account
-            )
+            try:
+                self.api.create_role_binding(
+                    namespace, BINDING, cluster_role=self.bound.cluster_role, subject=self.bound.service_account
+                )
+            except exceptions.ApiException as exc:
+                if exc.status == kube.Forbidden and "being terminated" in str(exc.body):
+                    raise NamespaceTerminating(namespace) from None
+                raise
             self._bound_in[namespace] = True
         return _honoured(lambda: self.api.secret_keys(namespace))
 

@@ -333,6 +333,8 @@ def test_the_deployment_runs_pilotfish_operator_with_the_contracts_flags_and_mou
         "--webhook-key=/etc/pilotfish/webhook-tls/tls.key",
         "--metrics-listen=0.0.0.0:8080",
         "--injector-config=/etc/pilotfish/injector/config.yaml",
+        "--secret-reader-role=pilotfish-operator-secret-reader",
+        "--service-account=pilotfish-system/pilotfish-operator",
     ]
     assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"webhook": 9443, "metrics": 8080}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
@@ -771,9 +773,15 @@ def test_helm_install_creates_everything_upgrade_keeps_the_ca_and_uninstall_remo
     def can(*args: str) -> bool:
         return control_plane.kubectl("auth", "can-i", *args, who, check=False).stdout.strip() == "yes"
 
-    assert can("list", "secrets", "-A") and not can("delete", "secrets", "-A") and not can("create", "secrets", "-A")
+    # no Secret at all until the operator binds itself to the reader where credentials are
+    assert not can("list", "secrets", "-A") and not can("get", "secrets", "-A") and not can("create", "secrets", "-A")
+    assert can("create", "rolebindings", "-A") and can(
+        "bind", f"clusterroles/{release.fullname}-operator-secret-reader"
+    )
+    assert not can("bind", "clusterroles/cluster-admin")
     assert can("patch", "modelclasses.pilotfish.dev", "--subresource=status", "-A")
-    assert can("delete", "configmaps", "-A") and can("patch", "clusterkopfpeerings.kopf.dev")
+    assert can("delete", "configmaps/pilotfish-routes", "-A") and not can("delete", "configmaps", "-A")
+    assert can("patch", "clusterkopfpeerings.kopf.dev")
     assert not can("create", "pods", "-A") and not can("delete", "modelclasses.pilotfish.dev", "-A")
 
     # upgrade: the Secret is found with `lookup`, so the CA and the caBundles stay the same
