@@ -19,6 +19,9 @@ from pilotfish.wire import http, inflate, sse
 # Error bodies are read up to this size to classify them; a provider that sends megabytes of HTML
 # on a 502 must not cost us the memory.
 ERROR_BODY_MAX_BYTES = 64 * 1024
+# SSE is parsed this many bytes at a time, so one network read of hundreds of KiB does not become
+# thousands of parsed chunks alive at once (a stream whose client stalls holds one such batch).
+PARSE_BYTES = 16 * 1024
 # Connections kept per upstream origin: enough for a busy pod, bounded so one sidecar cannot open
 # thousands of sockets to a provider during a surge.
 CONNECTIONS_PER_ORIGIN = 256
@@ -70,9 +73,10 @@ class UpstreamStream:
         parser = sse.SSEParser()
         try:
             async for data in self._decoded(max_bytes=max_bytes, hold=hold):
-                events = parser.feed(data)
-                if events:
-                    yield events
+                for start in range(0, len(data), PARSE_BYTES):
+                    events = parser.feed(data[start : start + PARSE_BYTES])
+                    if events:
+                        yield events
         except sse.EventTooLarge as exc:
             raise too_large(str(exc)) from exc
         except (aiohttp.ClientError, OSError) as exc:

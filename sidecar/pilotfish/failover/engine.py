@@ -227,6 +227,7 @@ class Engine:
         the client as an in-band error."""
         delivered = recovery.Delivered()
         delivered.take(head)
+        del head  # the client has it: a long stream must not keep its first batch to the end
         try:
             async for batch in rest:
                 delivered.take(batch)
@@ -236,7 +237,7 @@ class Engine:
             failure = exc
         _mark_failed(record, failed_member, failure.failure)
         candidates = tuple(m for m in route.members if m.prefill and m.id != failed_member.id)
-        if delivered.tool_calls or not delivered.text or not candidates:
+        if not delivered.continuable or not candidates:
             record.recoveries.append((failed_member.provider.value, "none", "failed"))
             raise failure
         prefill, trimmed = recovery.prefill_of(delivered.text)
@@ -249,7 +250,7 @@ class Engine:
             record.recoveries.append((failed_member.provider.value, "none", "failed"))
             raise failure from None
         record.recoveries.append((failed_member.provider.value, resumed.member.provider.value, "success"))
-        cut = len(delivered.parts)
+        cut = delivered.count
         first = [
             recovery.with_cut_attempt(c, delivered_chunks=cut)
             for c in recovery.continued(resumed.head, trimmed=trimmed)

@@ -12,24 +12,49 @@ from pilotfish.wire import openai
 
 Batch = list[openai.ChatChunk]
 
+# Delivered text kept for a continuation's prefill, at most: about 64k tokens, more than most context
+# windows take back. Past it the stream can no longer be continued, and nothing more is kept: an
+# endless upstream answer must not grow the sidecar by everything it ever sent (a stalled reader held
+# 6-7 MB per stream this way).
+TEXT_MAX_CHARS = 256 * 1024
+
 
 class Delivered:
     """The text and tool calls of the chunks passed to the client so far."""
 
-    __slots__ = ("parts", "tool_calls")
+    __slots__ = ("chars", "count", "parts", "too_long", "tool_calls")
 
     def __init__(self) -> None:
         self.parts: list[str] = []
+        self.count = 0  # content chunks delivered, kept or not
+        self.chars = 0
         self.tool_calls = False
+        self.too_long = False  # over TEXT_MAX_CHARS: ``parts`` is dropped and no continuation is possible
 
     def take(self, batch: Batch) -> None:
         for chunk in batch:
             for choice in chunk.get("choices") or ():
                 delta = choice.get("delta") or {}
-                if delta.get("content"):
-                    self.parts.append(delta["content"])  # one part per content chunk: about one token each
+                content = delta.get("content")
+                if content:
+                    self._keep(content)
                 if delta.get("tool_calls"):
                     self.tool_calls = True
+
+    def _keep(self, content: str) -> None:
+        self.count += 1
+        if self.too_long:
+            return
+        self.chars += len(content)
+        if self.chars > TEXT_MAX_CHARS:
+            self.too_long, self.parts = True, []
+        else:
+            self.parts.append(content)  # one part per content chunk: about one token each
+
+    @property
+    def continuable(self) -> bool:
+        """Whether another member could finish this answer from a prefill of what was delivered."""
+        return bool(self.parts) and not self.tool_calls and not self.too_long
 
     @property
     def text(self) -> str:

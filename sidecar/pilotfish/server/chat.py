@@ -116,7 +116,10 @@ async def _write_stream(
 
 
 async def all_batches(committed: streaming.Committed) -> AsyncIterator[engine.Batch]:
-    yield committed.head
+    """The head, then the rest; the head is let go once sent (a stream may outlive it by minutes)."""
+    head, committed.head = committed.head, []
+    yield head
+    del head
     if committed.rest is not None:
         async for batch in committed.rest:
             yield batch

@@ -37,3 +37,19 @@ def test_the_usage_chunk_adds_the_cut_attempt_and_other_chunks_pass_unchanged():
     assert summed["usage"] == {"prompt_tokens": 16, "completion_tokens": 11, "total_tokens": 27}
     content = _chunk("x")
     assert recovery.with_cut_attempt(content, delivered_chunks=4) is content
+
+
+def test_an_endless_answer_stops_being_kept_past_the_cap_and_can_no_longer_be_continued():
+    seen = recovery.Delivered()
+    piece = "x" * 1000
+    for _ in range(recovery.TEXT_MAX_CHARS // 1000 + 10):
+        seen.take([_chunk(piece)])
+    assert seen.too_long and not seen.continuable
+    assert seen.parts == []  # nothing more is held, however long the stream goes on
+    assert seen.count == recovery.TEXT_MAX_CHARS // 1000 + 10
+
+
+def test_a_short_answer_is_continuable():
+    seen = recovery.Delivered()
+    seen.take([_chunk("Hello ")])
+    assert seen.continuable and seen.count == 1
