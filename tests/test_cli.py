@@ -10,6 +10,7 @@ import sys
 import urllib.request
 
 import pytest
+import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -134,3 +135,40 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+WORKHORSE = "tests/pilotfish/importers/fixtures/workhorse.yaml"
+
+
+def test_import_litellm_prints_manifests_on_stdout_and_warnings_on_stderr():
+    result = pilotfish("import", "litellm", WORKHORSE)
+    assert result.returncode == 0, result.stderr
+    kinds = [doc["kind"] for doc in yaml.safe_load_all(result.stdout)]
+    assert kinds == ["Secret", "ProviderCredential", "ProviderCredential", "ProviderCredential", "ModelClass"]
+    assert "warning: router_settings.routing_strategy (usage-based-routing): " in result.stderr
+
+
+def test_import_litellm_writes_a_file_only_its_owner_can_read_with_keys_from_the_environment(tmp_path):
+    out = tmp_path / "manifests.yaml"
+    env_key = "sk-ant-from-env-3f1a"
+    result = subprocess.run(
+        [sys.executable, "-m", "pilotfish.cli", "import", "litellm", WORKHORSE, "-o", str(out), "--secrets-from-env"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "sidecar"), "ANTHROPIC_API_KEY": env_key},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "" and env_key not in result.stderr
+    assert out.stat().st_mode & 0o777 == 0o600
+    secret = next(yaml.safe_load_all(out.read_text()))
+    assert secret["stringData"]["ANTHROPIC_API_KEY"] == env_key
+
+
+def test_import_litellm_fails_with_the_reason_for_a_config_it_cannot_read(tmp_path):
+    bad = tmp_path / "config.yaml"
+    bad.write_text("model_list: [{model_name: a, litellm_params: {model: bedrock/claude}}]\n")
+    result = pilotfish("import", "litellm", str(bad))
+    assert result.returncode == 1 and result.stdout == ""
+    assert f"error: {bad}: no model group could be converted" in result.stderr and "bedrock" in result.stderr
