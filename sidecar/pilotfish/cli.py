@@ -140,6 +140,9 @@ def _add_serving_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-body-bytes", type=int, default=10 * 1024 * 1024, help="request body limit")
     parser.add_argument("--reload-interval", type=float, default=1.0, help="seconds between change checks")
     parser.add_argument("--no-request-log", action="store_true", help="do not log one JSON line per request")
+    parser.add_argument(
+        "--pod-labels-file", default=None, help="the calling pod's labels (downward API file), for tier rules"
+    )
 
 
 def _run_render(args: argparse.Namespace) -> int:

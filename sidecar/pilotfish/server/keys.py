@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aiohttp import web
 
 from pilotfish.failover import engine
@@ -14,3 +16,4 @@ METRICS = web.AppKey("metrics", metrics.Metrics)
 REQUEST_LOG = web.AppKey("request_log", logs.RequestLog)
 MAX_BODY_BYTES = web.AppKey("max_body_bytes", int)
 TRACING = web.AppKey("tracing", tracing.Tracing)  # absent while tracing is off
+POD_LABELS = web.AppKey("pod_labels", Mapping[str, str])  # the calling pod's labels, for tier rules
