@@ -10,6 +10,7 @@ import sys
 import urllib.request
 
 import pytest
+import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -141,3 +142,40 @@ def test_local_mode_keeps_its_admin_port_on_the_loopback_and_the_pod_sidecar_doe
 
     assert cli._parser().parse_args(["local", "-f", "x"]).admin == "127.0.0.1:4001"
     assert cli._parser().parse_args(["sidecar", "--config-dir", "c", "--secrets-dir", "s"]).admin == "0.0.0.0:4001"
+
+
+WORKHORSE = "tests/pilotfish/importers/fixtures/workhorse.yaml"
+
+
+def test_import_litellm_prints_manifests_on_stdout_and_warnings_on_stderr():
+    result = pilotfish("import", "litellm", WORKHORSE)
+    assert result.returncode == 0, result.stderr
+    kinds = [doc["kind"] for doc in yaml.safe_load_all(result.stdout)]
+    assert kinds == ["Secret", "ProviderCredential", "ProviderCredential", "ProviderCredential", "ModelClass"]
+    assert "warning: router_settings.routing_strategy (usage-based-routing): " in result.stderr
+
+
+def test_import_litellm_writes_a_file_only_its_owner_can_read_with_keys_from_the_environment(tmp_path):
+    out = tmp_path / "manifests.yaml"
+    env_key = "sk-ant-from-env-3f1a"
+    result = subprocess.run(
+        [sys.executable, "-m", "pilotfish.cli", "import", "litellm", WORKHORSE, "-o", str(out), "--secrets-from-env"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "sidecar"), "ANTHROPIC_API_KEY": env_key},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "" and env_key not in result.stderr
+    assert out.stat().st_mode & 0o777 == 0o600
+    secret = next(yaml.safe_load_all(out.read_text()))
+    assert secret["stringData"]["ANTHROPIC_API_KEY"] == env_key
+
+
+def test_import_litellm_fails_with_the_reason_for_a_config_it_cannot_read(tmp_path):
+    bad = tmp_path / "config.yaml"
+    bad.write_text("model_list: [{model_name: a, litellm_params: {model: bedrock/claude}}]\n")
+    result = pilotfish("import", "litellm", str(bad))
+    assert result.returncode == 1 and result.stdout == ""
+    assert f"error: {bad}: no model group could be converted" in result.stderr and "bedrock" in result.stderr

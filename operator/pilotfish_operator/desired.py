@@ -126,6 +126,24 @@ def _with_invalid_credentials(report: render.ClassReport, bad_creds: Mapping[str
 
 def _class_status(obj: Object, report: render.ClassReport, digest: str | None) -> dict[str, Any]:
     generation = obj["metadata"].get("generation")
+    if report.tiers is not None:
+        ready, degraded = _tier_conditions(report, generation)
+    else:
+        ready, degraded = _member_conditions(report, generation)
+    status: dict[str, Any] = {
+        "observedGeneration": generation,
+        "memberCount": len(report.members),
+        "eligibleCount": report.eligible,
+        "members": [m.to_wire() for m in report.members],
+        "conditions": [ready, degraded],
+    }
+    if digest and report.serves:
+        status["routesDigest"] = digest
+    return status
+
+
+def _member_conditions(report: render.ClassReport, generation: int | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Ready and Degraded of a class with members: whether any member can serve, and why one cannot."""
     excluded = [m for m in report.members if not m.eligible]
     total, eligible = len(report.members), report.eligible
     if eligible:
@@ -143,16 +161,26 @@ def _class_status(obj: Object, report: render.ClassReport, digest: str | None) -
         degraded = conditions.condition(
             "Degraded", False, "AllMembersEligible", "every member can serve", generation=generation
         )
-    status: dict[str, Any] = {
-        "observedGeneration": generation,
-        "memberCount": total,
-        "eligibleCount": eligible,
-        "members": [m.to_wire() for m in report.members],
-        "conditions": [ready, degraded],
-    }
-    if digest and eligible:
-        status["routesDigest"] = digest
-    return status
+    return ready, degraded
+
+
+def _tier_conditions(report: render.ClassReport, generation: int | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Ready and Degraded of a class with tiers: whether any tier of its ladder serves, and why one cannot."""
+    assert report.tiers is not None
+    if report.tiers:
+        message = f"tiers {', '.join(report.tiers)} can serve"
+        ready = conditions.condition("Ready", True, "TiersAvailable", message, generation=generation)
+    else:
+        message = "no tier can serve this class"
+        ready = conditions.condition("Ready", False, render.NO_AVAILABLE_TIERS, message, generation=generation)
+    if report.tier_problems:
+        detail = "; ".join(report.tier_problems)
+        degraded = conditions.condition("Degraded", True, render.TIER_UNAVAILABLE, detail, generation=generation)
+    else:
+        degraded = conditions.condition(
+            "Degraded", False, "AllTiersAvailable", "every tier can serve", generation=generation
+        )
+    return ready, degraded
 
 
 def _propagation(sidecars: Mapping[str, int], digest: str) -> dict[str, int]:

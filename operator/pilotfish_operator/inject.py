@@ -31,6 +31,8 @@ MEMORY_ANNOTATION = "pilotfish.dev/sidecar-memory"
 ROUTES_DIR = "/etc/pilotfish/routes"
 SECRETS_DIR = "/etc/pilotfish/secrets"
 ROUTES_VOLUME = "pilotfish-routes"
+PODINFO_DIR = "/etc/pilotfish/podinfo"  # the pod's own labels (downward API), for tier rules on podLabels
+PODINFO_VOLUME = "pilotfish-podinfo"
 QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
 
 
@@ -123,6 +125,8 @@ def _sidecar(
             f"127.0.0.1:{config.listen_port}",
             "--admin",
             f"0.0.0.0:{admin}",
+            "--pod-labels-file",
+            f"{PODINFO_DIR}/labels",
         ],
         "ports": [{"name": "pf-admin", "containerPort": admin, "protocol": "TCP"}],
         **({"env": [variable.to_wire() for variable in config.env]} if config.env else {}),
@@ -141,6 +145,7 @@ def _sidecar(
         },
         "volumeMounts": [
             {"name": ROUTES_VOLUME, "mountPath": ROUTES_DIR, "readOnly": True},
+            {"name": PODINFO_VOLUME, "mountPath": PODINFO_DIR, "readOnly": True},
             *({"name": secret_volume_name(s), "mountPath": f"{SECRETS_DIR}/{s}", "readOnly": True} for s in secrets),
         ],
     }
@@ -149,7 +154,10 @@ def _sidecar(
 def _volumes(secrets: Sequence[str]) -> list[dict[str, Any]]:
     # optional: a Secret created later, or a class not applied yet, must not keep the pod from starting
     routes = {"name": ROUTES_VOLUME, "configMap": {"name": document.CONFIGMAP_NAME, "optional": True}}
-    return [routes, *({"name": secret_volume_name(s), "secret": {"secretName": s, "optional": True}} for s in secrets)]
+    labels = {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}
+    podinfo = {"name": PODINFO_VOLUME, "downwardAPI": {"items": [labels]}}
+    keys = ({"name": secret_volume_name(s), "secret": {"secretName": s, "optional": True}} for s in secrets)
+    return [routes, podinfo, *keys]
 
 
 def _set_env_defaults(container: dict[str, Any], config: injector_config.InjectorConfig) -> None:

@@ -8,12 +8,15 @@ pilotfish mock-provider             a fault-injecting fake provider
 pilotfish demo                      mock providers + sidecar + traffic + an outage, live
 pilotfish top [--admin URL|-n NS]   live view of sidecars (rates, errors, failovers, p95, circuits)
 pilotfish canary ACTION NAME        status/promote/abort/pause/resume a class's canary rollout
+pilotfish import litellm CONFIG     a LiteLLM proxy config as Pilotfish manifests (warnings on stderr)
 pilotfish operator                  the kopf operator and admission webhook (needs the `operator` extra)
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import pathlib
 import sys
 from collections.abc import Callable, Sequence
 
@@ -92,6 +95,8 @@ def _parser() -> argparse.ArgumentParser:
     canary.add_argument("--full", action="store_true", help="with promote: go to 100%% now instead of one step")
     canary.set_defaults(run=_run_canary)
 
+    _add_import(sub)
+
     operator = sub.add_parser("operator", help="run the Kubernetes operator (kopf)")
     operator.add_argument("--namespace", action="append", default=[], help="watch only these namespaces")
     operator.add_argument("--standalone", action="store_true", help="no kopf peering: this replica always reconciles")
@@ -123,12 +128,30 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_import(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    formats = sub.add_parser("import", help="convert another gateway's configuration into manifests")
+    litellm = formats.add_subparsers(metavar="FORMAT").add_parser("litellm", help="a LiteLLM proxy config.yaml")
+    litellm.add_argument("config", help="the LiteLLM proxy config file")
+    litellm.add_argument("-o", "--output", default=None, help="write the manifests here (default: stdout)")
+    litellm.add_argument("-n", "--namespace", default=None, help="metadata.namespace of every object (default: none)")
+    litellm.add_argument("--secret-name", default="litellm-keys", help="the Secret holding the API keys")
+    litellm.add_argument(
+        "--secrets-from-env",
+        action="store_true",
+        help="fill the Secret with the values of the environment variables the config names (writes keys out!)",
+    )
+    litellm.set_defaults(run=_run_import_litellm)
+
+
 def _add_serving_flags(parser: argparse.ArgumentParser, *, admin: str) -> None:
     parser.add_argument("--listen", default=DEFAULT_LISTEN, help=f"API address (default {DEFAULT_LISTEN})")
     parser.add_argument("--admin", default=admin, help=f"admin address (default {admin})")
     parser.add_argument("--max-body-bytes", type=int, default=10 * 1024 * 1024, help="request body limit")
     parser.add_argument("--reload-interval", type=float, default=1.0, help="seconds between change checks")
     parser.add_argument("--no-request-log", action="store_true", help="do not log one JSON line per request")
+    parser.add_argument(
+        "--pod-labels-file", default=None, help="the calling pod's labels (downward API file), for tier rules"
+    )
 
 
 def _run_render(args: argparse.Namespace) -> int:
@@ -194,6 +217,35 @@ def _run_canary(args: argparse.Namespace) -> int:
     return commands.main(
         action=args.action, name=args.name, namespace=args.namespace, kubeconfig=args.kubeconfig, full=args.full
     )
+
+
+def _run_import_litellm(args: argparse.Namespace) -> int:
+    from pilotfish.importers import litellm
+
+    try:
+        with open(args.config, "rb") as file:
+            raw = file.read(litellm.MAX_CONFIG_BYTES + 1)  # bounded: parse_config rejects anything longer
+        conversion = litellm.convert(
+            litellm.parse_config(raw.decode("utf-8")),
+            namespace=args.namespace,
+            secret_name=args.secret_name,
+            environ=os.environ,
+            secret_values=os.environ if args.secrets_from_env else None,
+        )
+    except (OSError, UnicodeDecodeError, litellm.LiteLLMConfigError) as exc:
+        sys.stderr.write(f"error: {args.config}: {exc}\n")
+        return 1
+    for warning in conversion.warnings:
+        sys.stderr.write(f"warning: {warning}\n")
+    text = litellm.dump(conversion, source=args.config)
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        output = pathlib.Path(args.output)
+        output.touch(mode=0o600)  # it may hold keys (--secrets-from-env): readable by its owner only
+        output.write_text(text, encoding="utf-8")
+    sys.stderr.write(f"{len(conversion.warnings)} setting(s) not carried over exactly; see the warnings above\n")
+    return 0
 
 
 def _run_operator(args: argparse.Namespace) -> int:

@@ -78,7 +78,7 @@ def test_the_example_renders_into_the_same_configmap_pilotfish_render_prints(crd
     assert configmap["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "pilotfish-operator"
     assert mc["status"]["routesDigest"] == configmap["metadata"]["annotations"]["pilotfish.dev/routes-digest"]
     row = columns(crds_applied.kubectl("get", "-n", namespace, "mc").stdout)
-    assert list(row) == ["NAME", "READY", "MEMBERS", "ELIGIBLE", "CANARY", "WEIGHT", "AGE"]
+    assert list(row) == ["NAME", "READY", "MEMBERS", "ELIGIBLE", "TIERS", "CANARY", "WEIGHT", "AGE"]
     assert (row["NAME"], row["READY"], row["MEMBERS"], row["ELIGIBLE"], row["CANARY"], row["WEIGHT"]) == (
         "workhorse",
         "True",

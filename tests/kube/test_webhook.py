@@ -163,3 +163,18 @@ def test_the_validating_webhook_refuses_what_the_schema_cannot_say_naming_the_fi
     )
     bad["spec"]["timeouts"]["totalSeconds"] = 300
     crds_applied.kubectl("apply", "-n", namespace, "-f", "-", stdin=yaml.safe_dump(bad))
+
+
+def test_the_validating_webhook_refuses_a_class_that_is_its_own_tier(crds_applied, namespace, admission):
+    looped = {
+        "apiVersion": "pilotfish.dev/v1alpha1",
+        "kind": "ModelClass",
+        "metadata": {"name": "assistant"},
+        "spec": {"tiers": {"ladder": ["cheap", "assistant"], "default": "cheap"}},
+    }
+    done = crds_applied.kubectl("apply", "-n", namespace, "-f", "-", stdin=yaml.safe_dump(looped), check=False)
+    assert done.returncode != 0
+    assert (
+        'denied the request: ModelClass "assistant" is invalid: '
+        "Value error, spec.tiers.ladder names the class itself ('assistant')" in done.stderr
+    )

@@ -173,3 +173,22 @@ def test_a_canary_status_is_written_with_its_condition_and_its_weight_reaches_th
         canaries={"a": {"phase": "Idle", "weight": 0}},
     )
     assert removed.class_status["a"]["canary"] is None  # a merge patch deletes the old status.canary
+
+
+def test_a_class_with_tiers_is_ready_while_a_tier_serves_and_degraded_naming_the_tier_that_cannot():
+    tiered = model_class("assistant", tiers={"ladder": ["cheap", "gone"], "default": "cheap"})
+    del tiered["spec"]["members"]
+    plan = desired.plan(
+        "team",
+        classes=[model_class("cheap", "c1"), tiered],
+        credentials=[credential("c1")],
+        secrets={"keys": {"k"}},
+        at=AT,
+    )
+    status = plan.class_status["assistant"]
+    assert [(c["type"], c["status"], c["reason"], c["message"]) for c in status["conditions"]] == [
+        ("Ready", "True", "TiersAvailable", "tiers cheap can serve"),
+        ("Degraded", "True", "TierUnavailable", 'tier "gone" is not a class that can serve'),
+    ]
+    assert status["routesDigest"] == plan.digest and status["memberCount"] == 0
+    assert plan.configmap is not None and '"assistant"' in plan.configmap["data"]["routes.json"]

@@ -57,6 +57,7 @@ def test_routes_are_mounted_as_a_directory_and_only_referenced_secrets_into_the_
     mounts = {m["mountPath"]: m for m in sidecar["volumeMounts"]}
     assert set(mounts) == {
         "/etc/pilotfish/routes",
+        "/etc/pilotfish/podinfo",
         "/etc/pilotfish/secrets/other-keys",
         "/etc/pilotfish/secrets/vendor-keys",
     }
@@ -66,6 +67,17 @@ def test_routes_are_mounted_as_a_directory_and_only_referenced_secrets_into_the_
     assert volumes["pilotfish-secret-vendor-keys"]["secret"] == {"secretName": "vendor-keys", "optional": True}
     assert "data" in volumes  # the app's own volume is kept
     assert "volumeMounts" not in app
+
+
+def test_the_sidecar_reads_its_pods_labels_through_the_downward_api_for_tier_rules():
+    result = applied(pod(), inject.decide(pod(), secrets=[], config=CONFIG))
+    sidecar = result["spec"]["initContainers"][0]
+    volumes = {v["name"]: v for v in result["spec"]["volumes"]}
+    assert volumes["pilotfish-podinfo"]["downwardAPI"] == {
+        "items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]
+    }
+    flag = sidecar["args"].index("--pod-labels-file")
+    assert sidecar["args"][flag + 1] == "/etc/pilotfish/podinfo/labels"
 
 
 def test_app_containers_are_pointed_at_the_sidecar_unless_they_chose_an_endpoint():

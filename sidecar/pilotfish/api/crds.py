@@ -34,17 +34,19 @@ _KEEP = {
     "properties",
     "additionalProperties",
     "format",
+    "maxProperties",
+    "x-kubernetes-list-type",
 }
 
 MODELCLASS_RULES = [
     {
-        "rule": (
-            "self.members.all(m, self.members.exists_one(n, n.credentialRef == m.credentialRef && n.model == m.model))"
-        ),
+        "rule": "!has(self.members) || self.members.all(m, self.members.exists_one(n, n.credentialRef =="
+        " m.credentialRef && n.model == m.model))",
         "message": "members must be unique by credentialRef and model",
     },
     {
-        "rule": "!has(self.canary) || !self.members.exists(m, m.credentialRef == self.canary.member.credentialRef"
+        "rule": "!has(self.canary) || !has(self.members) || !self.members.exists(m, m.credentialRef =="
+        " self.canary.member.credentialRef"
         " && m.model == self.canary.member.model)",
         "message": "canary.member is already in members",
     },
@@ -71,6 +73,32 @@ MODELCLASS_RULES = [
         "message": "canary.analysis.metrics need canary.analysis.prometheus.address",
     },
 ]
+_WHEN = ("promptTokensAtLeast", "promptTokensBelow", "hasTools", "hasResponseFormat", "maxTokensAtLeast", "header")
+TIER_RULES = [
+    {
+        "rule": "has(self.tiers) != (has(self.members) && size(self.members) > 0)",
+        "message": "set exactly one of members (a class of models) and tiers (a class of classes)",
+    },
+    {
+        "rule": "!has(self.tiers) || !has(self.canary)",
+        "message": "canary needs members: a class with tiers rolls out canaries in its tier classes",
+    },
+    {
+        "rule": "!has(self.tiers) || self.tiers.default in self.tiers.ladder",
+        "message": "tiers.default must be on tiers.ladder",
+    },
+    {
+        "rule": "!has(self.tiers) || !has(self.tiers.rules) || self.tiers.rules.all(r, r.tier in self.tiers.ladder)",
+        "message": "every tiers.rules[].tier must be on tiers.ladder",
+    },
+    {
+        "rule": "!has(self.tiers) || !has(self.tiers.rules) || self.tiers.rules.all(r, "
+        + " || ".join(f"has(r.when.{name})" for name in _WHEN)
+        + " || (has(r.when.podLabels) && size(r.when.podLabels) > 0))",
+        "message": "every tiers.rules[].when needs at least one condition",
+    },
+]
+MODELCLASS_RULES += TIER_RULES
 CREDENTIAL_RULES = [
     {
         "rule": "!(self.provider in ['openai-compatible', 'azure-openai']) || has(self.baseURL)",
@@ -191,6 +219,7 @@ def render_crds() -> dict[str, str]:
                 _READY,
                 {"name": "Members", "type": "integer", "jsonPath": ".status.memberCount"},
                 {"name": "Eligible", "type": "integer", "jsonPath": ".status.eligibleCount"},
+                {"name": "Tiers", "type": "string", "jsonPath": ".spec.tiers.ladder"},
                 {"name": "Canary", "type": "string", "jsonPath": ".status.canary.phase"},
                 {"name": "Weight", "type": "integer", "jsonPath": ".status.canary.weight"},
                 _AGE,

@@ -136,7 +136,11 @@ def _parse_secret(doc: dict[str, Any], *, where: str, subject: str, into: Manife
 
 def validation_lines(exc: pydantic.ValidationError) -> list[str]:
     """One line per problem: ``spec.members[0].model: Field required``."""
-    return [f"{field_path(error['loc'])}: {error['msg']}" for error in exc.errors(include_url=False)]
+    lines = []
+    for error in exc.errors(include_url=False):
+        path = field_path(error["loc"])
+        lines.append(f"{path}: {error['msg']}" if path else error["msg"])  # an object-wide rule names its fields
+    return lines
 
 
 def field_path(loc: Iterable[int | str]) -> str:

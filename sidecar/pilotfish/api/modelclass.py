@@ -14,6 +14,7 @@ import pydantic
 
 from pilotfish.api import base, refs
 from pilotfish.api import canary as canary_api  # `canary` is also a field name below
+from pilotfish.api import tiers as tiers_api  # `tiers` is also a field name below
 
 KIND = "ModelClass"
 PLURAL = "modelclasses"
@@ -195,7 +196,12 @@ class LimitsSpec(base.ApiModel):
 class ModelClassSpec(base.ApiModel):
     """spec of a ModelClass."""
 
-    members: list[MemberSpec] = pydantic.Field(min_length=1, max_length=32)
+    members: list[MemberSpec] = pydantic.Field(
+        default_factory=list, max_length=32, description="The models of this class; empty when it has tiers."
+    )
+    tiers: tiers_api.TiersSpec | None = pydantic.Field(
+        default=None, description="Route each request to one of other classes instead of to members of its own."
+    )
     routing: RoutingSpec = pydantic.Field(default_factory=RoutingSpec)
     timeouts: TimeoutsSpec = pydantic.Field(default_factory=TimeoutsSpec)
     health: HealthSpec = pydantic.Field(default_factory=HealthSpec)
@@ -205,6 +211,14 @@ class ModelClassSpec(base.ApiModel):
     canary: canary_api.CanarySpec | None = pydantic.Field(
         default=None, description="Roll a new member out by weight, judged by live metrics."
     )
+
+    @pydantic.model_validator(mode="after")
+    def _members_or_tiers(self) -> ModelClassSpec:
+        if bool(self.members) == (self.tiers is not None):
+            raise ValueError("set exactly one of members (a class of models) and tiers (a class of classes)")
+        if self.tiers is not None and self.canary is not None:
+            raise ValueError("canary needs members: a class with tiers rolls out canaries in its tier classes")
+        return self
 
     @pydantic.model_validator(mode="after")
     def _canary_is_new(self) -> ModelClassSpec:
@@ -260,3 +274,10 @@ class ModelClass(base.ApiModel):
     kind: Literal["ModelClass"] = "ModelClass"
     metadata: base.ObjectMeta
     spec: ModelClassSpec
+
+    @pydantic.model_validator(mode="after")
+    def _not_its_own_tier(self) -> ModelClass:
+        """Checked by pydantic and the validating webhook: CEL on spec cannot see metadata.name."""
+        if self.spec.tiers is not None and self.metadata.name in self.spec.tiers.ladder:
+            raise ValueError(f"spec.tiers.ladder names the class itself ({self.metadata.name!r})")
+        return self

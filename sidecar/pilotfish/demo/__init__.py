@@ -24,6 +24,7 @@ from typing import Any
 import aiohttp
 
 from pilotfish.demo import report
+from pilotfish.demo import tiers as tiers_act
 from pilotfish.mocks import runner
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[3] / "examples" / "demo"
@@ -193,6 +194,7 @@ async def run(phase_seconds: float, live: bool) -> int:
     for port, vendor in zip(("9101", "9102", "9103"), VENDORS, strict=True):
         text = text.replace(f"127.0.0.1:{port}", f"127.0.0.1:{mocks[vendor].port}")
     (workdir / "workhorse.yaml").write_text(text)
+    (workdir / "tiers.yaml").write_text((EXAMPLES / "tiers.yaml").read_text())
     process, api, admin = await _start_sidecar(workdir, workdir / "requests.jsonl")
     print("Pilotfish demo: class 'workhorse' = Anthropic → OpenAI → Gemini, all three mock providers;")
     print("the app speaks OpenAI's API to the sidecar and never knows which vendor answered.")
@@ -220,13 +222,14 @@ async def run(phase_seconds: float, live: bool) -> int:
         await view
         if not live:
             print(_row(names[-1], tallies[-1]))
+        tier_problems = await tiers_act.run(api, mocks)
     finally:
         process.terminate()
         await process.wait()
         for mock in mocks.values():
             await mock.stop()
     _report(workdir, phase_starts)
-    return _verdict(tallies)
+    return _verdict(tallies, tier_problems)
 
 
 def _report(workdir: pathlib.Path, phase_starts: list[tuple[float, str]]) -> None:
@@ -238,9 +241,9 @@ def _report(workdir: pathlib.Path, phase_starts: list[tuple[float, str]]) -> Non
     print(f"Plot of requests per member over time: {png}" if png else "(no plot: matplotlib is not installed)")
 
 
-def _verdict(tallies: list[Tally]) -> int:
+def _verdict(tallies: list[Tally], tier_problems: list[str] | None = None) -> int:
     print()
-    problems = []
+    problems = list(tier_problems or [])
     for phase, tally in zip(PHASES, tallies, strict=True):
         if not (tally.served or tally.errors):
             problems.append(f"{phase.name}: no traffic")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import random
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import TypeVar
 
 from pilotfish import failures, upstream
@@ -83,12 +83,16 @@ class Engine:
         pin_key: str | None,
         slice_key: str | None = None,
         deadline: float | None = None,
+        escalation: Sequence[document.ClassRoute] = (),
     ) -> exchange.Committed[Head]:
         """Try members in plan order until one commits; raise AllMembersFailed otherwise.
 
         ``slice_key``: the value of the canary's stickiness header, when the class has a canary.
         ``deadline``: set when this continues a request already under way (a mid-stream recovery): the
-        request keeps its one ``totalSeconds`` deadline and is not counted again in the retry budget."""
+        request keeps its one ``totalSeconds`` deadline and is not counted again in the retry budget.
+        ``escalation``: the tiers above ``route`` (``failover.tiers``); when the current tier's plan runs
+        out on failures that fail over, this same loop goes on with the next tier's plan, its own
+        maxAttempts and retry budget, and the deadline of the longest ``totalSeconds`` so far."""
         started = self._now()
         continuing = deadline is not None
         if deadline is None:
@@ -99,15 +103,7 @@ class Engine:
             if record.canary_slice == "canary":
                 route = self._canary_route(route)
         pinned = self._pins.get(route.name, pin_key) if pin_key else None
-        attempt_plan = plan.plan_attempts(
-            route,
-            self.health.snapshot(route.name),
-            prompt_tokens=exchange_.prompt_tokens(),
-            pinned=pinned,
-            rng=self._rng,
-            skip_reason=exchange_.skip_reason,
-        )
-        record.skipped.extend((skip.member_id, skip.reason.value) for skip in attempt_plan.skipped)
+        attempt_plan = self._plan(route, exchange_, record, pinned=pinned)
         if not attempt_plan.members and any(skip.reason in INELIGIBLE for skip in attempt_plan.skipped):
             raise AllMembersFailed(class_name=route.name, code="no_eligible_members", failure=None)
         retry_budget = self.budget_for(route)
@@ -116,7 +112,17 @@ class Engine:
         queue = list(attempt_plan.members)
         same_member: dict[str, int] = {}  # member id → quick retries it has had
         last: failures.Failure | None = None
-        while queue and len(record.attempts) < route.routing.max_attempts and self._now() < deadline:
+        tier_start = 0  # attempts made before the current tier: maxAttempts counts per tier
+        while self._now() < deadline:
+            if not queue or len(record.attempts) - tier_start >= route.routing.max_attempts:
+                if not escalation:
+                    break
+                route, escalation = escalation[0], escalation[1:]  # the whole tier failed over: the next one up
+                record.escalations.append(route.name)
+                attempt_plan, retry_budget = self._plan(route, exchange_, record, pinned=None), self.budget_for(route)
+                queue, tier_start = list(attempt_plan.members), len(record.attempts)
+                deadline = max(deadline, started + route.timeouts.total_seconds)
+                continue
             member = queue.pop(0)
             member_health = self.health.member(route.name, member)
             if not attempt_plan.last_resort and not member_health.breaker.allow():
@@ -149,7 +155,7 @@ class Engine:
                         last,
                         route.routing,
                         retried=same_member.get(member.id, 0),
-                        attempts_left=route.routing.max_attempts - len(record.attempts) - 1,
+                        attempts_left=route.routing.max_attempts - (len(record.attempts) - tier_start) - 1,
                         members_waiting=len(queue),
                     )
                     and self._now() + (last.retry_after or 0.0) < deadline  # the wait must fit the request
@@ -205,6 +211,25 @@ class Engine:
             return committed
         code = "all_members_failed" if record.attempts else "no_available_members"
         raise AllMembersFailed(class_name=route.name, code=code, failure=last)
+
+    def _plan(
+        self,
+        route: document.ClassRoute,
+        exchange_: exchange.Exchange[Head],
+        record: records.RequestRecord,
+        *,
+        pinned: str | None,
+    ) -> plan.Plan:
+        attempt_plan = plan.plan_attempts(
+            route,
+            self.health.snapshot(route.name),
+            prompt_tokens=exchange_.prompt_tokens(),
+            pinned=pinned,
+            rng=self._rng,
+            skip_reason=exchange_.skip_reason,
+        )
+        record.skipped.extend((skip.member_id, skip.reason.value) for skip in attempt_plan.skipped)
+        return attempt_plan
 
     async def _recovering(
         self,

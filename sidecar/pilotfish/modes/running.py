@@ -8,7 +8,7 @@ import logging
 import sys
 from collections.abc import Callable
 
-from pilotfish.modes import serve
+from pilotfish.modes import podinfo, serve
 from pilotfish.routes import live
 from pilotfish.server import app as api_app
 from pilotfish.telemetry import metrics, throttle
@@ -73,7 +73,10 @@ def run_with_reloads(reload: Reload, *, options: argparse.Namespace, browser_gua
     registry = metrics.Metrics()
     apply_reload(reload, routes=routes, registry=registry)
     settings = api_app.ServerSettings(
-        max_body_bytes=options.max_body_bytes, request_log=not options.no_request_log, browser_guard=browser_guard
+        max_body_bytes=options.max_body_bytes,
+        request_log=not options.no_request_log,
+        pod_labels=podinfo.read_labels(options.pod_labels_file),
+        browser_guard=browser_guard,
     )
 
     async def reloads() -> None:

@@ -12,7 +12,7 @@ from typing import Literal
 import orjson
 import pydantic
 
-from pilotfish.api import base, modelclass, refs
+from pilotfish.api import base, modelclass, refs, tiers
 from pilotfish.api import credential as credential_api  # `credential` is also a field name below
 
 SCHEMA_VERSION = 1
@@ -48,11 +48,27 @@ class CanaryRoute(base.ApiModel):
     )
 
 
+class TiersRoute(base.ApiModel):
+    """A class of classes: ``ladder`` holds only classes of this document that have members."""
+
+    ladder: tuple[str, ...]
+    default: str
+    rules: tuple[tiers.TierRule, ...] = ()
+    escalate: bool = True
+
+    def above(self, tier: str) -> tuple[str, ...]:
+        """The tiers escalation tries after ``tier``, in order (none when escalation is off)."""
+        if not self.escalate or tier not in self.ladder:
+            return ()
+        return self.ladder[self.ladder.index(tier) + 1 :]
+
+
 class ClassRoute(base.ApiModel):
-    """One class: its eligible members in priority order, and its knobs."""
+    """One class: its eligible members in priority order, and its knobs; or, with ``tiers``, no members."""
 
     name: str
     members: tuple[MemberRoute, ...]
+    tiers: TiersRoute | None = None
     canary: CanaryRoute | None = None
     routing: modelclass.RoutingSpec = pydantic.Field(default_factory=modelclass.RoutingSpec)
     timeouts: modelclass.TimeoutsSpec = pydantic.Field(default_factory=modelclass.TimeoutsSpec)

@@ -12,6 +12,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence, Set
 
 from pilotfish.api import credential, manifests, modelclass
+from pilotfish.api import tiers as tiers_api  # `tiers` is also a local name below
 from pilotfish.routes import document
 
 # Reasons, as status conditions and `pilotfish render` show them.
@@ -20,6 +21,8 @@ SECRET_NOT_FOUND = "SecretNotFound"
 SECRET_KEY_MISSING = "SecretKeyMissing"
 COMPLIANCE_EXCLUDED = "ComplianceExcluded"
 NO_ELIGIBLE_MEMBERS = "NoEligibleMembers"
+TIER_UNAVAILABLE = "TierUnavailable"
+NO_AVAILABLE_TIERS = "NoAvailableTiers"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,10 +30,17 @@ class ClassReport:
     name: str
     members: tuple[modelclass.MemberStatus, ...]
     canary_problem: str = ""  # why a canary with weight could not be routed
+    tiers: tuple[str, ...] | None = None  # a class with tiers: the tier classes that can serve
+    tier_problems: tuple[str, ...] = ()  # why a tier of the ladder cannot
 
     @property
     def eligible(self) -> int:
         return sum(1 for member in self.members if member.eligible)
+
+    @property
+    def serves(self) -> bool:
+        """Whether the class is in the routes document: an eligible member, or an available tier."""
+        return bool(self.tiers) if self.tiers is not None else self.eligible > 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +60,10 @@ class RenderResult:
                     )
             if report.canary_problem:
                 lines.append(f'ModelClass "{report.name}": {report.canary_problem}')
-            if report.eligible == 0:
+            lines.extend(f'ModelClass "{report.name}": {TIER_UNAVAILABLE}: {p}' for p in report.tier_problems)
+            if report.tiers is not None and not report.tiers:
+                lines.append(f'ModelClass "{report.name}": {NO_AVAILABLE_TIERS}: no tier can serve this class')
+            elif report.tiers is None and report.eligible == 0:
                 lines.append(f'ModelClass "{report.name}": {NO_ELIGIBLE_MEMBERS}: no member can serve this class')
         return lines
 
@@ -68,7 +81,8 @@ def render(
     by_name = {c.metadata.name: c for c in credentials}
     routes: dict[str, document.ClassRoute] = {}
     reports = []
-    for cls in sorted(classes, key=lambda c: c.metadata.name):
+    tiered = [c for c in classes if c.spec.tiers is not None]
+    for cls in sorted((c for c in classes if c.spec.tiers is None), key=lambda c: c.metadata.name):
         members, statuses = _resolve_members(cls.spec, by_name, secrets_present)
         canary_route, canary_problem = _canary(
             cls.spec, by_name, secrets_present, (canary_weights or {}).get(cls.metadata.name, 0)
@@ -85,7 +99,42 @@ def render(
                 streaming=cls.spec.streaming,
                 limits=cls.spec.limits,
             )
+    for cls in sorted(tiered, key=lambda c: c.metadata.name):  # after the classes their ladders name
+        tiers, problems = _resolve_tiers(cls.spec.tiers, routes) if cls.spec.tiers else (None, [])
+        reports.append(
+            ClassReport(
+                name=cls.metadata.name, members=(), tiers=tiers.ladder if tiers else (), tier_problems=tuple(problems)
+            )
+        )
+        if tiers is not None:
+            routes[cls.metadata.name] = document.ClassRoute(name=cls.metadata.name, members=(), tiers=tiers)
+    reports.sort(key=lambda report: report.name)
     return RenderResult(document=document.RoutesDocument(namespace=namespace, classes=routes), reports=tuple(reports))
+
+
+def _resolve_tiers(
+    spec: tiers_api.TiersSpec, routes: Mapping[str, document.ClassRoute]
+) -> tuple[document.TiersRoute | None, list[str]]:
+    """The ladder cut to the classes that serve; rules to a missing tier dropped, a missing default moved up
+    the ladder (else down), each reported. None when no tier of the ladder serves."""
+    problems = []
+    ladder = []
+    for name in spec.ladder:
+        route = routes.get(name)
+        if route is None or route.tiers is not None:
+            problems.append(f'tier "{name}" ' + ("has tiers itself" if route else "is not a class that can serve"))
+        else:
+            ladder.append(name)
+    if not ladder:
+        return None, problems
+    default = spec.default
+    if default not in ladder:
+        position = spec.ladder.index(default)
+        above = [t for t in spec.ladder[position:] if t in ladder]
+        default = above[0] if above else ladder[-1]
+        problems.append(f'default tier "{spec.default}" is unavailable: "{default}" serves instead')
+    rules = tuple(rule for rule in spec.rules if rule.tier in ladder)
+    return document.TiersRoute(ladder=tuple(ladder), default=default, rules=rules, escalate=spec.escalate), problems
 
 
 def render_manifests(parsed: manifests.Manifests, *, namespace: str) -> RenderResult:

@@ -7,7 +7,7 @@ import asyncio
 import dataclasses
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 from aiohttp import web
 
@@ -33,6 +33,7 @@ class ServerSettings:
     request_log: bool = True  # one JSON line per request on stdout
     seed: int | None = None  # for reproducible weighted choices in tests
     browser_guard: bool = False  # local mode: JSON Content-Type and a loopback Host only (server.browsers)
+    pod_labels: Mapping[str, str] = dataclasses.field(default_factory=dict)  # the calling pod's, for tier rules
 
 
 def build_app(
@@ -50,6 +51,7 @@ def build_app(
     app[keys.REQUEST_LOG] = logs.RequestLog(enabled=settings.request_log)
     app[keys.MAX_BODY_BYTES] = settings.max_body_bytes
     app[keys.BUDGET] = memory.MemoryBudget(settings.memory_budget_bytes)
+    app[keys.POD_LABELS] = settings.pod_labels
     app.cleanup_ctx.append(_engine_context(settings, engine_holder))
     app.router.add_post("/v1/chat/completions", chat.post_chat_completions)
     app.router.add_post("/v1/embeddings", embeddings.post_embeddings)

@@ -17,7 +17,7 @@ from aiohttp import web
 from pilotfish import failures
 from pilotfish.failover import engine, streaming
 from pilotfish.routes import document
-from pilotfish.server import assemble, bodies, errors, keys, replies, serving, validation
+from pilotfish.server import assemble, bodies, errors, keys, replies, serving, tiering, validation
 from pilotfish.telemetry import records
 from pilotfish.wire import openai, sse
 
@@ -48,7 +48,10 @@ async def open_chat(
     api_keys: engine.Keys,
     record: records.RequestRecord,
 ) -> streaming.Committed:
-    """Fail over until a member commits to this chat request (any dialect); notes who answered."""
+    """Fail over until a member commits to this chat request (any dialect); notes who answered.
+
+    A class with tiers is resolved here: its rules pick the tier, the tiers above are the escalation."""
+    route, escalation = tiering.route_tiers(request, route, record, facts=tiering.chat_facts(request, chat))
     committed = await request.app[keys.ENGINE].open(
         route,
         streaming.ChatStream(chat, buffered=not chat.stream, record=record, hold=request[keys.HOLD]),
@@ -56,6 +59,7 @@ async def open_chat(
         record=record,
         pin_key=serving.pin_key(request, route),
         slice_key=serving.slice_key(request, route),
+        escalation=escalation,
     )
     replies.served_by(committed.member, record, time_to_first_token=committed.time_to_first_token)
     return committed

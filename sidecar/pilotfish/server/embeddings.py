@@ -17,7 +17,7 @@ from aiohttp import web
 from pilotfish import failures
 from pilotfish.failover import engine, unary
 from pilotfish.routes import document
-from pilotfish.server import bodies, errors, keys, replies, serving, validation
+from pilotfish.server import bodies, errors, keys, replies, serving, tiering, validation
 from pilotfish.telemetry import records
 from pilotfish.wire import openai
 
@@ -32,6 +32,7 @@ async def post_embeddings(request: web.Request) -> web.StreamResponse:
         route: document.ClassRoute, api_keys: engine.Keys, record: records.RequestRecord
     ) -> web.StreamResponse:
         try:
+            route, escalation = tiering.route_tiers(request, route, record, facts=None)
             committed = await request.app[keys.ENGINE].open(
                 route,
                 unary.Embeddings(embed, hold=request[keys.HOLD]),
@@ -39,6 +40,7 @@ async def post_embeddings(request: web.Request) -> web.StreamResponse:
                 record=record,
                 pin_key=serving.pin_key(request, route),
                 slice_key=serving.slice_key(request, route),
+                escalation=escalation,
             )
         except engine.AllMembersFailed as exc:
             return errors.from_reply(replies.failure_reply(exc, record))

@@ -8,3 +8,6 @@ ATTEMPTS = "x-pilotfish-attempts"
 FAILOVER_REASON = "x-pilotfish-failover-reason"
 RETRY_REASON = "x-pilotfish-retry-reason"
 ROUTES_DIGEST = "x-pilotfish-routes"
+TIER = "x-pilotfish-tier"  # a class with tiers: the tier that answered
+TIER_REASON = "x-pilotfish-tier-reason"  # why its rules chose the first tier: rules[N] or default
+TIER_ESCALATED_FROM = "x-pilotfish-tier-escalated-from"  # the tier chosen first, when a higher one answered

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aiohttp import web
 
 from pilotfish import memory
@@ -17,3 +19,4 @@ MAX_BODY_BYTES = web.AppKey("max_body_bytes", int)
 TRACING = web.AppKey("tracing", tracing.Tracing)  # absent while tracing is off
 BUDGET = web.AppKey("memory_budget", memory.MemoryBudget)  # the in-flight memory budget of the process
 HOLD = web.RequestKey("hold", memory.Hold)  # this request's share of it; released when the request ends
+POD_LABELS = web.AppKey("pod_labels", Mapping[str, str])  # the calling pod's labels, for tier rules

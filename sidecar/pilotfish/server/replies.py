@@ -45,6 +45,11 @@ def route_headers(record: records.RequestRecord) -> dict[str, str]:
         out[headers.FAILOVER_REASON] = reason
     if retried := record.retry_reason():
         out[headers.RETRY_REASON] = retried
+    if record.tier is not None:
+        out[headers.TIER] = record.served_tier() or ""
+        out[headers.TIER_REASON] = record.tier_reason or ""
+        if record.escalations:
+            out[headers.TIER_ESCALATED_FROM] = record.tier
     return out
 
 

@@ -44,6 +44,9 @@ def request_fields(record: records.RequestRecord) -> dict[str, Any]:
         "cost_usd": round(record.cost_usd, 8),
         "trace_id": record.trace_id,
         "canary_slice": record.canary_slice,
+        "tier": record.served_tier(),
+        "tier_chosen": record.tier,
+        "tier_reason": record.tier_reason,
     }
 
 

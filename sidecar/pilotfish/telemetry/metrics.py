@@ -13,7 +13,7 @@ import prometheus_client as prom
 from pilotfish.telemetry import records
 
 if TYPE_CHECKING:
-    from pilotfish.routes.document import RoutesDocument
+    from pilotfish.routes.document import MemberRoute, RoutesDocument
 
 # Buckets for LLM calls: sub-second cache hits up to multi-minute generations.
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 120.0, 300.0)
@@ -150,6 +150,18 @@ class Metrics:
             ["class", "provider"],
             registry=r,
         )
+        self.tier_decisions = prom.Counter(
+            "pilotfish_tier_decisions",
+            "Requests of classes with tiers, by the tier its rules chose and why (rules[N] or default).",
+            ["class", "tier", "reason"],
+            registry=r,
+        )
+        self.tier_escalations = prom.Counter(
+            "pilotfish_tier_escalations",
+            "Moves up the ladder after every member of a tier failed, by the tier left and the tier tried next.",
+            ["class", "from_tier", "to_tier"],
+            registry=r,
+        )
         self.budget_exhausted = prom.Counter(
             "pilotfish_retry_budget_exhausted",
             "Retries refused because the class's retry budget ran out.",
@@ -184,6 +196,8 @@ class Metrics:
             child(self.malformed_events, cls, provider).inc(record.malformed_events)
         for from_provider, to_provider, result in record.recoveries:
             child(self.stream_recoveries, cls, from_provider, to_provider, result).inc()
+        if record.tier is not None:
+            self._count_tiers(record)
         if record.error_code == "retry_budget_exhausted":
             child(self.budget_exhausted, cls).inc()
         if record.provider is None:
@@ -197,6 +211,12 @@ class Metrics:
             child(self.tokens, cls, provider, model, "output").inc(record.completion_tokens)
         if record.cost_usd:
             child(self.cost, cls, provider, model).inc(record.cost_usd)
+
+    def _count_tiers(self, record: records.RequestRecord) -> None:
+        cls, child = record.class_name, self._child
+        child(self.tier_decisions, cls, record.tier or "", record.tier_reason or "").inc()
+        for left, tried in zip([record.tier, *record.escalations], record.escalations, strict=False):
+            child(self.tier_escalations, cls, left or "", tried).inc()
 
     def _count_canary(self, record: records.RequestRecord) -> None:
         """The series the operator's canary analysis reads: slice shares, canary attempts, canary latency."""
@@ -227,8 +247,8 @@ class Metrics:
         self.routes_info.labels(digest, document.namespace).set(1)
         self._members = {
             (name, member.id): (member.provider.value, position)
-            for name, route in document.classes.items()
-            for position, member in enumerate(route.members)
+            for name in document.classes
+            for position, member in enumerate(_members_of(document, name))
         }
 
     def reload_result(self, *, ok: bool) -> None:
@@ -237,3 +257,11 @@ class Metrics:
 
     def render(self) -> bytes:
         return prom.generate_latest(self.registry)
+
+
+def _members_of(document: RoutesDocument, name: str) -> list[MemberRoute]:
+    """A class's members in failover order; for a class with tiers, its tiers' members up the ladder."""
+    route = document.classes[name]
+    if route.tiers is None:
+        return list(route.members)
+    return [m for tier in route.tiers.ladder if tier in document.classes for m in document.classes[tier].members]

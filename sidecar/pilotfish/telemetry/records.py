@@ -69,6 +69,13 @@ class RequestRecord:
     # mid-stream recoveries: (from provider, to provider or "none", "success" | "failed")
     recoveries: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
     malformed_events: int = 0  # upstream stream events skipped because they could not be parsed
+    tier: str | None = None  # a class with tiers: the tier (class) its rules chose
+    tier_reason: str | None = None  # why: "rules[N]" (the first rule that matched) or "default"
+    escalations: list[str] = dataclasses.field(default_factory=list)  # tiers moved up to, in order
+
+    def served_tier(self) -> str | None:
+        """The tier that answered (or was tried last): the chosen one, or the last it escalated to."""
+        return self.escalations[-1] if self.escalations else self.tier
 
     def failover_reason(self) -> str | None:
         """Why the request moved to another member: the first failed attempt followed by an attempt on another

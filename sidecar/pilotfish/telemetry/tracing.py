@@ -163,6 +163,10 @@ class Tracing:
             attributes["pilotfish.skipped"] = [f"{member}:{why}" for member, why in record.skipped]
         if record.canary_slice:
             attributes["pilotfish.canary.slice"] = record.canary_slice
+        if record.tier is not None:
+            attributes["pilotfish.tier"] = record.served_tier() or ""
+            attributes["pilotfish.tier.chosen"] = record.tier
+            attributes["pilotfish.tier.reason"] = record.tier_reason or ""
         if record.recoveries:
             attributes["pilotfish.stream.recoveries"] = [f"{a}->{b}:{result}" for a, b, result in record.recoveries]
         if record.error_code:

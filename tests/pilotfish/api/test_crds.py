@@ -38,7 +38,11 @@ def test_the_schemas_are_structural():
 def test_required_fields_and_enums_reach_the_schema():
     by_name = {yaml.safe_load(t)["spec"]["names"]["kind"]: yaml.safe_load(t) for t in crds.render_crds().values()}
     mc = by_name["ModelClass"]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
-    assert mc["required"] == ["members"]
+    assert "required" not in mc  # members or tiers: a CEL rule says which
+    assert mc["x-kubernetes-validations"][-5]["message"] == (
+        "set exactly one of members (a class of models) and tiers (a class of classes)"
+    )
+    assert mc["properties"]["tiers"]["required"] == ["ladder", "default"]
     assert mc["properties"]["members"]["items"]["required"] == ["credentialRef", "model"]
     assert mc["x-kubernetes-validations"][0]["message"] == "members must be unique by credentialRef and model"
     pc = by_name["ProviderCredential"]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
