@@ -106,8 +106,30 @@ class RoutingSpec(base.ApiModel):
     )
 
 
+class AdaptiveFirstTokenSpec(base.ApiModel):
+    """A first-token deadline per member from its own recent times to first token.
+
+    The deadline for an attempt is ``min(firstTokenSeconds, max(floorSeconds, multiple x p95))`` of the
+    member's recent first tokens, once it has ``minSamples`` of them: a member that usually answers in
+    300 ms and goes silent is abandoned at the floor, not at firstTokenSeconds, while a member that
+    usually thinks for 10 s keeps its long wait. It only ever shortens firstTokenSeconds, and applies only
+    when another member is there to take over."""
+
+    enabled: bool = True
+    multiple: float = pydantic.Field(
+        default=4.0, ge=1, le=100, description="Times the member's recent p95 time to first token."
+    )
+    floor_seconds: float = pydantic.Field(
+        default=2.0, gt=0, le=600, description="Never abandon an attempt sooner than this."
+    )
+    min_samples: int = pydantic.Field(
+        default=20, ge=1, le=64, description="First tokens measured before the adaptive deadline applies."
+    )
+
+
 class TimeoutsSpec(base.ApiModel):
-    """Deadlines per attempt; a slow provider is abandoned at firstTokenSeconds."""
+    """Deadlines per attempt; a slow provider is abandoned at firstTokenSeconds, or sooner when it is
+    far slower than its own normal (``adaptiveFirstToken``)."""
 
     connect_seconds: float = pydantic.Field(default=2.0, gt=0, le=60)
     first_token_seconds: float = pydantic.Field(default=15.0, gt=0, le=600)
@@ -124,6 +146,8 @@ class TimeoutsSpec(base.ApiModel):
         description="Longest silence allowed once a stream has started (a stall beyond it is a failure, "
         "recovered on another member where possible). Default: firstTokenSeconds.",
     )
+
+    adaptive_first_token: AdaptiveFirstTokenSpec = pydantic.Field(default_factory=AdaptiveFirstTokenSpec)
 
     @property
     def idle_seconds(self) -> float:

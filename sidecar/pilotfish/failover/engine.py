@@ -18,7 +18,19 @@ from typing import TypeVar
 
 from pilotfish import failures, upstream
 from pilotfish.api import refs
-from pilotfish.failover import budget, canary, exchange, health, pinning, plan, policy, recovery, streaming
+from pilotfish.failover import (
+    breaker,
+    budget,
+    canary,
+    deadlines,
+    exchange,
+    health,
+    pinning,
+    plan,
+    policy,
+    recovery,
+    streaming,
+)
 from pilotfish.routes import document
 from pilotfish.telemetry import records
 from pilotfish.telemetry import tracing as tracing_  # `tracing` is a parameter name below
@@ -128,11 +140,18 @@ class Engine:
             if not attempt_plan.last_resort and not member_health.breaker.allow():
                 record.skipped.append((member.id, plan.SkipReason.CIRCUIT_OPEN.value))
                 continue
-            if record.attempts and not _canary_fallback(record) and not retry_budget.try_spend():
+            if _rationed(record, member, member_health) and not retry_budget.try_spend():
                 member_health.breaker.release_probe()
                 raise AllMembersFailed(class_name=route.name, code="retry_budget_exhausted", failure=last)
+            first_token = deadlines.first_token_seconds(
+                timeouts=route.timeouts,
+                times=member_health.first_tokens,
+                fallback=self._can_take_over(
+                    route, queue, attempts_left=route.routing.max_attempts - len(record.attempts)
+                ),
+            )
             attempt_started = self._now()
-            attempt = self._attempt_for(route, member, keys=keys, deadline=deadline)
+            attempt = self._attempt_for(route, member, keys=keys, deadline=deadline, first_token=first_token)
             span = None
             if self._tracing is not None and record.span is not None:
                 span, headers = self._tracing.start_attempt(
@@ -164,8 +183,9 @@ class Engine:
                     # a Retry-After we are about to wait out must not open the circuit it would reopen
                     failure=dataclasses.replace(last, retry_after=None) if again else last,
                     counts_against_health=rule.counts_against_health,
+                    trips=rule.trips_circuit,
                 )
-                record.attempts.append(_attempt_record(member, self._now() - attempt_started, last))
+                record.attempts.append(_attempt_record(member, self._now() - attempt_started, last, first_token))
                 if span is not None:
                     self._traced_end(span, record)
                 if again:
@@ -184,16 +204,15 @@ class Engine:
                 if span is not None:
                     span.end()
                 raise
+            member_ttft = committed.time_to_first_token - attempt_started  # the member's own, for its deadline
             committed.time_to_first_token -= started
-            record.attempts.append(_attempt_record(member, self._now() - attempt_started, None))
+            record.attempts.append(_attempt_record(member, self._now() - attempt_started, None, first_token))
             if span is not None:
                 self._traced_end(span, record)
             if committed.rest is None:
-                member_health.record_success(latency=self._now() - attempt_started, ttft=committed.time_to_first_token)
+                member_health.record_success(latency=self._now() - attempt_started, ttft=member_ttft)
             else:
-                committed.rest = self._watched(
-                    committed.rest, committed.time_to_first_token, member_health, attempt_started
-                )
+                committed.rest = self._watched(committed.rest, member_ttft, member_health, attempt_started)
                 if isinstance(exchange_, streaming.ChatStream):
                     committed.rest = self._recovering(
                         committed.rest,
@@ -305,6 +324,7 @@ class Engine:
         *,
         keys: Keys,
         deadline: float,
+        first_token: float,
     ) -> exchange.Attempt:
         key = keys.get((member.api_key_ref.name, member.api_key_ref.key)) if member.api_key_ref else None
         return exchange.Attempt(
@@ -314,7 +334,19 @@ class Engine:
             timeouts=route.timeouts,
             deadline=deadline,
             now=self._now,
+            first_token_seconds=first_token,
             hold_back=route.streaming.hold_back_tokens,
+        )
+
+    def _can_take_over(
+        self, route: document.ClassRoute, queue: list[document.MemberRoute], *, attempts_left: int
+    ) -> bool:
+        """Could another member take this request if the next attempt is abandoned? Only then may the
+        adaptive first-token deadline cut it short."""
+        if attempts_left < 2:
+            return False
+        return any(
+            self.health.member(route.name, other).breaker.state is not breaker.CircuitState.OPEN for other in queue
         )
 
     async def _watched(
@@ -346,6 +378,16 @@ def _mark_failed(record: records.RequestRecord, member: document.MemberRoute, fa
             return
 
 
+def _rationed(record: records.RequestRecord, member: document.MemberRoute, member_health: health.MemberHealth) -> bool:
+    """Does this attempt spend the retry budget? The budget stops amplification: more calls to an upstream
+    that is already failing. A retry of the same member, or a failover onto a member that is itself
+    struggling, is that; a failover away from a member that just failed onto a steady one is not (it sends
+    the failed member nothing more), and neither is the free retry after a failed canary."""
+    if not record.attempts or _canary_fallback(record):
+        return False
+    return record.attempts[-1].member_id == member.id or not member_health.steady()
+
+
 def _canary_fallback(record: records.RequestRecord) -> bool:
     """The retry after a failed canary attempt is free: the canary's weight already bounds that extra load,
     and a bad canary must cost users nothing, not even the retry budget the stable members rely on."""
@@ -353,7 +395,7 @@ def _canary_fallback(record: records.RequestRecord) -> bool:
 
 
 def _attempt_record(
-    member: document.MemberRoute, duration: float, failure: failures.Failure | None
+    member: document.MemberRoute, duration: float, failure: failures.Failure | None, first_token: float
 ) -> records.AttemptRecord:
     return records.AttemptRecord(
         member_id=member.id,
@@ -361,4 +403,5 @@ def _attempt_record(
         model=member.model,
         duration=duration,
         failure=failure,
+        first_token_deadline=first_token,
     )

@@ -48,6 +48,7 @@ class Attempt:
     timeouts: modelclass.TimeoutsSpec
     deadline: float  # the request's total deadline, on ``now``'s clock
     now: Callable[[], float]
+    first_token_seconds: float  # this attempt's first-token deadline (adaptive: failover.deadlines)
     trace_headers: Mapping[str, str] = dataclasses.field(default_factory=dict)  # W3C traceparent, when tracing
     hold_back: int = 0  # content chunks to hold before a streaming answer commits (class streaming.holdBackTokens)
 

@@ -41,6 +41,10 @@ class Policy:
     needs_larger_window: bool = False
     """Only members with a larger context window than the failed one may be tried next."""
 
+    trips_circuit: bool = False
+    """Opens the member's circuit at once (not after ``failureThreshold`` in a row): one such failure shows
+    the member hung, and every request in flight or still to come would wait just as long to learn it."""
+
     client_status: int
     """HTTP status the client gets when this failure ends the request."""
 
@@ -51,11 +55,12 @@ class Policy:
     """OpenAI error ``code`` for that response."""
 
 
-def _member_problem(status: int, code: str) -> Policy:
+def _member_problem(status: int, code: str, *, trips_circuit: bool = False) -> Policy:
     """A capacity, availability or configuration problem of one member: move on, count it."""
     return Policy(
         failover=True,
         counts_against_health=True,
+        trips_circuit=trips_circuit,
         client_status=status,
         client_error_type=SERVER_ERROR,
         client_error_code=code,
@@ -78,7 +83,8 @@ POLICY: Mapping[failures.FailureKind, Policy] = types.MappingProxyType(
     {
         K.CONNECT: _member_problem(502, "upstream_unreachable"),
         K.CONNECT_TIMEOUT: _member_problem(504, "upstream_timeout"),
-        K.FIRST_TOKEN_TIMEOUT: _member_problem(504, "upstream_timeout"),
+        # Connected, then silent past the deadline: hung. Its circuit opens for everyone at once.
+        K.FIRST_TOKEN_TIMEOUT: _member_problem(504, "upstream_timeout", trips_circuit=True),
         K.TOTAL_TIMEOUT: _member_problem(504, "upstream_timeout"),
         K.SERVER_ERROR: _member_problem(502, "upstream_error"),
         K.OVERLOADED: _member_problem(503, "upstream_overloaded"),

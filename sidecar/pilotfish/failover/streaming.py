@@ -68,7 +68,7 @@ class ChatStream:
         member, now = attempt.member, attempt.now
         adapter = registry.adapter_for(member.provider)
         timeouts = attempt.timeouts
-        first_token_deadline = min(now() + timeouts.first_token_seconds, attempt.deadline)
+        first_token_deadline = min(now() + attempt.first_token_seconds, attempt.deadline)
         stream: upstream.UpstreamStream | None = None
         try:
             async with asyncio.timeout(first_token_deadline - now()):

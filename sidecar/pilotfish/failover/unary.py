@@ -56,7 +56,7 @@ async def send_json(attempt: exchange.Attempt, request: http.UpstreamRequest) ->
     classify = registry.adapter_for(attempt.member.provider).classify_error
     answer: upstream.UpstreamStream | None = None
     try:
-        async with asyncio.timeout(min(attempt.now() + timeouts.first_token_seconds, attempt.deadline) - attempt.now()):
+        async with asyncio.timeout(min(attempt.now() + attempt.first_token_seconds, attempt.deadline) - attempt.now()):
             answer = await upstream.open_stream(
                 attempt.sessions,
                 request,
