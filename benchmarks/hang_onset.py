@@ -87,8 +87,11 @@ async def _scenario(api: str, primary: str, *, clients: int, after: float) -> di
         workers = [asyncio.create_task(_client(session, url, stop, results)) for _ in range(clients)]
         while len(results) < max(3 * clients, 60):  # the primary's normal: well over minSamples first tokens
             await asyncio.sleep(0.05)
-        async with session.put(f"{primary}/_mock/fault", json={"mode": "hang"}) as response:
-            response.raise_for_status()
+        async with (
+            aiohttp.ClientSession() as control,
+            control.put(f"{primary}/_mock/fault", json={"mode": "hang"}) as r,
+        ):
+            r.raise_for_status()  # its own connection: the clients' pool is busy by design
         onset = time.monotonic()
         await asyncio.sleep(after)
         stop.set()

@@ -54,7 +54,7 @@ async def test_a_hang_under_twenty_clients_fails_no_request_and_waits_only_the_a
     primary = await _samples(sidecar, "primary/model-a")
     assert primary["ttftSamples"] >= 20  # the adaptive deadline applies from 20
     p95 = float(primary["ttftP95Seconds"])  # type: ignore[arg-type]
-    adaptive_ms = round(min(15.0, max(2.0, 4 * p95)) * 1000, 2)
+    adaptive_ms = min(15.0, max(2.0, 4 * p95)) * 1000
 
     mocks["primary"].set_fault(mode="hang")
     mocks["primary"].stats.reset()
@@ -70,7 +70,8 @@ async def test_a_hang_under_twenty_clients_fails_no_request_and_waits_only_the_a
     on_primary = [a for line in lines for a in line["attempts"] if a["member"] == "primary/model-a"]
     assert on_primary and all(a["result"] == "first_token_timeout" for a in on_primary)
     # each waited the adaptive deadline drawn from the primary's own normal, not firstTokenSeconds (15 s)
-    assert {a["first_token_deadline_ms"] for a in on_primary} == {adaptive_ms}
+    # (the debug page rounds the p95 to 0.1 ms, so the deadline is compared within 1 ms)
+    assert all(abs(a["first_token_deadline_ms"] - adaptive_ms) <= 1.0 for a in on_primary)
     assert adaptive_ms < 15_000
     skipped = [line for line in lines if {"member": "primary/model-a", "reason": "circuit_open"} in line["skipped"]]
     assert len(skipped) + len(on_primary) == len(lines)
