@@ -38,6 +38,7 @@ class FailureKind(enum.StrEnum):
     CONTENT_FILTER = "content_filter"  # the provider refused the content
     BAD_RESPONSE = "bad_response"  # 2xx whose body we cannot parse
     STREAM_INTERRUPTED = "stream_interrupted"  # the stream broke after it started
+    PREFILL_REJECTED = "prefill_rejected"  # a 400 to a continuation: this model does not continue a prefill
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ attempt was given, which attempts reached the hung member), never through wall-c
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from tests.integration.conftest import USER, Sidecar, answer_of
 
@@ -65,7 +66,12 @@ async def test_a_hang_under_twenty_clients_fails_no_request_and_waits_only_the_a
     # only requests already in flight before the first timeout reached the hung member: the circuit
     # opened for everyone at that first timeout, not after each request had waited on its own
     assert mocks["primary"].stats.requests <= CLIENTS
-    lines = [r for r in sidecar.log_records()[lines_before:] if r.get("msg") == "request"]
+    lines: list[dict[str, Any]] = []
+    for _ in range(500):  # each line is written as its response ends: give the pipe a moment
+        lines = [r for r in sidecar.log_records()[lines_before:] if r.get("msg") == "request"]
+        if len(lines) >= CLIENTS * REQUESTS_EACH:
+            break
+        await asyncio.sleep(0.02)
     assert len(lines) == CLIENTS * REQUESTS_EACH and all(line["outcome"] == "success" for line in lines)
     on_primary = [a for line in lines for a in line["attempts"] if a["member"] == "primary/model-a"]
     assert on_primary and all(a["result"] == "first_token_timeout" for a in on_primary)

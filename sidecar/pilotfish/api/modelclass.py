@@ -55,6 +55,12 @@ class MemberSpec(base.ApiModel):
         description="max_tokens sent when the request has none (providers such as anthropic need one).",
     )
     pricing: Pricing | None = None
+    prefill: bool | None = pydantic.Field(
+        default=None,
+        description="Whether this model continues a trailing assistant message (a prefill) instead of starting "
+        "over; overrides the credential's capabilities.prefill, since the behaviour is per model. A member that "
+        "rejects a prefill or starts over is learned unable to continue at run time either way.",
+    )
 
 
 class Strategy(enum.StrEnum):
@@ -177,6 +183,27 @@ class ComplianceSpec(base.ApiModel):
     require: dict[str, str] = pydantic.Field(default_factory=dict)
 
 
+class SpliceSpec(base.ApiModel):
+    """Regenerate and splice: finish a broken stream when no member can continue it.
+
+    The next member is asked for the whole answer again; its output is held until it has reproduced the
+    delivered text exactly, and only the rest is streamed. If it says anything else, the stream ends with
+    the in-band error. Sound only where members answer deterministically (the same model at temperature
+    0 from another deployment, a deterministic server), hence off by default."""
+
+    enabled: bool = False
+    max_seconds: float = pydantic.Field(
+        default=30.0, gt=0, le=600, description="Longest wait for the regenerated answer to reach the seam."
+    )
+    max_tokens: int = pydantic.Field(
+        default=1024,
+        ge=1,
+        le=32768,
+        description="Splice only answers cut after at most this many delivered chunks (about one token each): "
+        "each is generated and paid for again.",
+    )
+
+
 class StreamingSpec(base.ApiModel):
     """How a streamed answer is released to the client."""
 
@@ -187,6 +214,7 @@ class StreamingSpec(base.ApiModel):
         description="Buffer this many content chunks (about one token each) before anything is sent, so a failure "
         "inside that window fails over invisibly to any member. 0: pure streaming.",
     )
+    splice: SpliceSpec = pydantic.Field(default_factory=SpliceSpec)
 
 
 class ModelClassSpec(base.ApiModel):

@@ -29,6 +29,7 @@ from pilotfish.failover import (
     plan,
     policy,
     recovery,
+    resuming,
     streaming,
 )
 from pilotfish.routes import document
@@ -196,6 +197,8 @@ class Engine:
                     continue
                 if not policy.fails_over(last, route.routing):
                     raise AllMembersFailed(class_name=route.name, code=last.kind.value, failure=last) from exc
+                if rule.learns_cannot_continue:
+                    member_health.learn_cannot_continue(last.kind.value)
                 if rule.needs_larger_window:
                     queue = list(plan.after_context_length(tuple(queue), member))
                 continue
@@ -213,16 +216,10 @@ class Engine:
                 member_health.record_success(latency=self._now() - attempt_started, ttft=member_ttft)
             else:
                 committed.rest = self._watched(committed.rest, member_ttft, member_health, attempt_started)
-                if isinstance(exchange_, streaming.ChatStream):
+                resumer = exchange_.resumer(committed.head)  # optional: a stream another member can finish
+                if resumer is not None:
                     committed.rest = self._recovering(
-                        committed.rest,
-                        committed.head,
-                        route,
-                        exchange_,
-                        member,
-                        keys=keys,
-                        record=record,
-                        deadline=deadline,
+                        committed.rest, resumer, route, member, keys=keys, record=record, deadline=deadline
                     )
             if pin_key:
                 ttl = route.routing.pinning.ttl_seconds if route.routing.pinning else 3600
@@ -253,56 +250,65 @@ class Engine:
     async def _recovering(
         self,
         rest: AsyncIterator[Batch],
-        head: Batch,
+        resumer: exchange.Resumer,
         route: document.ClassRoute,
-        chat: streaming.ChatStream,
         failed_member: document.MemberRoute,
         *,
         keys: Keys,
         record: records.RequestRecord,
         deadline: float,
     ) -> AsyncIterator[Batch]:
-        """Pass a committed stream on; if it breaks, finish the answer on a member that can continue it.
+        """Pass a committed stream on; if it breaks, finish the answer on another member.
 
-        The continuation is the same conversation with the delivered text as a trailing assistant message
-        (a prefill), sent through this same loop to the remaining members that can prefill. The client sees
-        one answer, within the request's one deadline. A stream that was emitting tool calls is never continued
-        (arguments cannot be spliced), and when nobody can continue in time, the original failure goes on to
-        the client as an in-band error."""
-        delivered = recovery.Delivered()
-        delivered.take(head)
+        A member that can continue is given the delivered text as a trailing assistant message (a prefill);
+        when none can and the class allows it, another member is asked for the whole answer again
+        (``streaming.splice``). Either goes through this same loop, and its answer through the seam
+        (``resuming.through_seam``): the client sees one answer, within the request's one deadline, never a
+        word twice or a contradiction. When nobody can finish it, or the seam refuses, the original failure
+        goes on as an in-band error."""
         try:
             async for batch in rest:
-                delivered.take(batch)
+                resumer.take(batch)
                 yield batch
             return
         except failures.AttemptFailed as exc:
             failure = exc
         _mark_failed(record, failed_member, failure.failure)
-        candidates = tuple(m for m in route.members if m.prefill and m.id != failed_member.id)
-        if delivered.tool_calls or not delivered.text or not candidates:
-            record.recoveries.append((failed_member.provider.value, "none", "failed"))
+        source = failed_member.provider.value
+        choice = resuming.choose(
+            route, resumer, failed_member, cannot_continue=lambda m: self.health.member(route.name, m).cannot_continue()
+        )
+        if choice is None:
+            record.recoveries.append((source, "none", "failed"))
             raise failure
-        prefill, trimmed = recovery.prefill_of(delivered.text)
-        remaining = route.model_copy(update={"members": candidates, "canary": None})
         try:
             resumed = await self.open(
-                remaining, chat.continuation(prefill), keys=keys, record=record, pin_key=None, deadline=deadline
+                choice.route, choice.resumption.exchange, keys=keys, record=record, pin_key=None, deadline=deadline
             )
         except AllMembersFailed:
-            record.recoveries.append((failed_member.provider.value, "none", "failed"))
+            record.recoveries.append((source, "none", "failed"))
             raise failure from None
-        record.recoveries.append((failed_member.provider.value, resumed.member.provider.value, "success"))
-        cut = len(delivered.parts)
-        first = [
-            recovery.with_cut_attempt(c, delivered_chunks=cut)
-            for c in recovery.continued(resumed.head, trimmed=trimmed)
-        ]
-        if first:
-            yield first
-        if resumed.rest is not None:
-            async for batch in resumed.rest:
-                yield [recovery.with_cut_attempt(c, delivered_chunks=cut) for c in batch]
+        seam, target = choice.resumption.seam, resumed.member
+        target_health = self.health.member(route.name, target)
+        counted = False
+        try:
+            async for batch in resuming.through_seam(
+                resumed, choice.resumption, max_seconds=route.streaming.splice.max_seconds
+            ):
+                if not counted:
+                    counted = True
+                    record.recoveries.append((source, target.provider.value, "success"))
+                    if seam.restarted and not choice.splice:  # usable this once, at the price of a regeneration
+                        target_health.learn_cannot_continue("restarted")
+                yield batch
+        except recovery.DivergenceError as exc:
+            record.recoveries.append((source, target.provider.value, "diverged"))
+            _mark_failed(record, target, failures.Failure(kind=failures.FailureKind.BAD_RESPONSE, detail=str(exc)))
+            if not choice.splice:
+                target_health.learn_cannot_continue("diverged")
+            raise failure from None
+        if not counted:
+            record.recoveries.append((source, target.provider.value, "success"))
 
     def _traced_end(self, span: object, record: records.RequestRecord) -> None:
         assert self._tracing is not None

@@ -17,7 +17,7 @@ from typing import Generic, Protocol, TypeVar
 
 from pilotfish import failures, upstream
 from pilotfish.api import modelclass, refs
-from pilotfish.failover import plan
+from pilotfish.failover import plan, recovery
 from pilotfish.routes import document
 from pilotfish.wire import openai
 
@@ -71,6 +71,38 @@ class Exchange(Protocol[Head]):
 
     async def attempt(self, attempt: Attempt) -> Committed[Head]:
         """Send, and return once committed; raise ``failures.AttemptFailed`` otherwise."""
+        ...
+
+    def resumer(self, head: Head) -> Resumer | None:
+        """An optional capability: what lets another member finish a committed stream that broke
+        (continuation, splicing), told that ``head`` went to the client. None: this exchange's answers
+        cannot be resumed."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Resumption:
+    """How to finish a broken stream: the request to send, and the seam its answer must pass."""
+
+    exchange: Exchange[Batch]
+    seam: recovery.Seam
+    delivered_chunks: int  # what the broken attempt sent the client (about one token each), for usage
+
+
+class Resumer(Protocol):
+    """Follows what a committed stream delivered, and says how another member could finish it."""
+
+    def take(self, batch: Batch) -> None:
+        """``batch`` went to the client."""
+        ...
+
+    def resumption(self, *, splice: bool) -> Resumption | None:
+        """A continuation of the delivered text (a prefill), or with ``splice`` the whole answer asked for
+        again; None when the stream cannot be resumed at all (nothing delivered yet, tool calls)."""
+        ...
+
+    def delivered_chunks(self) -> int:
+        """Content chunks the client has (about one token each)."""
         ...
 
 

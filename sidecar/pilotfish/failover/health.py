@@ -35,6 +35,10 @@ _ERROR_BUCKETS_KEPT = math.ceil(ERROR_WINDOW_SECONDS / ERROR_BUCKET_SECONDS)
 # A member whose recent error rate is at least this is struggling: sending it more work is what the retry
 # budget rations. Below it, an occasional failure among many successes is a member doing its job.
 STRUGGLING_ERROR_RATE = 0.25
+# How long a member that refused a prefill, or started over instead of continuing, is left out of
+# continuations: long enough not to pay for the lesson again on every broken stream, short enough that a
+# model fixed (or a declaration corrected) on the provider's side is tried again the same day.
+CANNOT_CONTINUE_SECONDS = 3600.0
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,6 +55,7 @@ class MemberView:
     client_errors: int = 0  # failures that did not count against the member (bad request, …)
     ttft_p95: float | None = None  # recent p95 time to first token (deadlines.FirstTokenTimes); None until sampled
     ttft_samples: int = 0  # how many recent first tokens that p95 is drawn from
+    cannot_continue: str | None = None  # why it was learned unable to continue a stream (for a while); None: able
 
     def to_dict(self) -> dict[str, object]:
         """JSON for /debug/members, camelCase like the rest of the API."""
@@ -65,6 +70,8 @@ class MemberView:
             "clientErrors": self.client_errors,
             "ttftP95Seconds": _rounded(self.ttft_p95),
             "ttftSamples": self.ttft_samples,
+            "canContinue": self.cannot_continue is None,
+            **({"cannotContinueReason": self.cannot_continue} if self.cannot_continue else {}),
         }
 
 
@@ -128,6 +135,8 @@ class MemberHealth:
         self._errors = _ErrorWindow(now=now)
         self.first_tokens = deadlines.FirstTokenTimes(now=now)
         """Recent times to first token, for the adaptive first-token deadline."""
+        self._now = now
+        self._cannot_continue: tuple[float, str] | None = None  # (until, why)
 
     def record_success(self, *, latency: float, ttft: float | None) -> None:
         """An attempt succeeded in ``latency`` seconds, its first token after ``ttft`` (if measured)."""
@@ -156,6 +165,18 @@ class MemberHealth:
         self.breaker.reconfigure(failure_threshold=spec.failure_threshold, cooldown=spec.cooldown_seconds)
         self.spec = spec
 
+    def learn_cannot_continue(self, reason: str) -> None:
+        """The member refused a prefill or started over instead of continuing: leave it out of
+        continuations for CANNOT_CONTINUE_SECONDS, whatever its declaration says."""
+        self._cannot_continue = (self._now() + CANNOT_CONTINUE_SECONDS, reason)
+
+    def cannot_continue(self) -> str | None:
+        """Why the member is not to be asked to continue a stream now, or None."""
+        learned = self._cannot_continue
+        if learned is not None and self._now() >= learned[0]:
+            self._cannot_continue = learned = None
+        return None if learned is None else learned[1]
+
     def steady(self) -> bool:
         """Closed circuit, last attempt a success, few recent errors: more work here amplifies nothing."""
         return (
@@ -177,6 +198,7 @@ class MemberHealth:
             client_errors=self.client_errors,
             ttft_p95=self.first_tokens.high(min_samples=1),
             ttft_samples=self.first_tokens.count(),
+            cannot_continue=self.cannot_continue(),
         )
 
 

@@ -41,6 +41,9 @@ class Policy:
     needs_larger_window: bool = False
     """Only members with a larger context window than the failed one may be tried next."""
 
+    learns_cannot_continue: bool = False
+    """The member is marked unable to continue a stream (for a while), and continuations skip it."""
+
     trips_circuit: bool = False
     """Opens the member's circuit at once (not after ``failureThreshold`` in a row): one such failure shows
     the member hung, and every request in flight or still to come would wait just as long to learn it."""
@@ -103,6 +106,16 @@ POLICY: Mapping[failures.FailureKind, Policy] = types.MappingProxyType(
         K.BAD_REQUEST: _request_problem("invalid_request"),  # every member would say the same
         K.CONTEXT_LENGTH: _request_problem("context_length_exceeded", failover=True, needs_larger_window=True),
         K.CONTENT_FILTER: _request_problem("content_filter"),  # another vendor answering is a compliance call
+        # A continuation refused (Gemini: "Requests ending with a model turn are not supported"): the member is
+        # fine for everything else; the continuation moves on to the next member that can continue.
+        K.PREFILL_REJECTED: Policy(
+            failover=True,
+            counts_against_health=False,
+            learns_cannot_continue=True,
+            client_status=502,
+            client_error_type=SERVER_ERROR,
+            client_error_code="upstream_prefill_rejected",
+        ),
     }
 )
 

@@ -12,10 +12,11 @@ Built per request by ``server.chat`` and ``server.messages``; attempted by ``fai
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 
 from pilotfish import failures, upstream
-from pilotfish.failover import exchange, plan
+from pilotfish.failover import exchange, plan, recovery
 from pilotfish.providers import base, registry
 from pilotfish.routes import document
 from pilotfish.telemetry import records
@@ -40,16 +41,22 @@ def is_content(chunk: openai.ChatChunk) -> bool:
 class ChatStream:
     """A chat completion request, streamed from whichever member the engine attempts."""
 
-    __slots__ = ("buffered", "record", "request")
+    __slots__ = ("buffered", "prefilled", "record", "request")
 
     operation = "chat"
 
     def __init__(
-        self, request: openai.ChatRequest, *, buffered: bool, record: records.RequestRecord | None = None
+        self,
+        request: openai.ChatRequest,
+        *,
+        buffered: bool,
+        record: records.RequestRecord | None = None,
+        prefilled: bool = False,
     ) -> None:
         self.request = request
         self.buffered = buffered  # read the whole upstream stream before committing
         self.record = record  # where skipped malformed events are counted
+        self.prefilled = prefilled  # ends in a prefill: a 400 means "cannot continue", not a bad request
 
     def prompt_tokens(self) -> int:
         return self.request.estimate_prompt_tokens()
@@ -59,7 +66,12 @@ class ChatStream:
         that can prefill answers with only what comes next."""
         raw = self.request.raw
         body = {**raw, "messages": [*raw["messages"], {"role": "assistant", "content": prefill}]}
-        return ChatStream(openai.ChatRequest.from_body(body), buffered=False, record=self.record)
+        return ChatStream(openai.ChatRequest.from_body(body), buffered=False, record=self.record, prefilled=True)
+
+    def resumer(self, head: Batch) -> ChatResumer:
+        resumer = ChatResumer(self)
+        resumer.take(head)
+        return resumer
 
     def skip_reason(self, member: document.MemberRoute) -> plan.SkipReason | None:
         return None  # every provider has a chat API
@@ -93,10 +105,48 @@ class ChatStream:
             if stream is not None:
                 stream.close()
             raise exchange.timed_out(attempt) from exc
+        except failures.AttemptFailed as exc:
+            if stream is not None:
+                stream.close()
+            if self.prefilled and exc.failure.kind is failures.FailureKind.BAD_REQUEST:
+                rejected = dataclasses.replace(exc.failure, kind=failures.FailureKind.PREFILL_REJECTED)
+                raise failures.AttemptFailed(rejected) from exc
+            raise
         except BaseException:
             if stream is not None:
                 stream.close()
             raise
+
+
+class ChatResumer:
+    """What a committed chat stream delivered, and the requests that could finish it elsewhere."""
+
+    __slots__ = ("_chat", "_delivered")
+
+    def __init__(self, chat: ChatStream) -> None:
+        self._chat = chat
+        self._delivered = recovery.Delivered()
+
+    def take(self, batch: Batch) -> None:
+        self._delivered.take(batch)
+
+    def delivered_chunks(self) -> int:
+        return len(self._delivered.parts)
+
+    def resumption(self, *, splice: bool) -> exchange.Resumption | None:
+        """A stream that was emitting tool calls is never resumed: arguments cannot be spliced."""
+        delivered = self._delivered
+        if delivered.tool_calls or not delivered.text:
+            return None
+        if splice:  # the whole answer again, held at the seam until it has reproduced the delivered text
+            again = ChatStream(self._chat.request, buffered=False, record=self._chat.record)
+            seam = recovery.Seam(delivered.text, trimmed=False, splice=True)
+            return exchange.Resumption(exchange=again, seam=seam, delivered_chunks=len(delivered.parts))
+        prefill, trimmed = recovery.prefill_of(delivered.text)
+        seam = recovery.Seam(delivered.text, trimmed=trimmed, splice=False)
+        return exchange.Resumption(
+            exchange=self._chat.continuation(prefill), seam=seam, delivered_chunks=len(delivered.parts)
+        )
 
 
 async def _translate(

@@ -32,6 +32,9 @@ class Embeddings:
     def prompt_tokens(self) -> int:
         return self.request.estimate_prompt_tokens()
 
+    def resumer(self, head: openai.EmbeddingsResponse) -> None:
+        return None  # one JSON answer: nothing is sent to the client before it is whole
+
     def skip_reason(self, member: document.MemberRoute) -> plan.SkipReason | None:
         embedder = registry.embedder_for(member.provider)
         if embedder is None:

@@ -6,7 +6,7 @@ from tests.pilotfish.failover.builders import FakeClock, member
 
 from pilotfish import failures
 from pilotfish.api import modelclass
-from pilotfish.failover import breaker, health
+from pilotfish.failover import breaker, health, policy
 from pilotfish.routes import document
 
 S = breaker.CircuitState
@@ -167,6 +167,7 @@ def test_a_view_renders_as_camel_case_json_for_the_debug_page():
         "clientErrors": 1,
         "ttftP95Seconds": 0.3004,
         "ttftSamples": 20,
+        "canContinue": True,
     }
 
 
@@ -302,3 +303,19 @@ def test_successes_feed_the_members_first_token_times():
         tracked.record_success(latency=1.0, ttft=0.25)
     view = tracked.view()
     assert view.ttft_samples == 3 and view.ttft_p95 == 0.25
+
+
+def test_a_member_learned_unable_to_continue_is_left_out_for_an_hour_and_says_why():
+    clock = FakeClock()
+    tracked = _member_health(clock)
+    tracked.learn_cannot_continue("prefill_rejected")
+    assert tracked.cannot_continue() == "prefill_rejected"
+    assert tracked.view().to_dict()["canContinue"] is False
+    assert tracked.view().to_dict()["cannotContinueReason"] == "prefill_rejected"
+    clock.advance(health.CANNOT_CONTINUE_SECONDS)
+    assert tracked.cannot_continue() is None and tracked.view().to_dict()["canContinue"] is True
+
+
+def test_a_rejected_prefill_fails_over_without_hurting_the_member_and_teaches_it_cannot_continue():
+    rule = policy.policy_for(failures.FailureKind.PREFILL_REJECTED)
+    assert rule.failover and rule.learns_cannot_continue and not rule.counts_against_health
