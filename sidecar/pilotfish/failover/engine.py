@@ -147,8 +147,9 @@ class Engine:
             first_token = deadlines.first_token_seconds(
                 timeouts=route.timeouts,
                 times=member_health.first_tokens,
-                fallback=self._can_take_over(
-                    route, queue, attempts_left=route.routing.max_attempts - len(record.attempts)
+                fallback=bool(escalation)  # a tier above can take over, or a member of this one
+                or self._can_take_over(
+                    route, queue, attempts_left=route.routing.max_attempts - (len(record.attempts) - tier_start)
                 ),
             )
             attempt_started = self._now()
