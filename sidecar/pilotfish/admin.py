@@ -105,11 +105,13 @@ async def get_metrics(request: web.Request) -> web.Response:
     if the_engine is not None and snapshot is not None:
         registry.member_up.clear()
         registry.circuit.clear()
+        registry.can_continue.clear()
         for class_name in snapshot.document.classes:
             for member_id, view in the_engine.health.snapshot(class_name).items():
                 up = 0 if view.state is breaker.CircuitState.OPEN else 1
                 registry.member_up.labels(class_name, member_id).set(up)
                 registry.circuit.labels(class_name, member_id, view.state.value).set(1)
+                registry.can_continue.labels(class_name, member_id).set(0 if view.cannot_continue else 1)
     return web.Response(
         body=registry.render(),
         content_type="text/plain",

@@ -39,6 +39,7 @@ class FailureKind(enum.StrEnum):
     BAD_RESPONSE = "bad_response"  # 2xx whose body we cannot parse
     STREAM_INTERRUPTED = "stream_interrupted"  # the stream broke after it started
     RESPONSE_TOO_LARGE = "response_too_large"  # an answer, or one event of it, over its cap (memory budget)
+    PREFILL_REJECTED = "prefill_rejected"  # a 400 to a continuation: this model does not continue a prefill
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ tier fails, the tier above answers in the same request.
 
 from __future__ import annotations
 
+import anthropic
 import openai
 import pytest
 from tests.integration.conftest import USER, answer_of, complete
@@ -109,3 +110,22 @@ async def test_the_calling_pods_labels_route_through_the_downward_api_file(local
     sidecar = await local_sidecar(TIERED % "true", "--pod-labels-file", str(labels))
     _, headers = await complete(sidecar.client(), stream=False, model="assistant")
     assert tier_headers(headers) == ("frontier", "rules[3]", None)
+
+
+async def test_a_request_the_cheap_provider_refuses_as_invalid_is_not_escalated(tiered, mocks):
+    mocks["primary"].set_fault(mode="status", status=400)
+    with pytest.raises(openai.BadRequestError):
+        await tiered.client().chat.completions.create(model="assistant", messages=USER)
+    assert mocks["backup"].stats.requests == 0  # a bad request is bad on every tier: no escalation
+
+
+async def test_anthropic_sdk_clients_are_routed_by_the_same_rules(tiered):
+    client = anthropic.AsyncAnthropic(base_url=tiered.api, api_key="unused-by-the-sidecar", max_retries=0)
+    raw = await client.messages.with_raw_response.create(
+        model="assistant",
+        max_tokens=64,
+        messages=[{"role": "user", "content": "Hi"}],
+        extra_headers={"x-pilotfish-tier": "frontier"},
+    )
+    assert (await raw.parse()).model == "big-model"
+    assert (raw.headers["x-pilotfish-tier"], raw.headers["x-pilotfish-tier-reason"]) == ("frontier", "rules[0]")

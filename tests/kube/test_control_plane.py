@@ -57,6 +57,24 @@ def test_a_valid_modelclass_is_stored_with_server_side_defaults(crds_applied, na
         assert table.splitlines()[1].split()[0] == "workhorse"
 
 
+def test_recovery_settings_are_stored_with_their_defaults_and_nonsense_is_rejected(crds_applied, namespace):
+    tuned = VALID.replace("model: gpt-5-mini}", "model: gpt-5-mini, prefill: false}") + (
+        "  timeouts: {adaptiveFirstToken: {multiple: 3}}\n  streaming: {splice: {enabled: true}}\n"
+    )
+    _apply(crds_applied, namespace, tuned)
+    stored = json.loads(crds_applied.kubectl("get", "mc", "workhorse", "-n", namespace, "-o", "json").stdout)["spec"]
+    assert stored["members"][0]["prefill"] is False
+    assert stored["timeouts"]["adaptiveFirstToken"] == {
+        "enabled": True,
+        "multiple": 3,
+        "floorSeconds": 2,
+        "minSamples": 20,
+    }
+    assert stored["streaming"]["splice"] == {"enabled": True, "maxSeconds": 30, "maxTokens": 1024}
+    shorter = _apply(crds_applied, namespace, tuned.replace("multiple: 3", "multiple: 0.5"), check=False)
+    assert shorter.returncode != 0 and "spec.timeouts.adaptiveFirstToken.multiple" in shorter.stderr
+
+
 def test_a_member_without_a_model_is_rejected_by_schema_validation_with_a_readable_message(crds_applied, namespace):
     missing = VALID.replace(", model: gpt-5-mini", "")
     result = _apply(crds_applied, namespace, missing, check=False)

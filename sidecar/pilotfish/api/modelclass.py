@@ -55,6 +55,12 @@ class MemberSpec(base.ApiModel):
         description="max_tokens sent when the request has none (providers such as anthropic need one).",
     )
     pricing: Pricing | None = None
+    prefill: bool | None = pydantic.Field(
+        default=None,
+        description="Whether this model continues a trailing assistant message (a prefill) instead of starting "
+        "over; overrides the credential's capabilities.prefill, since the behaviour is per model. A member that "
+        "rejects a prefill or starts over is learned unable to continue at run time either way.",
+    )
 
 
 class Strategy(enum.StrEnum):
@@ -106,8 +112,30 @@ class RoutingSpec(base.ApiModel):
     )
 
 
+class AdaptiveFirstTokenSpec(base.ApiModel):
+    """A first-token deadline per member from its own recent times to first token.
+
+    The deadline for an attempt is ``min(firstTokenSeconds, max(floorSeconds, multiple x p95))`` of the
+    member's recent first tokens, once it has ``minSamples`` of them: a member that usually answers in
+    300 ms and goes silent is abandoned at the floor, not at firstTokenSeconds, while a member that
+    usually thinks for 10 s keeps its long wait. It only ever shortens firstTokenSeconds, and applies only
+    when another member is there to take over."""
+
+    enabled: bool = True
+    multiple: float = pydantic.Field(
+        default=4.0, ge=1, le=100, description="Times the member's recent p95 time to first token."
+    )
+    floor_seconds: float = pydantic.Field(
+        default=2.0, gt=0, le=600, description="Never abandon an attempt sooner than this."
+    )
+    min_samples: int = pydantic.Field(
+        default=20, ge=1, le=64, description="First tokens measured before the adaptive deadline applies."
+    )
+
+
 class TimeoutsSpec(base.ApiModel):
-    """Deadlines per attempt; a slow provider is abandoned at firstTokenSeconds."""
+    """Deadlines per attempt; a slow provider is abandoned at firstTokenSeconds, or sooner when it is
+    far slower than its own normal (``adaptiveFirstToken``)."""
 
     connect_seconds: float = pydantic.Field(default=2.0, gt=0, le=60)
     first_token_seconds: float = pydantic.Field(default=15.0, gt=0, le=600)
@@ -124,6 +152,8 @@ class TimeoutsSpec(base.ApiModel):
         description="Longest silence allowed once a stream has started (a stall beyond it is a failure, "
         "recovered on another member where possible). Default: firstTokenSeconds.",
     )
+
+    adaptive_first_token: AdaptiveFirstTokenSpec = pydantic.Field(default_factory=AdaptiveFirstTokenSpec)
 
     @property
     def idle_seconds(self) -> float:
@@ -153,6 +183,27 @@ class ComplianceSpec(base.ApiModel):
     require: dict[str, str] = pydantic.Field(default_factory=dict)
 
 
+class SpliceSpec(base.ApiModel):
+    """Regenerate and splice: finish a broken stream when no member can continue it.
+
+    The next member is asked for the whole answer again; its output is held until it has reproduced the
+    delivered text exactly, and only the rest is streamed. If it says anything else, the stream ends with
+    the in-band error. Sound only where members answer deterministically (the same model at temperature
+    0 from another deployment, a deterministic server), hence off by default."""
+
+    enabled: bool = False
+    max_seconds: float = pydantic.Field(
+        default=30.0, gt=0, le=600, description="Longest wait for the regenerated answer to reach the seam."
+    )
+    max_tokens: int = pydantic.Field(
+        default=1024,
+        ge=1,
+        le=32768,
+        description="Splice only answers cut after at most this many delivered chunks (about one token each): "
+        "each is generated and paid for again.",
+    )
+
+
 class StreamingSpec(base.ApiModel):
     """How a streamed answer is released to the client."""
 
@@ -163,6 +214,7 @@ class StreamingSpec(base.ApiModel):
         description="Buffer this many content chunks (about one token each) before anything is sent, so a failure "
         "inside that window fails over invisibly to any member. 0: pure streaming.",
     )
+    splice: SpliceSpec = pydantic.Field(default_factory=SpliceSpec)
 
 
 MIB = 1024 * 1024

@@ -8,7 +8,7 @@ without a timer).
 
 ::
 
-    closed ──(threshold consecutive failures, or any Retry-After)──▶ open
+    closed ──(threshold consecutive failures, a trip, or any Retry-After)──▶ open
     open ──(cooldown passed)──▶ half-open ──(probe succeeds)──▶ closed
                                 half-open ──(probe fails)──▶ open, with a fresh cooldown
 
@@ -126,9 +126,11 @@ class CircuitBreaker:
         self._open_until = None
         self._probe_deadline = None
 
-    def record_failure(self, *, retry_after: float | None = None) -> None:
+    def record_failure(self, *, retry_after: float | None = None, trip: bool = False) -> None:
         """An attempt failed in a way that counts. ``retry_after`` (seconds) opens the circuit at once
-        for exactly that long (negative as 0, capped at RETRY_AFTER_CAP_SECONDS, NaN ignored)."""
+        for exactly that long (negative as 0, capped at RETRY_AFTER_CAP_SECONDS, NaN ignored). ``trip``
+        opens it at once for a cooldown, whatever the count: the failure alone shows the member is down
+        (a hang), and every caller would otherwise wait to find that out on its own."""
         wait = _sane_retry_after(retry_after)
         state = self.state
         self._failures += 1
@@ -139,7 +141,7 @@ class CircuitBreaker:
             return
         if wait is not None:
             self._open_for(wait)
-        elif state is CircuitState.HALF_OPEN or self._failures >= self._failure_threshold:
+        elif trip or state is CircuitState.HALF_OPEN or self._failures >= self._failure_threshold:
             self._open_for(self._jittered(self._cooldown))
 
     def reconfigure(self, *, failure_threshold: int, cooldown: float) -> None:

@@ -18,7 +18,20 @@ from typing import TypeVar
 
 from pilotfish import failures, upstream
 from pilotfish.api import refs
-from pilotfish.failover import budget, canary, exchange, health, pinning, plan, policy, recovery, streaming
+from pilotfish.failover import (
+    breaker,
+    budget,
+    canary,
+    deadlines,
+    exchange,
+    health,
+    pinning,
+    plan,
+    policy,
+    recovery,
+    resuming,
+    streaming,
+)
 from pilotfish.routes import document
 from pilotfish.telemetry import records
 from pilotfish.telemetry import tracing as tracing_  # `tracing` is a parameter name below
@@ -128,11 +141,19 @@ class Engine:
             if not attempt_plan.last_resort and not member_health.breaker.allow():
                 record.skipped.append((member.id, plan.SkipReason.CIRCUIT_OPEN.value))
                 continue
-            if record.attempts and not _canary_fallback(record) and not retry_budget.try_spend():
+            if _rationed(record, member, member_health) and not retry_budget.try_spend():
                 member_health.breaker.release_probe()
                 raise AllMembersFailed(class_name=route.name, code="retry_budget_exhausted", failure=last)
+            first_token = deadlines.first_token_seconds(
+                timeouts=route.timeouts,
+                times=member_health.first_tokens,
+                fallback=bool(escalation)  # a tier above can take over, or a member of this one
+                or self._can_take_over(
+                    route, queue, attempts_left=route.routing.max_attempts - (len(record.attempts) - tier_start)
+                ),
+            )
             attempt_started = self._now()
-            attempt = self._attempt_for(route, member, keys=keys, deadline=deadline)
+            attempt = self._attempt_for(route, member, keys=keys, deadline=deadline, first_token=first_token)
             span = None
             if self._tracing is not None and record.span is not None:
                 span, headers = self._tracing.start_attempt(
@@ -164,8 +185,9 @@ class Engine:
                     # a Retry-After we are about to wait out must not open the circuit it would reopen
                     failure=dataclasses.replace(last, retry_after=None) if again else last,
                     counts_against_health=rule.counts_against_health,
+                    trips=rule.trips_circuit,
                 )
-                record.attempts.append(_attempt_record(member, self._now() - attempt_started, last))
+                record.attempts.append(_attempt_record(member, self._now() - attempt_started, last, first_token))
                 if span is not None:
                     self._traced_end(span, record)
                 if again:
@@ -176,6 +198,8 @@ class Engine:
                     continue
                 if not policy.fails_over(last, route.routing):
                     raise AllMembersFailed(class_name=route.name, code=last.kind.value, failure=last) from exc
+                if rule.learns_cannot_continue:
+                    member_health.learn_cannot_continue(last.kind.value)
                 if rule.needs_larger_window:
                     queue = list(plan.after_context_length(tuple(queue), member))
                 continue
@@ -184,26 +208,19 @@ class Engine:
                 if span is not None:
                     span.end()
                 raise
+            member_ttft = committed.time_to_first_token - attempt_started  # the member's own, for its deadline
             committed.time_to_first_token -= started
-            record.attempts.append(_attempt_record(member, self._now() - attempt_started, None))
+            record.attempts.append(_attempt_record(member, self._now() - attempt_started, None, first_token))
             if span is not None:
                 self._traced_end(span, record)
             if committed.rest is None:
-                member_health.record_success(latency=self._now() - attempt_started, ttft=committed.time_to_first_token)
+                member_health.record_success(latency=self._now() - attempt_started, ttft=member_ttft)
             else:
-                committed.rest = self._watched(
-                    committed.rest, committed.time_to_first_token, member_health, attempt_started
-                )
-                if isinstance(exchange_, streaming.ChatStream):
+                committed.rest = self._watched(committed.rest, member_ttft, member_health, attempt_started)
+                resumer = exchange_.resumer(committed.head)  # optional: a stream another member can finish
+                if resumer is not None:
                     committed.rest = self._recovering(
-                        committed.rest,
-                        committed.head,
-                        route,
-                        exchange_,
-                        member,
-                        keys=keys,
-                        record=record,
-                        deadline=deadline,
+                        committed.rest, resumer, route, member, keys=keys, record=record, deadline=deadline
                     )
             if pin_key:
                 ttl = route.routing.pinning.ttl_seconds if route.routing.pinning else 3600
@@ -234,57 +251,65 @@ class Engine:
     async def _recovering(
         self,
         rest: AsyncIterator[Batch],
-        head: Batch,
+        resumer: exchange.Resumer,
         route: document.ClassRoute,
-        chat: streaming.ChatStream,
         failed_member: document.MemberRoute,
         *,
         keys: Keys,
         record: records.RequestRecord,
         deadline: float,
     ) -> AsyncIterator[Batch]:
-        """Pass a committed stream on; if it breaks, finish the answer on a member that can continue it.
+        """Pass a committed stream on; if it breaks, finish the answer on another member.
 
-        The continuation is the same conversation with the delivered text as a trailing assistant message
-        (a prefill), sent through this same loop to the remaining members that can prefill. The client sees
-        one answer, within the request's one deadline. A stream that was emitting tool calls is never continued
-        (arguments cannot be spliced), and when nobody can continue in time, the original failure goes on to
-        the client as an in-band error."""
-        delivered = recovery.Delivered()
-        delivered.take(head)
-        del head  # the client has it: a long stream must not keep its first batch to the end
+        A member that can continue is given the delivered text as a trailing assistant message (a prefill);
+        when none can and the class allows it, another member is asked for the whole answer again
+        (``streaming.splice``). Either goes through this same loop, and its answer through the seam
+        (``resuming.through_seam``): the client sees one answer, within the request's one deadline, never a
+        word twice or a contradiction. When nobody can finish it, or the seam refuses, the original failure
+        goes on as an in-band error."""
         try:
             async for batch in rest:
-                delivered.take(batch)
+                resumer.take(batch)
                 yield batch
             return
         except failures.AttemptFailed as exc:
             failure = exc
         _mark_failed(record, failed_member, failure.failure)
-        candidates = tuple(m for m in route.members if m.prefill and m.id != failed_member.id)
-        if not delivered.continuable or not candidates:
-            record.recoveries.append((failed_member.provider.value, "none", "failed"))
+        source = failed_member.provider.value
+        choice = resuming.choose(
+            route, resumer, failed_member, cannot_continue=lambda m: self.health.member(route.name, m).cannot_continue()
+        )
+        if choice is None:
+            record.recoveries.append((source, "none", "failed"))
             raise failure
-        prefill, trimmed = recovery.prefill_of(delivered.text)
-        remaining = route.model_copy(update={"members": candidates, "canary": None})
         try:
             resumed = await self.open(
-                remaining, chat.continuation(prefill), keys=keys, record=record, pin_key=None, deadline=deadline
+                choice.route, choice.resumption.exchange, keys=keys, record=record, pin_key=None, deadline=deadline
             )
         except AllMembersFailed:
-            record.recoveries.append((failed_member.provider.value, "none", "failed"))
+            record.recoveries.append((source, "none", "failed"))
             raise failure from None
-        record.recoveries.append((failed_member.provider.value, resumed.member.provider.value, "success"))
-        cut = delivered.count
-        first = [
-            recovery.with_cut_attempt(c, delivered_chunks=cut)
-            for c in recovery.continued(resumed.head, trimmed=trimmed)
-        ]
-        if first:
-            yield first
-        if resumed.rest is not None:
-            async for batch in resumed.rest:
-                yield [recovery.with_cut_attempt(c, delivered_chunks=cut) for c in batch]
+        seam, target = choice.resumption.seam, resumed.member
+        target_health = self.health.member(route.name, target)
+        counted = False
+        try:
+            async for batch in resuming.through_seam(
+                resumed, choice.resumption, max_seconds=route.streaming.splice.max_seconds
+            ):
+                if not counted:
+                    counted = True
+                    record.recoveries.append((source, target.provider.value, "success"))
+                    if seam.restarted and not choice.splice:  # usable this once, at the price of a regeneration
+                        target_health.learn_cannot_continue("restarted")
+                yield batch
+        except recovery.DivergenceError as exc:
+            record.recoveries.append((source, target.provider.value, "diverged"))
+            _mark_failed(record, target, failures.Failure(kind=failures.FailureKind.BAD_RESPONSE, detail=str(exc)))
+            if not choice.splice:
+                target_health.learn_cannot_continue("diverged")
+            raise failure from None
+        if not counted:
+            record.recoveries.append((source, target.provider.value, "success"))
 
     def _traced_end(self, span: object, record: records.RequestRecord) -> None:
         assert self._tracing is not None
@@ -306,6 +331,7 @@ class Engine:
         *,
         keys: Keys,
         deadline: float,
+        first_token: float,
     ) -> exchange.Attempt:
         key = keys.get((member.api_key_ref.name, member.api_key_ref.key)) if member.api_key_ref else None
         return exchange.Attempt(
@@ -315,8 +341,20 @@ class Engine:
             timeouts=route.timeouts,
             deadline=deadline,
             now=self._now,
+            first_token_seconds=first_token,
             hold_back=route.streaming.hold_back_tokens,
             limits=route.limits,
+        )
+
+    def _can_take_over(
+        self, route: document.ClassRoute, queue: list[document.MemberRoute], *, attempts_left: int
+    ) -> bool:
+        """Could another member take this request if the next attempt is abandoned? Only then may the
+        adaptive first-token deadline cut it short."""
+        if attempts_left < 2:
+            return False
+        return any(
+            self.health.member(route.name, other).breaker.state is not breaker.CircuitState.OPEN for other in queue
         )
 
     async def _watched(
@@ -348,6 +386,16 @@ def _mark_failed(record: records.RequestRecord, member: document.MemberRoute, fa
             return
 
 
+def _rationed(record: records.RequestRecord, member: document.MemberRoute, member_health: health.MemberHealth) -> bool:
+    """Does this attempt spend the retry budget? The budget stops amplification: more calls to an upstream
+    that is already failing. A retry of the same member, or a failover onto a member that is itself
+    struggling, is that; a failover away from a member that just failed onto a steady one is not (it sends
+    the failed member nothing more), and neither is the free retry after a failed canary."""
+    if not record.attempts or _canary_fallback(record):
+        return False
+    return record.attempts[-1].member_id == member.id or not member_health.steady()
+
+
 def _canary_fallback(record: records.RequestRecord) -> bool:
     """The retry after a failed canary attempt is free: the canary's weight already bounds that extra load,
     and a bad canary must cost users nothing, not even the retry budget the stable members rely on."""
@@ -355,7 +403,7 @@ def _canary_fallback(record: records.RequestRecord) -> bool:
 
 
 def _attempt_record(
-    member: document.MemberRoute, duration: float, failure: failures.Failure | None
+    member: document.MemberRoute, duration: float, failure: failures.Failure | None, first_token: float
 ) -> records.AttemptRecord:
     return records.AttemptRecord(
         member_id=member.id,
@@ -363,4 +411,5 @@ def _attempt_record(
         model=member.model,
         duration=duration,
         failure=failure,
+        first_token_deadline=first_token,
     )

@@ -17,7 +17,7 @@ from typing import Generic, Protocol, TypeVar
 
 from pilotfish import failures, upstream
 from pilotfish.api import modelclass, refs
-from pilotfish.failover import plan
+from pilotfish.failover import plan, recovery
 from pilotfish.routes import document
 from pilotfish.wire import openai
 
@@ -48,6 +48,7 @@ class Attempt:
     timeouts: modelclass.TimeoutsSpec
     deadline: float  # the request's total deadline, on ``now``'s clock
     now: Callable[[], float]
+    first_token_seconds: float  # this attempt's first-token deadline (adaptive: failover.deadlines)
     trace_headers: Mapping[str, str] = dataclasses.field(default_factory=dict)  # W3C traceparent, when tracing
     hold_back: int = 0  # content chunks to hold before a streaming answer commits (class streaming.holdBackTokens)
     limits: modelclass.LimitsSpec = dataclasses.field(default_factory=modelclass.LimitsSpec)  # class limits
@@ -71,6 +72,38 @@ class Exchange(Protocol[Head]):
 
     async def attempt(self, attempt: Attempt) -> Committed[Head]:
         """Send, and return once committed; raise ``failures.AttemptFailed`` otherwise."""
+        ...
+
+    def resumer(self, head: Head) -> Resumer | None:
+        """An optional capability: what lets another member finish a committed stream that broke
+        (continuation, splicing), told that ``head`` went to the client. None: this exchange's answers
+        cannot be resumed."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Resumption:
+    """How to finish a broken stream: the request to send, and the seam its answer must pass."""
+
+    exchange: Exchange[Batch]
+    seam: recovery.Seam
+    delivered_chunks: int  # what the broken attempt sent the client (about one token each), for usage
+
+
+class Resumer(Protocol):
+    """Follows what a committed stream delivered, and says how another member could finish it."""
+
+    def take(self, batch: Batch) -> None:
+        """``batch`` went to the client."""
+        ...
+
+    def resumption(self, *, splice: bool) -> Resumption | None:
+        """A continuation of the delivered text (a prefill), or with ``splice`` the whole answer asked for
+        again; None when the stream cannot be resumed at all (nothing delivered yet, tool calls)."""
+        ...
+
+    def delivered_chunks(self) -> int:
+        """Content chunks the client has (about one token each)."""
         ...
 
 

@@ -25,13 +25,20 @@ from collections.abc import Callable, Mapping
 
 from pilotfish import failures
 from pilotfish.api import modelclass
-from pilotfish.failover import breaker
+from pilotfish.failover import breaker, deadlines
 from pilotfish.routes import document
 
 EWMA_ALPHA = 0.2  # weight of the newest sample: reacts within ~5 requests, smooths single outliers
 ERROR_WINDOW_SECONDS = 60.0  # long enough to be stable at a request a second, short enough to recover
 ERROR_BUCKET_SECONDS = 5.0  # 12 buckets a member: cheap to keep for every member of every class
 _ERROR_BUCKETS_KEPT = math.ceil(ERROR_WINDOW_SECONDS / ERROR_BUCKET_SECONDS)
+# A member whose recent error rate is at least this is struggling: sending it more work is what the retry
+# budget rations. Below it, an occasional failure among many successes is a member doing its job.
+STRUGGLING_ERROR_RATE = 0.25
+# How long a member that refused a prefill, or started over instead of continuing, is left out of
+# continuations: long enough not to pay for the lesson again on every broken stream, short enough that a
+# model fixed (or a declaration corrected) on the provider's side is tried again the same day.
+CANNOT_CONTINUE_SECONDS = 3600.0
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -46,6 +53,9 @@ class MemberView:
     error_rate: float  # failures that count / attempts, over the last ERROR_WINDOW_SECONDS; 0 if none
     requests: int  # attempts reported since the member appeared in the routes
     client_errors: int = 0  # failures that did not count against the member (bad request, …)
+    ttft_p95: float | None = None  # recent p95 time to first token (deadlines.FirstTokenTimes); None until sampled
+    ttft_samples: int = 0  # how many recent first tokens that p95 is drawn from
+    cannot_continue: str | None = None  # why it was learned unable to continue a stream (for a while); None: able
 
     def to_dict(self) -> dict[str, object]:
         """JSON for /debug/members, camelCase like the rest of the API."""
@@ -58,6 +68,10 @@ class MemberView:
             "errorRate": round(self.error_rate, 4),
             "requests": self.requests,
             "clientErrors": self.client_errors,
+            "ttftP95Seconds": _rounded(self.ttft_p95),
+            "ttftSamples": self.ttft_samples,
+            "canContinue": self.cannot_continue is None,
+            **({"cannotContinueReason": self.cannot_continue} if self.cannot_continue else {}),
         }
 
 
@@ -119,6 +133,10 @@ class MemberHealth:
         self.requests = 0
         self.client_errors = 0
         self._errors = _ErrorWindow(now=now)
+        self.first_tokens = deadlines.FirstTokenTimes(now=now)
+        """Recent times to first token, for the adaptive first-token deadline."""
+        self._now = now
+        self._cannot_continue: tuple[float, str] | None = None  # (until, why)
 
     def record_success(self, *, latency: float, ttft: float | None) -> None:
         """An attempt succeeded in ``latency`` seconds, its first token after ``ttft`` (if measured)."""
@@ -126,16 +144,18 @@ class MemberHealth:
         self.latency_ewma = _ewma(self.latency_ewma, latency)
         if ttft is not None:
             self.ttft_ewma = _ewma(self.ttft_ewma, ttft)
+            self.first_tokens.add(ttft)
         self.requests += 1
         self._errors.add(failed=False)
 
-    def record_failure(self, *, failure: failures.Failure, counts_against_health: bool) -> None:
+    def record_failure(self, *, failure: failures.Failure, counts_against_health: bool, trips: bool = False) -> None:
         """An attempt failed. One that does not count leaves the breaker alone: the member answered,
-        its health is not in question (a half-open probe slot it held is handed back)."""
+        its health is not in question (a half-open probe slot it held is handed back). ``trips``: the
+        failure shows the member hung, so its circuit opens at once for every request to come."""
         self.requests += 1
         self._errors.add(failed=counts_against_health)
         if counts_against_health:
-            self.breaker.record_failure(retry_after=failure.retry_after)
+            self.breaker.record_failure(retry_after=failure.retry_after, trip=trips)
         else:
             self.client_errors += 1
             self.breaker.release_probe()
@@ -144,6 +164,26 @@ class MemberHealth:
         """New breaker settings from a reload; state and measurements are kept."""
         self.breaker.reconfigure(failure_threshold=spec.failure_threshold, cooldown=spec.cooldown_seconds)
         self.spec = spec
+
+    def learn_cannot_continue(self, reason: str) -> None:
+        """The member refused a prefill or started over instead of continuing: leave it out of
+        continuations for CANNOT_CONTINUE_SECONDS, whatever its declaration says."""
+        self._cannot_continue = (self._now() + CANNOT_CONTINUE_SECONDS, reason)
+
+    def cannot_continue(self) -> str | None:
+        """Why the member is not to be asked to continue a stream now, or None."""
+        learned = self._cannot_continue
+        if learned is not None and self._now() >= learned[0]:
+            self._cannot_continue = learned = None
+        return None if learned is None else learned[1]
+
+    def steady(self) -> bool:
+        """Closed circuit, last attempt a success, few recent errors: more work here amplifies nothing."""
+        return (
+            self.breaker.state is breaker.CircuitState.CLOSED
+            and self.breaker.consecutive_failures == 0
+            and self._errors.rate() < STRUGGLING_ERROR_RATE
+        )
 
     def view(self) -> MemberView:
         """An immutable copy of the member's health now."""
@@ -156,6 +196,9 @@ class MemberHealth:
             error_rate=self._errors.rate(),
             requests=self.requests,
             client_errors=self.client_errors,
+            ttft_p95=self.first_tokens.high(min_samples=1),
+            ttft_samples=self.first_tokens.count(),
+            cannot_continue=self.cannot_continue(),
         )
 
 

@@ -41,6 +41,13 @@ class Policy:
     needs_larger_window: bool = False
     """Only members with a larger context window than the failed one may be tried next."""
 
+    learns_cannot_continue: bool = False
+    """The member is marked unable to continue a stream (for a while), and continuations skip it."""
+
+    trips_circuit: bool = False
+    """Opens the member's circuit at once (not after ``failureThreshold`` in a row): one such failure shows
+    the member hung, and every request in flight or still to come would wait just as long to learn it."""
+
     client_status: int
     """HTTP status the client gets when this failure ends the request."""
 
@@ -51,11 +58,12 @@ class Policy:
     """OpenAI error ``code`` for that response."""
 
 
-def _member_problem(status: int, code: str) -> Policy:
+def _member_problem(status: int, code: str, *, trips_circuit: bool = False) -> Policy:
     """A capacity, availability or configuration problem of one member: move on, count it."""
     return Policy(
         failover=True,
         counts_against_health=True,
+        trips_circuit=trips_circuit,
         client_status=status,
         client_error_type=SERVER_ERROR,
         client_error_code=code,
@@ -78,7 +86,8 @@ POLICY: Mapping[failures.FailureKind, Policy] = types.MappingProxyType(
     {
         K.CONNECT: _member_problem(502, "upstream_unreachable"),
         K.CONNECT_TIMEOUT: _member_problem(504, "upstream_timeout"),
-        K.FIRST_TOKEN_TIMEOUT: _member_problem(504, "upstream_timeout"),
+        # Connected, then silent past the deadline: hung. Its circuit opens for everyone at once.
+        K.FIRST_TOKEN_TIMEOUT: _member_problem(504, "upstream_timeout", trips_circuit=True),
         K.TOTAL_TIMEOUT: _member_problem(504, "upstream_timeout"),
         K.SERVER_ERROR: _member_problem(502, "upstream_error"),
         K.OVERLOADED: _member_problem(503, "upstream_overloaded"),
@@ -99,6 +108,16 @@ POLICY: Mapping[failures.FailureKind, Policy] = types.MappingProxyType(
         K.BAD_REQUEST: _request_problem("invalid_request"),  # every member would say the same
         K.CONTEXT_LENGTH: _request_problem("context_length_exceeded", failover=True, needs_larger_window=True),
         K.CONTENT_FILTER: _request_problem("content_filter"),  # another vendor answering is a compliance call
+        # A continuation refused (Gemini: "Requests ending with a model turn are not supported"): the member is
+        # fine for everything else; the continuation moves on to the next member that can continue.
+        K.PREFILL_REJECTED: Policy(
+            failover=True,
+            counts_against_health=False,
+            learns_cannot_continue=True,
+            client_status=502,
+            client_error_type=SERVER_ERROR,
+            client_error_code="upstream_prefill_rejected",
+        ),
     }
 )
 

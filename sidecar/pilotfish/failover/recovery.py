@@ -1,5 +1,6 @@
 """Mid-stream recovery, the pure parts: what the client has already been sent, the prefill that carries
-it, and the seam between the broken stream and its continuation.
+it, and the seam that checks a resuming member's text against it (``Seam``): no text is ever forwarded
+twice or in contradiction of what the client has.
 
 Anthropic's API refuses a final assistant message that ends in whitespace, so the prefill is sent
 without it; the continuation then tends to start with that whitespace, which the client already has,
@@ -67,25 +68,124 @@ def prefill_of(text: str) -> tuple[str, bool]:
     return prefill, len(prefill) != len(text)
 
 
-def continued(head: Batch, *, trimmed: bool) -> Batch:
-    """The continuation's first chunks, minus the role announcement (the client had it) and, when the
-    prefill was trimmed, the whitespace the client already received."""
-    out: Batch = []
-    strip = trimmed
-    for chunk in head:
-        choices = chunk.get("choices") or []
-        if choices:
-            delta = dict(choices[0].get("delta") or {})
-            delta.pop("role", None)
-            content = delta.get("content")
-            if strip and content:
-                delta["content"] = content.lstrip()
-                strip = not delta["content"]
-            chunk = {**chunk, "choices": [{**choices[0], "delta": delta}, *choices[1:]]}
-            if not (delta.get("content") or delta.get("tool_calls") or choices[0].get("finish_reason")):
-                continue
-        out.append(chunk)
-    return out
+# A resumed stream whose text matched the start of the delivered text for this many characters before it
+# differed was starting the answer over (and said it differently), not continuing it by coincidence.
+RESTART_EVIDENCE_CHARS = 12
+
+
+class DivergenceError(Exception):
+    """The resumed stream contradicts what the client already has: none of it may be forwarded."""
+
+
+class Seam:
+    """Checks what a resuming member sends against the text the client already has, before any of it is
+    forwarded, and hands on only what is new.
+
+    A continuation (the member was given the delivered text as a prefill) may do one of three things:
+    continue it (forwarded, minus whitespace the client already has), start the answer over (held until
+    it has repeated the delivered text exactly, then only the rest is forwarded, and ``restarted`` is
+    set), or start over and say it differently (``DivergenceError``). A splice (the member was asked for the
+    whole answer again) must reproduce the delivered text exactly before anything goes on. What is held
+    is bounded by the delivered text: past its length the verdict is certain."""
+
+    __slots__ = ("_delivered", "_held", "_splice", "_strip", "_text", "decided", "restarted")
+
+    def __init__(self, delivered: str, *, trimmed: bool, splice: bool) -> None:
+        self._delivered = delivered
+        self._splice = splice
+        self._strip = trimmed  # the prefill lost whitespace the client has: drop it from a continuation
+        self._held: Batch = []
+        self._text = ""  # the resumed text while no verdict is in
+        self.decided = False
+        self.restarted = False  # the member started the answer over instead of continuing it
+
+    def feed(self, batch: Batch) -> Batch:
+        """The chunks of ``batch`` the client may have now (held ones included); raises ``DivergenceError``."""
+        if self.decided:
+            return self._seamed(batch)
+        ended = False
+        for chunk in batch:
+            self._held.append(chunk)
+            self._text += _content(chunk)
+            ended = ended or _finished(chunk)
+        return self._judge(ended=ended)
+
+    def end(self) -> Batch:
+        """The resumed stream ended: whatever is still held, if the verdict allows it."""
+        return [] if self.decided else self._judge(ended=True)
+
+    def _judge(self, *, ended: bool) -> Batch:
+        delivered, text = self._delivered, self._text
+        if text.startswith(delivered) and (len(text) > len(delivered) or ended) and (text or self._splice):
+            self.restarted = bool(delivered)
+            return self._release(skip=len(delivered))
+        if delivered.startswith(text):
+            if not ended:
+                return []  # the start of a restart, or not yet enough to tell
+            if text or self._splice:
+                raise DivergenceError("the resumed answer stopped inside the text already delivered")
+            return self._release(skip=0)  # a continuation with nothing more to say
+        if self._splice or _common_prefix(text, delivered) >= min(RESTART_EVIDENCE_CHARS, len(delivered)):
+            raise DivergenceError("the resumed answer started over and differs from the text already delivered")
+        return self._release(skip=0)
+
+    def _release(self, *, skip: int) -> Batch:
+        self.decided = True
+        if skip:
+            self._strip = False  # a restart repeats the whitespace too: it is cut with the rest
+        held, self._held, self._text = self._held, [], ""
+        out: Batch = []
+        for chunk in held:
+            content = _content(chunk)
+            if skip and content:
+                cut = min(skip, len(content))
+                skip -= cut
+                chunk = _with_content(chunk, content[cut:])
+            out.extend(self._seamed([chunk]))
+        return out
+
+    def _seamed(self, batch: Batch) -> Batch:
+        """Drop the role announcement (the client had it), and whitespace the client already has."""
+        out: Batch = []
+        for chunk in batch:
+            choices = chunk.get("choices") or []
+            if choices:
+                delta = dict(choices[0].get("delta") or {})
+                delta.pop("role", None)
+                content = delta.get("content")
+                if self._strip and content:
+                    delta["content"] = content.lstrip()
+                    self._strip = not delta["content"]
+                chunk = {**chunk, "choices": [{**choices[0], "delta": delta}, *choices[1:]]}
+                if not (delta.get("content") or delta.get("tool_calls") or choices[0].get("finish_reason")):
+                    continue
+            out.append(chunk)
+        return out
+
+
+def _content(chunk: openai.ChatChunk) -> str:
+    choices = chunk.get("choices") or []
+    return str((choices[0].get("delta") or {}).get("content") or "") if choices else ""
+
+
+def _finished(chunk: openai.ChatChunk) -> bool:
+    choices = chunk.get("choices") or []
+    return bool(choices and choices[0].get("finish_reason"))
+
+
+def _with_content(chunk: openai.ChatChunk, content: str) -> openai.ChatChunk:
+    choices = chunk["choices"]
+    delta = {**(choices[0].get("delta") or {}), "content": content}
+    return {**chunk, "choices": [{**choices[0], "delta": delta}, *choices[1:]]}
+
+
+def _common_prefix(a: str, b: str) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 def with_cut_attempt(chunk: openai.ChatChunk, *, delivered_chunks: int) -> openai.ChatChunk:

@@ -12,10 +12,11 @@ Built per request by ``server.chat`` and ``server.messages``; attempted by ``fai
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 
 from pilotfish import failures, memory, upstream
-from pilotfish.failover import exchange, plan
+from pilotfish.failover import exchange, plan, recovery
 from pilotfish.providers import base, registry
 from pilotfish.routes import document
 from pilotfish.telemetry import records
@@ -44,7 +45,7 @@ def is_content(chunk: openai.ChatChunk) -> bool:
 class ChatStream:
     """A chat completion request, streamed from whichever member the engine attempts."""
 
-    __slots__ = ("buffered", "hold", "record", "request")
+    __slots__ = ("buffered", "hold", "prefilled", "record", "request")
 
     operation = "chat"
 
@@ -55,11 +56,13 @@ class ChatStream:
         buffered: bool,
         record: records.RequestRecord | None = None,
         hold: memory.Hold | None = None,
+        prefilled: bool = False,
     ) -> None:
         self.request = request
         self.buffered = buffered  # read the whole upstream stream before committing
         self.record = record  # where skipped malformed events are counted
         self.hold = hold  # the request's share of the memory budget; a buffered answer takes from it
+        self.prefilled = prefilled  # ends in a prefill: a 400 means "cannot continue", not a bad request
 
     def prompt_tokens(self) -> int:
         return self.request.estimate_prompt_tokens()
@@ -69,7 +72,14 @@ class ChatStream:
         that can prefill answers with only what comes next."""
         raw = self.request.raw
         body = {**raw, "messages": [*raw["messages"], {"role": "assistant", "content": prefill}]}
-        return ChatStream(openai.ChatRequest.from_body(body), buffered=False, record=self.record, hold=self.hold)
+        return ChatStream(
+            openai.ChatRequest.from_body(body), buffered=False, record=self.record, hold=self.hold, prefilled=True
+        )
+
+    def resumer(self, head: Batch) -> ChatResumer:
+        resumer = ChatResumer(self)
+        resumer.take(head)
+        return resumer
 
     def skip_reason(self, member: document.MemberRoute) -> plan.SkipReason | None:
         return None  # every provider has a chat API
@@ -78,7 +88,7 @@ class ChatStream:
         member, now = attempt.member, attempt.now
         adapter = registry.adapter_for(member.provider)
         timeouts = attempt.timeouts
-        first_token_deadline = min(now() + timeouts.first_token_seconds, attempt.deadline)
+        first_token_deadline = min(now() + attempt.first_token_seconds, attempt.deadline)
         stream: upstream.UpstreamStream | None = None
         answer = self.hold.sibling() if self.buffered and self.hold is not None else None
         try:
@@ -108,6 +118,13 @@ class ChatStream:
             if stream is not None:
                 stream.close()
             raise exchange.timed_out(attempt) from exc
+        except failures.AttemptFailed as exc:
+            if stream is not None:
+                stream.close()
+            if self.prefilled and exc.failure.kind is failures.FailureKind.BAD_REQUEST:
+                rejected = dataclasses.replace(exc.failure, kind=failures.FailureKind.PREFILL_REJECTED)
+                raise failures.AttemptFailed(rejected) from exc
+            raise
         except BaseException:
             if stream is not None:
                 stream.close()
@@ -115,6 +132,37 @@ class ChatStream:
         finally:
             if answer is not None:
                 answer.release()  # a no-op once adopted by the request
+
+
+class ChatResumer:
+    """What a committed chat stream delivered, and the requests that could finish it elsewhere."""
+
+    __slots__ = ("_chat", "_delivered")
+
+    def __init__(self, chat: ChatStream) -> None:
+        self._chat = chat
+        self._delivered = recovery.Delivered()
+
+    def take(self, batch: Batch) -> None:
+        self._delivered.take(batch)
+
+    def delivered_chunks(self) -> int:
+        return self._delivered.count
+
+    def resumption(self, *, splice: bool) -> exchange.Resumption | None:
+        """A stream that was emitting tool calls is never resumed: arguments cannot be spliced."""
+        delivered = self._delivered
+        if not delivered.continuable:
+            return None
+        if splice:  # the whole answer again, held at the seam until it has reproduced the delivered text
+            again = ChatStream(self._chat.request, buffered=False, record=self._chat.record)
+            seam = recovery.Seam(delivered.text, trimmed=False, splice=True)
+            return exchange.Resumption(exchange=again, seam=seam, delivered_chunks=delivered.count)
+        prefill, trimmed = recovery.prefill_of(delivered.text)
+        seam = recovery.Seam(delivered.text, trimmed=trimmed, splice=False)
+        return exchange.Resumption(
+            exchange=self._chat.continuation(prefill), seam=seam, delivered_chunks=delivered.count
+        )
 
 
 async def _translate(

@@ -33,6 +33,9 @@ class Embeddings:
     def prompt_tokens(self) -> int:
         return self.request.estimate_prompt_tokens()
 
+    def resumer(self, head: openai.EmbeddingsResponse) -> None:
+        return None  # one JSON answer: nothing is sent to the client before it is whole
+
     def skip_reason(self, member: document.MemberRoute) -> plan.SkipReason | None:
         embedder = registry.embedder_for(member.provider)
         if embedder is None:
@@ -71,7 +74,7 @@ async def send_json(
     classify = registry.adapter_for(attempt.member.provider).classify_error
     answer: upstream.UpstreamStream | None = None
     try:
-        async with asyncio.timeout(min(attempt.now() + timeouts.first_token_seconds, attempt.deadline) - attempt.now()):
+        async with asyncio.timeout(min(attempt.now() + attempt.first_token_seconds, attempt.deadline) - attempt.now()):
             answer = await upstream.open_stream(
                 attempt.sessions,
                 request,

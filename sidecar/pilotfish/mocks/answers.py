@@ -10,6 +10,9 @@ from typing import Any
 import orjson
 
 ANSWER = "Hello from {name}. This answer is deterministic so that tests can check every word arrived once."
+# What a member that ignores a prefill and answers afresh, at a temperature above 0, may say instead: the
+# same opening, then other words.
+DIVERGED = "Hello from {name}. Here is another answer altogether, worded unlike the first one."
 TOOL_ARGUMENTS = '{"city": "Paris"}'
 
 
@@ -31,6 +34,18 @@ def continuation(name: str, prefill: str | None) -> list[str] | None:
         if full.startswith(prefill):
             return re.findall(r"\s*\S+", full[len(prefill) :]) or [""]
     return None
+
+
+def reply(name: str, prefill: str | None, *, restart: bool = False, diverge: bool = False) -> list[str]:
+    """The stream pieces a mock answers with: the canonical answer, or only its remainder after a prefill of
+    it. ``restart``: a server that takes the prefill but starts the answer it began over, word for word;
+    ``diverge``: one that starts over and says something else after the same opening."""
+    if prefill and (restart or diverge):
+        started_by = re.match(r"^Hello from ([^.\s]+)\.", prefill)
+        author = started_by.group(1) if started_by else name
+        parts = (DIVERGED if diverge else ANSWER).format(name=author).split(" ")
+        return [word + " " for word in parts[:-1]] + [parts[-1]]
+    return continuation(name, prefill) or words(name)
 
 
 def prompt_tokens(texts: list[str]) -> int:

@@ -78,9 +78,10 @@ def _prefill(body: dict[str, Any]) -> str | None:
     return "".join(str(block.get("text", "")) for block in content or [] if block.get("type") == "text")
 
 
-def _words(name: str, body: dict[str, Any]) -> list[str]:
+def _words(name: str, body: dict[str, Any], mode: faults.Mode = faults.Mode.OK) -> list[str]:
     """The canonical answer, or only its remainder when the conversation ends in a prefix of it."""
-    return answers.continuation(name, _prefill(body)) or answers.words(name)
+    restart, diverge = mode is faults.Mode.RESTART, mode is faults.Mode.DIVERGE
+    return answers.reply(name, _prefill(body), restart=restart, diverge=diverge)
 
 
 def _error_fault(mode: faults.Mode, fault: faults.Fault) -> web.Response | None:
@@ -153,7 +154,7 @@ async def _stream(request: web.Request, body: dict[str, Any], *, mode: faults.Mo
         deltas = [{"type": "input_json_delta", "partial_json": piece} for piece in pieces]
     else:
         frames.append(_event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}))
-        deltas = [{"type": "text_delta", "text": word} for word in _words(request.app[control.NAME], body)]
+        deltas = [{"type": "text_delta", "text": word} for word in _words(request.app[control.NAME], body, mode)]
     for count, delta in enumerate(deltas):
         if count >= after and mode in stalls.MID_STREAM:
             # after a 200, the API reports overload as an event in the stream

@@ -22,6 +22,8 @@ class Mode(enum.StrEnum):
     STALL = "stall"  # stream `after_chunks` content chunks, then send nothing more (connection kept open)
     STREAM_ERROR = "stream-error"  # 200, `after_chunks` content chunks, then the vendor's in-stream error event
     NO_PREFILL = "no-prefill"  # refuse a conversation ending in an assistant message with a 400
+    RESTART = "restart"  # take a prefill, but start the answer over (word for word) instead of continuing it
+    DIVERGE = "diverge"  # take a prefill, start over, and say something else after the same opening
     MALFORMED = "malformed"  # one event that is not JSON after `after_chunks` chunks; the stream goes on
     NO_DONE = "no-done"  # the whole stream, usage included, but never the terminal [DONE]; the connection stays
 

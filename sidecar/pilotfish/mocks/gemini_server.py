@@ -68,7 +68,9 @@ async def post_model_action(request: web.Request) -> web.StreamResponse:
     await stalls.apply(request, mode, fault)
     if action in ("embedContent", "batchEmbedContents"):
         return await _embed(request, model, action, body, cut=mode is faults.Mode.CUT)
-    events = _responses(app[control.NAME], model, body, blocked=False)
+    if mode is faults.Mode.NO_PREFILL and ((body.get("contents") or [{}])[-1]).get("role") == "model":
+        return error_response(400, message="Requests ending with a model turn are not supported.")
+    events = _responses(app[control.NAME], model, body, blocked=False, mode=mode)
     if action == "generateContent":
         return web.json_response(_merged(events))
     return await _stream(request, events, mode=mode, after=fault.after_chunks)
@@ -87,7 +89,9 @@ def _error_fault(mode: faults.Mode, fault: faults.Fault) -> web.Response | None:
     return None
 
 
-def _responses(name: str, model: str, body: dict[str, Any], *, blocked: bool) -> list[dict[str, Any]]:
+def _responses(
+    name: str, model: str, body: dict[str, Any], *, blocked: bool, mode: faults.Mode = faults.Mode.OK
+) -> list[dict[str, Any]]:
     texts = [str(p.get("text", "")) for c in body.get("contents") or [] for p in c.get("parts") or []]
     usage = {"promptTokenCount": answers.prompt_tokens(texts)}
     base = {"modelVersion": model, "responseId": "mock-response"}
@@ -104,7 +108,8 @@ def _responses(name: str, model: str, body: dict[str, Any], *, blocked: bool) ->
             }
         ]
     prefill = "".join(str(p.get("text", "")) for p in last.get("parts") or []) if last.get("role") == "model" else None
-    words = answers.continuation(name, prefill) or answers.words(name)  # a final model turn is continued
+    # a final model turn is continued (or, as the fault says, started over)
+    words = answers.reply(name, prefill, restart=mode is faults.Mode.RESTART, diverge=mode is faults.Mode.DIVERGE)
     events: list[dict[str, Any]] = [
         {
             **base,

@@ -158,6 +158,13 @@ def _tool_call(body: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
+def _prefill(body: dict[str, Any]) -> str | None:
+    """The text of a final assistant message, which this server continues (a prefill)."""
+    messages = body.get("messages") or []
+    last = messages[-1] if messages else {}
+    return last.get("content") if last.get("role") == "assistant" and isinstance(last.get("content"), str) else None
+
+
 def _completion(name: str, body: dict[str, Any]) -> dict[str, Any]:
     call = _tool_call(body)
     words = answers.words(name)
@@ -230,7 +237,9 @@ async def _stream(
             {"tool_calls": [{"index": 0, "function": {"arguments": args[i : i + 6]}}]} for i in range(0, len(args), 6)
         ]
     else:
-        pieces = [{"content": word} for word in answers.words(name)]
+        restart, diverge = mode is faults.Mode.RESTART, mode is faults.Mode.DIVERGE
+        words = answers.reply(name, _prefill(body), restart=restart, diverge=diverge)
+        pieces = [{"content": word} for word in words]
     out = [frame({"role": "assistant", "content": "" if not call else None, "refusal": None})]
     for index, piece in enumerate(pieces):
         if index >= fault.after_chunks and mode in stalls.MID_STREAM:

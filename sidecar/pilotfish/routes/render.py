@@ -249,5 +249,5 @@ def _member_route(
         context_window=member.context_window,
         max_output_tokens=member.max_output_tokens,
         pricing=member.pricing,
-        prefill=spec.prefill(),
+        prefill=spec.prefill() if member.prefill is None else member.prefill,
     )

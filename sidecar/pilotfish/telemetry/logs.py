@@ -58,6 +58,8 @@ def _attempt_fields(attempt: records.AttemptRecord) -> dict[str, Any]:
         "result": attempt.result,
         "duration_ms": round(attempt.duration * 1000, 2),
     }
+    if attempt.first_token_deadline is not None:
+        fields["first_token_deadline_ms"] = round(attempt.first_token_deadline * 1000, 2)
     if attempt.failure is not None:
         fields["status"] = attempt.failure.status
         fields["detail"] = attempt.failure.detail

@@ -88,6 +88,13 @@ class Metrics:
             ["class", "member"],
             registry=r,
         )
+        self.can_continue = prom.Gauge(
+            "pilotfish_member_can_continue",
+            "0 while the member is learned unable to continue a broken stream (it rejected a prefill, or started "
+            "over instead of continuing), else 1.",
+            ["class", "member"],
+            registry=r,
+        )
         self.circuit = prom.Gauge(
             "pilotfish_member_circuit",
             "1 for the member's current circuit state (closed, open or half_open), by state.",

@@ -36,6 +36,7 @@ class AttemptRecord:
     model: str
     duration: float  # seconds from send to commit or failure
     failure: failures.Failure | None = None  # None: this attempt served the request
+    first_token_deadline: float | None = None  # seconds it was given to its first content (adaptive or configured)
 
     @property
     def result(self) -> str:

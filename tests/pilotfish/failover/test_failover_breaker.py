@@ -360,3 +360,10 @@ def test_open_means_a_positive_bounded_wait_and_nothing_is_admitted(operations, 
         assert 0.0 <= left <= max(20.0, 5.0 * 1.1) + 1e-9  # clock arithmetic in floats
         if b.state is S.OPEN:
             assert not b.allow()
+
+
+def test_a_trip_opens_a_closed_circuit_at_once_whatever_the_threshold():
+    clock = FakeClock()
+    b = _breaker(clock, threshold=5)
+    b.record_failure(trip=True)
+    assert b.state is S.OPEN and b.cooldown_left() == 10.0

@@ -6,7 +6,7 @@ from tests.pilotfish.failover.builders import FakeClock, member
 
 from pilotfish import failures
 from pilotfish.api import modelclass
-from pilotfish.failover import breaker, health
+from pilotfish.failover import breaker, health, policy
 from pilotfish.routes import document
 
 S = breaker.CircuitState
@@ -153,6 +153,8 @@ def test_a_view_renders_as_camel_case_json_for_the_debug_page():
         error_rate=0.333333,
         requests=9,
         client_errors=1,
+        ttft_p95=0.3004,
+        ttft_samples=20,
     )
     assert view.to_dict() == {
         "state": "open",
@@ -163,6 +165,9 @@ def test_a_view_renders_as_camel_case_json_for_the_debug_page():
         "errorRate": 0.3333,
         "requests": 9,
         "clientErrors": 1,
+        "ttftP95Seconds": 0.3004,
+        "ttftSamples": 20,
+        "canContinue": True,
     }
 
 
@@ -265,3 +270,52 @@ def test_the_snapshot_is_a_copy_of_views():
     snapshot = registry.snapshot("c")
     registry.member("c", member("a")).record_success(latency=1.0, ttft=None)
     assert snapshot["a/m"].requests == 0 and registry.snapshot("c")["a/m"].requests == 1
+
+
+def test_a_first_token_timeout_trips_the_circuit_for_everyone_at_once():
+    tracked = _member_health(FakeClock(), threshold=3)
+    timeout = failures.Failure(kind=failures.FailureKind.FIRST_TOKEN_TIMEOUT, detail="deadline exceeded")
+    tracked.record_failure(failure=timeout, counts_against_health=True, trips=True)
+    assert tracked.view().state is S.OPEN
+
+
+def test_a_member_is_steady_until_it_fails_and_again_once_it_answers():
+    tracked = _member_health(FakeClock(), threshold=3)
+    assert tracked.steady()
+    tracked.record_failure(failure=OVERLOADED, counts_against_health=True)
+    assert not tracked.steady()
+    for _ in range(10):
+        tracked.record_success(latency=0.1, ttft=0.05)
+    assert tracked.steady()
+
+
+def test_a_member_with_many_recent_errors_is_not_steady_even_after_a_success():
+    tracked = _member_health(FakeClock(), threshold=100)
+    for _ in range(3):
+        tracked.record_failure(failure=OVERLOADED, counts_against_health=True)
+        tracked.record_success(latency=0.1, ttft=0.05)
+    assert tracked.view().consecutive_failures == 0 and not tracked.steady()
+
+
+def test_successes_feed_the_members_first_token_times():
+    tracked = _member_health(FakeClock())
+    for _ in range(3):
+        tracked.record_success(latency=1.0, ttft=0.25)
+    view = tracked.view()
+    assert view.ttft_samples == 3 and view.ttft_p95 == 0.25
+
+
+def test_a_member_learned_unable_to_continue_is_left_out_for_an_hour_and_says_why():
+    clock = FakeClock()
+    tracked = _member_health(clock)
+    tracked.learn_cannot_continue("prefill_rejected")
+    assert tracked.cannot_continue() == "prefill_rejected"
+    assert tracked.view().to_dict()["canContinue"] is False
+    assert tracked.view().to_dict()["cannotContinueReason"] == "prefill_rejected"
+    clock.advance(health.CANNOT_CONTINUE_SECONDS)
+    assert tracked.cannot_continue() is None and tracked.view().to_dict()["canContinue"] is True
+
+
+def test_a_rejected_prefill_fails_over_without_hurting_the_member_and_teaches_it_cannot_continue():
+    rule = policy.policy_for(failures.FailureKind.PREFILL_REJECTED)
+    assert rule.failover and rule.learns_cannot_continue and not rule.counts_against_health

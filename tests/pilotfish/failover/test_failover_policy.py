@@ -156,3 +156,8 @@ def test_whatever_ends_without_failover_is_the_clients_fault_and_never_the_membe
 def test_every_client_error_uses_an_openai_error_type_and_a_code(kind):
     rule = policy.policy_for(kind)
     assert rule.client_error_type in OPENAI_ERROR_TYPES and rule.client_error_code
+
+
+def test_only_a_first_token_timeout_trips_a_circuit_at_once():
+    tripping = {kind for kind in failures.FailureKind if policy.policy_for(kind).trips_circuit}
+    assert tripping == {failures.FailureKind.FIRST_TOKEN_TIMEOUT}

@@ -8,7 +8,7 @@ import pytest
 
 from pilotfish import failover
 
-PURE_MODULES = ("breaker", "budget", "health", "pinning", "plan", "policy", "tiers")
+PURE_MODULES = ("breaker", "budget", "deadlines", "health", "pinning", "plan", "policy", "tiers")
 FORBIDDEN_IMPORTS = {"aiohttp", "asyncio", "os", "socket", "threading", "time", "urllib", "http", "subprocess"}
 TYPING_ONLY = {"__future__", "collections.abc", "typing"}  # names from these are fine to import
 

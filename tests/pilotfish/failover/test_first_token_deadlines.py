@@ -1,0 +1,72 @@
+"""The adaptive first-token deadline: shorter only for a member far slower than its own normal."""
+
+import pytest
+from tests.pilotfish.failover.builders import FakeClock
+
+from pilotfish.api import modelclass
+from pilotfish.failover import deadlines
+
+DEFAULTS = modelclass.TimeoutsSpec()  # firstTokenSeconds 15, adaptive: x4 the p95, floor 2 s, 20 samples
+
+
+def _times(clock, *samples):
+    times = deadlines.FirstTokenTimes(now=clock.now)
+    for seconds in samples:
+        times.add(seconds)
+    return times
+
+
+def test_a_usually_fast_member_is_given_the_floor_well_under_three_seconds():
+    times = _times(FakeClock(), *[0.3] * 20)
+    assert deadlines.first_token_seconds(timeouts=DEFAULTS, times=times, fallback=True) == 2.0
+
+
+def test_a_member_that_usually_thinks_for_ten_seconds_keeps_the_configured_deadline():
+    times = _times(FakeClock(), *[10.0] * 30)
+    assert deadlines.first_token_seconds(timeouts=DEFAULTS, times=times, fallback=True) == 15.0
+
+
+def test_the_deadline_is_a_multiple_of_the_recent_p95_between_floor_and_configured():
+    times = _times(FakeClock(), *[0.5] * 60, *[1.0] * 4)  # p95 of 64 samples: the 61st smallest
+    assert deadlines.first_token_seconds(timeouts=DEFAULTS, times=times, fallback=True) == 4.0
+
+
+def test_too_few_samples_leave_the_configured_deadline():
+    times = _times(FakeClock(), *[0.3] * 19)
+    assert deadlines.first_token_seconds(timeouts=DEFAULTS, times=times, fallback=True) == 15.0
+
+
+def test_the_only_member_left_is_never_cut_short():
+    times = _times(FakeClock(), *[0.3] * 30)
+    assert deadlines.first_token_seconds(timeouts=DEFAULTS, times=times, fallback=False) == 15.0
+
+
+def test_a_class_can_turn_it_off():
+    off = modelclass.TimeoutsSpec(adaptive_first_token=modelclass.AdaptiveFirstTokenSpec(enabled=False))
+    times = _times(FakeClock(), *[0.3] * 30)
+    assert deadlines.first_token_seconds(timeouts=off, times=times, fallback=True) == 15.0
+
+
+def test_old_samples_expire_so_a_member_that_became_slower_for_good_is_relearned():
+    clock = FakeClock()
+    times = _times(clock, *[0.3] * 30)
+    clock.advance(deadlines.SAMPLE_MAX_AGE_SECONDS + 1)
+    assert times.count() == 0
+    assert deadlines.first_token_seconds(timeouts=DEFAULTS, times=times, fallback=True) == 15.0
+
+
+def test_only_the_most_recent_samples_are_kept():
+    times = _times(FakeClock(), *[9.0] * 100, *[0.1] * deadlines.SAMPLES_KEPT)
+    assert times.count() == deadlines.SAMPLES_KEPT and times.high(min_samples=1) == 0.1
+
+
+@pytest.mark.parametrize("nonsense", [-1.0, float("nan"), float("inf")])
+def test_nonsense_samples_are_ignored(nonsense):
+    times = _times(FakeClock(), nonsense)
+    assert times.count() == 0
+
+
+def test_the_configured_deadline_caps_a_large_multiple():
+    shorter = modelclass.TimeoutsSpec(first_token_seconds=3.0)
+    times = _times(FakeClock(), *[1.0] * 30)
+    assert deadlines.first_token_seconds(timeouts=shorter, times=times, fallback=True) == 3.0
