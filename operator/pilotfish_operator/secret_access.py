@@ -24,7 +24,7 @@ from pilotfish_operator import kube
 
 BINDING = "pilotfish-secret-reader"  # the RoleBinding the operator manages in each namespace
 RESYNC_SECONDS = 10.0  # how soon a change to a Secret is noticed without a watch on Secrets
-GRANT_SECONDS = 10.0  # how long a new binding may take to be honoured (the API server's RBAC cache)
+GRANT_SECONDS = 30.0  # how long a new binding may take to be honoured (the API server's RBAC cache, under load)
 
 
 @dataclasses.dataclass(frozen=True)
