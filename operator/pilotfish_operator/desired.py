@@ -25,6 +25,7 @@ INVALID_SPEC = "InvalidSpec"
 ACTIVE_PHASES = ("Progressing", "Paused", "Promoting")
 ROUTED_PHASES = (*ACTIVE_PHASES, "Succeeded")  # a failed canary is at weight 0 and out of the routes
 CREDENTIAL_INVALID = "CredentialInvalid"
+CREDENTIAL_REJECTED = "CredentialRejected"  # a ProviderCredential condition: its provider refuses the key
 
 Object = Mapping[str, Any]
 
@@ -56,9 +57,11 @@ def plan(
     at: str,
     canaries: Mapping[str, Mapping[str, Any]] | None = None,
     sidecars: Mapping[str, int] | None = None,
+    rejected: Mapping[str, str] | None = None,
 ) -> NamespacePlan:
     """``secrets`` maps each Secret of the namespace to its key names (never values); ``canaries`` maps a
-    class to the canary status the stepper just computed for it."""
+    class to the canary status the stepper just computed for it; ``rejected`` maps a credential to why
+    its provider rejects it, as the running sidecars report (None: no sidecar was read)."""
     canaries = canaries or {}
     good_classes, bad_classes = _parse(classes, modelclass.ModelClass)
     good_creds, bad_creds = _parse(credentials, credential.ProviderCredential)
@@ -91,6 +94,8 @@ def plan(
     for obj in credentials:
         name = obj["metadata"]["name"]
         wanted = _invalid_status(obj, bad_creds[name]) if name in bad_creds else _credential_status(obj, secrets)
+        if rejected is not None and name not in bad_creds:
+            wanted["conditions"].append(_rejection(obj, rejected.get(name)))
         credential_status[name] = _finish(obj, wanted, "ProviderCredential", at, events)
 
     configmap = _configmap(namespace, result.document, classes) if classes else None
@@ -232,6 +237,23 @@ def _credential_status(obj: Object, secrets: Mapping[str, Set[str]]) -> dict[str
     return {"observedGeneration": generation, "conditions": [ready]}
 
 
+def _rejection(obj: Object, reason: str | None) -> dict[str, Any]:
+    """CredentialRejected: whether a running sidecar's provider refuses this credential's key, and why (a
+    closed set from the sidecar's /readyz, never key text); lastTransitionTime says since when."""
+    generation = obj["metadata"].get("generation")
+    if reason is None:
+        message = "no running sidecar reports this credential rejected"
+        return conditions.condition(CREDENTIAL_REJECTED, False, "NotRejected", message, generation=generation)
+    ref = obj.get("spec", {}).get("apiKeySecretRef") or {}
+    where = f'Secret "{ref.get("name")}" key "{ref.get("key")}"' if ref else "its Secret"
+    message = (
+        f"a running sidecar's provider rejects this credential ({reason.replace('_', ' ')}); its members are "
+        f"skipped for minutes at a time and their classes fail over. Fix or rotate the key in {where}."
+    )
+    camel = "".join(word.capitalize() for word in reason.split("_"))
+    return conditions.condition(CREDENTIAL_REJECTED, True, camel, message, generation=generation)
+
+
 def _invalid_status(obj: Object, problem: str) -> dict[str, Any]:
     generation = obj["metadata"].get("generation")
     ready = conditions.condition("Ready", False, INVALID_SPEC, problem, generation=generation)
@@ -243,7 +265,7 @@ def _finish(obj: Object, wanted: dict[str, Any], kind: str, at: str, events: lis
     previous = (obj.get("status") or {}).get("conditions") or []
     wanted["conditions"] = conditions.merge(previous, wanted["conditions"], at=at)
     for cond in conditions.changed(previous, wanted["conditions"]):
-        if cond["type"] not in ("Ready", "Degraded"):
+        if cond["type"] not in ("Ready", "Degraded", CREDENTIAL_REJECTED):
             continue  # the canary stepper posts its own, more specific Events
         good = (cond["type"] == "Ready") == (cond["status"] == "True")
         events.append(

@@ -104,6 +104,7 @@ async def _run(options: Options, config: injector_config.InjectorConfig) -> None
         admin_port=config.admin_port,
     )
     recon.propagation = lambda namespace: sweeper.propagation.get(namespace)
+    recon.rejections = lambda namespace: sweeper.rejections.get(namespace)
 
     def propagated(namespace: str) -> None:
         if recon.knows(namespace):  # only the active replica writes status

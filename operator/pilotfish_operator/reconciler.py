@@ -44,6 +44,8 @@ class Reconciler:
         self._secrets_used: dict[str, set[str]] = {}  # namespace → Secret names its credentials reference
         # namespace → routes digest (or "unreachable") → running sidecars; the sweeper fills it
         self.propagation: Callable[[str], Mapping[str, int] | None] = lambda namespace: None
+        # namespace → credential → why its provider rejects it, from the same sweep (None: no sidecar read)
+        self.rejections: Callable[[str], Mapping[str, str] | None] = lambda namespace: None
 
     def trigger(self, namespace: str) -> None:
         self._dirty.add(namespace)
@@ -120,6 +122,7 @@ class Reconciler:
             at=conditions.now(),
             canaries={name: tick.status.to_wire() for name, tick in ticks.items()},
             sidecars=self.propagation(namespace),
+            rejected=self.rejections(namespace),
         )
         wrote = self._apply_configmap(namespace, plan)
         by_kind = {"ModelClass": classes, "ProviderCredential": credentials}

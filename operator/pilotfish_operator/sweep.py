@@ -2,6 +2,9 @@
 
 With ``failurePolicy: Ignore`` an operator outage never blocks pod creation, so it has to be
 visible afterwards instead: a Warning Event on each such pod (once) and a gauge to alert on.
+
+The same pass reads each running sidecar's /readyz: the routes digest it serves (how far a change
+got) and the credentials its providers reject (the ProviderCredential's CredentialRejected condition).
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import dataclasses
 import json
 import logging
 import urllib.error
@@ -16,6 +20,7 @@ import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from pilotfish import failures
 from pilotfish_operator import inject, kube, metrics
 
 log = logging.getLogger("pilotfish.operator.sweep")
@@ -38,20 +43,43 @@ def missed(pod: Any, *, namespace_enabled: bool, own_namespace: str | None) -> b
 
 
 UNREACHABLE = "unreachable"
+# What a sidecar may report as a credential's rejection (failures.CredentialProblem values): anything
+# else is ignored, so a compromised sidecar cannot write arbitrary text into a ProviderCredential.
+REJECTION_REASONS = frozenset(problem.value for problem in failures.CredentialProblem)
 
 
-def served_digest(pod_ip: str, admin_port: int, *, timeout: float = 1.0) -> str:
-    """The routes digest a sidecar reports on /readyz, or "unreachable"."""
+@dataclasses.dataclass(frozen=True)
+class SidecarReport:
+    """What one sidecar's /readyz says: the routes digest it serves, and the credentials rejected there."""
+
+    digest: str
+    rejected: Mapping[str, str] = dataclasses.field(default_factory=dict)  # credential name → reason
+
+
+def read_sidecar(pod_ip: str, admin_port: int, *, timeout: float = 1.0) -> SidecarReport:
+    """The sidecar's report from /readyz (a 503 while not ready still says which digest), or unreachable."""
     try:
         with urllib.request.urlopen(f"http://{pod_ip}:{admin_port}/readyz", timeout=timeout) as response:
-            return str(json.load(response).get("digest") or UNREACHABLE)
-    except urllib.error.HTTPError as exc:  # 503 while not ready still says which digest, if any
+            return _report(json.load(response))
+    except urllib.error.HTTPError as exc:
         try:
-            return str(json.load(exc).get("digest") or UNREACHABLE)
+            return _report(json.load(exc))
         except ValueError:
-            return UNREACHABLE
+            return SidecarReport(UNREACHABLE)
     except (OSError, ValueError):
-        return UNREACHABLE
+        return SidecarReport(UNREACHABLE)
+
+
+def _report(body: Any) -> SidecarReport:
+    if not isinstance(body, dict):
+        return SidecarReport(UNREACHABLE)
+    rejected = body.get("rejectedCredentials")
+    reasons = {
+        str(name): reason
+        for name, reason in (rejected.items() if isinstance(rejected, dict) else ())
+        if reason in REJECTION_REASONS
+    }
+    return SidecarReport(str(body.get("digest") or UNREACHABLE), reasons)
 
 
 class Sweeper:
@@ -61,6 +89,7 @@ class Sweeper:
         self.api, self.own_namespace, self.interval, self.admin_port = api, own_namespace, interval, admin_port
         self._reported: set[str] = set()
         self.propagation: dict[str, collections.Counter[str]] = {}  # namespace → digest (or unreachable) → pods
+        self.rejections: dict[str, dict[str, str]] = {}  # namespace → credential → reason, from running sidecars
 
     def sweep(self) -> list[str]:
         """One pass (blocking): the ``namespace/name`` of every pod that missed injection."""
@@ -107,10 +136,15 @@ class Sweeper:
             and p.status.pod_ip
         ]
         with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
-            digests = list(pool.map(lambda p: served_digest(p.status.pod_ip, self.admin_port), serving))
+            reports = list(pool.map(lambda p: read_sidecar(p.status.pod_ip, self.admin_port), serving))
         counts: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
-        for pod, digest in zip(serving, digests, strict=True):
-            counts[pod.metadata.namespace][digest] += 1
+        rejections: dict[str, dict[str, str]] = collections.defaultdict(dict)
+        for pod, report in zip(serving, reports, strict=True):
+            counts[pod.metadata.namespace][report.digest] += 1
+            namespace_rejections = rejections[pod.metadata.namespace]
+            for name, reason in sorted(report.rejected.items()):
+                namespace_rejections.setdefault(name, reason)
+        self.rejections = dict(rejections)
         metrics.SIDECARS.clear()
         for namespace, by_digest in counts.items():
             for digest, count in by_digest.items():
@@ -120,7 +154,7 @@ class Sweeper:
     async def run(self, on_propagation: Callable[[str], None] | None = None) -> None:
         """Sweep forever; ``on_propagation(namespace)`` when the digests served there changed."""
         while True:
-            before = self.propagation
+            before, rejected_before = self.propagation, self.rejections
             try:
                 names = await asyncio.to_thread(self.sweep)
                 if names:
@@ -128,7 +162,9 @@ class Sweeper:
             except Exception as exc:
                 log.warning("missed-injection sweep failed: %s", exc)
             if on_propagation is not None:
-                for namespace in set(before) | set(self.propagation):
-                    if before.get(namespace) != self.propagation.get(namespace):
+                for namespace in set(before) | set(self.propagation) | set(self.rejections):
+                    if before.get(namespace) != self.propagation.get(namespace) or rejected_before.get(
+                        namespace
+                    ) != self.rejections.get(namespace):
                         on_propagation(namespace)
             await asyncio.sleep(self.interval)

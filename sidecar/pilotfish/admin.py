@@ -92,9 +92,16 @@ async def get_healthz(request: web.Request) -> web.Response:
 
 
 async def get_readyz(request: web.Request) -> web.Response:
-    """Ready while a routes document is served; a rejected newer one is reported, not fatal."""
+    """Ready while a routes document is served; a rejected newer one is reported, not fatal.
+
+    ``rejectedCredentials`` (credential name → reason, never key text) is what the operator's sweep
+    turns into each ProviderCredential's CredentialRejected condition."""
     routes = request.app[LIVE]
-    body = _routes_status(routes)
+    the_engine = request.app[ENGINE_OF].get()
+    body = {
+        **_routes_status(routes),
+        "rejectedCredentials": the_engine.health.rejected_credentials() if the_engine is not None else {},
+    }
     return web.json_response(body, status=200 if routes.ready else 503)
 
 
@@ -112,6 +119,9 @@ async def get_metrics(request: web.Request) -> web.Response:
                 registry.member_up.labels(class_name, member_id).set(up)
                 registry.circuit.labels(class_name, member_id, view.state.value).set(1)
                 registry.can_continue.labels(class_name, member_id).set(0 if view.cannot_continue else 1)
+        registry.credential_rejected.clear()
+        for credential, reason in the_engine.health.rejected_credentials().items():
+            registry.credential_rejected.labels(credential, reason).set(1)
     return web.Response(
         body=registry.render(),
         content_type="text/plain",

@@ -159,6 +159,9 @@ async def open_stream(
             data=request.body,
             headers={"Accept-Encoding": inflate.ACCEPT_ENCODING, **request.headers, **(extra_headers or {})},
             timeout=timeout,
+            # Never follow: aiohttp would resend x-api-key / x-goog-api-key / api-key (it strips only
+            # Authorization) and, on a 307/308, the prompt, to whatever host the Location names.
+            allow_redirects=False,
         )
     except aiohttp.ConnectionTimeoutError as exc:
         raise _failed(failures.FailureKind.CONNECT_TIMEOUT, exc) from exc
@@ -168,6 +171,15 @@ async def open_stream(
         raise _failed(failures.FailureKind.CONNECT, exc) from exc
     if response.status < 300:
         return UpstreamStream(response)
+    if response.status < 400:
+        response.close()  # not read: a redirect's body is of no use to us
+        raise failures.AttemptFailed(
+            failures.Failure(
+                kind=failures.FailureKind.REDIRECT,
+                status=response.status,
+                detail=f"the upstream answered {response.status} (a redirect); redirects are never followed",
+            )
+        )
     try:
         body = await response.content.read(ERROR_BODY_MAX_BYTES)
     except (TimeoutError, aiohttp.ClientError, OSError):

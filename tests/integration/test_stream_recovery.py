@@ -258,3 +258,23 @@ async def test_an_anthropic_sdk_client_gets_the_recovered_answer_whole(local_sid
         final = await stream.get_final_message()
     assert text == answers.ANSWER.format(name="primary")
     assert final.stop_reason == "end_turn"
+
+
+async def test_a_stream_interrupted_for_good_logs_the_tokens_and_cost_of_what_was_delivered(local_sidecar, mocks):
+    pricing = "{inputPerMillionTokens: 1.0, outputPerMillionTokens: 2.0}"
+    sidecar = await local_sidecar(
+        "apiVersion: pilotfish.dev/v1alpha1\nkind: ModelClass\nmetadata: {name: workhorse}\n"
+        f"spec: {{members: [{{credentialRef: primary, model: model-a, pricing: {pricing}}}]}}\n"
+    )
+    mocks["primary"].set_fault(mode="cut", after_chunks=9)
+    delivered = []
+    with pytest.raises(openai.APIError):
+        stream = await sidecar.client().chat.completions.create(model="workhorse", messages=USER, stream=True)
+        async for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                delivered.append(chunk.choices[0].delta.content)
+    log = await sidecar.last_request_line(timeout=5)
+    assert log["outcome"] == "interrupted"
+    assert log["tokens_out"] == len(delivered) == 9  # about a token a delivered chunk, as a recovery counts them
+    assert log["tokens_in"] > 0
+    assert log["cost_usd"] == pytest.approx((log["tokens_in"] * 1.0 + 9 * 2.0) / 1_000_000)

@@ -44,6 +44,12 @@ spec:
 """
 
 
+def _rejected(plane: Any, namespace: str, credential: str) -> dict[str, Any]:
+    """The CredentialRejected condition of a ProviderCredential, or {} while it has none."""
+    status = (_get(plane, namespace, "providercredential", credential) or {}).get("status") or {}
+    return next((c for c in status.get("conditions") or () if c["type"] == "CredentialRejected"), {})
+
+
 def _propagation(plane: Any, namespace: str) -> dict[str, Any]:
     return ((_get(plane, namespace, "mc", "workhorse") or {}).get("status") or {}).get("propagation") or {}
 
@@ -127,6 +133,24 @@ async def test_a_sidecar_on_the_operators_output_serves_and_fails_over_across_ve
         )
         new_digest = updated["metadata"]["annotations"]["pilotfish.dev/routes-digest"]
         assert f'pilotfish_operator_sidecars{{digest="{new_digest}",namespace="{namespace}"}} 1.0' in operator.metrics()
+
+        # primary's key is revoked: the sidecar fails over, and the operator's sweep puts it on the credential
+        await asyncio.to_thread(
+            wait_for,
+            lambda: _rejected(crds_applied, namespace, "primary").get("status") == "False",
+            what="CredentialRejected False while the key is accepted",
+        )
+        mocks["primary"].set_fault(mode="status", status=401)
+        served = await client.chat.completions.with_raw_response.create(model="workhorse", messages=messages)
+        assert served.headers["x-pilotfish-member"] == "claude/claude-sonnet-4-5"
+        rejected = await asyncio.to_thread(
+            wait_for,
+            lambda: (c := _rejected(crds_applied, namespace, "primary")).get("status") == "True" and c,
+            what="CredentialRejected on ProviderCredential primary",
+        )
+        assert rejected["reason"] == "InvalidKey" and rejected["lastTransitionTime"]
+        assert KEYS["primary"] not in json.dumps(_get(crds_applied, namespace, "providercredential", "primary"))
+        assert _rejected(crds_applied, namespace, "claude")["status"] == "False"
     finally:
         if sidecar is not None:
             await stop_sidecar(sidecar)

@@ -97,7 +97,7 @@ def test_promtool_accepts_the_alert_rules():
     assert promtool, "promtool is not installed (Debian's prometheus package; `make test` installs it)"
     done = subprocess.run([promtool, "check", "rules", str(ALERTS)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS: 6 rules found" in done.stdout
+    assert "SUCCESS: 7 rules found" in done.stdout
 
 
 async def _traffic(api: str, seconds: float) -> None:
@@ -169,12 +169,19 @@ async def test_every_panel_and_alert_returns_data_and_alerts_fire_only_on_their_
             mocks["third"].set_fault(mode="status", status=500)
             await _traffic(app.api, 3)
             await asyncio.sleep(2.5)  # two scrapes
-            quiet = {"PilotfishMemberDown", "PilotfishConfigRejected", "PilotfishInjectionMissed"}
+            quiet = {
+                "PilotfishMemberDown",
+                "PilotfishConfigRejected",
+                "PilotfishInjectionMissed",
+                "PilotfishCredentialRejected",
+            }
             for name in sorted(quiet):
                 assert prom.query(alert_rules()[name]) == [], f"{name} fires while its fault is absent"
 
-            # the faults: primary overloaded (circuit opens, failovers), a config broken, a pod missing injection
+            # the faults: primary overloaded (circuit opens, failovers), backup's key revoked, a config broken,
+            # a pod missing injection
             mocks["primary"].set_fault(mode="status", status=503)
+            mocks["backup"].set_fault(mode="status", status=401)
             broken.write_text(
                 "apiVersion: pilotfish.dev/v1alpha1\nkind: ModelClass\nmetadata: {name: x}\nspec: {members: []}\n"
             )
@@ -193,6 +200,8 @@ async def test_every_panel_and_alert_returns_data_and_alerts_fire_only_on_their_
             assert {s["metric"]["member"] for s in down} >= {"primary/gpt-5-mini"}
             failing = prom.query(alert_rules()["PilotfishClassFailing"])
             assert {s["metric"]["class"] for s in failing} == {"doomed"}
+            revoked = prom.query(alert_rules()["PilotfishCredentialRejected"])
+            assert {(s["metric"]["credential"], s["metric"]["reason"]) for s in revoked} == {("backup", "invalid_key")}
             rejected = prom.query(alert_rules()["PilotfishConfigRejected"])
             assert {s["metric"]["pod"] for s in rejected} == {"chat-2"}
             # Prometheus' own rule evaluation agrees: the alerts are pending (their `for` has not run out)

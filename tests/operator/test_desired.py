@@ -192,3 +192,34 @@ def test_a_class_with_tiers_is_ready_while_a_tier_serves_and_degraded_naming_the
     ]
     assert status["routesDigest"] == plan.digest and status["memberCount"] == 0
     assert plan.configmap is not None and '"assistant"' in plan.configmap["data"]["routes.json"]
+
+
+def _rejected_condition(plan: desired.NamespacePlan, name: str) -> dict[str, Any]:
+    return next(c for c in plan.credential_status[name]["conditions"] if c["type"] == desired.CREDENTIAL_REJECTED)
+
+
+def test_a_credential_a_running_sidecar_reports_rejected_gets_credential_rejected_with_reason_and_time():
+    creds = [credential("c1"), credential("c2")]
+    plan = desired.plan(
+        "team",
+        classes=[model_class("a", "c1", "c2")],
+        credentials=creds,
+        secrets={"keys": {"k"}},
+        at=AT,
+        rejected={"c1": "region_not_supported"},
+    )
+    rejected = _rejected_condition(plan, "c1")
+    assert (rejected["status"], rejected["reason"], rejected["lastTransitionTime"]) == (
+        "True",
+        "RegionNotSupported",
+        AT,
+    )
+    assert 'Secret "keys" key "k"' in rejected["message"]
+    assert _rejected_condition(plan, "c2")["status"] == "False"
+    warning = next(e for e in plan.events if e.name == "c1" and e.reason == "RegionNotSupported")
+    assert warning.type == "Warning"
+
+
+def test_without_any_sidecar_report_no_credential_rejected_condition_is_claimed():
+    plan = desired.plan("team", classes=[], credentials=[credential("c1")], secrets={"keys": {"k"}}, at=AT)
+    assert [c["type"] for c in plan.credential_status["c1"]["conditions"]] == ["Ready"]

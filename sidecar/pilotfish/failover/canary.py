@@ -22,7 +22,10 @@ def in_canary_slice(canary: document.CanaryRoute, key: str | None, rng: random.R
     if canary.weight >= 100:
         return True
     if key:
-        bucket = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big") % BUCKETS
+        bucket = (
+            int.from_bytes(hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big")
+            % BUCKETS
+        )
     else:
         bucket = rng.randrange(BUCKETS)
     return bucket < canary.weight * BUCKETS // 100

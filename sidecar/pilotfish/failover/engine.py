@@ -16,7 +16,7 @@ import random
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import TypeVar
 
-from pilotfish import failures, upstream
+from pilotfish import failures, scrub, upstream
 from pilotfish.api import refs
 from pilotfish.failover import (
     breaker,
@@ -77,6 +77,8 @@ class Engine:
         self._budgets: dict[str, budget.RetryBudget] = {}
         self._canary_routes: dict[int, tuple[document.ClassRoute, document.ClassRoute]] = {}
         self._tracing = tracing  # None while tracing is off: then no span code runs at all
+        self._scrubber = scrub.Scrubber()
+        self._scrubbing: Keys | None = None  # the keys the scrubber last learned (one mapping per routes snapshot)
 
     def budget_for(self, route: document.ClassRoute) -> budget.RetryBudget:
         current = self._budgets.get(route.name)
@@ -110,6 +112,7 @@ class Engine:
         continuing = deadline is not None
         if deadline is None:
             deadline = started + route.timeouts.total_seconds
+        scrubber = self._scrubber_for(keys)
         if route.canary is not None:
             record.canary_member = route.canary.member.id
             record.canary_slice = "canary" if canary.in_canary_slice(route.canary, slice_key, self._rng) else "stable"
@@ -165,9 +168,11 @@ class Engine:
                 )
                 attempt = dataclasses.replace(attempt, trace_headers=headers)
             try:
+                if attempt.api_key is None and member.api_key_ref is not None:
+                    raise _key_missing(member.api_key_ref)  # never a request upstream without its key
                 committed = await exchange_.attempt(attempt)
             except failures.AttemptFailed as exc:
-                last = exc.failure
+                last = exc.failure.scrubbed(scrubber)  # what a client, the log and the traces may see
                 rule = policy.policy_for(last.kind)
                 # a failing canary goes straight to the stable members: users must not wait on an experiment
                 again = (
@@ -186,6 +191,7 @@ class Engine:
                     failure=dataclasses.replace(last, retry_after=None) if again else last,
                     counts_against_health=rule.counts_against_health,
                     trips=rule.trips_circuit,
+                    open_for=rule.open_circuit_seconds,
                 )
                 record.attempts.append(_attempt_record(member, self._now() - attempt_started, last, first_token))
                 if span is not None:
@@ -216,7 +222,7 @@ class Engine:
             if committed.rest is None:
                 member_health.record_success(latency=self._now() - attempt_started, ttft=member_ttft)
             else:
-                committed.rest = self._watched(committed.rest, member_ttft, member_health, attempt_started)
+                committed.rest = self._watched(committed.rest, member_ttft, member_health, attempt_started, scrubber)
                 resumer = exchange_.resumer(committed.head)  # optional: a stream another member can finish
                 if resumer is not None:
                     committed.rest = self._recovering(
@@ -363,18 +369,27 @@ class Engine:
         time_to_first_token: float,
         member_health: health.MemberHealth,
         attempt_started: float,
+        scrubber: scrub.Scrubber,
     ) -> AsyncIterator[Batch]:
-        """Pass the committed stream on, and tell the member's health how it ended."""
+        """Pass the committed stream on, and tell the member's health how it ended (scrubbed, as above)."""
         try:
             async for batch in rest:
                 yield batch
         except failures.AttemptFailed as exc:
+            failure = exc.failure.scrubbed(scrubber)
+            rule = policy.policy_for(failure.kind)
             member_health.record_failure(
-                failure=exc.failure,
-                counts_against_health=policy.policy_for(exc.failure.kind).counts_against_health,
+                failure=failure, counts_against_health=rule.counts_against_health, open_for=rule.open_circuit_seconds
             )
-            raise
+            raise failures.AttemptFailed(failure) from exc
         member_health.record_success(latency=self._now() - attempt_started, ttft=time_to_first_token)
+
+    def _scrubber_for(self, keys: Keys) -> scrub.Scrubber:
+        """The scrubber that knows every key held (each routes snapshot's keys are learned once)."""
+        if keys is not self._scrubbing:
+            self._scrubber = self._scrubber.knowing(key.reveal() for key in keys.values())
+            self._scrubbing = keys
+        return self._scrubber
 
 
 def _mark_failed(record: records.RequestRecord, member: document.MemberRoute, failure: failures.Failure) -> None:
@@ -394,6 +409,17 @@ def _rationed(record: records.RequestRecord, member: document.MemberRoute, membe
     if not record.attempts or _canary_fallback(record):
         return False
     return record.attempts[-1].member_id == member.id or not member_health.steady()
+
+
+def _key_missing(ref: refs.SecretKeyRef) -> failures.AttemptFailed:
+    """The member's Secret key is not loaded (deleted in local mode): fail it, as a rejected credential."""
+    return failures.AttemptFailed(
+        failures.Failure(
+            kind=failures.FailureKind.AUTH,
+            credential=failures.CredentialProblem.KEY_MISSING,
+            detail=f'no API key loaded: Secret "{ref.name}" has no key "{ref.key}"; nothing was sent',
+        )
+    )
 
 
 def _canary_fallback(record: records.RequestRecord) -> bool:

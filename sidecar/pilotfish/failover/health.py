@@ -24,7 +24,7 @@ import random
 from collections.abc import Callable, Mapping
 
 from pilotfish import failures
-from pilotfish.api import modelclass
+from pilotfish.api import modelclass, refs
 from pilotfish.failover import breaker, deadlines
 from pilotfish.routes import document
 
@@ -39,6 +39,7 @@ STRUGGLING_ERROR_RATE = 0.25
 # continuations: long enough not to pay for the lesson again on every broken stream, short enough that a
 # model fixed (or a declaration corrected) on the provider's side is tried again the same day.
 CANNOT_CONTINUE_SECONDS = 3600.0
+Keys = Mapping[tuple[str, str], refs.ApiKey]
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -56,6 +57,7 @@ class MemberView:
     ttft_p95: float | None = None  # recent p95 time to first token (deadlines.FirstTokenTimes); None until sampled
     ttft_samples: int = 0  # how many recent first tokens that p95 is drawn from
     cannot_continue: str | None = None  # why it was learned unable to continue a stream (for a while); None: able
+    credential_problem: failures.CredentialProblem | None = None  # its key was rejected, until a success
 
     def to_dict(self) -> dict[str, object]:
         """JSON for /debug/members, camelCase like the rest of the API."""
@@ -72,6 +74,7 @@ class MemberView:
             "ttftSamples": self.ttft_samples,
             "canContinue": self.cannot_continue is None,
             **({"cannotContinueReason": self.cannot_continue} if self.cannot_continue else {}),
+            "credentialProblem": self.credential_problem.value if self.credential_problem else None,
         }
 
 
@@ -132,6 +135,7 @@ class MemberHealth:
         self.ttft_ewma: float | None = None
         self.requests = 0
         self.client_errors = 0
+        self.credential_problem: failures.CredentialProblem | None = None
         self._errors = _ErrorWindow(now=now)
         self.first_tokens = deadlines.FirstTokenTimes(now=now)
         """Recent times to first token, for the adaptive first-token deadline."""
@@ -141,6 +145,7 @@ class MemberHealth:
     def record_success(self, *, latency: float, ttft: float | None) -> None:
         """An attempt succeeded in ``latency`` seconds, its first token after ``ttft`` (if measured)."""
         self.breaker.record_success()
+        self.credential_problem = None
         self.latency_ewma = _ewma(self.latency_ewma, latency)
         if ttft is not None:
             self.ttft_ewma = _ewma(self.ttft_ewma, ttft)
@@ -148,14 +153,26 @@ class MemberHealth:
         self.requests += 1
         self._errors.add(failed=False)
 
-    def record_failure(self, *, failure: failures.Failure, counts_against_health: bool, trips: bool = False) -> None:
+    def record_failure(
+        self,
+        *,
+        failure: failures.Failure,
+        counts_against_health: bool,
+        trips: bool = False,
+        open_for: float | None = None,
+    ) -> None:
         """An attempt failed. One that does not count leaves the breaker alone: the member answered,
         its health is not in question (a half-open probe slot it held is handed back). ``trips``: the
-        failure shows the member hung, so its circuit opens at once for every request to come."""
+        failure shows the member hung, so its circuit opens at once for every request to come.
+        ``open_for`` opens the circuit at once for that long (the policy's word for a rejected credential)."""
         self.requests += 1
         self._errors.add(failed=counts_against_health)
+        if failure.credential is not None:
+            self.credential_problem = failure.credential
         if counts_against_health:
-            self.breaker.record_failure(retry_after=failure.retry_after, trip=trips)
+            self.breaker.record_failure(
+                retry_after=open_for if open_for is not None else failure.retry_after, trip=trips
+            )
         else:
             self.client_errors += 1
             self.breaker.release_probe()
@@ -199,6 +216,7 @@ class MemberHealth:
             ttft_p95=self.first_tokens.high(min_samples=1),
             ttft_samples=self.first_tokens.count(),
             cannot_continue=self.cannot_continue(),
+            credential_problem=self.credential_problem,
         )
 
 
@@ -216,6 +234,7 @@ class HealthRegistry:
         self._rng = rng
         self._classes: dict[str, dict[str, _Tracked]] = {}  # class → member id → health
         self._specs: dict[str, modelclass.HealthSpec] = {}
+        self._keys: Keys = {}  # the key values of the last reconcile: a rotated key is a new endpoint
 
     def member(self, class_name: str, member: document.MemberRoute) -> MemberHealth:
         """The member's health, created on first use with its class's HealthSpec (the default one
@@ -226,14 +245,17 @@ class HealthRegistry:
             tracked = members[member.id] = self._track(member, self._specs.get(class_name))
         return tracked.health
 
-    def reconcile(self, routes: document.RoutesDocument) -> None:
-        """Follow a reloaded routes document.
+    def reconcile(self, routes: document.RoutesDocument, *, keys: Keys | None = None) -> None:
+        """Follow a reloaded routes document (and the key values it references, when given).
 
-        A member whose (class, id) and endpoint (provider, base URL, API version, key reference)
-        persist keeps its breaker and measurements; new health settings are applied to it in place
+        A member whose (class, id) and endpoint (provider, base URL, API version, key reference and
+        key value) persist keeps its breaker and measurements; a rotated key starts fresh, so a member
+        whose old key was rejected serves again at once; new health settings are applied to it in place
         (``CircuitBreaker.reconfigure``). A member whose endpoint changed starts fresh: fixing a
         wrong base URL must not wait out the old cooldown. Removed members and classes are dropped;
         new ones are tracked at once, so every member has a view."""
+        if keys is not None:
+            self._keys = keys
         kept: dict[str, dict[str, _Tracked]] = {}
         for name, route in routes.classes.items():
             old = self._classes.get(name, {})
@@ -247,13 +269,24 @@ class HealthRegistry:
         """Member id → view, for every tracked member of the class (empty for an unknown class)."""
         return {member_id: tracked.health.view() for member_id, tracked in self._classes.get(class_name, {}).items()}
 
+    def rejected_credentials(self) -> dict[str, str]:
+        """Credential name → why its provider rejected it, for every credential a member of which is
+        rejected now (the operator's sweep reads this from /readyz onto the ProviderCredential)."""
+        rejected: dict[str, str] = {}
+        for members in self._classes.values():
+            for member_id, tracked in members.items():
+                problem = tracked.health.credential_problem
+                if problem is not None:
+                    rejected[member_id.split("/", 1)[0]] = problem.value
+        return dict(sorted(rejected.items()))
+
     def _carried(
         self,
         old: _Tracked | None,
         member: document.MemberRoute,
         spec: modelclass.HealthSpec,
     ) -> _Tracked:
-        if old is None or old.endpoint != _endpoint(member):
+        if old is None or old.endpoint != self._endpoint(member):
             return self._track(member, spec)
         if old.health.spec != spec:
             old.health.reconfigure(spec)
@@ -261,11 +294,12 @@ class HealthRegistry:
 
     def _track(self, member: document.MemberRoute, spec: modelclass.HealthSpec | None) -> _Tracked:
         health = MemberHealth(spec=spec or modelclass.HealthSpec(), now=self._now, rng=self._rng)
-        return _Tracked(health=health, endpoint=_endpoint(member))
+        return _Tracked(health=health, endpoint=self._endpoint(member))
 
-
-def _endpoint(member: document.MemberRoute) -> tuple[object, ...]:
-    return (member.provider, member.base_url, member.api_version, member.api_key_ref)
+    def _endpoint(self, member: document.MemberRoute) -> tuple[object, ...]:
+        ref = member.api_key_ref
+        key = self._keys.get((ref.name, ref.key)) if ref else None  # an ApiKey: compares by value, never prints
+        return (member.provider, member.base_url, member.api_version, ref, key)
 
 
 def _ewma(previous: float | None, sample: float) -> float:

@@ -7,8 +7,9 @@ asserts that the table covers every kind, so a new kind cannot be added without 
 
 A client error (a malformed request, refused content) is answered once: retrying it on every member
 would multiply load and cost for an answer that cannot change. Capacity problems (429, overload, 5xx,
-timeouts) and a misconfigured member (401/403, 404) move to the next member and count against the
-member that had them. The client never sees a member's 401 or 404: its own request was fine.
+timeouts) and a misconfigured member (a rejected key, 404, a redirect) move to the next member and count
+against the member that had them; a rejected key opens its circuit at once, for long. The client never
+sees a member's 401 or 404: its own request was fine.
 """
 
 from __future__ import annotations
@@ -57,8 +58,20 @@ class Policy:
     client_error_code: str
     """OpenAI error ``code`` for that response."""
 
+    open_circuit_seconds: float | None = None
+    """Open the member's circuit at once for this long (a rejected key will not heal by itself in a
+    cooldown; a rotated key resets the member, see ``health.HealthRegistry.reconcile``)."""
 
-def _member_problem(status: int, code: str, *, trips_circuit: bool = False) -> Policy:
+
+# How long a member whose credential was rejected stays out before one probe tries it again: long
+# enough that a revoked key costs one failed attempt per pod every few minutes, not one per request;
+# short enough that a fixed key (the same Secret value restored) serves again without a restart.
+CREDENTIAL_OPEN_SECONDS = 300.0
+
+
+def _member_problem(
+    status: int, code: str, *, trips_circuit: bool = False, open_circuit_seconds: float | None = None
+) -> Policy:
     """A capacity, availability or configuration problem of one member: move on, count it."""
     return Policy(
         failover=True,
@@ -67,6 +80,7 @@ def _member_problem(status: int, code: str, *, trips_circuit: bool = False) -> P
         client_status=status,
         client_error_type=SERVER_ERROR,
         client_error_code=code,
+        open_circuit_seconds=open_circuit_seconds,
     )
 
 
@@ -99,7 +113,10 @@ POLICY: Mapping[failures.FailureKind, Policy] = types.MappingProxyType(
             client_error_type=RATE_LIMIT,
             client_error_code="rate_limit_exceeded",
         ),
-        K.AUTH: _member_problem(502, "upstream_auth_failed"),  # the member's key is bad, not the client's
+        # the member's key is bad, not the client's: no use trying it again on the next request
+        K.AUTH: _member_problem(502, "upstream_auth_failed", open_circuit_seconds=CREDENTIAL_OPEN_SECONDS),
+        # the base URL points somewhere that moved: following would send the key and prompt to the new host
+        K.REDIRECT: _member_problem(502, "upstream_redirected"),
         K.NOT_FOUND: _member_problem(502, "upstream_model_not_found"),  # the member's model does not exist
         K.BAD_RESPONSE: _member_problem(502, "upstream_bad_response"),
         K.STREAM_INTERRUPTED: _member_problem(502, "upstream_stream_interrupted"),  # fails over before commit only

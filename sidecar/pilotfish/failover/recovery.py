@@ -197,7 +197,7 @@ def with_cut_attempt(chunk: openai.ChatChunk, *, delivered_chunks: int) -> opena
     usage = chunk.get("usage")
     if chunk.get("choices") or not isinstance(usage, dict):
         return chunk
-    prompt, completion = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+    prompt, completion = openai.usage_of(chunk)
     cut_prompt = max(0, prompt - delivered_chunks)
     summed = {
         **usage,

@@ -20,7 +20,7 @@ from pilotfish.failover import exchange, plan, recovery
 from pilotfish.providers import base, registry
 from pilotfish.routes import document
 from pilotfish.telemetry import records
-from pilotfish.wire import openai, sse
+from pilotfish.wire import http, openai, sse
 
 # A buffered answer's plain text chunks are folded into one chunk every this many chunks: a long answer
 # is tens of thousands of one-token chunks, and a dict per token would cost many times the text.
@@ -95,7 +95,7 @@ class ChatStream:
             async with asyncio.timeout(first_token_deadline - now()):
                 stream = await upstream.open_stream(
                     attempt.sessions,
-                    adapter.build_request(self.request, member, api_key=attempt.api_key),
+                    _built(adapter, self.request, attempt),
                     connect_timeout=timeouts.connect_seconds,
                     read_timeout=max(timeouts.first_token_seconds, timeouts.idle_seconds),
                     classify=adapter.classify_error,
@@ -165,6 +165,17 @@ class ChatResumer:
         )
 
 
+def _built(adapter: base.Adapter, request: openai.ChatRequest, attempt: exchange.Attempt) -> http.UpstreamRequest:
+    """The upstream request, or a bad_request failure when the client's request cannot take this provider's
+    shape (validation lets through what OpenAI members accept; a translator may still need more)."""
+    try:
+        return adapter.build_request(request, attempt.member, api_key=attempt.api_key)
+    except failures.SHAPE_ERRORS as exc:
+        provider = attempt.member.provider.value
+        detail = f"the request cannot be translated for provider {provider}: a field has an unexpected shape"
+        raise failures.AttemptFailed(failures.Failure(kind=failures.FailureKind.BAD_REQUEST, detail=detail)) from exc
+
+
 async def _translate(
     stream: AsyncIterator[list[sse.Event]], translator: base.StreamTranslator, record: records.RequestRecord | None
 ) -> AsyncIterator[Batch]:
@@ -178,7 +189,7 @@ async def _translate(
         for event in events:
             try:
                 chunks = translator.feed(event)
-            except failures.MalformedEvent:
+            except failures.GARBAGE_EVENT:  # garbage is skipped; an error event is not
                 if record is not None:
                     record.malformed_events += 1
                 continue

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 
-from pilotfish import memory, upstream
+from pilotfish import failures, memory, upstream
 from pilotfish.failover import exchange, plan
 from pilotfish.providers import registry
 from pilotfish.routes import document
@@ -52,7 +52,13 @@ class Embeddings:
         held = self.hold.sibling() if self.hold is not None else None
         try:
             body = await send_json(attempt, built, max_bytes=attempt.limits.max_embeddings_response_bytes, hold=held)
-            answer = embedder.parse_embeddings_response(body, member=member, count=len(self.request.texts()))
+            try:
+                answer = embedder.parse_embeddings_response(body, member=member, count=len(self.request.texts()))
+            except failures.SHAPE_ERRORS as exc:  # JSON, but not an embeddings answer
+                detail = "embeddings response is not in the provider's format"
+                raise failures.AttemptFailed(
+                    failures.Failure(kind=failures.FailureKind.BAD_RESPONSE, detail=detail)
+                ) from exc
             if held is not None and self.hold is not None:
                 self.hold.adopt(held)
         finally:

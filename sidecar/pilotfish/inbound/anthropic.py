@@ -42,7 +42,21 @@ Event = tuple[str, dict[str, Any]]  # (event name, data): one server-sent event
 
 
 def to_chat(request: anthropic.MessagesRequest) -> openai.ChatRequest:
-    """The canonical request; raises ``failures.RequestRejected`` for what it cannot carry."""
+    """The canonical request; raises ``failures.RequestRejected`` for what it cannot carry, and for
+    content blocks, tools or tool_choice whose fields have the wrong shape (never a 500)."""
+    try:
+        body = _chat_body(request)
+    except failures.SHAPE_ERRORS:
+        raise _rejected(
+            "A content block, tool or tool_choice of the request is malformed: a field has the wrong type."
+        ) from None
+    try:
+        return openai.ChatRequest.from_body(body)
+    except pydantic.ValidationError as exc:
+        raise _rejected(f"The request cannot be translated: {exc.errors()[0]['msg']}.") from None
+
+
+def _chat_body(request: anthropic.MessagesRequest) -> dict[str, Any]:
     messages: list[dict[str, Any]] = []
     system = _system_text(request.system)
     if system:
@@ -69,10 +83,7 @@ def to_chat(request: anthropic.MessagesRequest) -> openai.ChatRequest:
     user_id = (request.metadata or {}).get("user_id")
     if user_id:
         body["user"] = str(user_id)
-    try:
-        return openai.ChatRequest.from_body(body)
-    except pydantic.ValidationError as exc:
-        raise _rejected(f"The request cannot be translated: {exc.errors()[0]['msg']}.") from None
+    return body
 
 
 def _system_text(system: str | list[dict[str, Any]] | None) -> str:

@@ -36,6 +36,15 @@ def build_app(
     return app
 
 
+# What Google sends with a bad key: a google.rpc.ErrorInfo whose reason says so.
+KEY_INVALID = {
+    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+    "reason": "API_KEY_INVALID",
+    "domain": "googleapis.com",
+    "metadata": {"service": "generativelanguage.googleapis.com"},
+}
+
+
 def error_response(status: int, *, message: str = "", details: list[dict[str, Any]] | None = None) -> web.Response:
     error: dict[str, Any] = {
         "code": status,
@@ -60,7 +69,7 @@ async def post_model_action(request: web.Request) -> web.StreamResponse:
     presented = request.headers.get("x-goog-api-key") or request.query.get("key")
     stats.last_auth_present = presented is not None
     if app[control.API_KEY] and presented != app[control.API_KEY]:
-        return error_response(400, message="API key not valid. Please pass a valid API key.")
+        return error_response(400, message="API key not valid. Please pass a valid API key.", details=[KEY_INVALID])
     mode, fault = control.draw(app)
     early = _error_fault(mode, fault)
     if early is not None:

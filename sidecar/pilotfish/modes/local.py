@@ -42,11 +42,23 @@ def load_snapshot(*, paths: Sequence[str], namespace: str) -> loader.Snapshot:
     if parsed.errors:
         raise ManifestsInvalid("; ".join(str(error) for error in parsed.errors))
     snapshot, result = loader.snapshot_from_manifests(parsed, namespace=namespace)
-    for problem in result.problems():
+    for problem in (*result.problems(), *missing_keys(snapshot)):
         _log.warning("%s", problem)
     if not snapshot.document.classes:
         raise ManifestsInvalid("no ModelClass with an eligible member was found in " + ", ".join(paths))
     return snapshot
+
+
+def missing_keys(snapshot: loader.Snapshot) -> list[str]:
+    """A warning for every member whose Secret key is not in the manifests (a deleted Secret document):
+    its attempts fail with ``key_missing`` and nothing is sent upstream without a key."""
+    return [
+        f'member {member.id} of class "{name}": Secret "{ref.name}" key "{ref.key}" is not in the manifests; '
+        "requests to this member fail until it is (nothing is sent upstream without its key)"
+        for name, route in snapshot.document.classes.items()
+        for member in route.members
+        if (ref := member.api_key_ref) is not None and (ref.name, ref.key) not in snapshot.keys
+    ]
 
 
 def print_render(*, paths: Sequence[str], namespace: str) -> int:

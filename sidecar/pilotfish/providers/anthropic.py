@@ -10,6 +10,7 @@ at a time; an ``error`` event after a 200 is a classified failure like any other
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -44,6 +45,7 @@ _ERROR_KINDS = {
     "request_too_large": failures.FailureKind.CONTEXT_LENGTH,
 }
 _CONTEXT_PHRASES = ("prompt is too long", "context window", "too many tokens", "exceeds the maximum")
+_REGION_PHRASES = ("region", "country", "territory", "location")  # a 403 for where the pod runs
 
 
 def build_request(
@@ -183,8 +185,8 @@ def parse_response(body: bytes, *, member: document.MemberRoute) -> openai.ChatC
     result: dict[str, Any] = {"role": "assistant", "content": text or None, "refusal": None}
     if calls:
         result["tool_calls"] = calls
-    usage = message.get("usage") or {}
-    prompt, completion = int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0)
+    usage = _usage_object(message)
+    prompt, completion = openai.token_count(usage.get("input_tokens")), openai.token_count(usage.get("output_tokens"))
     return {
         "id": message.get("id", ""),
         "object": "chat.completion",
@@ -231,9 +233,9 @@ class StreamTranslator:
         message = data.get("message") or {}
         self._base["id"] = message.get("id", "")
         self._base["model"] = message.get("model", self._base["model"])
-        usage = message.get("usage") or {}
-        self._usage["prompt_tokens"] = int(usage.get("input_tokens") or 0)
-        self._usage["completion_tokens"] = int(usage.get("output_tokens") or 0)
+        usage = _usage_object(message)
+        self._usage["prompt_tokens"] = openai.token_count(usage.get("input_tokens"))
+        self._usage["completion_tokens"] = openai.token_count(usage.get("output_tokens"))
         return [self._chunk({"role": "assistant", "content": ""})]
 
     def _on_content_block_start(self, data: dict[str, Any]) -> list[openai.ChatChunk]:
@@ -260,11 +262,11 @@ class StreamTranslator:
         return []  # thinking and signature deltas have no OpenAI counterpart
 
     def _on_message_delta(self, data: dict[str, Any]) -> list[openai.ChatChunk]:
-        usage = data.get("usage") or {}
+        usage = _usage_object(data)
         if usage.get("output_tokens") is not None:
-            self._usage["completion_tokens"] = int(usage["output_tokens"])
+            self._usage["completion_tokens"] = openai.token_count(usage["output_tokens"])
         if usage.get("input_tokens"):
-            self._usage["prompt_tokens"] = int(usage["input_tokens"])
+            self._usage["prompt_tokens"] = openai.token_count(usage["input_tokens"])
         reason = (data.get("delta") or {}).get("stop_reason")
         return [self._chunk({}, STOP_REASONS.get(str(reason), "stop"))] if reason else []
 
@@ -275,6 +277,11 @@ class StreamTranslator:
 
     def _on_error(self, data: dict[str, Any]) -> list[openai.ChatChunk]:
         raise failures.AttemptFailed(_classify_error_object(data.get("error") or {}, status=None))
+
+
+def _usage_object(container: Mapping[str, Any]) -> Mapping[str, Any]:
+    usage = container.get("usage")
+    return usage if isinstance(usage, dict) else {}
 
 
 def new_stream_translator(*, member: document.MemberRoute) -> StreamTranslator:
@@ -290,9 +297,7 @@ def classify_error(status: int, headers: Mapping[str, str], body: bytes) -> fail
         error = {"message": body[:200].decode("utf-8", errors="replace")}
     failure = _classify_error_object(error if isinstance(error, dict) else {}, status=status)
     retry_after = failures.parse_retry_after(headers.get("retry-after") or headers.get("Retry-After"))
-    return failures.Failure(
-        kind=failure.kind, status=status, retry_after=retry_after, detail=failure.detail, code=failure.code
-    )
+    return dataclasses.replace(failure, status=status, retry_after=retry_after)
 
 
 def _classify_error_object(error: Mapping[str, Any], *, status: int | None) -> failures.Failure:
@@ -301,7 +306,19 @@ def _classify_error_object(error: Mapping[str, Any], *, status: int | None) -> f
     kind = _ERROR_KINDS.get(code or "")
     if kind is None or code == "invalid_request_error":
         kind = _kind_by_status(status, message.lower())
-    return failures.Failure(kind=kind, status=status, detail=message, code=code)
+    credential = _credential_problem(status, code or "", message.lower()) if kind is failures.FailureKind.AUTH else None
+    return failures.Failure(kind=kind, status=status, detail=message, code=code, credential=credential)
+
+
+def _credential_problem(status: int | None, code: str, message: str) -> failures.CredentialProblem:
+    """Anthropic: 401 authentication_error (bad key), 403 permission_error (the key may not do this,
+    or the request comes from a region Anthropic does not serve)."""
+    problems = failures.CredentialProblem
+    if code == "authentication_error" or (status == 401 and code != "permission_error"):
+        return problems.INVALID_KEY
+    if any(phrase in message for phrase in _REGION_PHRASES):
+        return problems.REGION_NOT_SUPPORTED
+    return problems.PERMISSION_DENIED
 
 
 def _kind_by_status(status: int | None, message: str) -> failures.FailureKind:

@@ -10,6 +10,7 @@ content-filter outcome (answered once, not failed over), not a provider failure.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from collections.abc import Mapping
@@ -44,6 +45,12 @@ _STATUS_KINDS = {
     "NOT_FOUND": failures.FailureKind.NOT_FOUND,
 }
 _CONTEXT_PHRASES = ("exceeds the maximum number of tokens", "token count", "too long", "context window")
+# Google's credential errors (google.rpc ErrorInfo reasons, and the messages that come with them): an
+# invalid or expired key is a 400 INVALID_ARGUMENT "API key not valid" with reason API_KEY_INVALID, a
+# refused region a 400 FAILED_PRECONDITION "User location is not supported for the API use".
+_INVALID_KEY_REASONS = frozenset({"API_KEY_INVALID", "API_KEY_EXPIRED"})
+_INVALID_KEY_PHRASES = ("api key not valid", "api key expired", "api_key_invalid")
+_REGION_PHRASES = ("location is not supported",)
 
 
 def build_request(
@@ -219,7 +226,8 @@ class StreamTranslator:
         if reason:
             finish = "tool_calls" if self._calls else FINISH_REASONS.get(reason, "stop")
             chunks.append(self._chunk({}, finish))
-            chunks.append(self._usage(data.get("usageMetadata") or {}))
+            metadata = data.get("usageMetadata")
+            chunks.append(self._usage(metadata if isinstance(metadata, dict) else {}))
             self.finished = True
         return chunks
 
@@ -258,8 +266,9 @@ class StreamTranslator:
         }
 
     def _usage(self, metadata: dict[str, Any]) -> openai.ChatChunk:
-        prompt = int(metadata.get("promptTokenCount") or 0)
-        completion = int(metadata.get("candidatesTokenCount") or 0) + int(metadata.get("thoughtsTokenCount") or 0)
+        prompt = openai.token_count(metadata.get("promptTokenCount"))
+        count = openai.token_count
+        completion = count(metadata.get("candidatesTokenCount")) + count(metadata.get("thoughtsTokenCount"))
         return {
             "id": self.response_id,
             "object": "chat.completion.chunk",
@@ -285,18 +294,22 @@ def classify_error(status: int, headers: Mapping[str, str], body: bytes) -> fail
         error = {"message": body[:200].decode("utf-8", errors="replace")}
     failure = _classify_error_object(error if isinstance(error, dict) else {}, status=status)
     retry_after = failures.parse_retry_after(headers.get("retry-after") or headers.get("Retry-After"))
-    return failures.Failure(
-        kind=failure.kind,
-        status=status,
-        retry_after=retry_after or failure.retry_after,
-        detail=failure.detail,
-        code=failure.code,
-    )
+    return dataclasses.replace(failure, status=status, retry_after=retry_after or failure.retry_after)
 
 
 def _classify_error_object(error: Mapping[str, Any], *, status: int | None) -> failures.Failure:
     code = str(error.get("status") or "") or None
     message = str(error.get("message") or "")
+    credential = _credential_problem(status, code or "", message.lower(), error)
+    if credential is not None:
+        return failures.Failure(
+            kind=failures.FailureKind.AUTH,
+            status=status,
+            retry_after=_retry_delay(error),
+            detail=message,
+            code=code,
+            credential=credential,
+        )
     kind = _STATUS_KINDS.get(code or "")
     if kind is None:
         if any(phrase in message.lower() for phrase in _CONTEXT_PHRASES):
@@ -313,10 +326,32 @@ def _classify_error_object(error: Mapping[str, Any], *, status: int | None) -> f
     return failures.Failure(kind=kind, status=status, retry_after=_retry_delay(error), detail=message, code=code)
 
 
+def _credential_problem(
+    status: int | None, code: str, message: str, error: Mapping[str, Any]
+) -> failures.CredentialProblem | None:
+    """The credential problem a Gemini error reports, or None when it is about something else."""
+    problems = failures.CredentialProblem
+    reasons = {str(d.get("reason")) for d in _details(error) if d.get("reason")}
+    if reasons & _INVALID_KEY_REASONS or any(phrase in message for phrase in _INVALID_KEY_PHRASES):
+        return problems.INVALID_KEY
+    if any(phrase in message for phrase in _REGION_PHRASES):
+        return problems.REGION_NOT_SUPPORTED
+    if code == "UNAUTHENTICATED" or (status == 401 and not code):
+        return problems.INVALID_KEY
+    if code == "PERMISSION_DENIED" or (status == 403 and not code):
+        return problems.PERMISSION_DENIED
+    return None
+
+
+def _details(error: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    details = error.get("details")
+    return [d for d in details if isinstance(d, dict)] if isinstance(details, list) else []
+
+
 def _retry_delay(error: Mapping[str, Any]) -> float | None:
     """Google's RetryInfo detail ("retryDelay": "20s"), the Retry-After of the Gemini API."""
-    for detail in error.get("details") or ():
-        delay = detail.get("retryDelay") if isinstance(detail, dict) else None
+    for detail in _details(error):
+        delay = detail.get("retryDelay")
         if isinstance(delay, str) and delay.endswith("s"):
             return failures.parse_retry_after(delay[:-1])
     return None

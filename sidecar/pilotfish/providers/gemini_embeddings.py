@@ -57,9 +57,9 @@ def parse_embeddings_response(body: bytes, *, member: document.MemberRoute, coun
     vectors = [item.get("values") if isinstance(item, dict) else None for item in items]
     if not all(isinstance(vector, list) and vector for vector in vectors):
         raise openai_embeddings.bad_response("an embedding has no values")
-    usage = parsed.get("usageMetadata") or {}
+    usage = parsed.get("usageMetadata")
     return openai_embeddings.response(
         vectors,  # type: ignore[arg-type]
         model=member.model,
-        prompt_tokens=int(usage.get("promptTokenCount") or 0),
+        prompt_tokens=openai.token_count(usage.get("promptTokenCount") if isinstance(usage, dict) else 0),
     )

@@ -24,6 +24,9 @@ _JSON_HEADERS = {"Content-Type": "application/json", "Accept": "text/event-strea
 _CONTEXT_CODES = frozenset({"context_length_exceeded", "string_above_max_length"})
 _CONTEXT_PHRASES = ("maximum context length", "context length", "context_length_exceeded", "too many tokens")
 _FILTER_CODES = frozenset({"content_filter", "content_policy_violation"})
+# OpenAI's 403 for a pod in a country it does not serve ("Country, region, or territory not supported").
+_REGION_CODES = frozenset({"unsupported_country_region_territory"})
+_REGION_PHRASES = ("country, region, or territory not supported",)
 
 
 def build_request(
@@ -58,6 +61,8 @@ def parse_response(body: bytes, *, member: document.MemberRoute) -> openai.ChatC
         raise failures.AttemptFailed(
             failures.Failure(kind=failures.FailureKind.BAD_RESPONSE, detail="response has no choices")
         )
+    if "usage" in parsed:
+        parsed["usage"] = openai.clean_usage(parsed["usage"])
     return parsed
 
 
@@ -77,7 +82,10 @@ class StreamTranslator:
         if not isinstance(chunk, dict):
             return []
         if "error" in chunk:
-            raise failures.AttemptFailed(_classify_error_object(chunk["error"], status=None))
+            error = chunk["error"]
+            raise failures.AttemptFailed(_classify_error_object(error if isinstance(error, dict) else {}, status=None))
+        if chunk.get("usage") is not None:
+            chunk["usage"] = openai.clean_usage(chunk["usage"])  # passed on to the client: counts must be numbers
         return [chunk]
 
 
@@ -111,7 +119,17 @@ def _classify_error_object(error: Mapping[str, Any], *, status: int | None) -> f
     code = str(error.get("code") or error.get("type") or "") or None
     message = str(error.get("message") or "")
     kind = _kind_for(status, code or "", message.lower())
-    return failures.Failure(kind=kind, status=status, detail=message, code=code)
+    credential = _credential_problem(status, code or "", message.lower()) if kind is failures.FailureKind.AUTH else None
+    return failures.Failure(kind=kind, status=status, detail=message, code=code, credential=credential)
+
+
+def _credential_problem(status: int | None, code: str, message: str) -> failures.CredentialProblem:
+    """OpenAI (and Azure, same format): 401 invalid_api_key / "Access denied due to invalid subscription
+    key"; 403 unsupported_country_region_territory; any other 403 is a permission the key lacks."""
+    problems = failures.CredentialProblem
+    if code in _REGION_CODES or any(phrase in message for phrase in _REGION_PHRASES):
+        return problems.REGION_NOT_SUPPORTED
+    return problems.INVALID_KEY if status == 401 else problems.PERMISSION_DENIED
 
 
 def _kind_for(status: int | None, code: str, message: str) -> failures.FailureKind:

@@ -46,8 +46,7 @@ def parse_embeddings_response(body: bytes, *, member: document.MemberRoute, coun
         raise bad_response(f"expected {count} embeddings, got {len(data) if isinstance(data, list) else 'none'}")
     vectors = [_floats(item.get("embedding") if isinstance(item, dict) else None) for item in data]
     order = [int(item.get("index", position)) for position, item in enumerate(data)]
-    usage = parsed.get("usage") or {}
-    prompt = int(usage.get("prompt_tokens") or 0)
+    prompt, _ = openai.usage_of(parsed)
     return response(
         [vector for _, vector in sorted(zip(order, vectors, strict=True), key=lambda pair: pair[0])],
         model=str(parsed.get("model") or member.model),

@@ -80,7 +80,7 @@ def _engine_context(
             tracing=traces,
         )
         app[keys.ENGINE] = the_engine
-        app[keys.LIVE].subscribe(lambda snapshot: the_engine.health.reconcile(snapshot.document))
+        app[keys.LIVE].subscribe(lambda snapshot: the_engine.health.reconcile(snapshot.document, keys=snapshot.keys))
         if holder is not None:
             holder.append(the_engine)
         try:
@@ -107,6 +107,15 @@ async def _error_middleware(request: web.Request, handler: Handler) -> web.Strea
         return errors.from_rejection(bodies.budget_exhausted(exc))
     except failures.RequestRejected as exc:
         return errors.from_rejection(exc)
+    except web.RequestPayloadError:  # a body that does not decode as its Content-Encoding says (bad gzip)
+        request.content.feed_eof()  # nothing more of it will be read: aiohttp must not drain it after us
+        response = errors.error_response(
+            400,
+            "The request body could not be read: it does not decode as its Content-Encoding says.",
+            code="invalid_body",
+        )
+        response.force_close()  # and the connection is not reused: where that body ends is unknown
+        return response
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[keys.MAX_BODY_BYTES]
         return errors.error_response(

@@ -97,13 +97,13 @@ async def _write_stream(
     try:
         async with serving.total_deadline(route, elapsed=committed.time_to_first_token):
             try:
-                async for batch in all_batches(committed):
+                async for batch in all_batches(committed, record):
                     frames = _frames(batch, include_usage=chat.include_usage, member=committed.member, record=record)
                     if frames:
                         await serving.write(response, frames)
                 await serving.write(response, _DONE_FRAME)
             except failures.AttemptFailed as exc:
-                interrupted(record, exc.failure)
+                interrupted(record, exc.failure, member=committed.member, prompt_tokens=chat.estimate_prompt_tokens())
                 event = errors.stream_error_event(
                     interrupted_message(route, exc.failure), error_type="server_error", code=exc.failure.kind.value
                 )
@@ -119,18 +119,39 @@ async def _write_stream(
     return response
 
 
-async def all_batches(committed: streaming.Committed) -> AsyncIterator[engine.Batch]:
-    """The head, then the rest; the head is let go once sent (a stream may outlive it by minutes)."""
+async def all_batches(committed: streaming.Committed, record: records.RequestRecord) -> AsyncIterator[engine.Batch]:
+    """The head, then the rest; the head is let go once sent (a stream may outlive it by minutes). Counts
+    the content chunks handed on, for ``interrupted``."""
     head, committed.head = committed.head, []
     yield head
+    record.delivered_chunks += _content_chunks(head)
     del head
     if committed.rest is not None:
         async for batch in committed.rest:
             yield batch
+            record.delivered_chunks += _content_chunks(batch)
 
 
-def interrupted(record: records.RequestRecord, failure: failures.Failure) -> None:
-    """A committed stream broke: the request is interrupted and its last attempt failed after all."""
+def _content_chunks(batch: engine.Batch) -> int:
+    return sum(1 for chunk in batch if chunk.get("choices") and streaming.is_content(chunk))
+
+
+def interrupted(
+    record: records.RequestRecord,
+    failure: failures.Failure,
+    *,
+    member: document.MemberRoute,
+    prompt_tokens: int,
+) -> None:
+    """A committed stream broke: the request is interrupted and its last attempt failed after all.
+
+    The usage chunk never came, so what was delivered is counted instead: about a token a content
+    chunk (as ``failover.recovery`` counts a cut attempt) and the prompt estimate, priced as usual;
+    the client was sent those tokens and the provider bills them."""
+    if not record.completion_tokens:
+        replies.count_usage(
+            prompt_tokens=prompt_tokens, completion_tokens=record.delivered_chunks, member=member, record=record
+        )
     record.outcome, record.error_code = records.Outcome.INTERRUPTED, failure.kind.value
     last = record.attempts[-1]
     if last.failure is None:  # (a failed mid-stream recovery has already recorded its own failures)

@@ -39,7 +39,9 @@ async def post_messages(request: web.Request) -> web.StreamResponse:
         except engine.AllMembersFailed as exc:
             return render(replies.failure_reply(exc, record))
         if canonical.stream:
-            return await _write_events(request, committed, route, record)
+            return await _write_events(
+                request, committed, route, record, prompt_tokens=canonical.estimate_prompt_tokens()
+            )
         completion = assemble.assemble(committed.head)
         chat.count_usage(completion, committed.member, record)
         message = anthropic.to_message(completion, model=committed.member.model)
@@ -67,6 +69,8 @@ async def _write_events(
     committed: streaming.Committed,
     route: document.ClassRoute,
     record: records.RequestRecord,
+    *,
+    prompt_tokens: int,
 ) -> web.StreamResponse:
     response = web.StreamResponse(headers={**chat.SSE_HEADERS, **replies.route_headers(record)})
     await response.prepare(request)  # the point of no return
@@ -74,7 +78,7 @@ async def _write_events(
     try:
         async with serving.total_deadline(route, elapsed=committed.time_to_first_token):
             try:
-                async for batch in chat.all_batches(committed):
+                async for batch in chat.all_batches(committed, record):
                     for chunk in batch:
                         if chat.is_usage_chunk(chunk):
                             chat.count_usage(chunk, committed.member, record)
@@ -83,7 +87,7 @@ async def _write_events(
                         await serving.write(response, frames)
                 await serving.write(response, _encode(writer.finish()))
             except failures.AttemptFailed as exc:
-                chat.interrupted(record, exc.failure)
+                chat.interrupted(record, exc.failure, member=committed.member, prompt_tokens=prompt_tokens)
                 error = anthropic.error_body(502, chat.interrupted_message(route, exc.failure))
                 await serving.write(response, _encode([("error", error)]))
     except serving.ClientTooSlow as exc:

@@ -108,12 +108,19 @@ def failure_reply(exc: engine.AllMembersFailed, record: records.RequestRecord) -
 
 
 def _tried_and_skipped(record: records.RequestRecord) -> str:
-    tried = "; ".join(
-        f"{a.member_id}: {a.result}" + (f" ({a.failure.status})" if a.failure and a.failure.status else "")
-        for a in record.attempts
-    )
+    tried = "; ".join(_attempt_result(a) for a in record.attempts)
     skipped = "; ".join(f"{member}: {reason}" for member, reason in record.skipped)
     return " ".join(part for part in (f"Tried {tried}." if tried else "", f"Skipped {skipped}." if skipped else ""))
+
+
+def _attempt_result(attempt: records.AttemptRecord) -> str:
+    """``member: result (status, credential problem)``: enough to act on, without upstream text."""
+    failure = attempt.failure
+    notes = (
+        [] if failure is None else [str(failure.status or ""), failure.credential.value if failure.credential else ""]
+    )
+    said = ", ".join(note for note in notes if note)
+    return f"{attempt.member_id}: {attempt.result}" + (f" ({said})" if said else "")
 
 
 def unknown_class(name: str, routes: document.RoutesDocument) -> Reply:

@@ -169,6 +169,19 @@ class Metrics:
             ["class", "from_tier", "to_tier"],
             registry=r,
         )
+        self.credential_rejections = prom.Counter(
+            "pilotfish_credential_rejections",
+            "Attempts whose provider rejected the member's credential (invalid key, permission, region) or "
+            "that had no key to send, by credential and reason.",
+            ["class", "credential", "provider", "reason"],
+            registry=r,
+        )
+        self.credential_rejected = prom.Gauge(
+            "pilotfish_credential_rejected",
+            "1 while a credential's provider rejects it (until a member using it succeeds, or its key changes).",
+            ["credential", "reason"],
+            registry=r,
+        )
         self.budget_exhausted = prom.Counter(
             "pilotfish_retry_budget_exhausted",
             "Retries refused because the class's retry budget ran out.",
@@ -193,6 +206,10 @@ class Metrics:
         child(self.requests, cls, provider, model, record.outcome.value).inc()
         for attempt in record.attempts:
             child(self.attempts, cls, attempt.provider, attempt.model, attempt.result).inc()
+            if attempt.failure is not None and attempt.failure.credential is not None:
+                credential = attempt.member_id.split("/", 1)[0]
+                reason = attempt.failure.credential.value
+                child(self.credential_rejections, cls, credential, attempt.provider, reason).inc()
         for attempt, same_member in record.handovers():
             child(self.retries if same_member else self.failovers, cls, attempt.provider, attempt.result).inc()
         if record.skipped:

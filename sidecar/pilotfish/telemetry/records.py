@@ -70,6 +70,7 @@ class RequestRecord:
     # mid-stream recoveries: (from provider, to provider or "none", "success" | "failed")
     recoveries: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
     malformed_events: int = 0  # upstream stream events skipped because they could not be parsed
+    delivered_chunks: int = 0  # content chunks handed to the client: what an interrupted stream is billed for
     tier: str | None = None  # a class with tiers: the tier (class) its rules chose
     tier_reason: str | None = None  # why: "rules[N]" (the first rule that matched) or "default"
     escalations: list[str] = dataclasses.field(default_factory=list)  # tiers moved up to, in order

@@ -8,6 +8,7 @@ serialised once, and a model layer there would only cost time on the hot path.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal, Self
 
 import pydantic
@@ -106,6 +107,21 @@ class ChatRequest(_KeepsRaw):
     response_format: dict[str, Any] | None = None
     user: str | None = None
 
+    @pydantic.field_validator("tool_choice")
+    @classmethod
+    def _named_function(cls, value: str | dict[str, Any] | None) -> object:
+        """A named tool_choice names its function in an object; every translator relies on it."""
+        if isinstance(value, dict) and "function" in value and not _is_named(value["function"]):
+            raise ValueError("tool_choice.function must be an object with a string 'name'")
+        return value
+
+    @pydantic.field_validator("tools")
+    @classmethod
+    def _named_tools(cls, value: list[dict[str, Any]] | None) -> object:
+        if any("function" in tool and not _is_named(tool["function"]) for tool in value or ()):
+            raise ValueError("each tool's 'function' must be an object with a string 'name'")
+        return value
+
     @property
     def include_usage(self) -> bool:
         """Whether the client asked for the final usage chunk."""
@@ -119,6 +135,10 @@ class ChatRequest(_KeepsRaw):
         """A cheap upper-ish estimate (4 chars a token) for the context-window pre-check."""
         chars = sum(len(message.text()) for message in self.messages)
         return chars // 4 + 4 * len(self.messages)
+
+
+def _is_named(function: object) -> bool:
+    return isinstance(function, dict) and isinstance(function.get("name"), str)
 
 
 class EmbeddingsRequest(_KeepsRaw):
@@ -166,7 +186,32 @@ class EmbeddingsRequest(_KeepsRaw):
 EmbeddingsResponse = dict[str, Any]  # OpenAI's `list` of `embedding` objects, floats: the canonical form
 
 
+# No single request uses more tokens than this; a larger count from an upstream is nonsense, capped so
+# that cost arithmetic and the metrics stay finite.
+TOKEN_COUNT_MAX = 100_000_000
+
+
+def token_count(value: object) -> int:
+    """A usage count as an upstream sent it, made sane: a non-negative int up to TOKEN_COUNT_MAX; a
+    string, a bool, null, NaN or anything else that is not a number counts 0 (never a 500)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0
+    if isinstance(value, float) and not math.isfinite(value):
+        return 0
+    return min(max(int(value), 0), TOKEN_COUNT_MAX)
+
+
+def clean_usage(usage: object) -> dict[str, Any] | None:
+    """An OpenAI ``usage`` object with sane counts (``token_count``), or None when it is not an object."""
+    if not isinstance(usage, dict):
+        return None
+    prompt, completion = token_count(usage.get("prompt_tokens")), token_count(usage.get("completion_tokens"))
+    return {**usage, "prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
 def usage_of(body: ChatCompletion | ChatChunk) -> tuple[int, int]:
-    """(prompt_tokens, completion_tokens) of a response or chunk, 0 when absent."""
-    usage = body.get("usage") or {}
-    return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+    """(prompt_tokens, completion_tokens) of a response or chunk, 0 when absent or not a number."""
+    usage = body.get("usage")
+    if not isinstance(usage, dict):
+        return 0, 0
+    return token_count(usage.get("prompt_tokens")), token_count(usage.get("completion_tokens"))

@@ -5,7 +5,7 @@ import pytest
 from tests.pilotfish.failover.builders import FakeClock, member
 
 from pilotfish import failures
-from pilotfish.api import modelclass
+from pilotfish.api import modelclass, refs
 from pilotfish.failover import breaker, health, policy
 from pilotfish.routes import document
 
@@ -155,6 +155,7 @@ def test_a_view_renders_as_camel_case_json_for_the_debug_page():
         client_errors=1,
         ttft_p95=0.3004,
         ttft_samples=20,
+        credential_problem=failures.CredentialProblem.INVALID_KEY,
     )
     assert view.to_dict() == {
         "state": "open",
@@ -168,6 +169,7 @@ def test_a_view_renders_as_camel_case_json_for_the_debug_page():
         "ttftP95Seconds": 0.3004,
         "ttftSamples": 20,
         "canContinue": True,
+        "credentialProblem": "invalid_key",
     }
 
 
@@ -319,3 +321,49 @@ def test_a_member_learned_unable_to_continue_is_left_out_for_an_hour_and_says_wh
 def test_a_rejected_prefill_fails_over_without_hurting_the_member_and_teaches_it_cannot_continue():
     rule = policy.policy_for(failures.FailureKind.PREFILL_REJECTED)
     assert rule.failover and rule.learns_cannot_continue and not rule.counts_against_health
+
+
+def _rejected(problem=failures.CredentialProblem.INVALID_KEY):
+    return failures.Failure(kind=failures.FailureKind.AUTH, status=401, credential=problem)
+
+
+def _ref_doc():
+    ref = refs.SecretKeyRef(name="keys", key="a")
+    route = document.ClassRoute(name="c", members=(member("a").model_copy(update={"api_key_ref": ref}),))
+    return document.RoutesDocument(classes={"c": route})
+
+
+def test_a_rejected_credential_opens_the_circuit_at_once_for_as_long_as_the_policy_says():
+    clock = FakeClock()
+    registry = _registry(clock, threshold=100, cooldown=1.0)
+    tracked = registry.member("c", member("a"))
+    tracked.record_failure(failure=_rejected(), counts_against_health=True, open_for=300.0)
+    assert tracked.breaker.state is S.OPEN  # one rejection, with a threshold of 100
+    clock.advance(299.0)
+    assert tracked.breaker.state is S.OPEN  # not the 1 s cooldown of an ordinary failure
+    clock.advance(2.0)
+    assert tracked.breaker.state is S.HALF_OPEN
+
+
+def test_the_registry_names_rejected_credentials_until_a_success():
+    registry = _registry(FakeClock())
+    tracked = registry.member("c", member("a"))
+    tracked.record_failure(
+        failure=_rejected(failures.CredentialProblem.REGION_NOT_SUPPORTED), counts_against_health=True
+    )
+    assert registry.rejected_credentials() == {"a": "region_not_supported"}
+    tracked.record_success(latency=0.1, ttft=None)
+    assert registry.rejected_credentials() == {}
+
+
+def test_a_rotated_key_starts_its_member_fresh_and_the_same_key_keeps_its_open_circuit():
+    registry = health.HealthRegistry(now=FakeClock().now, rng=random.Random(0))
+    doc = _ref_doc()
+    registry.reconcile(doc, keys={("keys", "a"): refs.ApiKey("revoked")})
+    rejected = registry.member("c", doc.classes["c"].members[0])
+    rejected.record_failure(failure=_rejected(), counts_against_health=True, open_for=300.0)
+    registry.reconcile(doc, keys={("keys", "a"): refs.ApiKey("revoked")})
+    assert registry.member("c", doc.classes["c"].members[0]) is rejected  # same key: still rejected
+    registry.reconcile(doc, keys={("keys", "a"): refs.ApiKey("rotated")})
+    fresh = registry.member("c", doc.classes["c"].members[0])
+    assert fresh is not rejected and fresh.breaker.state is S.CLOSED and registry.rejected_credentials() == {}
