@@ -8,7 +8,7 @@
   ``PIP_INSTALL_FLAGS`` pointing pip at wheels made on the host (``pip wheel``, mounted read-only at
   /wheels; the build itself runs with no network). Built from the checkout every time.
 - ``pilotfish-testapp``: the base plus a virtualenv with the ``openai`` SDK, for the tests' app pods
-  (``Dockerfile.app`` beside this module).
+  (``Dockerfile.app`` beside this module). Cached: it does not depend on the checkout.
 Each image is written as a docker-archive tar that ``node.Node`` imports into its containerd.
 
 buildah keeps its storage under the test environment's cache, and every buildah command runs in a
@@ -34,7 +34,7 @@ BASE = f"localhost/pilotfish-base:bookworm-r{RECIPE}"
 PAUSE = nodeconfig.PAUSE_IMAGE
 SIDECAR = "localhost/pilotfish-sidecar:testenv"
 OPERATOR = "localhost/pilotfish-operator:testenv"
-APP = "localhost/pilotfish-testapp:testenv"
+APP = f"localhost/pilotfish-testapp:r{RECIPE}"
 EXCLUDES = ("/usr/share/doc/*", "/usr/share/man/*", "/usr/share/info/*", "/usr/share/locale/*")
 WHEELS = ("setuptools>=77", "wheel", "openai>=1.40")  # build backend, and the test app's SDK
 
@@ -98,6 +98,8 @@ def build(*, workdir: pathlib.Path, pause_binary: pathlib.Path, log: pathlib.Pat
             (OPERATOR, ROOT / "Dockerfile.operator"),
             (APP, pathlib.Path(__file__).parent / "Dockerfile.app"),
         ):
+            if name == APP and APP in present:
+                continue  # the test app does not depend on the checkout: built once, like the base
             label = name.split("/")[1].split(":")[0]
             seconds.update(_timed(label, _bud, name, dockerfile, wheels, log=log, runroot=runroot))
         tars = {}

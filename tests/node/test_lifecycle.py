@@ -8,7 +8,7 @@ import pathlib
 import subprocess
 import time
 
-from e2e.testenv import hoststate, node
+from e2e.testenv import hoststate, images, node
 from tests.node import workloads
 from tests.node.conftest import CHART, RELEASE, RELEASE_NAMESPACE, get_json, wait_for
 
@@ -123,7 +123,7 @@ def test_helm_upgrade_rolls_the_operator_without_dropping_admission_and_uninstal
             name,
             "-n",
             app_namespace,
-            "--image=localhost/pilotfish-testapp:testenv",
+            f"--image={images.APP}",
             "--image-pull-policy=Never",
             "--restart=Never",
             "--command",
