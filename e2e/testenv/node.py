@@ -25,6 +25,7 @@ import os
 import pathlib
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Sequence
 
@@ -62,6 +63,7 @@ class Node(controlplane.ControlPlane):
         detached: bool = False,
         sync_seconds: int = 10,
     ) -> None:
+        workdir = workdir or pathlib.Path(tempfile.mkdtemp(prefix="pilotfish-node-"))
         super().__init__(bins=bins, workdir=workdir, detached=detached)
         self.node_bins = node_bins or binaries.ensure_node()
         self.images = tuple(images)

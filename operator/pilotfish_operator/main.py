@@ -32,6 +32,10 @@ from pilotfish_operator import (
 )
 
 log = logging.getLogger("pilotfish.operator")
+# After SIGTERM the webhook keeps answering this long before the operator stops: the API server keeps
+# sending admission requests to a terminating pod until the endpoints controller has dropped it from
+# the webhook Service, and during a rollout those requests would otherwise fail (found on a real node).
+SHUTDOWN_DELAY_SECONDS = 5.0
 PRIORITY_RANGE = 2**31 - 1  # wide enough that two replicas drawing the same priority never happens in practice
 
 
@@ -50,6 +54,7 @@ class Options:
     canary_tick: float = 10.0
     secret_reader_role: str | None = None  # bind ourselves to this ClusterRole where credentials are
     service_account: str | None = None  # our own ServiceAccount, NAMESPACE/NAME (with secret_reader_role)
+    shutdown_delay: float = SHUTDOWN_DELAY_SECONDS
 
 
 def main(options: Options) -> int:
@@ -86,13 +91,13 @@ async def _run(options: Options, config: injector_config.InjectorConfig) -> None
         sa_namespace, sa_name = options.service_account.split("/")
         bound = secret_access.Bound(cluster_role=options.secret_reader_role, service_account=(sa_namespace, sa_name))
     recon = reconciler.Reconciler(api, canary_tick=options.canary_tick, secrets=secret_access.SecretAccess(api, bound))
-    stop = asyncio.Event()
+    stop, terminating = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, terminating.set)
     ready = asyncio.Event()
     runners = [await _serve(_health_app(ready), options.metrics_listen, None)]
-    background = []
+    background = [asyncio.create_task(_drain_then_stop(terminating, ready, stop, delay=options.shutdown_delay))]
     if options.webhook_cert and options.webhook_key:
         tls = webhook.ReloadingTLS(options.webhook_cert, options.webhook_key)
         runners.append(await _serve(webhook.build_app(api, config), options.webhook_listen, tls))
@@ -139,6 +144,22 @@ async def _run(options: Options, config: injector_config.InjectorConfig) -> None
         await recon.idle()
         for runner in runners:
             await runner.cleanup()
+
+
+async def _drain_then_stop(
+    terminating: asyncio.Event,
+    ready: asyncio.Event,
+    stop: asyncio.Event,
+    *,
+    delay: float,
+) -> None:
+    """On SIGTERM: report not ready, keep serving admission for ``delay`` seconds, then stop kopf."""
+    await terminating.wait()
+    ready.clear()
+    if delay > 0:
+        log.info("terminating: the webhook keeps answering for %.0fs while endpoints drop this pod", delay)
+        await asyncio.sleep(delay)
+    stop.set()
 
 
 def _peering_priority(options: Options) -> int:

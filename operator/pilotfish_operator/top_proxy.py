@@ -40,7 +40,13 @@ class PodProxy:
         return sorted(p.metadata.name for p in pods if inject.STATUS_ANNOTATION in (p.metadata.annotations or {}))
 
     def _one(self, pod: str) -> tuple[str, dict[str, Any]]:
-        name = f"{pod}:{self.port}"
-        text = self.core.connect_get_namespaced_pod_proxy_with_path(name, self.namespace, "metrics")
-        members = self.core.connect_get_namespaced_pod_proxy_with_path(name, self.namespace, "debug/members")
-        return str(text), json.loads(members) if isinstance(members, str) else dict(members)
+        return self._get(pod, "metrics"), json.loads(self._get(pod, "debug/members"))
+
+    def _get(self, pod: str, path: str) -> str:
+        """The body as sent. Without ``_preload_content=False`` the client parses a JSON body and hands
+        back ``str(dict)``, a Python repr with single quotes that no JSON parser reads (found on the
+        real node: every pod showed as unreachable)."""
+        response = self.core.connect_get_namespaced_pod_proxy_with_path(
+            f"{pod}:{self.port}", self.namespace, path, _preload_content=False
+        )
+        return str(response.data.decode("utf-8"))

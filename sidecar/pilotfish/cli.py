@@ -124,6 +124,12 @@ def _parser() -> argparse.ArgumentParser:
     operator.add_argument(
         "--service-account", default=None, help="NAMESPACE/NAME of our ServiceAccount (with --secret-reader-role)"
     )
+    operator.add_argument(
+        "--shutdown-delay",
+        type=float,
+        default=5.0,
+        help="seconds the webhook keeps answering after SIGTERM, so a rollout drops no admission (default 5)",
+    )
     operator.set_defaults(run=_run_operator)
     return parser
 
@@ -269,6 +275,7 @@ def _run_operator(args: argparse.Namespace) -> int:
             canary_tick=args.canary_tick,
             secret_reader_role=args.secret_reader_role,
             service_account=args.service_account,
+            shutdown_delay=args.shutdown_delay,
         )
     )
 

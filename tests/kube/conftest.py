@@ -164,6 +164,7 @@ def start_operator(
             "--sweep-interval=1",
             f"--injector-config={injector}",
             "--canary-tick=1",
+            "--shutdown-delay=0",  # nothing routes admission through a Service here
             *extra,
         ],
         env={

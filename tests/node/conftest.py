@@ -30,6 +30,7 @@ CHART = ROOT / "charts" / "pilotfish"
 RELEASE = "pilotfish"
 RELEASE_NAMESPACE = "pilotfish-system"
 ENABLE_ENV = "PILOTFISH_NODE_TESTS"
+TEST_TIMEOUT = 900  # seconds per test: pods, kubelet syncs and the operator's sweep, on a busy machine
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -38,6 +39,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in mine:
         item.add_marker(pytest.mark.node)
         item.add_marker(pytest.mark.k8s)
+        item.add_marker(pytest.mark.timeout(TEST_TIMEOUT))
     selected = "node" in (config.getoption("markexpr") or "") and "not node" not in config.getoption("markexpr")
     if mine and not selected and os.environ.get(ENABLE_ENV) != "1":
         config.hook.pytest_deselected(items=mine)
