@@ -1,6 +1,7 @@
 """Dockerfile.operator and Dockerfile.sidecar: hadolint clean, pinned, non-root, and consistent with
 the chart and the CLI. No Docker engine is needed (none is available where these tests run): the
-images themselves are built only by e2e/kind/run.sh."""
+images themselves are built by buildah for the node tests (e2e/testenv/images.py, `make test-node`)
+and by e2e/kind/run.sh with Docker."""
 
 from __future__ import annotations
 

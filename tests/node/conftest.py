@@ -117,7 +117,9 @@ def chart_values() -> dict[str, Any]:
             "extraEnv": api,
         },
         "sidecar": {"image": {"repository": sidecar_repository, "tag": sidecar_tag, "pullPolicy": "Never"}},
-        "webhook": {"failurePolicy": "Fail"},
+        # Fail: a dropped admission request shows as a failed pod creation. 30 s (the most allowed):
+        # the API server's deadline must not trip only because this 2-core machine is busy.
+        "webhook": {"failurePolicy": "Fail", "timeoutSeconds": 30},
     }
 
 

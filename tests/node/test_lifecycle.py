@@ -128,6 +128,11 @@ def test_helm_upgrade_rolls_the_operator_without_dropping_admission_and_uninstal
         injected = get_json(release, "pod", name, "-n", app_namespace)
         assert injected and injected["spec"]["initContainers"][0]["name"] == "pilotfish"
         admitted += 1
-    assert upgrade.returncode == 0
-    after = {p["metadata"]["name"] for p in get_json(release, "pods", "-n", RELEASE_NAMESPACE)["items"]}
-    assert admitted > 0 and not (before & after)
+    assert upgrade.returncode == 0, upgrade.communicate()[0]
+    assert admitted > 0
+
+    def rolled() -> bool:
+        after = {p["metadata"]["name"] for p in get_json(release, "pods", "-n", RELEASE_NAMESPACE)["items"]}
+        return len(after) == 2 and not (before & after)
+
+    wait_for(rolled, what="both operator pods replaced")

@@ -70,7 +70,10 @@ def test_pilotfish_top_reads_the_real_sidecars_through_the_pod_proxy(release: no
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    assert "app" in done.stdout and "workhorse" in done.stdout, done.stdout
+    rows = [line.split() for line in done.stdout.splitlines()]
+    solo = next((row for row in rows if row[:2] == ["workhorse", "solo/model-solo"]), None)
+    assert solo is not None and solo[3] == "closed", done.stdout  # the class, its member, a closed circuit
+    assert "unreachable" not in done.stdout, done.stdout
 
 
 def test_killing_the_operator_pod_that_holds_the_peering_hands_reconciliation_to_the_other(
