@@ -338,6 +338,9 @@ def test_the_deployment_runs_pilotfish_operator_with_the_contracts_flags_and_mou
     ]
     assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"webhook": 9443, "metrics": 8080}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    startup = container["startupProbe"]  # a slow start is not a dead operator
+    assert startup["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 120
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
     assert {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}} in container["env"]
     # kopf's peering identity; without it kopf calls getpass.getuser(), which fails for a numeric user
