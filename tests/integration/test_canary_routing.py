@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import collections
 import pathlib
+import random
 
 import aiohttp
 from tests.integration.conftest import KEYS, manifests_for, start_sidecar, stop_sidecar
 from tests.mounts import kubelet_write
+from tests.waiting import eventually
 
 from pilotfish.api import manifests
-from pilotfish.routes import render
+from pilotfish.failover import canary
+from pilotfish.routes import document, render
 
 CLASS = """\
 apiVersion: pilotfish.dev/v1alpha1
@@ -27,7 +30,7 @@ spec:
 """
 
 
-async def _sidecar_at(tmp_path: pathlib.Path, mocks, weight: int):
+def _rendered(mocks, weight: int) -> document.RoutesDocument:
     parsed = manifests.parse_text(manifests_for(mocks, CLASS), source="t", namespace="default")
     assert parsed.errors == []
     result = render.render(
@@ -36,18 +39,32 @@ async def _sidecar_at(tmp_path: pathlib.Path, mocks, weight: int):
         credentials=parsed.credentials,
         canary_weights={"workhorse": weight},
     )
-    kubelet_write(tmp_path / "routes", {"routes.json": result.document.to_json().decode()}, 1)
+    assert result.document is not None
+    return result.document
+
+
+def _in_canary_slice(route: document.ClassRoute, conversation: str, n: int) -> int:
+    """How many of the conversations ``conversation-0`` … ``conversation-<n-1>`` the canary slice holds."""
+    assert route.canary is not None
+    unused = random.Random(0)  # a keyed request's slice is a hash of its key: no draw is made
+    return sum(canary.in_canary_slice(route.canary, f"{conversation}-{i}", unused) for i in range(n))
+
+
+async def _sidecar_at(tmp_path: pathlib.Path, mocks, weight: int):
+    kubelet_write(tmp_path / "routes", {"routes.json": _rendered(mocks, weight).to_json().decode()}, 1)
     kubelet_write(tmp_path / "secrets" / "test-keys", dict(KEYS), 1)
     return await start_sidecar(
         ["sidecar", "--config-dir", str(tmp_path / "routes"), "--secrets-dir", str(tmp_path / "secrets")]
     )
 
 
-async def _ask(sidecar, n: int, conversation: str | None = None) -> collections.Counter[str]:
+async def _ask(sidecar, n: int, conversation: str | None = None, *, each: bool = False) -> collections.Counter[str]:
+    """``n`` requests; with ``conversation``, all in it, or with ``each``, each in a conversation of its own."""
     served: collections.Counter[str] = collections.Counter()
-    headers = {"x-conversation-id": conversation} if conversation else {}
     async with aiohttp.ClientSession() as session:
         for i in range(n):
+            key = f"{conversation}-{i}" if each else conversation
+            headers = {"x-conversation-id": key} if key else {}
             body = {"model": "workhorse", "messages": [{"role": "user", "content": f"hi {i}"}]}
             async with session.post(sidecar.api + "/v1/chat/completions", json=body, headers=headers) as response:
                 assert response.status == 200, await response.text()
@@ -65,9 +82,13 @@ def _sample(metrics: str, name: str, **labels: str) -> float:
 async def test_half_the_traffic_reaches_a_healthy_canary_and_a_conversation_stays_on_one_slice(tmp_path, mocks):
     sidecar = await _sidecar_at(tmp_path, mocks, 50)
     try:
-        served = await _ask(sidecar, 200)
-        assert set(served) == {"primary/model-a", "backup/model-next"}
-        assert 60 < served["backup/model-next"] < 140
+        # the slice of a keyed request is a hash of its key, not a draw: the split is exact, whatever the seed
+        served = await _ask(sidecar, 200, "conversation", each=True)
+        route = _rendered(mocks, 50).classes["workhorse"]
+        assert route.canary is not None
+        canary_keys = _in_canary_slice(route, "conversation", 200)
+        assert 60 < canary_keys < 140  # the hash spreads keys: about half, as the weight says
+        assert served == {"backup/model-next": canary_keys, "primary/model-a": 200 - canary_keys}
         for conversation in ("c-1", "c-2", "c-3", "c-4"):
             assert len(await _ask(sidecar, 8, conversation)) == 1  # every turn on the same slice
         metrics = await sidecar.metrics()
@@ -82,14 +103,18 @@ async def test_a_failing_canary_costs_failovers_not_errors_and_every_failure_is_
     mocks["backup"].set_fault(mode="status", status=500)
     sidecar = await _sidecar_at(tmp_path, mocks, 50)
     try:
-        served = await _ask(sidecar, 100)
+        served = await _ask(sidecar, 100, "conversation", each=True)
         assert served == {"primary/model-a": 100}  # the app never sees the bad canary
         metrics = await sidecar.metrics()
         canary_requests = _sample(metrics, "pilotfish_slice_requests_total", slice="canary")
-        assert canary_requests > 25
+        assert canary_requests == _in_canary_slice(_rendered(mocks, 50).classes["workhorse"], "conversation", 100) > 25
         assert _sample(metrics, "pilotfish_canary_attempts_total", result="server_error") == canary_requests
         assert _sample(metrics, "pilotfish_canary_attempts_total", result="success") == 0
-        logged = [r for r in sidecar.log_records() if r.get("msg") == "request"]
+
+        async def request_lines() -> list[dict[str, object]]:
+            return [r for r in sidecar.log_records() if r.get("msg") == "request"]
+
+        logged = await eventually(request_lines, lambda lines: len(lines) == 100, what="a log line per request")
         assert {r["canary_slice"] for r in logged} == {"canary", "stable"}
     finally:
         await stop_sidecar(sidecar)

@@ -6,6 +6,7 @@ import asyncio
 import sys
 
 from tests.integration.conftest import ROOT, USER
+from tests.waiting import eventually
 
 
 async def _top(*admin: str) -> str:
@@ -41,7 +42,9 @@ async def test_top_shows_rates_circuits_and_failovers_per_member(sidecar, mocks)
 
     task = asyncio.create_task(traffic())
     try:
-        await asyncio.sleep(0.5)
+        await eventually(  # failures so far opened the primary's circuit: the view below has it all
+            lambda: sidecar.member("workhorse", "primary/model-a"), lambda m: m["state"] == "open", what="open"
+        )
         text = await _top(sidecar.admin, "http://127.0.0.1:9")  # a second target that cannot be read
     finally:
         stop.set()
@@ -53,8 +56,8 @@ async def test_top_shows_rates_circuits_and_failovers_per_member(sidecar, mocks)
     rows = {line.split()[1]: line.split() for line in lines[2:] if line.startswith("workhorse")}
     primary, backup = rows["primary/model-a"], rows["backup/model-b"]
     assert primary[3] == "open"
-    assert float(backup[5]) > 1  # SERVED/S
+    assert float(backup[5]) > 0  # SERVED/S (how many a second is this machine's business, not the view's)
     assert float(primary[5]) == 0
-    assert float(primary[7]) > 1  # FAILOVER/S: skipped while its circuit is open
+    assert float(primary[7]) > 0  # FAILOVER/S: skipped while its circuit is open
     assert backup[8].endswith("ms")  # P95
     assert any(line.startswith("unreachable: http://127.0.0.1:9") for line in lines)

@@ -22,6 +22,7 @@ from tests import prometheus
 from tests.integration.conftest import KEYS, manifests_for, start_sidecar, stop_sidecar
 from tests.kube.conftest import ROOT, wait_for
 from tests.mounts import kubelet_write
+from tests.waiting import eventually
 
 from pilotfish.mocks import runner
 
@@ -136,7 +137,8 @@ async def test_a_healthy_canary_is_promoted_and_a_failing_one_is_rolled_back_wit
             assert secret is not None
             kubelet_write(tmp_path / "secrets" / "test-keys", dict(KEYS), 1)
             tasks.append(asyncio.create_task(_mount_configmap(crds_applied, namespace, tmp_path / "routes", stop)))
-            await asyncio.sleep(1)
+            mounted = tmp_path / "routes" / "routes.json"
+            await eventually(lambda: asyncio.to_thread(mounted.exists), what="the routes ConfigMap mounted")
             sidecar = await start_sidecar(
                 ["sidecar", "--config-dir", str(tmp_path / "routes"), "--secrets-dir", str(tmp_path / "secrets")],
                 admin=f"127.0.0.1:{admin_port}",
@@ -145,14 +147,16 @@ async def test_a_healthy_canary_is_promoted_and_a_failing_one_is_rolled_back_wit
                 tasks.append(asyncio.create_task(_traffic(sidecar.api, name, stop, outcomes)))
 
             async def phase(name: str, wanted: str, timeout: float) -> dict[str, Any]:
-                deadline = asyncio.get_running_loop().time() + timeout
-                while True:
-                    status = await asyncio.to_thread(_canary, crds_applied, namespace, name)
-                    if status.get("phase") == wanted:
-                        return status
-                    assert asyncio.get_running_loop().time() < deadline, f"{name}: {status} (wanted {wanted})"
+                def settled(status: dict[str, Any]) -> bool:
                     assert status.get("phase") not in {"Succeeded", "Failed"} - {wanted}, f"{name}: {status}"
-                    await asyncio.sleep(0.5)
+                    return status.get("phase") == wanted
+
+                return await eventually(
+                    lambda: asyncio.to_thread(_canary, crds_applied, namespace, name),
+                    settled,
+                    timeout=timeout,
+                    what=f"{name} {wanted}",
+                )
 
             bad = await phase("bad", "Failed", 60)
             assert bad["weight"] == 0 and "rolled back after 2 failed checks" in bad["message"]

@@ -100,10 +100,12 @@ def test_promtool_accepts_the_alert_rules():
     assert "SUCCESS: 7 rules found" in done.stdout
 
 
-async def _traffic(api: str, seconds: float) -> None:
+async def _traffic(api: str, seconds: float, *, doomed: bool = True) -> int:
+    """Requests for ``seconds`` (a quarter of them for the class that always fails, if ``doomed``); how many."""
+
     async def one(session: aiohttp.ClientSession, n: int) -> None:
         body = {
-            "model": "doomed" if n % 4 == 3 else "workhorse",
+            "model": "doomed" if doomed and n % 4 == 3 else "workhorse",
             "stream": n % 2 == 0,
             "stream_options": {"include_usage": True} if n % 2 == 0 else None,
             "messages": [{"role": "user", "content": f"hello {n}"}],
@@ -118,7 +120,12 @@ async def _traffic(api: str, seconds: float) -> None:
         while time.monotonic() < deadline:
             await asyncio.gather(*(one(session, n + i) for i in range(4)))
             n += 4
-            await asyncio.sleep(0.02)
+    return n
+
+
+def _requests_scraped(prom: prometheus.Prometheus, *, pod: str) -> float:
+    samples = prom.query(f'sum(pilotfish_requests_total{{pod="{pod}"}})')
+    return float(samples[0]["value"][1]) if samples else 0.0
 
 
 async def _eventually(check: Any, what: str, timeout: float = 20) -> Any:
@@ -164,22 +171,18 @@ async def test_every_panel_and_alert_returns_data_and_alerts_fire_only_on_their_
         with prometheus.running(tmp_path, targets, [ALERTS]) as prom:
             await _eventually(lambda: prom.targets_up() == 3, "every target scraped")
 
-            # healthy: traffic flows, no alert condition holds
-            mocks["backup"].set_fault(mode="status", status=500)
-            mocks["third"].set_fault(mode="status", status=500)
-            await _traffic(app.api, 3)
-            await asyncio.sleep(2.5)  # two scrapes
-            quiet = {
-                "PilotfishMemberDown",
-                "PilotfishConfigRejected",
-                "PilotfishInjectionMissed",
-                "PilotfishCredentialRejected",
-            }
-            for name in sorted(quiet):
-                assert prom.query(alert_rules()[name]) == [], f"{name} fires while its fault is absent"
+            # healthy: every member answers and traffic flows; once Prometheus has scraped all of it, no alert's
+            # condition holds, not a single one
+            sent = await _traffic(app.api, 3, doomed=False)
+            await _eventually(
+                lambda: _requests_scraped(prom, pod="chat-1") >= sent, f"the {sent} healthy requests scraped"
+            )
+            for name, expr in sorted(alert_rules().items()):
+                assert prom.query(expr) == [], f"{name} fires while its fault is absent"
 
-            # the faults: primary overloaded (circuit opens, failovers), backup's key revoked, a config broken,
-            # a pod missing injection
+            # the faults: primary overloaded (circuit opens, failovers), backup's key revoked and third failing
+            # (the doomed class fails on every member), a config broken, a pod missing injection
+            mocks["third"].set_fault(mode="status", status=500)
             mocks["primary"].set_fault(mode="status", status=503)
             mocks["backup"].set_fault(mode="status", status=401)
             broken.write_text(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import fcntl
 import json
 import os
 import pathlib
@@ -11,7 +12,10 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
+import types
+from typing import Any
 
 import pytest
 from e2e.testenv import binaries, controlplane, gobuild, processes
@@ -25,7 +29,7 @@ HOLDER = textwrap.dedent("""\
     paths = {k: pathlib.Path(v) for k, v in json.loads(sys.argv[1]).items()}
     plane = controlplane.ControlPlane(bins=binaries.Binaries(**paths)).start()
     print(json.dumps({"pids": list(plane.pids.values()), "workdir": str(plane.workdir)}), flush=True)
-    time.sleep(300)
+    time.sleep(300)  # not an event: this process only holds the control plane until the test kills it
     """)
 
 
@@ -254,10 +258,18 @@ def test_concurrent_callers_build_once(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("KUBEBUILDER_ASSETS", raising=False)
     calls: list[str] = []
+    at_the_lock = threading.Semaphore(0)  # released once per caller that reached the lock
+
+    def flock(fd: Any, operation: int) -> None:
+        at_the_lock.release()
+        fcntl.flock(fd, operation)
+
+    monkeypatch.setattr(binaries, "fcntl", types.SimpleNamespace(LOCK_EX=fcntl.LOCK_EX, flock=flock))
 
     def fake_step(*, src: pathlib.Path, bin_dir: pathlib.Path, log: pathlib.Path) -> None:
+        if not calls:  # the builder holds the lock: go on once the other caller is waiting for it too
+            assert at_the_lock.acquire(timeout=60) and at_the_lock.acquire(timeout=60), "the other caller never came"
         calls.append(src.name)
-        time.sleep(0.5)  # long enough for the other caller to reach the lock
         for name in {"kube-apiserver": ("kube-apiserver", "kubectl")}.get(src.name, (src.name,)):
             (bin_dir / name).write_text("#!/bin/sh\n")
             (bin_dir / name).chmod(0o755)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import pathlib
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -132,10 +131,13 @@ def test_with_the_webhook_unreachable_pods_are_still_created_and_the_miss_is_rep
     try:
         webhooks.wait_until_injecting(crds_applied, admission.probes, expected=False)
         label_namespace(crds_applied, namespace)
-        started = time.monotonic()
+        # the API server waits at most timeoutSeconds for a webhook, then, with failurePolicy Ignore, admits the
+        # pod: how long that takes is the configuration's to say, not this machine's speed to measure
+        mutating = [doc for doc in yaml.safe_load_all(dead) if doc and doc["kind"] == "MutatingWebhookConfiguration"]
+        hooks = [hook for doc in mutating for hook in doc["webhooks"]]
+        assert hooks and all(h["failurePolicy"] == "Ignore" and h["timeoutSeconds"] <= 10 for h in hooks)
         pod = create_pod(crds_applied, namespace, "missed")
         assert "initContainers" not in pod["spec"]  # failurePolicy Ignore: created, without the sidecar
-        assert time.monotonic() - started < 15
     finally:
         crds_applied.kubectl(
             "apply", "-f", "-", stdin=webhooks.render(crds_applied, admission.operator, admission.workdir)
