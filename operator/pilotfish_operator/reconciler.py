@@ -139,8 +139,10 @@ class Reconciler:
             obj = involved[("ModelClass", name)]
             for step in tick.events:
                 self._event(namespace, obj, step.type, step.reason, step.message)
-            if tick.clear_promote:
-                self.api.patch_object(namespace, PLURALS["ModelClass"], name, {"spec": {"canary": {"promote": None}}})
+            consumed = (("promote",) if tick.clear_promote else ()) + tick.consumed
+            if consumed:  # one-shot commands acted on: cleared, so the next one is a new request
+                cleared = dict.fromkeys(consumed)
+                self.api.patch_object(namespace, PLURALS["ModelClass"], name, {"spec": {"canary": cleared}})
         if wrote:
             for obj in classes:
                 self._event(

@@ -7,7 +7,7 @@ pilotfish sidecar --config-dir D    serve from a mounted ConfigMap + Secrets (co
 pilotfish mock-provider             a fault-injecting fake provider
 pilotfish demo                      mock providers + sidecar + traffic + an outage, live
 pilotfish top [--admin URL|-n NS]   live view of sidecars (rates, errors, failovers, p95, circuits)
-pilotfish canary ACTION NAME        status/promote/abort/pause/resume a class's canary rollout
+pilotfish canary ACTION NAME        status/promote/abort/retry/pause/resume a class's canary rollout
 pilotfish import litellm CONFIG     a LiteLLM proxy config as Pilotfish manifests (warnings on stderr)
 pilotfish operator                  the kopf operator and admission webhook (needs the `operator` extra)
 """
@@ -88,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     top.set_defaults(run=_run_top)
 
     canary = sub.add_parser("canary", help="see or steer a ModelClass's canary rollout (needs the `operator` extra)")
-    canary.add_argument("action", choices=["status", "promote", "abort", "pause", "resume"])
+    canary.add_argument("action", choices=["status", "promote", "abort", "retry", "pause", "resume"])
     canary.add_argument("name", help="the ModelClass")
     canary.add_argument("-n", "--namespace", default=None, help="default: the kubeconfig context's namespace")
     canary.add_argument("--kubeconfig", default=None, help="default: $KUBECONFIG or ~/.kube/config")

@@ -28,10 +28,11 @@ spec:
     stickiness: {header: x-conversation-id}
   health: {failureThreshold: 100, cooldownSeconds: 1}
 """
+HEALTH = "{failureThreshold: 100, cooldownSeconds: 1}"  # the canary's circuit never opens
 
 
-def _rendered(mocks, weight: int) -> document.RoutesDocument:
-    parsed = manifests.parse_text(manifests_for(mocks, CLASS), source="t", namespace="default")
+def _rendered(mocks, weight: int, *, health: str = HEALTH) -> document.RoutesDocument:
+    parsed = manifests.parse_text(manifests_for(mocks, CLASS.replace(HEALTH, health)), source="t", namespace="default")
     assert parsed.errors == []
     result = render.render(
         namespace="default",
@@ -50,8 +51,8 @@ def _in_canary_slice(route: document.ClassRoute, conversation: str, n: int) -> i
     return sum(canary.in_canary_slice(route.canary, f"{conversation}-{i}", unused) for i in range(n))
 
 
-async def _sidecar_at(tmp_path: pathlib.Path, mocks, weight: int):
-    kubelet_write(tmp_path / "routes", {"routes.json": _rendered(mocks, weight).to_json().decode()}, 1)
+async def _sidecar_at(tmp_path: pathlib.Path, mocks, weight: int, *, health: str = HEALTH):
+    kubelet_write(tmp_path / "routes", {"routes.json": _rendered(mocks, weight, health=health).to_json().decode()}, 1)
     kubelet_write(tmp_path / "secrets" / "test-keys", dict(KEYS), 1)
     return await start_sidecar(
         ["sidecar", "--config-dir", str(tmp_path / "routes"), "--secrets-dir", str(tmp_path / "secrets")]
@@ -116,5 +117,24 @@ async def test_a_failing_canary_costs_failovers_not_errors_and_every_failure_is_
 
         logged = await eventually(request_lines, lambda lines: len(lines) == 100, what="a log line per request")
         assert {r["canary_slice"] for r in logged} == {"canary", "stable"}
+    finally:
+        await stop_sidecar(sidecar)
+
+
+async def test_a_failing_canary_whose_circuit_opened_still_fails_every_canary_slice_request_it_gets(tmp_path, mocks):
+    # two failures open the canary's circuit for a minute: from then on the canary slice skips it, and each of
+    # those requests must still count against it, or the analysis would see only the first two failures
+    mocks["backup"].set_fault(mode="status", status=500)
+    sidecar = await _sidecar_at(tmp_path, mocks, 50, health="{failureThreshold: 2, cooldownSeconds: 60}")
+    try:
+        served = await _ask(sidecar, 100, "conversation", each=True)
+        assert served == {"primary/model-a": 100}
+        metrics = await sidecar.metrics()
+        canary_requests = _sample(metrics, "pilotfish_slice_requests_total", slice="canary")
+        assert canary_requests == _in_canary_slice(_rendered(mocks, 50).classes["workhorse"], "conversation", 100)
+        assert mocks["backup"].stats.requests == 2  # the open circuit kept the rest away from the canary
+        assert _sample(metrics, "pilotfish_canary_attempts_total", result="server_error") == 2
+        assert _sample(metrics, "pilotfish_canary_attempts_total", result="circuit_open") == canary_requests - 2
+        assert _sample(metrics, "pilotfish_canary_attempts_total", result="success") == 0
     finally:
         await stop_sidecar(sidecar)

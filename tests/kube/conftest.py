@@ -183,7 +183,7 @@ def start_operator(
         log=log,
         sidecar_admin_port=sidecar_admin,
     )
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # generous: it returns as soon as /readyz answers, on a busy machine too
     while time.monotonic() < deadline:
         if process.poll() is not None:
             pytest.fail(f"the operator exited with {process.returncode}:\n{log.read_text()[-3000:]}")

@@ -58,6 +58,10 @@ def _canary(plane: Any, namespace: str, name: str) -> dict[str, Any]:
     return ((_get(plane, namespace, "mc", name) or {}).get("status") or {}).get("canary") or {}
 
 
+def _spec(plane: Any, namespace: str, name: str) -> dict[str, Any]:
+    return ((_get(plane, namespace, "mc", name) or {}).get("spec") or {}).get("canary") or {}
+
+
 def _reasons(plane: Any, namespace: str, name: str) -> list[str]:
     listing = _get(plane, namespace, "events", "--field-selector", f"involvedObject.name={name}") or {"items": []}
     return [e["reason"] for e in sorted(listing["items"], key=lambda e: e["metadata"]["creationTimestamp"])]
@@ -267,6 +271,33 @@ def test_promote_a_step_promote_in_full_and_abort_from_the_cli(crds_applied, nam
     routes = json.loads(_get(crds_applied, namespace, "configmap", "pilotfish-routes")["data"]["routes.json"])
     assert "canary" not in routes["classes"]["manual"]
     assert "CanaryAborted" in _reasons(crds_applied, namespace, "manual")
+    wait_for(
+        lambda: "abort" not in _spec(crds_applied, namespace, "manual"), what="abort consumed"
+    )  # cannot fail the next
+
+    # the way back: retry the same canary as it is, or fix the member (a new canary)
+    retried = _pilotfish(crds_applied, "canary", "retry", "manual", "-n", namespace)
+    assert retried.returncode == 0, retried.stderr
+    status = wait_for(
+        lambda: (c := _canary(crds_applied, namespace, "manual")).get("phase") == "Paused" and c, what="retried"
+    )
+    assert (status["weight"], status["currentStepIndex"]) == (10, 1)
+    assert "CanaryRetried" in _reasons(crds_applied, namespace, "manual")
+    wait_for(lambda: "retry" not in _spec(crds_applied, namespace, "manual"), what="retry consumed")
+    assert _pilotfish(crds_applied, "canary", "abort", "manual", "-n", namespace).returncode == 0
+    wait_for(lambda: _canary(crds_applied, namespace, "manual").get("phase") == "Failed", what="aborted again")
+    wait_for(lambda: "abort" not in _spec(crds_applied, namespace, "manual"), what="abort consumed")
+    crds_applied.kubectl(
+        "patch",
+        "-n",
+        namespace,
+        "mc",
+        "manual",
+        "--type=merge",
+        "-p",
+        '{"spec": {"canary": {"member": {"model": "gpt-5.2"}}}}',
+    )
+    wait_for(lambda: _canary(crds_applied, namespace, "manual").get("phase") == "Paused", what="the fixed canary")
 
 
 def test_the_cli_says_when_a_class_has_no_canary(crds_applied, namespace):

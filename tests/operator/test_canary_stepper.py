@@ -230,3 +230,32 @@ def test_analysis_is_due_every_interval_while_traffic_flows(phase, weight, last,
 def test_the_revision_ignores_knobs_but_not_member_or_steps():
     assert stepper.revision(spec()) == stepper.revision(spec(paused=True, abort=True))
     assert stepper.revision(spec()) != stepper.revision(spec(steps=[{"setWeight": 1}]))
+
+
+def test_abort_is_consumed_so_fixing_the_member_starts_the_new_canary():
+    live = stepper.tick(spec(), None, now=at(0), observed_weight=10.0).status
+    aborted = stepper.tick(spec(abort=True), live, now=at(1), observed_weight=10.0)
+    assert (aborted.status.phase, aborted.status.weight, aborted.consumed) == ("Failed", 0, ("abort",))
+    fixed = spec(member={"credentialRef": "openai", "model": "gpt-5.1"})  # the operator cleared abort
+    restarted = stepper.tick(fixed, aborted.status, now=at(2), observed_weight=0.0)
+    assert restarted.status.phase == "Progressing" and reasons(restarted) == ["CanaryStarted", "CanaryWeight"]
+
+
+def test_an_abort_left_on_a_finished_rollout_is_consumed_and_changes_nothing():
+    rolled_back = canary.CanaryStatus(phase="Failed", revision=stepper.revision(spec()), message="rolled back")
+    result = stepper.tick(spec(abort=True), rolled_back, now=at(5))
+    assert result.status.phase == "Failed" and result.consumed == ("abort",) and reasons(result) == []
+
+
+def test_retry_starts_a_failed_canary_over_and_does_nothing_to_a_live_one():
+    live = stepper.tick(spec(), None, now=at(0), observed_weight=10.0).status
+    rolled_back = stepper.tick(spec(), live, now=at(1), checks=failing(1), observed_weight=10.0).status
+    rolled_back = stepper.tick(spec(), rolled_back, now=at(2), checks=failing(2), observed_weight=10.0).status
+    assert rolled_back.phase == "Failed"
+    assert stepper.tick(spec(), rolled_back, now=at(3), observed_weight=0.0).status.phase == "Failed"  # final
+    again = stepper.tick(spec(retry=True), rolled_back, now=at(4), observed_weight=0.0)
+    assert (again.status.phase, again.status.weight, again.status.current_step_index) == ("Progressing", 10, 0)
+    assert again.status.failed_checks == 0 and reasons(again) == ["CanaryRetried", "CanaryWeight"]
+    assert again.consumed == ("retry",)
+    untouched = stepper.tick(spec(retry=True), again.status, now=at(5), observed_weight=10.0)
+    assert untouched.status.started_at == again.status.started_at and untouched.consumed == ("retry",)

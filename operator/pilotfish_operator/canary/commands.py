@@ -1,4 +1,4 @@
-"""``pilotfish canary status|promote|abort|pause|resume NAME``: the kubectl patches, with their names spelt out.
+"""``pilotfish canary status|promote|abort|retry|pause|resume NAME``: the kubectl patches, with their names spelt out.
 
 Each action is one merge patch of spec.canary, the same a user could send with ``kubectl patch``
 (docs/canary.md lists those recipes); the operator does the rest on its next pass.
@@ -11,12 +11,14 @@ from typing import Any
 
 import kubernetes
 
+from pilotfish.api import canary
 from pilotfish_operator import kube
 
 PATCHES: dict[str, dict[str, Any]] = {
     "promote": {"promote": "Step"},
     "promote-full": {"promote": "Full"},
     "abort": {"abort": True},
+    "retry": {"abort": None, "retry": True},
     "pause": {"paused": True},
     "resume": {"paused": False},
 }
@@ -63,15 +65,34 @@ def describe(obj: dict[str, Any]) -> str:
         return f"{obj['metadata']['name']}: no canary\n"
     member = spec.get("member") or {}
     steps = spec.get("steps") or []
-    observed = status.get("observedWeight")
-    limit = (spec.get("analysis") or {}).get("failureLimit", 3)
+    analysis = spec.get("analysis") or {}
+    limit = analysis.get("failureLimit", 3)
     lines = [
         f"ModelClass:  {obj['metadata']['name']}",
         f"Canary:      {member.get('credentialRef', '?')}/{member.get('model', '?')}",
         f"Phase:       {status.get('phase', 'Idle')}",
         f"Step:        {min(status.get('currentStepIndex', 0) + 1, len(steps))}/{len(steps)}",
-        f"Weight:      {status.get('weight', 0)}% (observed {'unknown' if observed is None else f'{observed:.1f}%'})",
+        *_weight_lines(
+            status,
+            window=f"{max(30, int(canary.seconds(analysis.get('interval', '1m'))))}s",
+            measured=bool(analysis.get("prometheus")),
+        ),
         f"Checks:      {status.get('failedChecks', 0)} failed of {limit} allowed",
         f"Message:     {status.get('message', '')}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _weight_lines(status: dict[str, Any], *, window: str, measured: bool) -> list[str]:
+    """The set weight, and what the sidecars were seen doing: a share of requests averaged over the query
+    window, so it trails every weight change by up to one window (a promoted canary reads below 100% until
+    the window holds only traffic from after the promotion)."""
+    weight, observed = status.get("weight", 0), status.get("observedWeight")
+    if not measured:
+        return [f"Weight:      {weight}% (not observed: no analysis.prometheus to observe with)"]
+    if observed is None:
+        return [f"Weight:      {weight}% (observed: unknown, no slice series in Prometheus for this class yet)"]
+    lines = [f"Weight:      {weight}% (observed {observed:.1f}% of requests over the last {window})"]
+    if status.get("phase") in ("Promoting", "Succeeded") and observed < weight - 1:
+        lines.append(f"             a trailing average: it reaches {weight}% one window after the last weight change")
+    return lines

@@ -5,7 +5,9 @@ rollout never waits a timer interval for nothing. Every transition queues an Eve
 
 Rules, in order of precedence:
 1. No canary: Idle at weight 0. A canary whose member or steps changed (a new revision) starts over.
-2. Succeeded and Failed are final for a revision. ``abort`` fails it at weight 0 and keeps the spec.
+2. Succeeded and Failed are final for a revision, until ``retry`` starts a Failed one over. ``abort`` fails
+   it at weight 0 and keeps the rest of the spec. Both are one-shot commands, like ``promote``: the
+   operator clears them once acted on (``Tick.consumed``), so a stale ``abort`` never fails the next canary.
 3. Failed checks count up; at ``failureLimit`` the canary is rolled back (Failed, weight 0). An
    inconclusive check (query error, no data) never rolls back: it only holds an analysis step.
 4. A step that does not complete within ``progressDeadlineSeconds`` fails the rollout; a pause that
@@ -28,6 +30,8 @@ import json
 from pilotfish.api import canary
 
 CAUGHT_UP_SHARE = 0.5  # observed ≥ half the set weight: traffic is reaching the canary slice
+# what "observed unknown" means, where a platform engineer will read it (the status message)
+UNKNOWN = "unknown: no pilotfish_slice_requests_total for this namespace and class in Prometheus yet"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +59,22 @@ class Tick:
     status: canary.CanaryStatus
     events: tuple[Event, ...]
     clear_promote: bool = False
+    consumed: tuple[str, ...] = ()  # other one-shot spec.canary commands acted on, for the operator to clear
+
+
+def tick(
+    spec: canary.CanarySpec | None,
+    status: canary.CanaryStatus | None,
+    *,
+    now: datetime.datetime,
+    checks: Checks | None = None,
+    observed_weight: float | None = None,
+) -> Tick:
+    """The next status; ``abort`` and ``retry`` are acted on in every phase (a no-op where there is nothing to
+    do), so they are always consumed."""
+    result = _walk(spec, status, now=now, checks=checks, observed_weight=observed_weight)
+    commands = tuple(name for name, on in (("abort", spec.abort), ("retry", spec.retry)) if on) if spec else ()
+    return dataclasses.replace(result, consumed=commands) if commands else result
 
 
 def revision(spec: canary.CanarySpec) -> str:
@@ -74,13 +94,13 @@ def analysis_due(spec: canary.CanarySpec | None, status: canary.CanaryStatus | N
     return now - _parse(status.last_check_at) >= datetime.timedelta(seconds=canary.seconds(spec.analysis.interval))
 
 
-def tick(
+def _walk(
     spec: canary.CanarySpec | None,
     status: canary.CanaryStatus | None,
     *,
     now: datetime.datetime,
-    checks: Checks | None = None,
-    observed_weight: float | None = None,
+    checks: Checks | None,
+    observed_weight: float | None,
 ) -> Tick:
     events: list[Event] = []
     at = _format(now)
@@ -91,22 +111,23 @@ def tick(
 
     current = status or canary.CanaryStatus()
     wanted = revision(spec)
-    if current.revision != wanted:
+    retried = spec.retry and not spec.abort and current.revision == wanted and current.phase == "Failed"
+    if current.revision != wanted or retried:
         current = canary.CanaryStatus(
             phase="Progressing", revision=wanted, started_at=at, step_started_at=at, message="started"
         )
-        events.append(
-            Event(
-                "Normal",
-                "CanaryStarted",
-                f"rolling out {spec.member.credential_ref}/{spec.member.model} in {len(spec.steps)} steps",
-            )
-        )
+        rolling = f"{spec.member.credential_ref}/{spec.member.model} in {len(spec.steps)} steps"
+        if retried:
+            events.append(Event("Normal", "CanaryRetried", f"spec.canary.retry: rolling out {rolling} again"))
+        else:
+            events.append(Event("Normal", "CanaryStarted", f"rolling out {rolling}"))
     current = current.model_copy(update={"observed_weight": observed_weight})
     if current.phase in ("Succeeded", "Failed"):
         return Tick(current, tuple(events))
     if spec.abort:
-        events.append(Event("Warning", "CanaryAborted", "spec.canary.abort: weight set to 0; fix the spec to retry"))
+        events.append(
+            Event("Warning", "CanaryAborted", "spec.canary.abort: weight set to 0; fix the member, or retry as it is")
+        )
         return Tick(_failed(current, "aborted by spec.canary.abort"), tuple(events))
 
     if checks is not None:
@@ -151,7 +172,7 @@ def tick(
                 events.append(Event("Normal", "CanaryWeight", f"{number}: weight {step.set_weight}%"))
                 current = current.model_copy(update={"weight": step.set_weight, "step_started_at": at})
             if not _caught_up(step.set_weight, observed_weight, spec):
-                seen = "unknown" if observed_weight is None else f"{observed_weight:.1f}%"
+                seen = UNKNOWN if observed_weight is None else f"{observed_weight:.1f}%"
                 message = f"{number}: waiting for the sidecars to send {step.set_weight}% (observed {seen})"
                 return Tick(_progressing(current, message), tuple(events), clear_promote)
         elif step.pause is not None:
@@ -188,7 +209,7 @@ def _promote(
     """Promoting at 100% until the sidecars are seen sending it, then Succeeded: a regular first member."""
     current = current.model_copy(update={"weight": 100})
     if not _caught_up(100, observed, spec):
-        seen = "unknown" if observed is None else f"{observed:.1f}%"
+        seen = UNKNOWN if observed is None else f"{observed:.1f}%"
         message = f"promoting: waiting for the sidecars to send 100% (observed {seen})"
         return Tick(current.model_copy(update={"phase": "Promoting", "message": message}), tuple(events), clear_promote)
     events.append(

@@ -120,9 +120,24 @@ class CanarySpec(base.ApiModel):
     analysis: Analysis = pydantic.Field(default_factory=Analysis)
     stickiness: Stickiness | None = None
     paused: bool = False
-    abort: bool = False
+    abort: bool = pydantic.Field(
+        default=False,
+        description="Roll the canary back now (weight 0, phase Failed). The operator clears it once it has acted: "
+        "a new canary (another member or other steps) then starts over, and retry starts this one over.",
+    )
+    retry: bool = pydantic.Field(
+        default=False,
+        description="Start a Failed canary (rolled back or aborted) over from step 1, same member and steps "
+        "(pilotfish canary retry). The operator clears it once it has acted; on a live rollout it does nothing.",
+    )
     promote: Promote | None = None
-    progress_deadline_seconds: int = pydantic.Field(default=3600, ge=60, le=7 * 24 * 3600)
+    progress_deadline_seconds: int = pydantic.Field(
+        default=3600,
+        ge=60,
+        le=7 * 24 * 3600,
+        description="A step that does not complete within this many seconds (at least 60) fails the rollout; "
+        "a pause step adds its duration, and time spent paused does not count.",
+    )
 
     @pydantic.model_validator(mode="after")
     def _analysis_has_metrics(self) -> CanarySpec:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 120.0, 300.0)
 TTFT_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 NO_PROVIDER = "none"  # provider/model label of a request no member served
+CIRCUIT_OPEN = "circuit_open"  # failover.plan.SkipReason.CIRCUIT_OPEN (telemetry sits below failover)
 
 
 class Metrics:
@@ -127,7 +128,8 @@ class Metrics:
         self.canary_attempts = prom.Counter(
             "pilotfish_canary_attempts",
             "Attempts on a class's canary member, by result: every failure counts, even when a stable member "
-            "then served.",
+            "then served, and a canary-slice request that skipped the canary for its open circuit counts as "
+            "circuit_open.",
             ["class", "result"],
             registry=r,
         )
@@ -249,6 +251,12 @@ class Metrics:
         for attempt in record.attempts:
             if attempt.member_id == record.canary_member:
                 child(self.canary_attempts, cls, attempt.result).inc()
+        for member_id, reason in record.skipped:
+            # a canary-slice request that skipped the canary (its circuit is open) is a failure of the canary:
+            # without it, a failing canary's error rate rests on the few attempts made before the circuit
+            # opened, and the analysis sees no data once they leave the query window
+            if member_id == record.canary_member and reason == CIRCUIT_OPEN:
+                child(self.canary_attempts, cls, reason).inc()
         if record.member_id is not None and record.member_id == record.canary_member:
             child(self.canary_duration, cls).observe(record.latency)
             if record.time_to_first_token is not None:

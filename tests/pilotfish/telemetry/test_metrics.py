@@ -96,3 +96,24 @@ def test_a_retry_that_failed_again_and_then_moved_counts_once_as_each():
     registry.observe(record)
     assert _failovers(registry) == {("anthropic", "connect_error"): 1.0}
     assert _retries(registry) == {("anthropic", "connect_error"): 1.0}
+
+
+def _canary_attempts(registry: metrics.Metrics) -> dict[str, float]:
+    return {
+        sample.labels["result"]: sample.value
+        for family in registry.registry.collect()
+        if family.name == "pilotfish_canary_attempts"
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    }
+
+
+def test_a_canary_slice_request_that_skipped_the_open_canary_counts_as_a_failed_canary_attempt():
+    registry = metrics.Metrics(prometheus_client.CollectorRegistry())
+    registry.set_routes(_routes(), digest="d")
+    record = records.RequestRecord(class_name="w", stream=False, provider="openai", model="m", member_id="b/m")
+    record.canary_slice, record.canary_member = "canary", "a/m"
+    record.skipped = [("a/m", "circuit_open")]
+    record.attempts = [records.AttemptRecord("b/m", "openai", "m", 0.1)]
+    registry.observe(record)
+    assert _canary_attempts(registry) == {"circuit_open": 1.0}
