@@ -263,17 +263,12 @@ async def test_a_short_retry_after_is_waited_out_on_the_same_member_and_reported
     assert "pilotfish_failovers_total{" not in metrics
 
 
-THREE_MEMBERS = """\
-apiVersion: pilotfish.dev/v1alpha1
-kind: ModelClass
-metadata: {name: workhorse}
-spec:
-  members:
-    - {credentialRef: primary, model: model-a}
-    - {credentialRef: backup, model: model-b}
-    - {credentialRef: third, model: model-c}
-  timeouts: {connectSeconds: 1, firstTokenSeconds: 0.5, totalSeconds: 10}
-"""
+# the default class with a third member: maxAttempts 3 (the default) = members, so no attempt is spare
+THREE_MEMBERS = DEFAULT_CLASS.replace(
+    "    - {credentialRef: backup, model: model-b}\n",
+    "    - {credentialRef: backup, model: model-b}\n    - {credentialRef: third, model: model-c}\n",
+)
+assert "third" in THREE_MEMBERS
 
 
 @STREAM

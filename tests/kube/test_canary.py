@@ -62,6 +62,11 @@ def _spec(plane: Any, namespace: str, name: str) -> dict[str, Any]:
     return ((_get(plane, namespace, "mc", name) or {}).get("spec") or {}).get("canary") or {}
 
 
+def _set_canary_model(plane: Any, namespace: str, name: str, model: str) -> None:
+    patch = json.dumps({"spec": {"canary": {"member": {"model": model}}}})
+    plane.kubectl("patch", "-n", namespace, "mc", name, "--type=merge", "-p", patch)
+
+
 def _reasons(plane: Any, namespace: str, name: str) -> list[str]:
     listing = _get(plane, namespace, "events", "--field-selector", f"involvedObject.name={name}") or {"items": []}
     return [e["reason"] for e in sorted(listing["items"], key=lambda e: e["metadata"]["creationTimestamp"])]
@@ -251,16 +256,7 @@ def test_promote_a_step_promote_in_full_and_abort_from_the_cli(crds_applied, nam
     assert "Phase:       Succeeded" in shown.stdout and "Weight:      100%" in shown.stdout
 
     # a new canary member restarts the rollout; abort stops it at weight 0 and keeps the spec
-    crds_applied.kubectl(
-        "patch",
-        "-n",
-        namespace,
-        "mc",
-        "manual",
-        "--type=merge",
-        "-p",
-        '{"spec": {"canary": {"member": {"model": "gpt-5.1"}}}}',
-    )
+    _set_canary_model(crds_applied, namespace, "manual", "gpt-5.1")
     wait_for(lambda: _canary(crds_applied, namespace, "manual").get("phase") == "Paused", what="restarted")
     assert _pilotfish(crds_applied, "canary", "abort", "manual", "-n", namespace).returncode == 0
     status = wait_for(
@@ -271,9 +267,8 @@ def test_promote_a_step_promote_in_full_and_abort_from_the_cli(crds_applied, nam
     routes = json.loads(_get(crds_applied, namespace, "configmap", "pilotfish-routes")["data"]["routes.json"])
     assert "canary" not in routes["classes"]["manual"]
     assert "CanaryAborted" in _reasons(crds_applied, namespace, "manual")
-    wait_for(
-        lambda: "abort" not in _spec(crds_applied, namespace, "manual"), what="abort consumed"
-    )  # cannot fail the next
+    # consumed by the operator (back to its default, false), so it cannot fail the next canary
+    wait_for(lambda: not _spec(crds_applied, namespace, "manual").get("abort"), what="abort consumed")
 
     # the way back: retry the same canary as it is, or fix the member (a new canary)
     retried = _pilotfish(crds_applied, "canary", "retry", "manual", "-n", namespace)
@@ -283,20 +278,11 @@ def test_promote_a_step_promote_in_full_and_abort_from_the_cli(crds_applied, nam
     )
     assert (status["weight"], status["currentStepIndex"]) == (10, 1)
     assert "CanaryRetried" in _reasons(crds_applied, namespace, "manual")
-    wait_for(lambda: "retry" not in _spec(crds_applied, namespace, "manual"), what="retry consumed")
+    wait_for(lambda: not _spec(crds_applied, namespace, "manual").get("retry"), what="retry consumed")
     assert _pilotfish(crds_applied, "canary", "abort", "manual", "-n", namespace).returncode == 0
     wait_for(lambda: _canary(crds_applied, namespace, "manual").get("phase") == "Failed", what="aborted again")
-    wait_for(lambda: "abort" not in _spec(crds_applied, namespace, "manual"), what="abort consumed")
-    crds_applied.kubectl(
-        "patch",
-        "-n",
-        namespace,
-        "mc",
-        "manual",
-        "--type=merge",
-        "-p",
-        '{"spec": {"canary": {"member": {"model": "gpt-5.2"}}}}',
-    )
+    wait_for(lambda: not _spec(crds_applied, namespace, "manual").get("abort"), what="abort consumed")
+    _set_canary_model(crds_applied, namespace, "manual", "gpt-5.2")
     wait_for(lambda: _canary(crds_applied, namespace, "manual").get("phase") == "Paused", what="the fixed canary")
 
 

@@ -58,14 +58,19 @@ def test_a_failed_attempt_followed_by_another_is_a_failover():
     assert _failovers(registry) == {("anthropic", "overloaded"): 1.0}
 
 
-def _retries(registry: metrics.Metrics) -> dict[tuple[str, str], float]:
+def _counted(registry: metrics.Metrics, family_name: str, *labels: str) -> dict[tuple[str, ...], float]:
+    """A counter's values by the given labels."""
     return {
-        (sample.labels["provider"], sample.labels["reason"]): sample.value
+        tuple(sample.labels[label] for label in labels): sample.value
         for family in registry.registry.collect()
-        if family.name == "pilotfish_retries"
+        if family.name == family_name
         for sample in family.samples
         if sample.name.endswith("_total")
     }
+
+
+def _retries(registry: metrics.Metrics) -> dict[tuple[str, ...], float]:
+    return _counted(registry, "pilotfish_retries", "provider", "reason")
 
 
 def test_a_member_asked_again_after_a_short_retry_after_is_a_retry_not_a_failover():
@@ -98,14 +103,8 @@ def test_a_retry_that_failed_again_and_then_moved_counts_once_as_each():
     assert _retries(registry) == {("anthropic", "connect_error"): 1.0}
 
 
-def _canary_attempts(registry: metrics.Metrics) -> dict[str, float]:
-    return {
-        sample.labels["result"]: sample.value
-        for family in registry.registry.collect()
-        if family.name == "pilotfish_canary_attempts"
-        for sample in family.samples
-        if sample.name.endswith("_total")
-    }
+def _canary_attempts(registry: metrics.Metrics) -> dict[tuple[str, ...], float]:
+    return _counted(registry, "pilotfish_canary_attempts", "result")
 
 
 def test_a_canary_slice_request_that_skipped_the_open_canary_counts_as_a_failed_canary_attempt():
@@ -116,4 +115,4 @@ def test_a_canary_slice_request_that_skipped_the_open_canary_counts_as_a_failed_
     record.skipped = [("a/m", "circuit_open")]
     record.attempts = [records.AttemptRecord("b/m", "openai", "m", 0.1)]
     registry.observe(record)
-    assert _canary_attempts(registry) == {"circuit_open": 1.0}
+    assert _canary_attempts(registry) == {("circuit_open",): 1.0}
