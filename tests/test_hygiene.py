@@ -60,8 +60,9 @@ def bare_sleeps(source: str) -> list[int]:
         for node in ast.walk(tree)
         if isinstance(node, ast.Call)
         and _called(node) == "sleep"
+        and not (node.args and isinstance(node.args[0], ast.Constant) and node.args[0].value == 0)  # a yield
         and not _in_loop(node, parents)
-        and WAIVER not in lines[node.lineno - 1]
+        and WAIVER not in lines[node.lineno - 1] + lines[node.lineno - 2]  # on its line or the one above
     ]
 
 
@@ -92,6 +93,7 @@ def test_the_lint_catches_a_bare_sleep_and_a_clock_assertion_but_not_a_poll() ->
     assert bare_sleeps("import time\ndef t():\n    time.sleep(1)  # not an event: the kernel's reaper runs\n") == []
     polling = "import asyncio\nasync def t(ok):\n    while not ok():\n        await asyncio.sleep(0.05)\n"
     assert bare_sleeps(polling) == []
+    assert bare_sleeps("import asyncio\nasync def t():\n    await asyncio.sleep(0)\n") == []  # a yield, not a wait
     in_a_helper = "def t():\n    while True:\n        def later():\n            sleep(1)\n"
     assert bare_sleeps(in_a_helper) == [4]  # a loop around the definition is not a loop around the sleep
     timed = "import time\ndef t(started):\n    assert time.monotonic() - started < 15\n"

@@ -83,7 +83,7 @@ async def watching_healthz(admin: str, *, pid: int) -> AsyncIterator[HealthzWatc
 
     task = asyncio.create_task(probe_forever())
     try:
-        await asyncio.sleep(HEALTHZ_EVERY)  # at least one probe before the hostile part starts
+        await asyncio.sleep(HEALTHZ_EVERY)  # not an event: at least one probe before the hostile part starts
         yield watch
     finally:
         task.cancel()
