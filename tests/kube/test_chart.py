@@ -725,7 +725,9 @@ def test_an_operator_with_only_the_installed_service_account_and_peering_reconci
         )
         wait_for(lambda: running.metric('pilotfish_operator_reconciles_total{result="ok"}') >= 1, what="a pass")
         log = running.log.read_text()
-        assert "Forbidden" not in log and "403" not in log, log[-2000:]
+        # a 403 shows as "(403)" and "Forbidden" in the client's errors; a bare "403" can be part of the
+        # randomly drawn peering priority the operator logs
+        assert "Forbidden" not in log and "(403)" not in log, log[-2000:]
         # the session's own operator may reconcile the same namespace: a write conflict between the two is
         # retried and fine; any other failed pass is not
         failures = [line for line in log.splitlines() if "reconcile of namespace" in line and "failed" in line]
