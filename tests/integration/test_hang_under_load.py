@@ -52,8 +52,8 @@ async def _samples(sidecar: Sidecar, member_id: str) -> dict[str, object]:
 
 
 @pytest.mark.skip(
-    reason="open defect (issue 17): passes alone, but in the full suite ~20 of its requests get no answer "
-    "within the client timeout, far past the adaptive and the configured first-token deadline; cause unknown"
+    reason="open defect (issue 17): passes alone, but run after test_adaptive_deadline.py ~20 of its requests "
+    "get no answer within the client timeout, far past every first-token deadline; cause not yet found"
 )
 @pytest.mark.timeout(600)  # 120 requests; a starved machine stretches them, never their recorded deadlines
 async def test_a_hang_under_twenty_clients_fails_no_request_and_waits_only_the_adaptive_deadline(local_sidecar, mocks):
