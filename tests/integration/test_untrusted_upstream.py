@@ -262,3 +262,30 @@ async def test_usage_counts_that_are_not_integers_neither_crash_nor_cut_the_answ
             assert line["outcome"] == "success"
             assert isinstance(line["tokens_in"], int) and isinstance(line["tokens_out"], int)
         assert not [line for line in sidecar.stderr_lines if "Traceback" in line]
+
+
+@pytest.mark.parametrize("encoding", ["br", "zstd"])
+@pytest.mark.parametrize("stream", [False, True], ids=["non-streaming", "streaming"])
+async def test_an_encoding_we_never_asked_for_is_a_bad_response_that_fails_over(tmp_path, mocks, encoding, stream):
+    """We ask upstreams for gzip and deflate only (what we can inflate in bounded steps); an answer in
+    brotli or zstd, whose decoders aiohttp would run on a whole piece at once, is never decoded."""
+
+    async def unasked(request: web.Request, received: hostile.Received) -> web.StreamResponse:
+        # what a compressor's frame looks like is irrelevant: no byte of it may be decoded
+        body = b"\x28\xb5\x2f\xfd" + b"\x00" * 64 if encoding == "zstd" else b"\x1b\xff\xff" + b"\x00" * 64
+        content_type = "text/event-stream" if stream else "application/json"
+        return web.Response(body=body, headers={"Content-Encoding": encoding, "Content-Type": content_type})
+
+    async with (
+        hostile.running(unasked) as upstream,
+        hostile.serving(
+            tmp_path / "m", _credentials(upstream, mocks["backup"].url), _classes(with_backup=True)
+        ) as sidecar,
+    ):
+        code, text, headers = await _chat(sidecar.api, "via-openai", stream=stream)
+        assert code == 200, text
+        assert '"model":"model-b"' in text  # the backup answered
+        assert headers["x-pilotfish-failover-reason"] == "bad_response"
+        assert [r.headers["accept-encoding"] for r in upstream.received] == ["gzip, deflate"]
+        line = await sidecar.last_request_line()
+        assert line["attempts"][0]["result"] == "bad_response", line
