@@ -23,6 +23,9 @@ from collections.abc import Callable, Sequence
 DEFAULT_LISTEN = "127.0.0.1:4000"  # loopback only: the API is for the pod's own containers
 DEFAULT_ADMIN = "0.0.0.0:4001"  # in a pod: probes and scrapes come from outside it
 LOCAL_ADMIN = "127.0.0.1:4001"  # on a laptop: nobody else needs the admin port
+# A streaming client must take each write within this (server.serving.WRITE_SECONDS; not imported
+# here: the CLI imports each command's machinery only when it runs)
+DEFAULT_WRITE_SECONDS = 30.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -153,6 +156,12 @@ def _add_serving_flags(parser: argparse.ArgumentParser, *, admin: str) -> None:
     parser.add_argument("--listen", default=DEFAULT_LISTEN, help=f"API address (default {DEFAULT_LISTEN})")
     parser.add_argument("--admin", default=admin, help=f"admin address (default {admin})")
     parser.add_argument("--max-body-bytes", type=int, default=10 * 1024 * 1024, help="request body limit")
+    parser.add_argument(
+        "--write-deadline-seconds",
+        type=float,
+        default=DEFAULT_WRITE_SECONDS,
+        help=f"a streaming client must take each write within this (default {DEFAULT_WRITE_SECONDS:g})",
+    )
     parser.add_argument("--reload-interval", type=float, default=1.0, help="seconds between change checks")
     parser.add_argument("--no-request-log", action="store_true", help="do not log one JSON line per request")
     parser.add_argument(

@@ -74,6 +74,7 @@ def run_with_reloads(reload: Reload, *, options: argparse.Namespace, browser_gua
     apply_reload(reload, routes=routes, registry=registry)
     settings = api_app.ServerSettings(
         max_body_bytes=options.max_body_bytes,
+        write_seconds=options.write_deadline_seconds,
         request_log=not options.no_request_log,
         pod_labels=podinfo.read_labels(options.pod_labels_file),
         browser_guard=browser_guard,

@@ -14,7 +14,7 @@ from aiohttp import web
 from pilotfish import failures, memory, upstream
 from pilotfish.failover import engine, health, pinning
 from pilotfish.routes import live
-from pilotfish.server import bodies, browsers, chat, embeddings, errors, keys, messages, models
+from pilotfish.server import bodies, browsers, chat, embeddings, errors, keys, messages, models, serving
 from pilotfish.telemetry import logs, metrics, tracing
 
 # The default cap on a request body: generous for long prompts with images, small enough that a
@@ -29,6 +29,7 @@ class ServerSettings:
     """Knobs of the API port."""
 
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    write_seconds: float = serving.WRITE_SECONDS  # a stream's client must take each write within this
     memory_budget_bytes: int = memory.DEFAULT_BYTES  # request bodies and buffered answers in flight, weighted
     request_log: bool = True  # one JSON line per request on stdout
     seed: int | None = None  # for reproducible weighted choices in tests
@@ -50,6 +51,7 @@ def build_app(
     app[keys.METRICS] = metrics_registry
     app[keys.REQUEST_LOG] = logs.RequestLog(enabled=settings.request_log)
     app[keys.MAX_BODY_BYTES] = settings.max_body_bytes
+    app[keys.WRITE_SECONDS] = settings.write_seconds
     app[keys.BUDGET] = memory.MemoryBudget(settings.memory_budget_bytes)
     app[keys.POD_LABELS] = settings.pod_labels
     app.cleanup_ctx.append(_engine_context(settings, engine_holder))

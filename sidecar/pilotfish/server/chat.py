@@ -100,14 +100,14 @@ async def _write_stream(
                 async for batch in all_batches(committed, record):
                     frames = _frames(batch, include_usage=chat.include_usage, member=committed.member, record=record)
                     if frames:
-                        await serving.write(response, frames)
-                await serving.write(response, _DONE_FRAME)
+                        await serving.write(request, response, frames)
+                await serving.write(request, response, _DONE_FRAME)
             except failures.AttemptFailed as exc:
                 interrupted(record, exc.failure, member=committed.member, prompt_tokens=chat.estimate_prompt_tokens())
                 event = errors.stream_error_event(
                     interrupted_message(route, exc.failure), error_type="server_error", code=exc.failure.kind.value
                 )
-                await serving.write(response, event)
+                await serving.write(request, response, event)
     except serving.ClientTooSlow as exc:
         serving.hang_up(request, record, exc)
     except (ConnectionResetError, asyncio.CancelledError):

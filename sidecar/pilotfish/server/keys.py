@@ -16,6 +16,7 @@ ENGINE = web.AppKey("engine", engine.Engine)
 METRICS = web.AppKey("metrics", metrics.Metrics)
 REQUEST_LOG = web.AppKey("request_log", logs.RequestLog)
 MAX_BODY_BYTES = web.AppKey("max_body_bytes", int)
+WRITE_SECONDS = web.AppKey("write_seconds", float)  # the longest one write of a stream may wait for its client
 TRACING = web.AppKey("tracing", tracing.Tracing)  # absent while tracing is off
 BUDGET = web.AppKey("memory_budget", memory.MemoryBudget)  # the in-flight memory budget of the process
 HOLD = web.RequestKey("hold", memory.Hold)  # this request's share of it; released when the request ends

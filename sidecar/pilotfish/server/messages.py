@@ -84,12 +84,12 @@ async def _write_events(
                             chat.count_usage(chunk, committed.member, record)
                     frames = _encode([event for chunk in batch for event in writer.feed(chunk)])
                     if frames:
-                        await serving.write(response, frames)
-                await serving.write(response, _encode(writer.finish()))
+                        await serving.write(request, response, frames)
+                await serving.write(request, response, _encode(writer.finish()))
             except failures.AttemptFailed as exc:
                 chat.interrupted(record, exc.failure, member=committed.member, prompt_tokens=prompt_tokens)
                 error = anthropic.error_body(502, chat.interrupted_message(route, exc.failure))
-                await serving.write(response, _encode([("error", error)]))
+                await serving.write(request, response, _encode([("error", error)]))
     except serving.ClientTooSlow as exc:
         serving.hang_up(request, record, exc)
     except (ConnectionResetError, asyncio.CancelledError):

@@ -23,8 +23,9 @@ from pilotfish.telemetry import records, tracing
 Render = Callable[[replies.Reply], web.Response]  # an error in the client's dialect
 Handle = Callable[[document.ClassRoute, engine.Keys, records.RequestRecord], Awaitable[web.StreamResponse]]
 
-# Longest a client may take to accept one write of a stream. A reader that stopped must not keep the
-# stream, its buffers and its upstream socket; a live one takes a write in milliseconds.
+# Longest a client may take to accept one write of a stream, by default (``--write-deadline-seconds``).
+# A reader that stopped must not keep the stream, its buffers and its upstream socket; a live one takes
+# a write in milliseconds.
 WRITE_SECONDS = 30.0
 
 
@@ -85,13 +86,15 @@ def slice_key(request: web.Request, route: document.ClassRoute) -> str | None:
     return request.headers.get(header) if header else None
 
 
-async def write(response: web.StreamResponse, data: bytes) -> None:
-    """One write of a committed stream, which the client must take within ``WRITE_SECONDS``."""
+async def write(request: web.Request, response: web.StreamResponse, data: bytes) -> None:
+    """One write of a committed stream, which the client must take within the write deadline
+    (``keys.WRITE_SECONDS``, ``WRITE_SECONDS`` unless configured)."""
+    seconds = request.app[keys.WRITE_SECONDS]
     try:
-        async with asyncio.timeout(WRITE_SECONDS):
+        async with asyncio.timeout(seconds):
             await response.write(data)
     except TimeoutError:
-        raise ClientTooSlow(f"the client took no data for {WRITE_SECONDS:g}s") from None
+        raise ClientTooSlow(f"the client took no data for {seconds:g}s") from None
 
 
 @contextlib.asynccontextmanager
