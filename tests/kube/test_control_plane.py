@@ -190,3 +190,26 @@ def test_the_api_server_reports_the_pinned_version(control_plane, api_client):
         pytest.skip("kube-apiserver comes from KUBEBUILDER_ASSETS, not from this project's build")
     info = kubernetes.client.VersionApi(api_client).get_code()
     assert info.git_version == f"v{versions.KUBERNETES}"
+
+
+PLAIN_HTTP = """\
+apiVersion: pilotfish.dev/v1alpha1
+kind: ProviderCredential
+metadata: {name: %s}
+spec: {provider: openai-compatible, baseURL: "%s", apiKeySecretRef: {name: keys, key: k}%s}
+"""
+
+
+def test_a_key_over_plain_http_beyond_the_loopback_is_refused_by_the_api_server(crds_applied, namespace):
+    refused = _apply(crds_applied, namespace, PLAIN_HTTP % ("plain", "http://vllm.internal:8000/v1", ""), check=False)
+    assert refused.returncode != 0
+    assert "baseURL would send the API key in plain text (http) to a host other than the loopback" in refused.stderr
+    trick = _apply(crds_applied, namespace, PLAIN_HTTP % ("trick", "http://127.0.0.1@evil.example/v1", ""), check=False)
+    assert trick.returncode != 0 and "plain text" in trick.stderr
+    _apply(crds_applied, namespace, PLAIN_HTTP % ("beside", "http://127.0.0.1:8000/v1", ""))
+    _apply(crds_applied, namespace, PLAIN_HTTP % ("meshed", "http://vllm.internal:8000/v1", ", allowPlainHTTP: true"))
+    # a change that would downgrade an accepted credential is refused the same way
+    downgrade = _apply(
+        crds_applied, namespace, PLAIN_HTTP % ("beside", "http://vllm.internal:8000/v1", ""), check=False
+    )
+    assert downgrade.returncode != 0 and "plain text" in downgrade.stderr

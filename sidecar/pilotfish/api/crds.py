@@ -104,6 +104,12 @@ CREDENTIAL_RULES = [
         "rule": "!(self.provider in ['openai-compatible', 'azure-openai']) || has(self.baseURL)",
         "message": "baseURL is required when provider is openai-compatible or azure-openai",
     },
+    {
+        "rule": "!has(self.apiKeySecretRef) || !has(self.baseURL) || !self.baseURL.startsWith('http://')"
+        " || (has(self.allowPlainHTTP) && self.allowPlainHTTP)"
+        f" || self.baseURL.matches(r'{credential.LOOPBACK_HTTP}')",
+        "message": credential.PLAIN_HTTP_REFUSED,
+    },
 ]
 
 

@@ -7,6 +7,7 @@ free-form (``dpa: signed``, ``region: eu``) and matched by ``ModelClass.spec.com
 from __future__ import annotations
 
 import enum
+import re
 from typing import Literal
 
 import pydantic
@@ -38,6 +39,22 @@ DEFAULT_BASE_URLS: dict[ProviderType, str] = {
 
 # Providers whose endpoint is deployment-specific, so baseURL cannot be defaulted.
 BASE_URL_REQUIRED = frozenset({ProviderType.OPENAI_COMPATIBLE, ProviderType.AZURE_OPENAI})
+
+
+# A key travels in plain text (http) only to the pod's own loopback, a server beside the app. Anywhere
+# else it needs https, unless the credential opts in with allowPlainHTTP. The same pattern is the CRD's
+# CEL rule, so kubectl, the operator and the sidecar agree on what counts as the loopback. A userinfo
+# trick (http://127.0.0.1@elsewhere/) or a name that starts like one (http://localhost.example/) fails it.
+LOOPBACK_HTTP = r"^http://(localhost|127(\.[0-9]{1,3}){3}|\[::1\])(:[0-9]{1,5})?(/.*)?$"
+PLAIN_HTTP_REFUSED = (
+    "baseURL would send the API key in plain text (http) to a host other than the loopback: "
+    "use https, or set allowPlainHTTP for a server whose network you trust (e.g. behind a mesh's mTLS)"
+)
+
+
+def sends_key_in_plain_text(base_url: str, *, has_key: bool, allowed: bool) -> bool:
+    """Whether a member on ``base_url`` would put its key on the wire unencrypted, beyond the loopback."""
+    return has_key and not allowed and base_url.startswith("http://") and not re.match(LOOPBACK_HTTP, base_url)
 
 
 # Which providers continue a trailing assistant message (a prefill) rather than starting a new reply:
@@ -83,6 +100,12 @@ class ProviderCredentialSpec(base.ApiModel):
         max_length=64,
         description="api-version query parameter for azure-openai (default 2024-10-21).",
     )
+    allow_plain_http: bool | None = pydantic.Field(
+        default=None,
+        alias="allowPlainHTTP",
+        description="Send the API key over plain http to a host that is not the loopback (refused unless "
+        "true). Only for a server whose network you trust, e.g. in-cluster behind a service mesh's mTLS.",
+    )
     compliance: dict[str, str] = pydantic.Field(
         default_factory=dict,
         description="Free-form labels (dpa: signed, region: eu) matched by ModelClass compliance.require.",
@@ -98,6 +121,10 @@ class ProviderCredentialSpec(base.ApiModel):
     def _base_url_where_required(self) -> ProviderCredentialSpec:
         if self.provider in BASE_URL_REQUIRED and not self.base_url:
             raise ValueError(f"baseURL is required for provider {self.provider.value}")
+        if sends_key_in_plain_text(
+            self.resolved_base_url(), has_key=self.api_key_secret_ref is not None, allowed=bool(self.allow_plain_http)
+        ):
+            raise ValueError(PLAIN_HTTP_REFUSED)
         return self
 
     def resolved_base_url(self) -> str:

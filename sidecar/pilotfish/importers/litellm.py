@@ -83,7 +83,7 @@ def convert(
         values = {key: (secret_values or {}).get(key, "") for key in keys}
         docs.append(_secret(secret_name, meta, values))
     for endpoint, name in credentials.items():
-        docs.append(_manifest(_credential(name, meta, endpoint, secret_name)))
+        docs.append(_manifest(_credential(name, meta, endpoint, secret_name, warnings=warnings)))
     for group, spec in specs.items():
         docs.append(_manifest(_model_class(names[group], meta, spec)))
     return Conversion(documents=docs, warnings=warnings)
@@ -166,14 +166,33 @@ def _secret(name: str, meta: Mapping[str, str], values: Mapping[str, str]) -> di
 
 
 def _credential(
-    name: str, meta: Mapping[str, str], endpoint: litellm_models.Endpoint, secret_name: str
+    name: str,
+    meta: Mapping[str, str],
+    endpoint: litellm_models.Endpoint,
+    secret_name: str,
+    *,
+    warnings: list[unmapped.Unmapped],
 ) -> credential.ProviderCredential:
+    """LiteLLM sends a key over plain http wherever api_base says; Pilotfish refuses that beyond the
+    loopback unless the credential opts in, so the import opts in where it must, and says so."""
     key_ref = refs.SecretKeyRef(name=secret_name, key=endpoint.key_env) if endpoint.key_env else None
+    plain = endpoint.base_url is not None and credential.sends_key_in_plain_text(
+        endpoint.base_url, has_key=key_ref is not None, allowed=False
+    )
+    if plain:
+        warnings.append(
+            unmapped.Unmapped(
+                f"ProviderCredential {name}: api_base {endpoint.base_url}",
+                "its API key travels in plain text (http) to a host that is not the loopback",
+                "allowPlainHTTP: true keeps LiteLLM's behaviour; serve the endpoint over https and remove it",
+            )
+        )
     spec = credential.ProviderCredentialSpec(
         provider=endpoint.provider,
         base_url=endpoint.base_url,
         api_key_secret_ref=key_ref,
         api_version=endpoint.api_version,
+        allow_plain_http=True if plain else None,
     )
     return credential.ProviderCredential(metadata=base.ObjectMeta(name=name, **meta), spec=spec)
 

@@ -36,6 +36,18 @@ class MemberRoute(base.ApiModel):
     max_output_tokens: int | None = None
     pricing: modelclass.Pricing | None = None
     prefill: bool = pydantic.Field(default=False, description="Can continue a stream another member cut.")
+    # None unless the credential opted in: an older sidecar must still read documents without it
+    allow_plain_http: bool | None = pydantic.Field(default=None, alias="allowPlainHTTP")
+
+    @pydantic.model_validator(mode="after")
+    def _key_never_in_plain_text(self) -> MemberRoute:
+        """The sidecar's own check: a routes document written by hand or by an old operator is held to the
+        same rule as the credential (the last good document keeps serving)."""
+        if credential_api.sends_key_in_plain_text(
+            self.base_url, has_key=self.api_key_ref is not None, allowed=bool(self.allow_plain_http)
+        ):
+            raise ValueError(f"member {self.id}: {credential_api.PLAIN_HTTP_REFUSED}")
+        return self
 
 
 class CanaryRoute(base.ApiModel):

@@ -250,4 +250,5 @@ def _member_route(
         max_output_tokens=member.max_output_tokens,
         pricing=member.pricing,
         prefill=spec.prefill() if member.prefill is None else member.prefill,
+        allow_plain_http=spec.allow_plain_http or None,
     )

@@ -23,7 +23,7 @@ def member(
     priority: int = 0,
     weight: int = 1,
     window: int | None = None,
-    base_url: str = "http://x",
+    base_url: str = "https://x",
 ) -> document.MemberRoute:
     return document.MemberRoute(
         id=f"{name}/m",

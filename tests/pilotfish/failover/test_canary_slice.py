@@ -14,7 +14,7 @@ def _member(credential: str, priority: int) -> document.MemberRoute:
         id=f"{credential}/m",
         credential=credential,
         provider="openai",
-        base_url="http://x",
+        base_url="https://x",
         api_key_ref=refs.SecretKeyRef(name="k", key="k"),
         model="m",
         priority=priority,

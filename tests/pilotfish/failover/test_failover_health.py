@@ -260,7 +260,7 @@ def test_a_member_whose_endpoint_changed_starts_fresh():
     registry.member("c", member("a")).record_failure(failure=OVERLOADED, counts_against_health=True)
     moved = document.ClassRoute(
         name="c",
-        members=(member("a", base_url="http://fixed"), member("b")),
+        members=(member("a", base_url="https://fixed"), member("b")),
         health=modelclass.HealthSpec(failure_threshold=1, cooldown_seconds=30),
     )
     registry.reconcile(document.RoutesDocument(classes={"c": moved}))

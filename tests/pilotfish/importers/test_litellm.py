@@ -210,6 +210,9 @@ def test_secret_values_fill_only_the_keys_the_config_names_and_environ_resolves_
     assert secret["metadata"] == {"name": "team-keys", "namespace": "team-a"}
     assert secret["stringData"] == {"TEAM_OPENAI_KEY": "sk-team"}
     assert cred["spec"]["baseURL"] == "http://vllm.internal:8000/v1" and cls["metadata"]["namespace"] == "team-a"
+    # LiteLLM sent this key in plain text; the import keeps that only by opting in, and says so
+    assert cred["spec"]["allowPlainHTTP"] is True
+    assert any("plain text" in w.reason and "allowPlainHTTP" in w.nearest for w in conversion.warnings)
 
 
 def test_an_unresolvable_environment_reference_is_warned_about():

@@ -47,7 +47,9 @@ def conversations(draw: st.DrawFn) -> list[dict[str, object]]:
 
 
 def _member(provider: credential.ProviderType) -> document.MemberRoute:
-    return document.MemberRoute(id="c/m", credential="c", provider=provider, base_url="http://x", model="m", priority=0)
+    return document.MemberRoute(
+        id="c/m", credential="c", provider=provider, base_url="https://x", model="m", priority=0
+    )
 
 
 def _spoken_texts(messages: list[dict[str, object]]) -> list[str]:

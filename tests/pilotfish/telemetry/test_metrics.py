@@ -16,7 +16,7 @@ def _routes() -> document.RoutesDocument:
             id=f"{credential}/m",
             credential=credential,
             provider=provider,
-            base_url="http://x",
+            base_url="https://x",
             api_key_ref=refs.SecretKeyRef(name="k", key=credential),
             model="m",
             priority=priority,
