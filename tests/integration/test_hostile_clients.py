@@ -57,12 +57,14 @@ async def test_a_gzip_bomb_body_is_refused_before_it_inflates(sidecar: Sidecar) 
         cpu_seconds=cpu,
         idle_rss=idle,
         peak_rss=probes.peak_rss(pid),
+        **watch.loop_figures(),
     )
     assert status == 413, body
     assert body["error"]["code"] == "request_too_large"  # type: ignore[index]
     assert cpu < 0.5, f"refusing the bomb cost {cpu:.2f} CPU-seconds"  # inflating it all costs ~1.5
     assert probes.peak_rss(pid) < idle + 30 * probes.MIB
     assert watch.worst < HEALTHZ_BOUND
+    assert watch.stalls == 0, f"the loop stalled (its own CPU time): {watch.loop_figures()}"
 
 
 async def test_eight_9_mb_bodies_at_once_stay_within_the_memory_budget(sidecar: Sidecar) -> None:
@@ -83,6 +85,7 @@ async def test_eight_9_mb_bodies_at_once_stay_within_the_memory_budget(sidecar: 
         idle_rss=idle,
         peak_rss=peak,
         settled_rss=settled,
+        **watch.loop_figures(),
     )
     assert 200 in statuses
     for status, body in results:
@@ -90,3 +93,4 @@ async def test_eight_9_mb_bodies_at_once_stay_within_the_memory_budget(sidecar: 
     assert peak < CHART_LIMIT, f"peak {peak / probes.MIB:.0f} MiB"
     assert settled < idle + 40 * probes.MIB
     assert watch.worst < HEALTHZ_BOUND
+    assert watch.stalls == 0, f"the loop stalled (its own CPU time): {watch.loop_figures()}"

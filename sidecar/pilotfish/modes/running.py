@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pilotfish.modes import podinfo, serve
 from pilotfish.routes import live
 from pilotfish.server import app as api_app
-from pilotfish.telemetry import metrics, throttle
+from pilotfish.telemetry import looptime, metrics, throttle
 
 _log = logging.getLogger("pilotfish")
 
@@ -83,14 +83,16 @@ def run_with_reloads(reload: Reload, *, options: argparse.Namespace, browser_gua
     async def reloads() -> None:
         await poll_reloads(reload, routes=routes, registry=registry, interval=options.reload_interval)
 
-    asyncio.run(
-        serve.serve(
-            routes=routes,
-            registry=registry,
-            listen=listen,
-            admin_listen=admin,
-            settings=settings,
-            background=[reloads],
+    # the loop's iterations are timed from its selector (telemetry.looptime): a stall shows in /metrics
+    with asyncio.Runner(loop_factory=looptime.loop_factory(looptime.observer(registry.loop_iteration))) as runner:
+        runner.run(
+            serve.serve(
+                routes=routes,
+                registry=registry,
+                listen=listen,
+                admin_listen=admin,
+                settings=settings,
+                background=[reloads],
+            )
         )
-    )
     return 0

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 # Buckets for LLM calls: sub-second cache hits up to multi-minute generations.
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 120.0, 300.0)
+# Event-loop iterations of 1 ms or more (telemetry.looptime): the 0.1 s bucket is the /healthz bar.
+LOOP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 TTFT_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 NO_PROVIDER = "none"  # provider/model label of a request no member served
 CIRCUIT_OPEN = "circuit_open"  # failover.plan.SkipReason.CIRCUIT_OPEN (telemetry sits below failover)
@@ -102,6 +104,16 @@ class Metrics:
             ["class", "member", "state"],
             registry=r,
         )
+        self.loop_iterations = prom.Histogram(
+            "pilotfish_event_loop_iteration_seconds",
+            "Event-loop iterations of 1 ms or more, from one select() to the next: elapsed (clock=wall) and "
+            "the loop thread's own CPU time (clock=cpu, which a CPU-starved process does not grow).",
+            ["clock"],
+            buckets=LOOP_BUCKETS,
+            registry=r,
+        )
+        for clock in ("wall", "cpu"):
+            self.loop_iterations.labels(clock)
         self.reloads = prom.Counter(
             "pilotfish_config_reloads",
             "Routes document loads by result (success/failure).",
@@ -282,6 +294,9 @@ class Metrics:
             for name in document.classes
             for position, member in enumerate(_members_of(document, name))
         }
+
+    def loop_iteration(self, clock: str, seconds: float) -> None:
+        self.loop_iterations.labels(clock).observe(seconds)
 
     def reload_result(self, *, ok: bool) -> None:
         self.reloads.labels("success" if ok else "failure").inc()
