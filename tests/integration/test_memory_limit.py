@@ -1,29 +1,28 @@
 """The sidecar survives every hostile case of issue 15 under the chart's hard memory limit (128Mi).
 
-The real `pilotfish local` process runs in a memory cgroup (v1) of its own, a child of this test's,
-limited to the value of ``sidecar.resources.limits.memory`` in charts/pilotfish/values.yaml with
-swap forbidden, exactly as the kubelet would limit the injected container. Every case runs against
-it in turn while /healthz is probed; afterwards the process must be alive and the cgroup must report
-no OOM kill. Skipped, with the reason, where this test may not create a cgroup.
+The real `pilotfish local` process runs in a memory cgroup of its own (v1, or v2 where that is what
+the host offers: ``tests/integration/cgroups.py``), a child of this test's, limited to the value of
+``sidecar.resources.limits.memory`` in charts/pilotfish/values.yaml with swap forbidden, exactly as
+the kubelet would limit the injected container. Every case runs against it in turn while /healthz is
+probed; afterwards the process must be alive and the cgroup must report no OOM kill. Skipped, with the
+reason, where this test may not create a cgroup.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import json
 import os
 import pathlib
 import textwrap
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import aiohttp
 import pytest
 import yaml
 from aiohttp import web
-from tests.integration import probes
+from tests.integration import cgroups, probes
 from tests.integration.conftest import ROOT, Sidecar, start_sidecar, stop_sidecar
 from tests.integration.test_hostile_clients import gzip_bomb
 from tests.integration.test_hostile_upstream import stop_reading_after_the_headers
@@ -33,7 +32,6 @@ from pilotfish.mocks import hostile, runner
 pytestmark = pytest.mark.slow
 
 HEALTHZ_BOUND = 2.0
-MEMORY_ROOT = pathlib.Path("/sys/fs/cgroup/memory")
 
 
 def chart_memory_limit() -> int:
@@ -43,49 +41,15 @@ def chart_memory_limit() -> int:
     return int(text[:-2]) * probes.MIB
 
 
-def _own_memory_cgroup() -> pathlib.Path | None:
-    for line in pathlib.Path("/proc/self/cgroup").read_text().splitlines():
-        _, controllers, path = line.split(":", 2)
-        if "memory" in controllers.split(","):
-            return MEMORY_ROOT / path.lstrip("/")
-    return None
-
-
 @pytest.fixture
-def memory_cgroup() -> Iterator[pathlib.Path]:
-    """A child memory cgroup limited to the chart's value, or a skip saying why there cannot be one."""
-    parent = _own_memory_cgroup()
-    if parent is None or not (parent / "memory.limit_in_bytes").exists():
-        pytest.skip("no cgroup v1 memory controller mounted at /sys/fs/cgroup/memory for this process")
-    group = parent / f"pilotfish-test-{os.getpid()}"
+def memory_cgroup() -> Iterator[cgroups.MemoryGroup]:
+    """A child memory cgroup (v1 or v2) limited to the chart's value, or a skip saying why there cannot be one."""
     try:
-        group.mkdir()
-        (group / "memory.limit_in_bytes").write_text(str(chart_memory_limit()))
-        memsw = group / "memory.memsw.limit_in_bytes"
-        if memsw.exists():
-            memsw.write_text(str(chart_memory_limit()))  # no swapping out of the limit either
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            group.rmdir()
-        pytest.skip(f"cannot create a memory cgroup under {parent}: {exc}")
+        group = cgroups.create(f"pilotfish-test-{os.getpid()}", limit=chart_memory_limit())
+    except cgroups.Unavailable as exc:
+        pytest.skip(str(exc))
     yield group
-    for _ in range(50):  # the process has exited; its charge drains away before rmdir succeeds
-        try:
-            group.rmdir()
-            break
-        except OSError:
-            time.sleep(0.1)
-
-
-def _join(group: pathlib.Path) -> Callable[[], None]:
-    def preexec() -> None:
-        (group / "cgroup.procs").write_text(str(os.getpid()))
-
-    return preexec
-
-
-def _oom_control(group: pathlib.Path) -> dict[str, int]:
-    return {k: int(v) for k, v in (line.split() for line in (group / "memory.oom_control").read_text().splitlines())}
+    group.remove()
 
 
 MODES = {
@@ -130,7 +94,7 @@ class Limited:
 
 
 @pytest.fixture
-async def limited(memory_cgroup: pathlib.Path, tmp_path: pathlib.Path) -> AsyncIterator[Limited]:
+async def limited(memory_cgroup: cgroups.MemoryGroup, tmp_path: pathlib.Path) -> AsyncIterator[Limited]:
     runners = []
     tallies = {}
     urls = {}
@@ -144,7 +108,7 @@ async def limited(memory_cgroup: pathlib.Path, tmp_path: pathlib.Path) -> AsyncI
         urls[name] = f"http://127.0.0.1:{app_runner.addresses[0][1]}/v1"
     normal = await runner.start_mock(name="normal")
     (tmp_path / "all.yaml").write_text(_manifests(urls, normal=normal.url))
-    sidecar = await start_sidecar(["local", "-f", str(tmp_path), "--no-request-log"], preexec=_join(memory_cgroup))
+    sidecar = await start_sidecar(["local", "-f", str(tmp_path), "--no-request-log"], preexec=memory_cgroup.preexec())
     yield Limited(sidecar=sidecar, tallies=tallies)
     await stop_sidecar(sidecar)
     await normal.stop()
@@ -166,7 +130,7 @@ def _chat(model: str, *, stream: bool = False, content: str = "hi") -> bytes:
 
 
 async def test_every_hostile_case_runs_under_the_chart_memory_limit_without_an_oom_kill(
-    limited: Limited, memory_cgroup: pathlib.Path
+    limited: Limited, memory_cgroup: cgroups.MemoryGroup
 ) -> None:
     sidecar = limited.sidecar
     chat, embeddings = sidecar.api + "/v1/chat/completions", sidecar.api + "/v1/embeddings"
@@ -186,13 +150,19 @@ async def test_every_hostile_case_runs_under_the_chart_memory_limit_without_an_o
     for case, run in cases.items():
         async with probes.watching_healthz(sidecar.admin, pid=sidecar.process.pid) as watch:
             outcome = await run()  # type: ignore[misc]
-        usage = int((memory_cgroup / "memory.max_usage_in_bytes").read_text())
-        probes.report(f"128Mi cgroup: {case} -> {outcome}", healthz_worst_s=watch.worst, cgroup_peak_rss=usage)
+        usage = memory_cgroup.peak()
+        probes.report(
+            f"128Mi cgroup: {case} -> {outcome}",
+            healthz_worst_s=watch.worst,
+            cgroup_peak_rss=usage,
+            **watch.loop_figures(),
+        )
         assert sidecar.process.returncode is None, f"the sidecar died during {case}"
         assert not watch.failures, (case, watch.failures[:3])
         assert watch.worst < HEALTHZ_BOUND, (case, watch.worst)
-    oom = _oom_control(memory_cgroup)
-    assert oom["under_oom"] == 0 and oom.get("oom_kill", 0) == 0, oom
+        assert watch.stalls == 0, (case, watch.loop_figures())
+    oom = memory_cgroup.ooms()
+    assert oom == {"oom": 0, "oom_kill": 0}, (memory_cgroup.version, oom)
     assert sidecar.process.returncode is None
 
 
