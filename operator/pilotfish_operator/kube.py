@@ -7,7 +7,7 @@ ClusterRole) can be checked against one list of verbs.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import kubernetes
@@ -39,6 +39,26 @@ class Kube:
         """Each Secret's key names. The values pass through this process but are never kept."""
         secrets = self.core.list_namespaced_secret(namespace).items
         return {s.metadata.name: set(s.data or {}) | set(s.string_data or {}) for s in secrets}
+
+    def secret_keys_named(self, namespace: str, names: Collection[str]) -> tuple[dict[str, set[str]], set[str]]:
+        """The key names of these Secrets, read one ``get`` each (what a reader limited to ``get`` by
+        ``resourceNames`` may do), and the names we may not read; a Secret that does not exist is left out."""
+        found: dict[str, set[str]] = {}
+        forbidden: set[str] = set()
+        for name in sorted(names):
+            try:
+                secret = self.core.read_namespaced_secret(name, namespace)
+            except exceptions.ApiException as exc:
+                if exc.status == Forbidden:
+                    forbidden.add(name)
+                elif exc.status != NotFound:
+                    raise
+                continue
+            found[name] = set(secret.data or {}) | set(secret.string_data or {})
+        return found, forbidden
+
+    def cluster_role_uid(self, name: str) -> str:
+        return str(self.rbac.read_cluster_role(name).metadata.uid)
 
     def get_configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
@@ -106,22 +126,32 @@ class Kube:
         )
         self.core.create_namespaced_event(namespace, body)
 
-    def has_role_binding(self, namespace: str, name: str) -> bool:
+    def role_binding_owners(self, namespace: str, name: str) -> set[str] | None:
+        """The uids of the binding's owners, or None when there is no such binding."""
         try:
-            self.rbac.read_namespaced_role_binding(name, namespace)
+            found = self.rbac.read_namespaced_role_binding(name, namespace)
         except exceptions.ApiException as exc:
             if exc.status == NotFound:
-                return False
+                return None
             raise
-        return True
+        return {ref.uid for ref in found.metadata.owner_references or []}
 
-    def create_role_binding(self, namespace: str, name: str, *, cluster_role: str, subject: tuple[str, str]) -> None:
-        """Bind ``subject`` (namespace, ServiceAccount name) to ``cluster_role`` in ``namespace``; an existing
-        binding of that name is left as it is."""
+    def create_role_binding(
+        self, namespace: str, name: str, *, cluster_role: str, subject: tuple[str, str], owner_uid: str
+    ) -> None:
+        """Bind ``subject`` (namespace, ServiceAccount name) to ``cluster_role`` in ``namespace``, owned by
+        that ClusterRole (uid ``owner_uid``): when it is deleted (``helm uninstall``), the garbage collector
+        deletes the binding. An existing binding of that name is left as it is."""
+        owner = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "name": cluster_role}
         body = {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "RoleBinding",
-            "metadata": {"name": name, "namespace": namespace, "labels": {"app.kubernetes.io/managed-by": COMPONENT}},
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": {"app.kubernetes.io/managed-by": COMPONENT},
+                "ownerReferences": [{**owner, "uid": owner_uid}],
+            },
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_role},
             "subjects": [{"kind": "ServiceAccount", "namespace": subject[0], "name": subject[1]}],
         }

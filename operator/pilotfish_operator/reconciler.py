@@ -104,10 +104,10 @@ class Reconciler:
         """One full pass over a namespace (blocking)."""
         classes = self.api.list_custom(namespace, PLURALS["ModelClass"])
         credentials = self.api.list_custom(namespace, PLURALS["ProviderCredential"])
-        secrets = self.secrets.secret_keys(namespace, needed=bool(credentials))
         self._secrets_used[namespace] = {
             ref["name"] for c in credentials if (ref := (c.get("spec") or {}).get("apiKeySecretRef"))
         }
+        secrets = self.secrets.secret_keys(namespace, names=self._secrets_used[namespace], needed=bool(credentials))
         now = datetime.datetime.now(datetime.UTC)
         ticks = {
             obj["metadata"]["name"]: tick

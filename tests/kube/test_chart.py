@@ -52,9 +52,10 @@ EXPECTED_RULES = {
     ("", "configmaps"): {"get", "list", "watch", "create", "update", "patch", "delete"},
     # no Secrets cluster-wide: the operator binds itself to the Secret reader where credentials are
     ("rbac.authorization.k8s.io", "rolebindings"): {"get", "create", "delete"},
-    ("rbac.authorization.k8s.io", "clusterroles"): {"bind"},
+    ("rbac.authorization.k8s.io", "clusterroles"): {"bind", "get"},
 }
-SECRETS = {("", "secrets"): {"get", "list", "watch"}}  # the Secret reader's rules, and each watched namespace's
+SECRETS = {("", "secrets"): {"get", "list", "watch"}}  # each watched namespace's Role (kopf watches Secrets there)
+SECRET_READER = {("", "secrets"): {"get"}}  # the reader bound per namespace: referenced Secrets, by name
 # Writes the operator may make only to the ConfigMap it owns (resourceNames), never to anyone else's.
 OWN_CONFIGMAP_ONLY = {"get", "update", "patch", "delete"}
 
@@ -421,7 +422,8 @@ def test_cluster_wide_rbac_grants_exactly_the_contracts_verbs(control_plane):
         if "clusterroles" in rule["resources"]:
             assert rule["resourceNames"] == ["pilotfish-operator-secret-reader"], rule
     reader = one(docs, "ClusterRole", "pilotfish-operator-secret-reader")
-    assert rules_of(reader) == SECRETS
+    assert rules_of(reader) == SECRET_READER
+    assert "resourceNames" not in reader["rules"][0]  # any Secret of a credentialed namespace, by name
     assert [b["roleRef"]["name"] for b in docs if b["kind"] == "ClusterRoleBinding"] == ["pilotfish-operator"]
     (container,) = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
     assert "--secret-reader-role=pilotfish-operator-secret-reader" in container["args"]
@@ -432,6 +434,16 @@ def test_cluster_wide_rbac_grants_exactly_the_contracts_verbs(control_plane):
         {"kind": "ServiceAccount", "name": "pilotfish-operator", "namespace": "pilotfish-system"}
     ]
     assert "Role" not in kinds(docs)
+
+
+def test_secret_names_limit_the_secret_reader_to_those_names(control_plane):
+    docs = render(control_plane, "--set", "operator.secretNames={vendor-keys,llm-keys}")
+    (rule,) = one(docs, "ClusterRole", "pilotfish-operator-secret-reader")["rules"]
+    assert (rule["resources"], rule["verbs"], rule["resourceNames"]) == (
+        ["secrets"],
+        ["get"],
+        ["vendor-keys", "llm-keys"],
+    )
 
 
 def test_one_replica_without_peering_runs_standalone_and_two_without_peering_is_refused(control_plane):
@@ -623,9 +635,8 @@ def release(control_plane, namespace, tmp_path) -> Iterator[Release]:
         installed.uninstall()
 
 
-def test_an_operator_with_only_the_installed_service_account_and_peering_reconciles(control_plane, release, tmp_path):
-    """The operator as the chart runs it: the chart's ServiceAccount token, its RBAC and its ClusterKopfPeering."""
-    release.install()
+def chart_operator_kubeconfig(control_plane, release: Release, tmp_path: pathlib.Path) -> pathlib.Path:
+    """A kubeconfig holding a token of the chart's operator ServiceAccount: the operator as installed."""
     token = control_plane.kubectl(
         "create", "token", f"{release.fullname}-operator", "-n", release.namespace, "--duration=1h"
     ).stdout.strip()
@@ -651,6 +662,26 @@ def test_an_operator_with_only_the_installed_service_account_and_peering_reconci
             }
         )
     )
+    return kubeconfig
+
+
+def start_chart_operator(control_plane, release: Release, tmp_path: pathlib.Path) -> Any:
+    """``pilotfish operator`` with the chart's ServiceAccount, flags and peering."""
+    return start_operator(
+        control_plane,
+        tmp_path,
+        f"--peering={release.fullname}",
+        f"--secret-reader-role={release.fullname}-operator-secret-reader",
+        f"--service-account={release.namespace}/{release.fullname}-operator",
+        kubeconfig=chart_operator_kubeconfig(control_plane, release, tmp_path),
+        standalone=False,
+    )
+
+
+def test_an_operator_with_only_the_installed_service_account_and_peering_reconciles(control_plane, release, tmp_path):
+    """The operator as the chart runs it: the chart's ServiceAccount token, its RBAC and its ClusterKopfPeering,
+    with its Secret reader limited to the Secret the credentials name (operator.secretNames)."""
+    release.install("--set", "operator.secretNames={vendor-keys}")
     app = f"app-{uuid.uuid4().hex[:6]}"
     control_plane.kubectl("create", "namespace", app)
     operator = f"system:serviceaccount:{release.namespace}:{release.fullname}-operator"
@@ -662,15 +693,8 @@ def test_an_operator_with_only_the_installed_service_account_and_peering_reconci
     elsewhere = f"other-{uuid.uuid4().hex[:6]}"  # a namespace with Secrets but no ProviderCredential
     control_plane.kubectl("create", "namespace", elsewhere)
     control_plane.kubectl("create", "secret", "generic", "unrelated", "-n", elsewhere, "--from-literal=k=v")
-    running = start_operator(
-        control_plane,
-        tmp_path,
-        f"--peering={release.fullname}",
-        f"--secret-reader-role={release.fullname}-operator-secret-reader",
-        f"--service-account={release.namespace}/{release.fullname}-operator",
-        kubeconfig=kubeconfig,
-        standalone=False,
-    )
+    control_plane.kubectl("create", "secret", "generic", "neighbours", "-n", app, "--from-literal=k=v")
+    running = start_chart_operator(control_plane, release, tmp_path)
     try:
         control_plane.kubectl(
             "create",
@@ -697,6 +721,9 @@ def test_an_operator_with_only_the_installed_service_account_and_peering_reconci
         # Secrets: readable where credentials reference them (the operator bound itself there), nowhere else
         assert may("get", "secrets/vendor-keys", app)
         assert not may("get", "secrets/unrelated", elsewhere) and not may("list", "secrets", elsewhere)
+        # and where it may, only the named Secret, and only by name
+        assert not may("get", "secrets/neighbours", app) and not may("list", "secrets", app)
+        assert not may("watch", "secrets", app)
         read = control_plane.kubectl("get", "secret", "unrelated", "-n", elsewhere, f"--as={operator}", check=False)
         assert read.returncode != 0 and "forbidden" in read.stderr.lower()
         # a Secret that loses a key is noticed without a watch on Secrets (the operator passes over it)
