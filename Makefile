@@ -37,8 +37,11 @@ test-node: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest -m 'not k8s'
 
+# The sidecar tax (a few minutes): raw results to benchmarks/results/sidecar_overhead.json, and the table in
+# docs/benchmarks.md rewritten from them (`python -m benchmarks.report --docs docs/benchmarks.md` redoes only that).
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.sidecar_overhead
+	$(BIN)/python -m benchmarks.report benchmarks/results/sidecar_overhead.json --docs docs/benchmarks.md
 
 crds: $(STAMP)
 	$(BIN)/pilotfish crds

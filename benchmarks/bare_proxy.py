@@ -1,15 +1,19 @@
 """The floor: a bare aiohttp pass-through proxy, what any aiohttp sidecar pays before doing any work.
 
-One ClientSession, the body forwarded as is, the upstream response streamed back chunk by chunk.
+One ClientSession, the body forwarded as is, the upstream response streamed back chunk by chunk, on
+asyncio's selector loop by default: the loop the sidecar runs on (it times each loop iteration for
+stall detection, telemetry/looptime.py, which needs a selector loop); ``--uvloop`` for comparison.
 Run: python -m benchmarks.bare_proxy --listen 127.0.0.1:PORT --upstream http://127.0.0.1:PORT
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
+import uvloop
 from aiohttp import web
 
 SESSION = web.AppKey("session", aiohttp.ClientSession)
@@ -35,7 +39,8 @@ def build_app(upstream: str) -> web.Application:
     app[UPSTREAM] = upstream
 
     async def session_ctx(app: web.Application) -> AsyncIterator[None]:
-        app[SESSION] = aiohttp.ClientSession()
+        # no connection limit (aiohttp's default is 100): hundreds of concurrent streams must not queue here
+        app[SESSION] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         yield
         await app[SESSION].close()
 
@@ -48,14 +53,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--listen", required=True)
     parser.add_argument("--upstream", required=True, help="origin of the mock, e.g. http://127.0.0.1:9101")
-    parser.add_argument("--uvloop", action="store_true", help="run on uvloop, as the sidecar does")
+    parser.add_argument("--uvloop", action="store_true", help="run on uvloop instead of asyncio's loop")
     args = parser.parse_args()
     host, _, port = args.listen.rpartition(":")
-    loop = None
-    if args.uvloop:
-        import uvloop
-
-        loop = uvloop.new_event_loop()
+    loop = uvloop.new_event_loop() if args.uvloop else asyncio.new_event_loop()
     web.run_app(build_app(args.upstream.rstrip("/")), host=host, port=int(port), access_log=None, print=None, loop=loop)
 
 

@@ -27,42 +27,13 @@ from typing import Any
 
 import aiohttp
 
-from benchmarks import sidecar_overhead
+from benchmarks import harness
 
-ROOT = sidecar_overhead.ROOT
+ROOT = harness.ROOT
 SLOW_SECONDS = 1.0  # a normal request here takes milliseconds; one that waited on the hung member takes seconds
 BODY = {"model": "workhorse", "messages": [{"role": "user", "content": "Say hello."}]}
-MANIFEST = """\
-apiVersion: v1
-kind: Secret
-metadata: {{name: bench-keys}}
-stringData: {{key: sk-bench}}
----
-apiVersion: pilotfish.dev/v1alpha1
-kind: ProviderCredential
-metadata: {{name: primary}}
-spec:
-  provider: openai-compatible
-  baseURL: {primary}/v1
-  apiKeySecretRef: {{name: bench-keys, key: key}}
----
-apiVersion: pilotfish.dev/v1alpha1
-kind: ProviderCredential
-metadata: {{name: backup}}
-spec:
-  provider: openai-compatible
-  baseURL: {backup}/v1
-  apiKeySecretRef: {{name: bench-keys, key: key}}
----
-apiVersion: pilotfish.dev/v1alpha1
-kind: ModelClass
-metadata: {{name: workhorse}}
-spec:
-  members:
-    - {{credentialRef: primary, model: model-a}}
-    - {{credentialRef: backup, model: model-b}}
-{timeouts}"""
 ADAPTIVE_OFF = "  timeouts: {adaptiveFirstToken: {enabled: false}}\n"
+MEMBERS = [("primary", "model-a"), ("backup", "model-b")]
 
 
 async def _client(session: aiohttp.ClientSession, url: str, stop: asyncio.Event, out: list[dict[str, Any]]) -> None:
@@ -110,20 +81,21 @@ async def _scenario(api: str, primary: str, *, clients: int, after: float) -> di
 
 def _run_one(*, clients: int, after: float, adaptive: bool) -> dict[str, Any]:
     python = sys.executable
-    ports = [sidecar_overhead.free_port() for _ in range(4)]
+    ports = [harness.free_port() for _ in range(4)]
     primary, backup = (f"http://127.0.0.1:{port}" for port in ports[:2])
     with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
         manifest = pathlib.Path(tmp) / "hang.yaml"
-        manifest.write_text(MANIFEST.format(primary=primary, backup=backup, timeouts="" if adaptive else ADAPTIVE_OFF))
+        spec = {"workhorse": "" if adaptive else ADAPTIVE_OFF}
+        credentials = {"primary": f"{primary}/v1", "backup": f"{backup}/v1"}
+        manifest.write_text(harness.manifest(credentials, {"workhorse": MEMBERS}, class_spec=spec))
         for name, port in (("primary", ports[0]), ("backup", ports[1])):
             mock = ["-m", "pilotfish.cli", "mock-provider", "--name", name, "--listen", f"127.0.0.1:{port}"]
-            stack.enter_context(sidecar_overhead.process([python, *mock]))
-        sidecar = ["-m", "pilotfish.cli", "local", "-f", str(manifest), "--no-request-log"]
-        sidecar += [f"--listen=127.0.0.1:{ports[2]}", f"--admin=127.0.0.1:{ports[3]}"]
-        stack.enter_context(sidecar_overhead.process([python, *sidecar]))
-        sidecar_overhead.wait_http(f"{primary}/v1/models")
-        sidecar_overhead.wait_http(f"{backup}/v1/models")
-        sidecar_overhead.wait_http(f"http://127.0.0.1:{ports[3]}/readyz")
+            stack.enter_context(harness.process([python, *mock]))
+        sidecar = harness.sidecar_args(manifest, api_port=ports[2], admin_port=ports[3])
+        stack.enter_context(harness.process([python, *sidecar]))
+        harness.wait_http(f"{primary}/v1/models")
+        harness.wait_http(f"{backup}/v1/models")
+        harness.wait_http(f"http://127.0.0.1:{ports[3]}/readyz")
         result = asyncio.run(_scenario(f"http://127.0.0.1:{ports[2]}", primary, clients=clients, after=after))
     return {"adaptive_first_token": adaptive, **result}
 

@@ -32,9 +32,9 @@ from typing import Any
 
 import aiohttp
 
-from benchmarks import sidecar_overhead
+from benchmarks import harness
 
-ROOT = sidecar_overhead.ROOT
+ROOT = harness.ROOT
 CUT = '{"mode": "cut", "after_chunks": 4}'
 MOCKS = {  # name → (provider, mock name it answers as, initial fault)
     "primary": ("openai", "primary", CUT),
@@ -57,21 +57,11 @@ CLASSES = {  # class → (members, extra spec)
 
 
 def _manifest(urls: dict[str, str]) -> str:
-    docs = ["apiVersion: v1\nkind: Secret\nmetadata: {name: bench-keys}\nstringData: {key: sk-bench}\n"]
-    for name, (provider, _, _) in MOCKS.items():
-        base = f"{urls[name]}/v1" if provider == "openai" else urls[name]
-        docs.append(
-            f"apiVersion: pilotfish.dev/v1alpha1\nkind: ProviderCredential\nmetadata: {{name: {name}}}\nspec:\n"
-            f"  provider: {PROVIDER_TYPE[provider]}\n  baseURL: {base}\n"
-            "  apiKeySecretRef: {name: bench-keys, key: key}\n"
-        )
-    for cls, (members, extra) in CLASSES.items():
-        listed = "".join(f"    - {{credentialRef: {m.split('/')[0]}, model: {m.split('/')[1]}}}\n" for m in members)
-        docs.append(
-            f"apiVersion: pilotfish.dev/v1alpha1\nkind: ModelClass\nmetadata: {{name: {cls}}}\nspec:\n"
-            f"  members:\n{listed}{extra}"
-        )
-    return "---\n".join(docs)
+    credentials = {name: f"{urls[name]}/v1" if p == "openai" else urls[name] for name, (p, _, _) in MOCKS.items()}
+    providers = {name: PROVIDER_TYPE[provider] for name, (provider, _, _) in MOCKS.items()}
+    classes = {cls: [(m.split("/")[0], m.split("/")[1]) for m in members] for cls, (members, _) in CLASSES.items()}
+    spec = {cls: extra for cls, (_, extra) in CLASSES.items()}
+    return harness.manifest(credentials, classes, provider=providers, class_spec=spec)
 
 
 async def _one(session: aiohttp.ClientSession, url: str, cls: str) -> dict[str, float]:
@@ -114,7 +104,7 @@ def main() -> int:
     parser.add_argument("--out", type=pathlib.Path, default=ROOT / "benchmarks" / "results" / "recovery_gap.json")
     args = parser.parse_args()
     python = sys.executable
-    ports = {name: sidecar_overhead.free_port() for name in [*MOCKS, "api", "admin"]}
+    ports = {name: harness.free_port() for name in [*MOCKS, "api", "admin"]}
     urls = {name: f"http://127.0.0.1:{ports[name]}" for name in MOCKS}
     with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
         manifest = pathlib.Path(tmp) / "recovery.yaml"
@@ -122,13 +112,12 @@ def main() -> int:
         for name, (provider, answers_as, fault) in MOCKS.items():
             mock = ["-m", "pilotfish.cli", "mock-provider", "--provider", provider, "--name", answers_as]
             mock += ["--listen", f"127.0.0.1:{ports[name]}", *(["--fault", fault] if fault else [])]
-            stack.enter_context(sidecar_overhead.process([python, *mock]))
-        sidecar = ["-m", "pilotfish.cli", "local", "-f", str(manifest), "--no-request-log"]
-        sidecar += [f"--listen=127.0.0.1:{ports['api']}", f"--admin=127.0.0.1:{ports['admin']}"]
-        stack.enter_context(sidecar_overhead.process([python, *sidecar]))
+            stack.enter_context(harness.process([python, *mock]))
+        sidecar = harness.sidecar_args(manifest, api_port=ports["api"], admin_port=ports["admin"])
+        stack.enter_context(harness.process([python, *sidecar]))
         for name in MOCKS:
-            sidecar_overhead.wait_http(f"{urls[name]}/_mock/stats")
-        sidecar_overhead.wait_http(f"http://127.0.0.1:{ports['admin']}/readyz")
+            harness.wait_http(f"{urls[name]}/_mock/stats")
+        harness.wait_http(f"http://127.0.0.1:{ports['admin']}/readyz")
         result = asyncio.run(_measure(f"http://127.0.0.1:{ports['api']}", streams=args.streams))
     print(json.dumps(result, indent=2))
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,11 +1,19 @@
-"""How much the sidecar adds: latency, CPU per request, throughput on one core, and RSS.
+"""The sidecar tax: what the sidecar costs beside the floor any aiohttp sidecar pays, measured in one run.
 
-Four targets are measured in one run, interleaved round by round so that machine noise hits them
-alike: the mock provider called directly; a bare aiohttp pass-through proxy on asyncio's loop and
-the same proxy on uvloop (the floor any aiohttp sidecar pays; the sidecar runs on uvloop); and the
-Pilotfish sidecar. Results are differences and ratios within this run.
+Targets, all on loopback, all calling one bench upstream (``benchmarks.upstream``):
 
-    python -m benchmarks.sidecar_overhead [--requests 400] [--rounds 3] [--out benchmarks/results/latest.json]
+- ``direct``: the upstream called directly (what "added" latency is measured from);
+- ``floor``: a bare aiohttp pass-through proxy on asyncio's loop, the loop the sidecar runs on (``bare_proxy``);
+- ``sidecar``: ``pilotfish local`` with the defaults an injected sidecar has: **request log on**;
+- ``sidecar_no_log`` and ``sidecar_traced`` (OTLP export to the bench upstream): what the request log and
+  tracing cost;
+- ``open_circuit``: the sidecar, through a class whose first member's circuit is open (its port is closed).
+
+Every scenario runs its targets interleaved, round by round, so this shared machine's drift hits them
+alike; the figures that matter are ratios within the run. Raw results go to ``--out`` (committed);
+``benchmarks.report`` turns them into the table in docs/benchmarks.md.
+
+    python -m benchmarks.sidecar_overhead [--rounds 3] [--out benchmarks/results/sidecar_overhead.json]
 """
 
 from __future__ import annotations
@@ -13,280 +21,200 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime
 import json
 import os
 import pathlib
-import socket
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Sequence
+from typing import Any
 
-import aiohttp
+from benchmarks import harness, load, report, upstream
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-BODY = {"model": "workhorse", "messages": [{"role": "user", "content": "Say hello in a short sentence."}]}
-MANIFEST = """\
-apiVersion: v1
-kind: Secret
-metadata: {{name: bench-keys}}
-stringData: {{key: sk-bench}}
----
-apiVersion: pilotfish.dev/v1alpha1
-kind: ProviderCredential
-metadata: {{name: mock}}
-spec:
-  provider: openai-compatible
-  baseURL: {upstream}/v1
-  apiKeySecretRef: {{name: bench-keys, key: key}}
----
-apiVersion: pilotfish.dev/v1alpha1
-kind: ModelClass
-metadata: {{name: workhorse}}
-spec:
-  members:
-    - {{credentialRef: mock, model: mock-model}}
-"""
+OUT = harness.ROOT / "benchmarks" / "results" / "sidecar_overhead.json"
+SIDECARS = ("sidecar", "sidecar_no_log", "sidecar_traced")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+class Procs:
+    """The processes under test: name → (origin URL, pid)."""
+
+    def __init__(self) -> None:
+        self.origin: dict[str, str] = {}
+        self.pid: dict[str, int] = {}
+
+    def target(self, name: str, model: str) -> load.Target:
+        if name == "open_circuit":
+            return load.Target(self.origin["sidecar"] + "/v1/chat/completions", model + "-open")
+        return load.Target(self.origin[name] + "/v1/chat/completions", model)
 
 
-def wait_http(url: str, timeout: float = 20.0) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"{url} did not come up")
-
-
-@contextlib.contextmanager
-def process(args: list[str]) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-def rss_mb(pid: int, field: str = "VmRSS") -> float:
-    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-async def one_request(session: aiohttp.ClientSession, url: str, *, stream: bool) -> float:
-    """Seconds to the full body (non-streaming) or to the first content event (streaming)."""
-    started = time.perf_counter()
-    async with session.post(url, json={**BODY, "stream": stream}) as response:
-        if response.status != 200:
-            raise RuntimeError(f"{url}: HTTP {response.status}: {await response.text()}")
-        if not stream:
-            await response.read()
-            return time.perf_counter() - started
-        first: float | None = None
-        async for line in response.content:
-            if first is None and line.startswith(b"data:") and b'"content":"' in line and b'"content":""' not in line:
-                first = time.perf_counter() - started
-        return first if first is not None else time.perf_counter() - started
-
-
-async def run_load(url: str, *, requests: int, concurrency: int, stream: bool) -> list[float]:
-    latencies: list[float] = []
-    queue = iter(range(requests))
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
-
-        async def worker() -> None:
-            for _ in queue:
-                latencies.append(await one_request(session, url, stream=stream))
-
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return latencies
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
-
-
-async def measure(targets: dict[str, str], *, requests: int, rounds: int) -> dict[str, dict[str, dict[str, float]]]:
-    results: dict[str, dict[str, dict[str, float]]] = {}
-    for stream in (False, True):
-        for concurrency in (1, 32):
-            scenario = f"{'stream_ttfb' if stream else 'non_stream'}_c{concurrency}"
-            samples: dict[str, list[float]] = {name: [] for name in targets}
-            for url in targets.values():  # warm-up: connections, caches, first-call costs
-                await run_load(url, requests=50, concurrency=concurrency, stream=stream)
-            for _ in range(rounds):
-                for name, url in targets.items():
-                    samples[name] += await run_load(url, requests=requests, concurrency=concurrency, stream=stream)
-            results[scenario] = {
-                name: {
-                    "p50_ms": pct(values, 0.5),
-                    "p99_ms": pct(values, 0.99),
-                    "mean_ms": statistics.fmean(values) * 1000,
-                    "n": len(values),
-                }
-                for name, values in samples.items()
-            }
-            print(
-                f"{scenario}: "
-                + ", ".join(
-                    f"{n} p50={r['p50_ms']:.2f}ms p99={r['p99_ms']:.2f}ms" for n, r in results[scenario].items()
-                ),
-                flush=True,
-            )
-    return results
-
-
-async def throughput(url: str, pid: int, *, seconds: float) -> dict[str, float]:
-    """Requests per second through one process pinned to one core, and its CPU per request."""
-    cpu_before = cpu_seconds(pid)
-    started = time.perf_counter()
-    done = 0
-    connector = aiohttp.TCPConnector(limit=32)
-    async with aiohttp.ClientSession(connector=connector) as session:
-
-        async def worker() -> None:
-            nonlocal done
-            while time.perf_counter() - started < seconds:
-                await one_request(session, url, stream=False)
-                done += 1
-
-        await asyncio.gather(*(worker() for _ in range(32)))
-    elapsed = time.perf_counter() - started
-    cpu = cpu_seconds(pid) - cpu_before
-    return {"rps": done / elapsed, "cpu_ms_per_request": cpu / max(done, 1) * 1000, "requests": done}
-
-
-def pin(pid: int, cpu: int) -> None:
-    with contextlib.suppress(OSError, AttributeError):
-        os.sched_setaffinity(pid, {cpu % (os.cpu_count() or 1)})
-
-
-def start_targets(stack: contextlib.ExitStack, manifest_dir: pathlib.Path) -> dict[str, tuple[str, int]]:
-    """Every process under test: name → (chat completions URL, pid)."""
-    python = sys.executable
-    mock_port, proxy_port, uvproxy_port, api_port, admin_port = (free_port() for _ in range(5))
-    mock = f"http://127.0.0.1:{mock_port}"
-    manifest = manifest_dir / "bench.yaml"
-    manifest.write_text(MANIFEST.format(upstream=mock))
-    commands = {
-        "direct": (mock_port, ["-m", "pilotfish.cli", "mock-provider", "--listen", f"127.0.0.1:{mock_port}"]),
-        "bare_proxy": (
-            proxy_port,
-            ["-m", "benchmarks.bare_proxy", f"--listen=127.0.0.1:{proxy_port}", f"--upstream={mock}"],
-        ),
-        "bare_proxy_uvloop": (
-            uvproxy_port,
-            ["-m", "benchmarks.bare_proxy", f"--listen=127.0.0.1:{uvproxy_port}", f"--upstream={mock}", "--uvloop"],
-        ),
-        "sidecar": (
-            api_port,
-            [
-                "-m",
-                "pilotfish.cli",
-                "local",
-                "-f",
-                str(manifest),
-                "--no-request-log",
-                f"--listen=127.0.0.1:{api_port}",
-                f"--admin=127.0.0.1:{admin_port}",
-            ],
-        ),
+def start(stack: contextlib.ExitStack, tmp: pathlib.Path) -> Procs:
+    procs = Procs()
+    py = sys.executable
+    up_port, floor_port, closed_port = harness.free_port(), harness.free_port(), harness.free_port()
+    up = f"http://127.0.0.1:{up_port}"
+    classes: dict[str, list[tuple[str, str]]] = {model: [("bench", model)] for model in upstream.ANSWERS}
+    classes |= {f"{model}-open": [("closed", model), ("bench", model)] for model in ("fast",)}
+    path = tmp / "bench.yaml"
+    path.write_text(harness.manifest({"bench": f"{up}/v1", "closed": f"http://127.0.0.1:{closed_port}/v1"}, classes))
+    floor = ["-m", "benchmarks.bare_proxy", f"--listen=127.0.0.1:{floor_port}", f"--upstream={up}"]
+    commands: dict[str, tuple[int, list[str], dict[str, str]]] = {
+        "direct": (up_port, ["-m", "benchmarks.upstream", f"--listen=127.0.0.1:{up_port}"], {}),
+        "floor": (floor_port, floor, {}),
     }
-    targets = {}
-    for name, (port, args) in commands.items():
-        proc = stack.enter_context(process([python, *args]))
-        targets[name] = (f"http://127.0.0.1:{port}/v1/chat/completions", proc.pid)
-    wait_http(f"{mock}/v1/models")
-    wait_http(f"http://127.0.0.1:{admin_port}/readyz")
-    time.sleep(0.5)  # the bare proxies have no probe endpoint
-    return targets
+    ready = [f"{up}/v1/models", f"http://127.0.0.1:{floor_port}/v1/chat/completions"]  # a GET: 405 once it listens
+    tracing = {"OTEL_EXPORTER_OTLP_ENDPOINT": up, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}
+    for name in SIDECARS:
+        api, admin = harness.free_port(), harness.free_port()
+        args = harness.sidecar_args(path, api_port=api, admin_port=admin, request_log=name != "sidecar_no_log")
+        commands[name] = (api, args, tracing if name == "sidecar_traced" else {})
+        ready.append(f"http://127.0.0.1:{admin}/readyz")
+    for name, (port, args, env) in commands.items():
+        proc = stack.enter_context(harness.process([py, *args], env=env))
+        procs.origin[name], procs.pid[name] = f"http://127.0.0.1:{port}", proc.pid
+    for url in ready:
+        harness.wait_http(url, any_status=url.endswith("/completions"))
+    return procs
 
 
-def added_latency(latency: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
-    """Each proxy's p50/p99 minus the direct call's, and the sidecar's as a ratio to each floor."""
-    added: dict[str, dict[str, float]] = {}
-    for scenario, r in latency.items():
-        row = {}
-        for name in ("bare_proxy", "bare_proxy_uvloop", "sidecar"):
-            for q in ("p50", "p99"):
-                row[f"{name}_added_{q}_ms"] = r[name][f"{q}_ms"] - r["direct"][f"{q}_ms"]
-        for floor in ("bare_proxy", "bare_proxy_uvloop"):
-            base = row[f"{floor}_added_p50_ms"]
-            row[f"ratio_to_{floor}_p50"] = row["sidecar_added_p50_ms"] / base if base > 0 else float("nan")
-        added[scenario] = row
-    return added
+def _summary(values: Sequence[load.Sample]) -> dict[str, float]:
+    first, total = [v[0] for v in values], [v[1] for v in values]
+    return {
+        "first_p50_ms": harness.pct(first, 0.5),
+        "first_p99_ms": harness.pct(first, 0.99),
+        "total_p50_ms": harness.pct(total, 0.5),
+        "total_p99_ms": harness.pct(total, 0.99),
+        "n": len(values),
+    }
 
 
-def one_core_rounds(
-    urls: dict[str, str], pids: dict[str, int], *, rounds: int, seconds: float
+def latency(
+    procs: Procs, names: Sequence[str], *, model: str, stream: bool, concurrency: int, requests: int, rounds: int
 ) -> dict[str, dict[str, float]]:
-    """Throughput and CPU per request on one core, interleaved round by round; medians, and the median of
-    per-round ratios to each floor (a ratio within a round cancels most of this shared machine's drift)."""
-    names = ("bare_proxy", "bare_proxy_uvloop", "sidecar")
+    """Percentiles per target, its requests spread over interleaved rounds after a warm-up."""
+    got: dict[str, list[load.Sample]] = {name: [] for name in names}
+    for name in names:
+        asyncio.run(
+            load.samples(procs.target(name, model), requests=concurrency * 4, concurrency=concurrency, stream=stream)
+        )
+    for _ in range(rounds):
+        for name in names:
+            target = procs.target(name, model)
+            got[name] += asyncio.run(load.samples(target, requests=requests, concurrency=concurrency, stream=stream))
+    return {name: _summary(values) for name, values in got.items()}
+
+
+def cpu_rounds(
+    procs: Procs, names: Sequence[str], *, model: str, stream: bool, concurrency: int, seconds: float, rounds: int
+) -> dict[str, list[dict[str, float]]]:
+    """Each round, each target alone on core 0 under closed-loop load: requests/s and CPU ms per request."""
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in names}
     for _ in range(rounds):
         for name in names:
-            pin(pids[name], 0)  # …and the process under test gets core 0 to itself
-            runs[name].append(asyncio.run(throughput(urls[name], pids[name], seconds=seconds)))
-    result = {
-        name: {key: statistics.median(r[key] for r in results) for key in ("rps", "cpu_ms_per_request")}
-        for name, results in runs.items()
-    }
-    for floor in ("bare_proxy", "bare_proxy_uvloop"):
-        result["sidecar"][f"cpu_ratio_to_{floor}"] = statistics.median(
-            s["cpu_ms_per_request"] / f["cpu_ms_per_request"] for s, f in zip(runs["sidecar"], runs[floor], strict=True)
+            pid = procs.pid["sidecar" if name == "open_circuit" else name]
+            harness.pin(pid, 0)
+            before = harness.cpu_seconds(pid)
+            done, elapsed = asyncio.run(
+                load.closed_loop(procs.target(name, model), seconds=seconds, concurrency=concurrency, stream=stream)
+            )
+            cpu = harness.cpu_seconds(pid) - before
+            harness.unpin(pid)
+            runs[name].append(
+                {"rps": done / elapsed, "cpu_ms_per_request": cpu / max(done, 1) * 1000, "requests": done}
+            )
+    return runs
+
+
+def long_lived(procs: Procs, names: Sequence[str], *, streams: int) -> dict[str, dict[str, float]]:
+    """``streams`` concurrent paced streams (tens of seconds each) per target, one target at a time:
+    the target's share of one CPU and its RSS half-way through."""
+    out = {}
+    for name in names:
+        pid = procs.pid[name]
+
+        async def run(pid: int = pid, name: str = name) -> tuple[tuple[int, int], float]:
+            task = asyncio.create_task(load.long_streams(procs.target(name, "paced"), streams=streams))
+            await asyncio.sleep(upstream.PACED_TOKENS * upstream.PACE_SECONDS / 2)
+            rss = harness.rss_mib(pid)
+            return await task, rss
+
+        before, started = harness.cpu_seconds(pid), time.perf_counter()
+        (received, failed), rss = asyncio.run(run())
+        wall = time.perf_counter() - started
+        out[name] = {
+            "streams": streams,
+            "seconds": wall,
+            "cpu_share": (harness.cpu_seconds(pid) - before) / wall,
+            "rss_mib_during": rss,
+            "bytes": received,
+            "failed_streams": failed,
+        }
+    return out
+
+
+def measure(procs: Procs, *, rounds: int, seconds: float, requests: int, streams: int) -> dict[str, Any]:
+    results: dict[str, Any] = {"latency": {}, "cpu": {}}
+    main = ("direct", "floor", "sidecar")
+    for stream in (False, True):
+        kind = "stream" if stream else "non_stream"
+        results["latency"][f"{kind}_c1"] = latency(
+            procs, (*main, "open_circuit"), model="fast", stream=stream, concurrency=1, requests=requests, rounds=rounds
         )
-    return result
+        print(f"latency {kind} c=1 done", flush=True)
+    for concurrency in (8, 64):
+        results["latency"][f"slow200_c{concurrency}"] = latency(
+            procs, main, model="slow200", stream=False, concurrency=concurrency, requests=concurrency * 6, rounds=rounds
+        )
+    results["latency"]["burst128_c1"] = latency(
+        procs, main, model="burst128", stream=True, concurrency=1, requests=requests // 2, rounds=rounds
+    )
+    print("latency 200 ms and bursts done", flush=True)
+    harness.pin(os.getpid(), 1)  # the load generator and the upstream share core 1; the target has core 0
+    harness.pin(procs.pid["direct"], 1)
+    everyone = ("floor", *SIDECARS)
+    for kind, stream in (("non_stream", False), ("stream", True)):
+        results["cpu"][f"{kind}_c64"] = cpu_rounds(
+            procs, everyone, model="fast", stream=stream, concurrency=64, seconds=seconds, rounds=rounds
+        )
+    results["cpu"]["burst128_c8"] = cpu_rounds(
+        procs, ("floor", "sidecar"), model="burst128", stream=True, concurrency=8, seconds=seconds, rounds=rounds
+    )
+    harness.unpin(os.getpid())
+    harness.unpin(procs.pid["direct"])
+    print("CPU and throughput done", flush=True)
+    results["memory_after_load"] = {name: harness.rss_mib(procs.pid[name]) for name in ("floor", "sidecar")}
+    results["long_lived"] = long_lived(procs, ("floor", "sidecar"), streams=streams)
+    results["memory_peak"] = {name: harness.rss_mib(procs.pid[name], "VmHWM") for name in ("floor", "sidecar")}
+    return results
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=400, help="requests per target per round")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--throughput-seconds", type=float, default=3.0)
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "latest.json"))
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per scenario")
+    parser.add_argument("--requests", type=int, default=200, help="requests per target and round at c=1")
+    parser.add_argument("--seconds", type=float, default=2.0, help="seconds per target and round of closed-loop load")
+    parser.add_argument("--streams", type=int, default=300, help="concurrent long-lived streams")
+    parser.add_argument("--out", type=pathlib.Path, default=OUT)
     args = parser.parse_args()
+    started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
-        targets = start_targets(stack, pathlib.Path(tmp))
-        pids = {name: pid for name, (_, pid) in targets.items()}
-        pin(pids["direct"], 1)
-        idle = {name: rss_mb(pid) for name, pid in pids.items() if name != "direct"}
-        urls = {name: url for name, (url, _) in targets.items()}
-        latency = asyncio.run(measure(urls, requests=args.requests, rounds=args.rounds))
-        pin(os.getpid(), 1)  # the load generator shares core 1 with the mock…
-        tput = one_core_rounds(urls, pids, rounds=args.rounds, seconds=args.throughput_seconds)
-        memory = {name: {"idle_rss_mb": idle[name], "peak_rss_mb": rss_mb(pids[name], "VmHWM")} for name in idle}
-    report = {
-        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
-        "latency": latency,
-        "added": added_latency(latency),
-        "throughput_one_core": tput,
-        "memory": memory,
+        procs = start(stack, pathlib.Path(tmp))
+        idle = {name: harness.rss_mib(procs.pid[name]) for name in ("floor", "sidecar")}
+        results = measure(procs, rounds=args.rounds, seconds=args.seconds, requests=args.requests, streams=args.streams)
+    results["memory_idle"] = idle
+    results["run"] = {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "load_average": os.getloadavg(),
+        "rounds": args.rounds,
+        "seconds": round(time.monotonic() - started, 1),
     }
-    pathlib.Path(args.out).write_text(json.dumps(report, indent=2))
-    print(json.dumps({k: report[k] for k in ("added", "throughput_one_core", "memory")}, indent=2))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(report.render(results))
     return 0
 
 
