@@ -16,6 +16,7 @@ import orjson
 from pilotfish.telemetry import records
 
 LOGGER_NAME = "pilotfish.requests"
+_log = logging.getLogger(LOGGER_NAME)
 
 
 def request_fields(record: records.RequestRecord) -> dict[str, Any]:
@@ -67,18 +68,22 @@ def _attempt_fields(attempt: records.AttemptRecord) -> dict[str, Any]:
 
 
 class RequestLog:
-    """Writes request lines; ``enabled=False`` keeps them off (benchmarks measure both ways)."""
+    """Writes request lines; ``enabled=False`` keeps them off (benchmarks measure both ways).
+
+    Straight to the stream, one write and one flush a line, as ``logging.StreamHandler`` would, without
+    the logging machinery (a LogRecord, a formatter, level checks, a lock: two thirds of what the line cost);
+    the line is already formatted and the loop is single-threaded. Like a handler, a failing stream
+    (stdout closed, a broken pipe) costs the request nothing."""
 
     def __init__(self, *, enabled: bool = True, stream: Any = None) -> None:
         self.enabled = enabled
-        self._logger = logging.getLogger(LOGGER_NAME)
-        if enabled and not self._logger.handlers:
-            handler = logging.StreamHandler(stream or sys.stdout)
-            handler.setFormatter(logging.Formatter("%(message)s"))
-            self._logger.addHandler(handler)
-            self._logger.setLevel(logging.INFO)
-            self._logger.propagate = False
+        self._stream = stream or sys.stdout
 
     def write(self, record: records.RequestRecord) -> None:
-        if self.enabled:
-            self._logger.info(orjson.dumps(request_fields(record)).decode())
+        if not self.enabled:
+            return
+        try:
+            self._stream.write(orjson.dumps(request_fields(record)).decode() + "\n")
+            self._stream.flush()
+        except (OSError, ValueError):  # ValueError: the stream was closed
+            _log.warning("request log line lost: stdout is not writable")
