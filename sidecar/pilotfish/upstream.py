@@ -22,9 +22,12 @@ ERROR_BODY_MAX_BYTES = 64 * 1024
 # SSE is parsed this many bytes at a time, so one network read of hundreds of KiB does not become
 # thousands of parsed chunks alive at once (a stream whose client stalls holds one such batch).
 PARSE_BYTES = 16 * 1024
-# Connections kept per upstream origin: enough for a busy pod, bounded so one sidecar cannot open
-# thousands of sockets to a provider during a surge.
-CONNECTIONS_PER_ORIGIN = 256
+# Connections open at once per upstream origin: enough for hundreds of long-lived streams from one pod,
+# bounded so one sidecar cannot open thousands of sockets to a provider during a surge. There is no
+# process-wide cap beside it (aiohttp's default is 100 in all: the 101st concurrent stream waited for
+# one to end, and a first-token timeout ended it with a 504); the API port's connection cap
+# (``modes.connections``) already bounds the requests in flight, and so the upstream calls.
+CONNECTIONS_PER_ORIGIN = 1024
 
 Classify = Callable[[int, Mapping[str, str], bytes], failures.Failure]
 
@@ -41,7 +44,7 @@ class Sessions:
         session = self._by_origin.get(origin)
         if session is None or session.closed:
             connector = aiohttp.TCPConnector(
-                limit_per_host=CONNECTIONS_PER_ORIGIN, ttl_dns_cache=300, enable_cleanup_closed=True
+                limit=0, limit_per_host=CONNECTIONS_PER_ORIGIN, ttl_dns_cache=300, enable_cleanup_closed=True
             )
             # auto_decompress off: aiohttp inflates a whole gzip piece in one go (a bomb holds the loop for
             # seconds); ``_decoded`` inflates in bounded steps and counts what comes out against the caps
