@@ -182,8 +182,11 @@ async def _translate(
     """Upstream events → OpenAI chunks; a stream that ends before its terminal event is a failure.
 
     Hygiene: a malformed event is skipped and counted, and the stream goes on; a stream that has sent
-    its finish and its usage is complete even if its terminal event (``[DONE]``) never comes."""
-    finish_seen = done = False
+    its finish and its usage is complete even if its terminal event (``[DONE]``) never comes.
+
+    The first content goes on at once, in a batch of its own: an upstream that sends a whole answer in
+    one burst must not have all of it translated before the client sees its first byte."""
+    finish_seen = done = content_seen = False
     async for events in stream:
         batch: Batch = []
         for event in events:
@@ -202,6 +205,10 @@ async def _translate(
                 batch.append(chunk)
             if translator.finished or done:
                 break
+            if not content_seen and any(is_content(chunk) for chunk in chunks):
+                content_seen = True
+                yield batch
+                batch = []
         if batch:
             yield batch
         if translator.finished or done:
