@@ -144,13 +144,15 @@ async def open_stream(
     request: http.UpstreamRequest,
     *,
     connect_timeout: float,
-    read_timeout: float,
+    read_timeout: float | None,
     classify: Classify,
     extra_headers: Mapping[str, str] | None = None,
 ) -> UpstreamStream:
     """Send the request; return the stream on 2xx, raise AttemptFailed with the classified error.
 
-    ``extra_headers``: the attempt's trace context (``traceparent``), added to what the adapter built."""
+    ``extra_headers``: the attempt's trace context (``traceparent``), added to what the adapter built.
+    ``read_timeout``: aiohttp's socket read timeout, re-armed on every network read; None where the caller
+    bounds the reads itself."""
     timeout = aiohttp.ClientTimeout(
         total=None, connect=connect_timeout, sock_connect=connect_timeout, sock_read=read_timeout
     )

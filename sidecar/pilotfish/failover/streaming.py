@@ -16,7 +16,7 @@ import dataclasses
 from collections.abc import AsyncIterator
 
 from pilotfish import failures, memory, upstream
-from pilotfish.failover import exchange, plan, recovery
+from pilotfish.failover import exchange, plan, recovery, watchdog
 from pilotfish.providers import base, registry
 from pilotfish.routes import document
 from pilotfish.telemetry import records
@@ -97,7 +97,9 @@ class ChatStream:
                     attempt.sessions,
                     _built(adapter, self.request, attempt),
                     connect_timeout=timeouts.connect_seconds,
-                    read_timeout=max(timeouts.first_token_seconds, timeouts.idle_seconds),
+                    # no socket read timeout: this first-token timeout, then _bounded's watchdog, bound every
+                    # read of the stream; aiohttp's would re-arm a loop timer on each network read
+                    read_timeout=None,
                     classify=adapter.classify_error,
                     extra_headers=attempt.trace_headers,
                 )
@@ -284,15 +286,18 @@ async def _read_until_content(batches: AsyncIterator[Batch], *, hold_back: int =
 async def _bounded(
     batches: AsyncIterator[Batch], stream: upstream.UpstreamStream, seconds: float, *, idle: float
 ) -> AsyncIterator[Batch]:
-    """The rest of a stream under the request's total deadline and the stream idle limit; always closes upstream."""
+    """The rest of a stream under the request's total deadline and the stream idle limit; always closes upstream.
+
+    One ``watchdog.Watchdog`` for the whole stream, not a timer per read (what that saved: its docstring)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
     iterator = aiter(batches)
+    watch = watchdog.Watchdog(idle, until=deadline)
     try:
         while True:
             left = deadline - loop.time()
             try:
-                async with asyncio.timeout(max(0.0, min(idle, left))):
+                async with watch:
                     batch = await anext(iterator)
             except StopAsyncIteration:
                 return
@@ -304,4 +309,5 @@ async def _bounded(
                 raise failures.AttemptFailed(failures.Failure(kind=kind, detail=detail)) from exc
             yield batch
     finally:
+        watch.close()
         stream.close()

@@ -95,7 +95,7 @@ async def _write_stream(
     response = web.StreamResponse(headers={**SSE_HEADERS, **replies.route_headers(record)})
     await response.prepare(request)  # the point of no return
     try:
-        async with serving.total_deadline(route, elapsed=committed.time_to_first_token):
+        async with serving.total_deadline(route, elapsed=committed.time_to_first_token, response=response):
             try:
                 async for batch in all_batches(committed, record):
                     frames = _frames(batch, include_usage=chat.include_usage, member=committed.member, record=record)

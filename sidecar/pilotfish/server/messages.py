@@ -76,7 +76,7 @@ async def _write_events(
     await response.prepare(request)  # the point of no return
     writer = anthropic_events.EventWriter(model=committed.member.model)
     try:
-        async with serving.total_deadline(route, elapsed=committed.time_to_first_token):
+        async with serving.total_deadline(route, elapsed=committed.time_to_first_token, response=response):
             try:
                 async for batch in chat.all_batches(committed, record):
                     for chunk in batch:

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 
 from pilotfish import memory
-from pilotfish.failover import engine, exchange
+from pilotfish.failover import engine, exchange, watchdog
 from pilotfish.routes import document
 from pilotfish.server import keys, replies
 from pilotfish.telemetry import records, tracing
@@ -27,6 +27,7 @@ Handle = Callable[[document.ClassRoute, engine.Keys, records.RequestRecord], Awa
 # A reader that stopped must not keep the stream, its buffers and its upstream socket; a live one takes
 # a write in milliseconds.
 WRITE_SECONDS = 30.0
+_WRITE_WATCH = "pilotfish.write_watch"  # the response's write deadline (``write``), in its user data
 
 
 class ClientTooSlow(Exception):
@@ -88,20 +89,28 @@ def slice_key(request: web.Request, route: document.ClassRoute) -> str | None:
 
 async def write(request: web.Request, response: web.StreamResponse, data: bytes) -> None:
     """One write of a committed stream, which the client must take within the write deadline
-    (``keys.WRITE_SECONDS``, ``WRITE_SECONDS`` unless configured)."""
+    (``keys.WRITE_SECONDS``, ``WRITE_SECONDS`` unless configured).
+
+    All the writes of one response share one ``watchdog.Watchdog`` (kept on the response, closed by
+    ``total_deadline``), not a timer each."""
     seconds = request.app[keys.WRITE_SECONDS]
+    watch = response.get(_WRITE_WATCH)
+    if watch is None:
+        watch = response[_WRITE_WATCH] = watchdog.Watchdog(seconds)
     try:
-        async with asyncio.timeout(seconds):
+        async with watch:
             await response.write(data)
     except TimeoutError:
         raise ClientTooSlow(f"the client took no data for {seconds:g}s") from None
 
 
 @contextlib.asynccontextmanager
-async def total_deadline(route: document.ClassRoute, *, elapsed: float) -> AsyncIterator[None]:
-    """The request's totalSeconds over the whole delivery, writes included: the upstream side checks it
-    only while it waits for upstream, and a blocked write would never get there. ``elapsed``: seconds
-    the request has run already (its time to first token, at the commit)."""
+async def total_deadline(
+    route: document.ClassRoute, *, elapsed: float, response: web.StreamResponse
+) -> AsyncIterator[None]:
+    """The request's totalSeconds over the whole delivery of ``response``, writes included: the upstream
+    side checks it only while it waits for upstream, and a blocked write would never get there.
+    ``elapsed``: seconds the request has run already (its time to first token, at the commit)."""
     loop = asyncio.get_running_loop()
     left = route.timeouts.total_seconds - elapsed + exchange.DEADLINE_SLACK
     try:
@@ -109,6 +118,10 @@ async def total_deadline(route: document.ClassRoute, *, elapsed: float) -> Async
             yield
     except TimeoutError:
         raise ClientTooSlow(f"the stream outlived totalSeconds ({route.timeouts.total_seconds:g}s)") from None
+    finally:
+        watch = response.pop(_WRITE_WATCH, None)
+        if watch is not None:
+            watch.close()
 
 
 def hang_up(request: web.Request, record: records.RequestRecord, exc: ClientTooSlow) -> None:
