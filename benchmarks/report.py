@@ -23,6 +23,8 @@ from typing import Any
 from benchmarks import upstream
 
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+COMPARED_BEGIN, COMPARED_END = "<!-- bench-compare:begin -->", "<!-- bench-compare:end -->"
+BEFORE = pathlib.Path("benchmarks/results/sidecar_overhead_before.json")  # the run on the code before issue 14
 OPEN_CIRCUIT_NOISE_MS = 0.1  # "costs nothing measurable": within this of the plain case
 
 
@@ -184,13 +186,28 @@ def render(results: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def update_docs(docs: pathlib.Path, table: str) -> None:
+def compared(before: dict[str, Any], after: dict[str, Any]) -> str:
+    """Each figure's ratio to the floor in the run before issue 14 and in this one (each within its own run)."""
+    rows = [
+        f"| figure | before ({before['run']['date']}) | now ({after['run']['date']}) |",
+        "|---|---|---|",
+    ]
+    for old, new in zip(figures(before), figures(after), strict=True):
+
+        def shown(f: Figure) -> str:
+            return f"{f.ratio:.2f}×" if f.ratio is not None else f.sidecar
+
+        rows.append(f"| {new.name} | {shown(old)} | {shown(new)} |")
+    return "\n".join(rows)
+
+
+def update_docs(docs: pathlib.Path, table: str, *, begin: str = BEGIN, end: str = END) -> None:
     text = docs.read_text()
-    head, _, rest = text.partition(BEGIN)
-    _, _, tail = rest.partition(END)
+    head, _, rest = text.partition(begin)
+    _, _, tail = rest.partition(end)
     if not rest:
-        raise SystemExit(f"{docs}: no {BEGIN} marker")
-    docs.write_text(f"{head}{BEGIN}\n{table}\n{END}{tail}")
+        raise SystemExit(f"{docs}: no {begin} marker")
+    docs.write_text(f"{head}{begin}\n{table}\n{end}{tail}")
 
 
 def main() -> int:
@@ -200,9 +217,13 @@ def main() -> int:
     )
     parser.add_argument("--docs", type=pathlib.Path, default=None)
     args = parser.parse_args()
-    table = render(json.loads(args.results.read_text()))
+    results = json.loads(args.results.read_text())
+    table = render(results)
     if args.docs is not None:
         update_docs(args.docs, table)
+        if BEFORE.exists() and args.results != BEFORE:
+            before = compared(json.loads(BEFORE.read_text()), results)
+            update_docs(args.docs, before, begin=COMPARED_BEGIN, end=COMPARED_END)
     print(table)
     return 0
 
