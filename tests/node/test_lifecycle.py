@@ -3,9 +3,11 @@ load, `helm upgrade` without dropping admission, `helm uninstall` leaving nothin
 
 from __future__ import annotations
 
+import datetime
 import json
 import pathlib
 import subprocess
+import threading
 import time
 
 from e2e.testenv import hoststate, images, node
@@ -40,26 +42,80 @@ def test_deleting_a_pod_under_streaming_traffic_stops_the_app_first_and_cuts_no_
     workloads.apply(release, app_namespace, [pod])
     wait_for(lambda: workloads.ready_ip(release, app_namespace, "app"), what="app pod Ready", timeout=180)
     wait_for(lambda: len(workloads.calls(release, app_namespace, "app")) >= 2, what="streaming traffic", timeout=60)
-    follow = background(release, release.bins.kubectl, "logs", "-f", "-n", app_namespace, "app", "-c", "app")
-    deleted = time.monotonic()
-    release.kubectl("delete", "pod", "app", "-n", app_namespace, "--wait=false")
-    wait_for(lambda: get_json(release, "pod", "app", "-n", app_namespace) is None, what="the pod to be gone", every=0.2)
-    gone = time.monotonic() - deleted
-    output = follow.communicate(timeout=30)[0]
-    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
-    stopped = [line for line in lines if line.get("stopped")]
-    calls = [line for line in lines if "n" in line]
-    assert stopped, f"the app never saw SIGTERM: {output[-2000:]}"
+    app_lines, sidecar_lines, gone = delete_observed(release, app_namespace, "app")
+    stopped = [line for _, line in app_lines if line.get("stopped")]
+    calls = [line for _, line in app_lines if "n" in line]
+    assert stopped, f"the app never saw SIGTERM: {app_lines[-20:]}"
     assert calls and all(call["ok"] for call in calls), [call for call in calls if not call["ok"]]
     # The app got SIGTERM first (a native sidecar is stopped only after the app containers exit) and
     # its stream under way then still completed through the sidecar: nothing was cut.
     in_flight = [call for call in calls if call["t"] < stopped[0]["sigterm"]][-1]
     assert in_flight["text"] == workloads.answer_of("slow")
+    # The order, as the node's container runtime recorded it (its log timestamps): the app's last line
+    # (written as it exits) before the sidecar's SIGTERM ("stopping"), then the sidecar's drain ending
+    # in "stopped", written as serve() returns: it exited on its own, not killed at the grace period's end.
+    app_exit = next(stamp for stamp, line in app_lines if line.get("stopped"))
+    drain = {line["msg"]: stamp for stamp, line in sidecar_lines if line.get("msg") in ("stopping", "stopped")}
+    assert set(drain) == {"stopping", "stopped"}, sidecar_lines[-5:]
+    assert app_exit < drain["stopping"] <= drain["stopped"], (app_exit, drain)
     drained = stopped[0]["t"] - stopped[0]["sigterm"]
     print(
         f"\nFIGURE deletion under streaming traffic: the stream in flight at SIGTERM finished {drained:.1f}s later, "
-        f"uncut; pod gone {gone:.1f}s after kubectl delete"
+        f"uncut; the sidecar got SIGTERM {drain['stopping'] - app_exit:.2f}s after the app exited and drained in "
+        f"{drain['stopped'] - drain['stopping']:.2f}s; pod gone {gone:.1f}s after kubectl delete"
     )
+
+
+def delete_observed(release: node.Node, namespace: str, pod: str) -> tuple[list, list, float]:
+    """``kubectl delete pod`` while following both containers' logs (with the runtime's timestamps): the
+    app's and the sidecar's stamped lines, and the seconds until the pod was gone."""
+    logs = ("logs", "-f", "--timestamps", "-n", namespace, pod, "-c")
+    app, sidecar = Follower(release, *logs, "app"), Follower(release, *logs, "pilotfish")
+    wait_for(lambda: app.lines and sidecar.lines, what="both log followers attached")
+    deleted = time.monotonic()
+    release.kubectl("delete", "pod", pod, "-n", namespace, "--wait=false")
+    wait_for(lambda: get_json(release, "pod", pod, "-n", namespace) is None, what="the pod to be gone", every=0.2)
+    gone = time.monotonic() - deleted
+    app_lines, sidecar_lines = stamped_lines(app.output()), stamped_lines(sidecar.output())
+    return app_lines, sidecar_lines, gone
+
+
+class Follower:
+    """``kubectl logs -f``, its output collected line by line as it comes (read before the container ends)."""
+
+    def __init__(self, cluster: node.Node, *args: str) -> None:
+        self.process = background(cluster, cluster.bins.kubectl, *args)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def output(self) -> str:
+        """Everything it printed, once it ends (a log follower ends with its container)."""
+        self.process.wait(timeout=60)
+        self._reader.join(timeout=30)
+        return "\n".join(self.lines)
+
+
+def stamped_lines(output: str) -> list[tuple[float, dict]]:
+    """``kubectl logs --timestamps`` output: (the runtime's timestamp, the JSON line) for each JSON line."""
+    found = []
+    for line in output.splitlines():
+        stamp, _, text = line.partition(" ")
+        if text.startswith("{"):
+            found.append((log_time(stamp), json.loads(text)))
+    return found
+
+
+def log_time(stamp: str) -> float:
+    """An RFC 3339 timestamp with up to nanoseconds (the CRI log's) as seconds since the epoch."""
+    whole, _, fraction = stamp.rstrip("Z").partition(".")
+    seconds = datetime.datetime.fromisoformat(whole).replace(tzinfo=datetime.UTC).timestamp()
+    return seconds + int(fraction.ljust(9, "0")[:9]) / 1e9
 
 
 def test_the_sidecar_stays_inside_its_memory_limit_under_load(release: node.Node, app_namespace: str):

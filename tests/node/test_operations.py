@@ -4,11 +4,14 @@ through the pod proxy, the peering takeover when the active operator pod dies.""
 from __future__ import annotations
 
 import json
+import os
+import pathlib
+import signal
 import subprocess
 import sys
 import time
 
-from e2e.testenv import node
+from e2e.testenv import hoststate, node
 from tests.node import workloads
 from tests.node.conftest import RELEASE_NAMESPACE, ROOT, get_json, wait_for
 
@@ -79,22 +82,68 @@ def test_pilotfish_top_reads_the_real_sidecars_through_the_pod_proxy(release: no
 def test_killing_the_operator_pod_that_holds_the_peering_hands_reconciliation_to_the_other(
     release: node.Node, app_namespace: str
 ):
-    peering = get_json(release, "clusterkopfpeering", "pilotfish")
-    assert peering is not None
-    peers = peering.get("status") or {}
-    pods = get_json(release, "pods", "-n", RELEASE_NAMESPACE, "-l", "app.kubernetes.io/name=pilotfish")
-    names = {p["metadata"]["name"] for p in (pods or {}).get("items", [])}
-    assert len(names) == 2 and set(peers) == names, (names, peers)  # POD_ID: each replica's pod name
-    active = max(peers, key=lambda pod: peers[pod]["priority"])  # the highest priority reconciles
+    active = settled_peering(release)
     release.kubectl("delete", "pod", active, "-n", RELEASE_NAMESPACE, "--wait=false")
     killed = time.monotonic()
-    ip = workloads.start_mock(release, app_namespace, "after")
-    workloads.apply(release, app_namespace, [workloads.credential("after", ip), workloads.model_class("after")])
+    took = reconciled_after(release, app_namespace, "after", killed)
+    print(f"\nFIGURE peering takeover: a new class reconciled {took:.1f}s after the active pod was deleted")
+
+
+def test_a_forced_kill_of_the_active_operator_hands_reconciliation_over_once_its_peering_entry_expires(
+    release: node.Node, app_namespace: str
+):
+    """SIGKILL (a crash, an OOM kill, a lost node): the replica cannot leave the peering, so the other
+    waits until its entry is older than kopf's peering lifetime, or until the replacement pod wins."""
+    active = settled_peering(release)
+    pod = get_json(release, "pod", active, "-n", RELEASE_NAMESPACE)
+    assert pod is not None
+    container = pod["status"]["containerStatuses"][0]["containerID"].split("//")[1]
+    pids = container_pids(container)
+    assert pids, f"no processes found for the operator container {container}"
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    killed = time.monotonic()
+    # the pod object goes at once and is not restarted in place: the ReplicaSet makes a new one
+    release.kubectl("delete", "pod", active, "-n", RELEASE_NAMESPACE, "--grace-period=0", "--force", "--wait=false")
+    peers = (get_json(release, "clusterkopfpeering", "pilotfish") or {}).get("status") or {}
+    assert active in peers  # it never left: the kill gave it no chance to
+    took = reconciled_after(release, app_namespace, "after-kill", killed)
+    print(f"\nFIGURE peering takeover after SIGKILL: a new class reconciled {took:.1f}s after the kill")
+
+
+def settled_peering(release: node.Node) -> str:
+    """Once both operator pods are Ready and are the peering's only peers: the active one's name."""
+
+    def settled() -> dict | None:
+        peers = (get_json(release, "clusterkopfpeering", "pilotfish") or {}).get("status") or {}
+        pods = get_json(release, "pods", "-n", RELEASE_NAMESPACE, "-l", "app.kubernetes.io/name=pilotfish") or {}
+        ready = {
+            p["metadata"]["name"]
+            for p in pods.get("items", [])
+            if not p["metadata"].get("deletionTimestamp")
+            and any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions") or [])
+        }
+        return peers if len(ready) == 2 and set(peers) == ready else None
+
+    peers = wait_for(settled, what="two Ready operator pods, each a peer (POD_ID: the pod's name)", timeout=300)
+    return str(max(peers, key=lambda pod: peers[pod]["priority"]))  # the highest priority reconciles
+
+
+def reconciled_after(release: node.Node, namespace: str, name: str, since: float) -> float:
+    """Seconds from ``since`` until a class applied now (after the kill) has its routes ConfigMap."""
+    ip = workloads.start_mock(release, namespace, name)
+    workloads.apply(release, namespace, [workloads.credential(name, ip), workloads.model_class(name)])
     wait_for(
-        lambda: get_json(release, "configmap", "pilotfish-routes", "-n", app_namespace),
-        what="a class applied after the kill to be reconciled by the other replica",
+        lambda: get_json(release, "configmap", "pilotfish-routes", "-n", namespace),
+        what="a class applied after the kill to be reconciled by a live replica",
         timeout=300,
     )
-    print(
-        f"\nFIGURE peering takeover: a new class reconciled {time.monotonic() - killed:.1f}s after the active pod was deleted"
-    )
+    return time.monotonic() - since
+
+
+def container_pids(container_id: str) -> list[int]:
+    """The host PIDs of a container's processes, from its cgroup under the node's cgroup root."""
+    base = pathlib.Path("/sys/fs/cgroup/memory") / hoststate.CGROUP_ROOT / "kubepods"
+    for procs in base.rglob(f"{container_id}/cgroup.procs"):
+        return [int(pid) for pid in procs.read_text().split()]
+    return []

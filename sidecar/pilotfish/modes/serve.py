@@ -1,7 +1,9 @@
 """Runs the API and admin ports until SIGTERM/SIGINT, with background tasks beside them.
 
 On SIGTERM the listeners close first and in-flight requests get ``SHUTDOWN_GRACE_SECONDS`` to
-finish, so a rolling restart does not cut answers that are still streaming.
+finish, so a rolling restart does not cut answers that are still streaming. Two lines on stderr mark
+the drain (``stopping``, with the client connections then open, and ``stopped``): on a node they show the
+order in which the kubelet stopped the pod's containers (the app first, this native sidecar after).
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ async def serve(
         _announce(listen, api_port, admin_listen, admin_port)
         _install_signal_handlers(stop)
         await stop.wait()
+        _say("stopping", connections=_open_connections(api_runner))
     finally:
         for listener in listeners:
             listener.close()  # stop accepting; the runners' cleanup lets in-flight requests finish
@@ -98,6 +101,7 @@ async def serve(
                 await task
         await api_runner.cleanup()
         await admin_runner.cleanup()
+    _say("stopped")
 
 
 def _bound_port(listener: asyncio.Server, fallback: int) -> int:
@@ -108,13 +112,19 @@ def _bound_port(listener: asyncio.Server, fallback: int) -> int:
 
 def _announce(listen: Address, api_port: int, admin_listen: Address, admin_port: int) -> None:
     """One machine-readable line on stderr: tests and the demo wait for it."""
-    line = {
-        "msg": "listening",
-        "api": f"http://{_display(listen.host)}:{api_port}",
-        "admin": f"http://{_display(admin_listen.host)}:{admin_port}",
-    }
-    sys.stderr.write(orjson.dumps(line).decode() + "\n")
+    api, admin_url = f"http://{_display(listen.host)}:{api_port}", f"http://{_display(admin_listen.host)}:{admin_port}"
+    _say("listening", api=api, admin=admin_url)
+
+
+def _say(msg: str, **fields: object) -> None:
+    """A lifecycle line on stderr (listening, stopping, stopped), machine-readable."""
+    sys.stderr.write(orjson.dumps({"msg": msg, **fields}).decode() + "\n")
     sys.stderr.flush()
+
+
+def _open_connections(runner: web.AppRunner) -> int:
+    """Client connections open on the API port when the drain begins (streams in flight among them)."""
+    return len(runner.server.connections) if runner.server is not None else 0
 
 
 def _display(host: str) -> str:
