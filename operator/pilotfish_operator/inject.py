@@ -4,8 +4,11 @@ Shape learnt from Istio's and Linkerd's injectors, on the native-sidecar model (
 the sidecar is an init container with ``restartPolicy: Always`` and a startup probe, so app
 containers start only once it serves, and it outlives them on shutdown. The routes ConfigMap is
 mounted as a directory (a subPath mount never sees updates); only the Secrets that the namespace's
-ProviderCredentials name are mounted, into the sidecar alone. The status annotation makes the patch
-idempotent: a re-invoked webhook or a re-applied Pod never gets a second sidecar.
+ProviderCredentials name are mounted, into the sidecar alone, plus ``LATE_KEYS_SECRET`` (optional):
+a pod's volumes are fixed when it is created, so a key for a credential applied later reaches running
+pods only through a Secret they already mount; that one is always mounted, so it is where such keys
+go. The status annotation makes the patch idempotent: a re-invoked webhook or a re-applied Pod never
+gets a second sidecar.
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ SECRETS_DIR = "/etc/pilotfish/secrets"
 ROUTES_VOLUME = "pilotfish-routes"
 PODINFO_DIR = "/etc/pilotfish/podinfo"  # the pod's own labels (downward API), for tier rules on podLabels
 PODINFO_VOLUME = "pilotfish-podinfo"
+# Always mounted (optional: absent is fine), so a Secret created or extended after a pod started still
+# reaches its sidecar through the kubelet's refresh. The operator never reads or writes its values.
+LATE_KEYS_SECRET = "pilotfish-keys"
 QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
 
 
@@ -59,7 +65,7 @@ def decide(pod: Mapping[str, Any], *, secrets: Sequence[str], config: injector_c
         return Decision([], "HostNetwork")  # 127.0.0.1:4000 would be the node's, shared by every such pod
 
     warnings: list[str] = []
-    secret_names = sorted(set(secrets))
+    secret_names = sorted({*secrets, LATE_KEYS_SECRET})
     sidecar = _sidecar(config, secret_names, meta.get("annotations") or {}, warnings)
     containers = copy.deepcopy(list(spec.get("containers") or []))
     init_containers = copy.deepcopy(list(spec.get("initContainers") or []))

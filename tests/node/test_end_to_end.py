@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import time
+import uuid
 
 from e2e.testenv import node
 from tests.node import workloads
@@ -53,20 +54,32 @@ def test_an_injected_app_starts_after_its_ready_sidecar_and_its_first_openai_cal
 def test_an_injected_pod_in_a_namespace_without_any_class_starts_and_picks_one_up_later_without_restart(
     release: node.Node, app_namespace: str
 ):
+    """The class applied later needs a key no Secret held when the pod started: it goes into
+    ``pilotfish-keys``, the Secret every injected sidecar mounts (optional), and arrives with no restart."""
     workloads.apply(release, app_namespace, [workloads.app_pod("app", env={"APP_INTERVAL": "1"})])
     wait_for(lambda: workloads.ready_ip(release, app_namespace, "app"), what="app pod Ready", timeout=180)
     early = wait_for(lambda: workloads.calls(release, app_namespace, "app"), what="a first call")
     assert early[0]["ok"] is False and "NotFoundError" in early[0]["error"] and "workhorse" in early[0]["error"]
-    ip = workloads.start_mock(release, app_namespace, "late")
+    key = f"sk-late-{uuid.uuid4().hex[:8]}"
+    ip = workloads.start_mock(release, app_namespace, "late", api_key=key)  # refuses any other key
     applied = time.monotonic()
-    workloads.apply(release, app_namespace, [workloads.credential("late", ip), workloads.model_class("late")])
+    workloads.apply(
+        release,
+        app_namespace,
+        [
+            workloads.secret("pilotfish-keys", {"late": key}),
+            workloads.credential("late", ip, key_in="pilotfish-keys"),
+            workloads.model_class("late"),
+        ],
+    )
 
     def served() -> bool:
         return any(call["ok"] for call in workloads.calls(release, app_namespace, "app"))
 
-    wait_for(served, what="the class to be served", timeout=240, every=1)
+    wait_for(served, what="the class (and its new key) to be served", timeout=240, every=1)
     print(
-        f"\nFIGURE class applied to first success in a running pod (no ConfigMap before): {time.monotonic() - applied:.1f}s"
+        f"\nFIGURE class and its key applied to first success in a running pod (no ConfigMap, no Secret before): "
+        f"{time.monotonic() - applied:.1f}s"
     )
     found = get_json(release, "pod", "app", "-n", app_namespace)
     assert found is not None

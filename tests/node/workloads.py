@@ -53,9 +53,13 @@ def apply(cluster: node.Node, namespace: str, objects: list[dict[str, Any]]) -> 
     cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin="\n---\n".join(json.dumps(o) for o in objects))
 
 
-def start_mock(cluster: node.Node, namespace: str, name: str, *, fault: str | None = None) -> str:
-    """A mock OpenAI provider pod from the sidecar image; returns its pod IP once it is Ready."""
+def start_mock(
+    cluster: node.Node, namespace: str, name: str, *, fault: str | None = None, api_key: str | None = None
+) -> str:
+    """A mock OpenAI provider pod from the sidecar image (``api_key``: the bearer key it requires);
+    returns its pod IP once it is Ready."""
     args = ["mock-provider", "--provider=openai", f"--listen=0.0.0.0:{MOCK_PORT}", f"--name={name}"]
+    args += [f"--api-key={api_key}"] if api_key else []
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -88,14 +92,23 @@ def ready_ip(cluster: node.Node, namespace: str, pod: str) -> str | None:
     return None
 
 
-def credential(name: str, ip: str) -> dict[str, Any]:
-    """Keyless: the mocks take any key, and a Secret is mounted only if named when the pod is created."""
+def credential(name: str, ip: str, *, key_in: str | None = None) -> dict[str, Any]:
+    """Keyless (the mocks take any key) unless ``key_in`` names the Secret holding key ``name``."""
+    spec: dict[str, Any] = {"provider": "openai", "baseURL": f"http://{ip}:{MOCK_PORT}/v1"}
+    if key_in:
+        # the mock pod serves plain http inside the node's own network namespace: a key may go there
+        # only with the explicit opt-in (a key never travels in plain text beyond the loopback otherwise)
+        spec |= {"apiKeySecretRef": {"name": key_in, "key": name}, "allowPlainHTTP": True}
     return {
         "apiVersion": "pilotfish.dev/v1alpha1",
         "kind": "ProviderCredential",
         "metadata": {"name": name},
-        "spec": {"provider": "openai", "baseURL": f"http://{ip}:{MOCK_PORT}/v1"},
+        "spec": spec,
     }
+
+
+def secret(name: str, data: dict[str, str]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data}
 
 
 def model_class(*members: str, name: str = "workhorse", **spec: Any) -> dict[str, Any]:

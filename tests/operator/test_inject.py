@@ -60,6 +60,7 @@ def test_routes_are_mounted_as_a_directory_and_only_referenced_secrets_into_the_
         "/etc/pilotfish/podinfo",
         "/etc/pilotfish/secrets/other-keys",
         "/etc/pilotfish/secrets/vendor-keys",
+        "/etc/pilotfish/secrets/pilotfish-keys",
     }
     assert all("subPath" not in m and m["readOnly"] for m in mounts.values())
     volumes = {v["name"]: v for v in result["spec"]["volumes"]}
@@ -67,6 +68,17 @@ def test_routes_are_mounted_as_a_directory_and_only_referenced_secrets_into_the_
     assert volumes["pilotfish-secret-vendor-keys"]["secret"] == {"secretName": "vendor-keys", "optional": True}
     assert "data" in volumes  # the app's own volume is kept
     assert "volumeMounts" not in app
+
+
+def test_the_late_keys_secret_is_always_mounted_optional_so_a_key_added_after_the_pod_started_arrives():
+    result = applied(pod(), inject.decide(pod(), secrets=[], config=CONFIG))
+    sidecar = result["spec"]["initContainers"][0]
+    volumes = {v["name"]: v for v in result["spec"]["volumes"]}
+    assert volumes["pilotfish-secret-pilotfish-keys"]["secret"] == {"secretName": "pilotfish-keys", "optional": True}
+    mount = next(m for m in sidecar["volumeMounts"] if m["name"] == "pilotfish-secret-pilotfish-keys")
+    assert mount["mountPath"] == "/etc/pilotfish/secrets/pilotfish-keys" and "subPath" not in mount
+    named = applied(pod(), inject.decide(pod(), secrets=["pilotfish-keys"], config=CONFIG))
+    assert [v["name"] for v in named["spec"]["volumes"]].count("pilotfish-secret-pilotfish-keys") == 1
 
 
 def test_the_sidecar_reads_its_pods_labels_through_the_downward_api_for_tier_rules():
@@ -96,7 +108,7 @@ def test_a_second_invocation_adds_nothing():
     again = inject.decide(once, secrets=["vendor-keys"], config=CONFIG)
     assert not again.injected and again.reason == "AlreadyInjected"
     status = json.loads(once["metadata"]["annotations"][inject.STATUS_ANNOTATION])
-    assert status["secrets"] == ["vendor-keys"] and status["image"] == CONFIG.image
+    assert status["secrets"] == ["pilotfish-keys", "vendor-keys"] and status["image"] == CONFIG.image
     assert once["metadata"]["labels"] == {"app": "chat", inject.SIDECAR_LABEL: "injected"}
 
 
