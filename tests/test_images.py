@@ -143,3 +143,31 @@ def test_the_docker_context_leaves_out_the_virtualenv_and_git_but_not_what_the_i
     }
     assert copied == {"pyproject.toml", "README.md", "sidecar", "operator"}
     assert not copied & set(ignored)
+
+
+def test_the_node_image_cache_is_keyed_by_everything_the_dockerfiles_copy():
+    from e2e.testenv import images
+
+    for dockerfile in DOCKERFILES.values():
+        copied = {
+            word
+            for op, arguments in instructions(dockerfile)
+            if op == "COPY" and not arguments.startswith("--from")
+            for word in arguments.split()[:-1]
+        }
+        assert copied == set(images.CONTEXT), dockerfile.name
+
+
+def test_the_context_digest_changes_with_a_source_file_and_ignores_caches(tmp_path, monkeypatch):
+    from e2e.testenv import images
+
+    monkeypatch.setattr(images, "ROOT", tmp_path)
+    for name in ("pyproject.toml", "README.md", "Dockerfile", "sidecar/pilotfish/a.py", "operator/b.py"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(name)
+    before = images.context_digest(tmp_path / "Dockerfile")
+    (tmp_path / "sidecar/pilotfish/__pycache__").mkdir()
+    (tmp_path / "sidecar/pilotfish/__pycache__/a.cpython-311.pyc").write_bytes(b"\0")
+    assert images.context_digest(tmp_path / "Dockerfile") == before
+    (tmp_path / "sidecar/pilotfish/a.py").write_text("changed")
+    assert images.context_digest(tmp_path / "Dockerfile") != before

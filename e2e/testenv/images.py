@@ -6,7 +6,10 @@
 - ``pilotfish-sidecar`` and ``pilotfish-operator``: the repository's own ``Dockerfile.sidecar`` and
   ``Dockerfile.operator``, built by ``buildah bud`` with ``BASE`` set to the base image and
   ``PIP_INSTALL_FLAGS`` pointing pip at wheels made on the host (``pip wheel``, mounted read-only at
-  /wheels; the build itself runs with no network). Built from the checkout every time.
+  /wheels; the build itself runs with no network). Rebuilt whenever their build context changes: a
+  digest of the Dockerfile, ``pyproject.toml``, ``README.md``, ``sidecar/`` and ``operator/`` (what the
+  Dockerfiles copy; caches excluded as ``.dockerignore`` does) is recorded per image, and an image built
+  from the same digest is reused.
 - ``pilotfish-testapp``: the base plus a virtualenv with the ``openai`` SDK, for the tests' app pods
   (``Dockerfile.app`` beside this module). Cached: it does not depend on the checkout.
 Each image is written as a docker-archive tar that ``node.Node`` imports into its containerd.
@@ -18,6 +21,8 @@ private mount namespace (``unshare --mount``) with a fresh run root, so no overl
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import pathlib
 import shutil
 import subprocess
@@ -37,6 +42,7 @@ OPERATOR = "localhost/pilotfish-operator:testenv"
 APP = f"localhost/pilotfish-testapp:r{RECIPE}"
 EXCLUDES = ("/usr/share/doc/*", "/usr/share/man/*", "/usr/share/info/*", "/usr/share/locale/*")
 WHEELS = ("setuptools>=77", "wheel", "openai>=1.40")  # build backend, and the test app's SDK
+CONTEXT = ("pyproject.toml", "README.md", "sidecar", "operator")  # what Dockerfile.sidecar/.operator copy
 
 
 class ImageBuildError(RuntimeError):
@@ -92,7 +98,7 @@ def build(*, workdir: pathlib.Path, pause_binary: pathlib.Path, log: pathlib.Pat
         if PAUSE not in present:
             seconds.update(_timed("pause", _build_pause, pause_binary, log=log, runroot=runroot))
         wheels = workdir / "wheels"
-        seconds.update(_timed("wheels", _build_wheels, wheels, log=log))
+        built_from = _built_from()
         for name, dockerfile in (
             (SIDECAR, ROOT / "Dockerfile.sidecar"),
             (OPERATOR, ROOT / "Dockerfile.operator"),
@@ -100,8 +106,14 @@ def build(*, workdir: pathlib.Path, pause_binary: pathlib.Path, log: pathlib.Pat
         ):
             if name == APP and APP in present:
                 continue  # the test app does not depend on the checkout: built once, like the base
+            digest = context_digest(dockerfile)
+            if name in present and built_from.get(name) == digest:
+                continue  # built from this very context before
+            if not wheels.exists():
+                seconds.update(_timed("wheels", _build_wheels, wheels, log=log))
             label = name.split("/")[1].split(":")[0]
             seconds.update(_timed(label, _bud, name, dockerfile, wheels, log=log, runroot=runroot))
+            _record_built_from(name, digest)
         tars = {}
         for name in (PAUSE, SIDECAR, OPERATOR, APP):
             tar = workdir / (name.split("/")[1].replace(":", "_") + ".tar")
@@ -112,6 +124,32 @@ def build(*, workdir: pathlib.Path, pause_binary: pathlib.Path, log: pathlib.Pat
     finally:
         shutil.rmtree(runroot, ignore_errors=True)
     return Images(tars=tars, sizes=sizes, seconds=seconds)
+
+
+def context_digest(dockerfile: pathlib.Path) -> str:
+    """What an image built from ``dockerfile`` on the checkout depends on: its base and its context."""
+    digest = hashlib.sha256(f"{BASE}\0".encode())
+    files = [dockerfile]
+    for entry in CONTEXT:
+        path = ROOT / entry
+        files += sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
+    for path in files:
+        parts = path.relative_to(ROOT).parts if path.is_relative_to(ROOT) else path.parts
+        if "__pycache__" in parts or path.suffix == ".pyc" or any(p.endswith(".egg-info") for p in parts):
+            continue
+        digest.update(f"{'/'.join(parts)}\0".encode() + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _built_from() -> dict[str, str]:
+    """Image reference -> the context digest it was last built from (in the image cache)."""
+    record = images_root() / "built-from.json"
+    return dict(json.loads(record.read_text())) if record.exists() else {}
+
+
+def _record_built_from(name: str, digest: str) -> None:
+    record = images_root() / "built-from.json"
+    record.write_text(json.dumps({**_built_from(), name: digest}, indent=2) + "\n")
 
 
 def _timed(label: str, step: Callable[..., None], *args: object, **kwargs: object) -> dict[str, float]:
