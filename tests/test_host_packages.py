@@ -41,3 +41,11 @@ def test_as_root_apt_get_is_asked_and_a_package_it_cannot_install_is_still_repor
     assert hostpackages.ensure((ABSENT,)) == 2
     assert commands == [["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "pilotfish-no-such-package"]]
     assert "pilotfish-no-such-package" in capsys.readouterr().err
+
+
+def test_the_node_tier_without_root_says_it_needs_root_and_how_to_leave_it_out(monkeypatch, capsys):
+    monkeypatch.setattr(hostpackages.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(hostpackages.subprocess, "run", lambda *a, **k: pytest.fail("must not run apt-get"))
+    assert hostpackages.ensure(hostpackages.BASE + hostpackages.NODE) == 2
+    message = capsys.readouterr().err
+    assert "need root" in message and "uid 1000" in message and "PILOTFISH_SKIP_NODE=1" in message

@@ -63,8 +63,17 @@ def describe(absent: list[Need]) -> str:
     )
 
 
+ROOT_NEEDED = """The node tests need root (they create a network namespace and cgroups and run containerd and the
+kubelet), and this runs as uid {uid}. Run `make test` as root, or leave the node tier out with
+PILOTFISH_SKIP_NODE=1 (every other tier runs unprivileged).
+"""
+
+
 def ensure(needs: tuple[Need, ...]) -> int:
     """0 when everything is there (installing it if we may), 2 with ``describe``'s message otherwise."""
+    if any(need in NODE for need in needs) and os.geteuid() != 0:
+        sys.stderr.write(ROOT_NEEDED.format(uid=os.geteuid()))
+        return 2
     absent = missing(needs)
     if not absent:
         return 0
