@@ -78,6 +78,29 @@ class Capabilities(base.ApiModel):
     )
 
 
+class ProbeKind(enum.StrEnum):
+    GENERATION = "generation"  # a one-token chat completion of a fixed prompt: works everywhere, costs ~10 tokens
+    MODELS = "models"  # the vendor's list of models: no tokens, but proves less (the key and the API are up)
+
+
+class ProbeSpec(base.ApiModel):
+    """Active health probes: while a member on this credential has an open circuit, the sidecar finds out
+    itself whether it is back, and no user request is ever sent to it to find out."""
+
+    kind: ProbeKind = pydantic.Field(
+        default=ProbeKind.GENERATION,
+        description="generation: a chat completion of a fixed prompt with a 1-token limit (about 10 tokens); "
+        "models: the vendor's model list (openai, openai-compatible, anthropic, gemini; no tokens).",
+    )
+    share: float = pydantic.Field(
+        default=1.0,
+        gt=0,
+        le=1,
+        description="The chance that a sidecar probes when an open circuit's cooldown ends (else it waits another "
+        "cooldown). The fleet sends about pods x share probes per member per cooldown: set it to bound that.",
+    )
+
+
 class ProviderCredentialSpec(base.ApiModel):
     """spec of a ProviderCredential."""
 
@@ -111,6 +134,10 @@ class ProviderCredentialSpec(base.ApiModel):
         description="Free-form labels (dpa: signed, region: eu) matched by ModelClass compliance.require.",
     )
     capabilities: Capabilities = pydantic.Field(default_factory=Capabilities)
+    probe: ProbeSpec | None = pydantic.Field(
+        default=None,
+        description="Probe members with an open circuit actively instead of letting a user request be the probe.",
+    )
 
     def prefill(self) -> bool:
         """Whether members on this credential can continue a cut stream."""
@@ -121,6 +148,12 @@ class ProviderCredentialSpec(base.ApiModel):
     def _base_url_where_required(self) -> ProviderCredentialSpec:
         if self.provider in BASE_URL_REQUIRED and not self.base_url:
             raise ValueError(f"baseURL is required for provider {self.provider.value}")
+        if (
+            self.probe is not None
+            and self.probe.kind is ProbeKind.MODELS
+            and self.provider is ProviderType.AZURE_OPENAI
+        ):
+            raise ValueError("probe.kind models is not available for azure-openai (deployments): use generation")
         if sends_key_in_plain_text(
             self.resolved_base_url(), has_key=self.api_key_secret_ref is not None, allowed=bool(self.allow_plain_http)
         ):

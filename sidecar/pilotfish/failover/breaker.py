@@ -18,6 +18,11 @@ Retry-After from the provider opens the circuit at once for exactly that long: t
 when to come back. A probe that never reports (its caller vanished) holds the half-open slot only
 for ``probe_timeout``, so the breaker cannot stay stuck.
 
+With active probing (``active_probe``, a credential with ``spec.probe``), a half-open circuit admits no
+caller through ``allow``: only the prober, through ``lease_probe``, so no user request is ever the
+probe of a dead member. A prober that leaves its turn to other sidecars ``postpone``s: the circuit
+stays open for another jittered cooldown, no failure counted.
+
 Results that arrive while the circuit is open come from calls admitted before it opened. They do
 not change the decision: a late success does not close the circuit (a rate-limited member would be
 hammered again), and a late failure does not push the cooldown further out; only a Retry-After, the
@@ -72,6 +77,7 @@ class CircuitBreaker:
         self._failures = 0
         self._open_until: float | None = None  # set while open or half-open
         self._probe_deadline: float | None = None  # set while a half-open probe is out
+        self.active_probe = False  # the prober, not a caller, probes a half-open circuit
 
     @property
     def failure_threshold(self) -> int:
@@ -102,17 +108,34 @@ class CircuitBreaker:
         return max(0.0, self._open_until - self._now())
 
     def allow(self) -> bool:
-        """May an attempt go to this member now? In half-open, true for one caller (the probe)."""
+        """May an attempt go to this member now? In half-open, true for one caller (the probe), unless
+        the prober probes (``active_probe``)."""
         state = self.state
         if state is CircuitState.CLOSED:
             return True
-        if state is CircuitState.OPEN:
+        if state is CircuitState.OPEN or self.active_probe:
+            return False
+        return self.lease_probe()
+
+    def admits(self, *, last_resort: bool) -> bool:
+        """``allow``, except that a last resort (every circuit of the class open) tries the member anyway,
+        unless the prober probes it: then no user request goes to it until a probe has closed it."""
+        return (last_resort and not self.active_probe) or self.allow()
+
+    def lease_probe(self) -> bool:
+        """Take the half-open probe slot (the prober's way in): false when not half-open or it is taken."""
+        if self.state is not CircuitState.HALF_OPEN:
             return False
         now = self._now()
         if self._probe_deadline is not None and now < self._probe_deadline:
             return False  # a probe is out and its lease has not expired
         self._probe_deadline = now + self._probe_timeout
         return True
+
+    def postpone(self) -> None:
+        """Leave this cooldown's probe to other sidecars: open for another jittered cooldown, no failure."""
+        if self.state is CircuitState.HALF_OPEN:
+            self._open_for(self._jittered(self._cooldown))
 
     def release_probe(self) -> None:
         """The admitted probe was never sent (or got no verdict): let the next caller probe instead."""

@@ -141,7 +141,7 @@ class Engine:
                 continue
             member = queue.pop(0)
             member_health = self.health.member(route.name, member)
-            if not attempt_plan.last_resort and not member_health.breaker.allow():
+            if not member_health.breaker.admits(last_resort=attempt_plan.last_resort):
                 record.skipped.append((member.id, plan.SkipReason.CIRCUIT_OPEN.value))
                 continue
             if _rationed(record, member, member_health) and not retry_budget.try_spend():

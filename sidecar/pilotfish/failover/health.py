@@ -224,6 +224,7 @@ class MemberHealth:
 class _Tracked:
     health: MemberHealth
     endpoint: tuple[object, ...]  # where the member's attempts go; a change makes it a new member
+    member: document.MemberRoute  # as the newest routes document has it (the prober builds from it)
 
 
 class HealthRegistry:
@@ -269,6 +270,16 @@ class HealthRegistry:
         """Member id → view, for every tracked member of the class (empty for an unknown class)."""
         return {member_id: tracked.health.view() for member_id, tracked in self._classes.get(class_name, {}).items()}
 
+    def probes_due(self) -> list[tuple[str, document.MemberRoute, MemberHealth]]:
+        """(class, member, health) of every actively probed member whose open circuit's cooldown has
+        ended: the prober's work (``failover.probing``)."""
+        return [
+            (class_name, tracked.member, tracked.health)
+            for class_name, members in self._classes.items()
+            for tracked in members.values()
+            if tracked.member.probe is not None and tracked.health.breaker.state is breaker.CircuitState.HALF_OPEN
+        ]
+
     def rejected_credentials(self) -> dict[str, str]:
         """Credential name → why its provider rejected it, for every credential a member of which is
         rejected now (the operator's sweep reads this from /readyz onto the ProviderCredential)."""
@@ -290,11 +301,14 @@ class HealthRegistry:
             return self._track(member, spec)
         if old.health.spec != spec:
             old.health.reconfigure(spec)
+        old.member = member
+        old.health.breaker.active_probe = member.probe is not None
         return old
 
     def _track(self, member: document.MemberRoute, spec: modelclass.HealthSpec | None) -> _Tracked:
         health = MemberHealth(spec=spec or modelclass.HealthSpec(), now=self._now, rng=self._rng)
-        return _Tracked(health=health, endpoint=self._endpoint(member))
+        health.breaker.active_probe = member.probe is not None
+        return _Tracked(health=health, endpoint=self._endpoint(member), member=member)
 
     def _endpoint(self, member: document.MemberRoute) -> tuple[object, ...]:
         ref = member.api_key_ref

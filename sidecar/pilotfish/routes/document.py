@@ -38,6 +38,7 @@ class MemberRoute(base.ApiModel):
     prefill: bool = pydantic.Field(default=False, description="Can continue a stream another member cut.")
     # None unless the credential opted in: an older sidecar must still read documents without it
     allow_plain_http: bool | None = pydantic.Field(default=None, alias="allowPlainHTTP")
+    probe: credential_api.ProbeSpec | None = None  # active probes while the circuit is open (failover.probing)
 
     @pydantic.model_validator(mode="after")
     def _key_never_in_plain_text(self) -> MemberRoute:

@@ -251,4 +251,5 @@ def _member_route(
         pricing=member.pricing,
         prefill=spec.prefill() if member.prefill is None else member.prefill,
         allow_plain_http=spec.allow_plain_http or None,
+        probe=spec.probe,
     )

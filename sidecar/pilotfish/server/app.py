@@ -4,6 +4,7 @@ the upstream sessions (born at startup, closed at shutdown, even when startup fa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import random
@@ -12,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from aiohttp import web
 
 from pilotfish import failures, memory, upstream
-from pilotfish.failover import engine, health, pinning
+from pilotfish.failover import engine, health, pinning, probing
 from pilotfish.routes import live
 from pilotfish.server import bodies, browsers, chat, embeddings, errors, keys, messages, models, serving
 from pilotfish.telemetry import logs, metrics, tracing
@@ -85,9 +86,22 @@ def _engine_context(
         app[keys.LIVE].subscribe(lambda snapshot: the_engine.health.reconcile(snapshot.document, keys=snapshot.keys))
         if holder is not None:
             holder.append(the_engine)
+        live_routes = app[keys.LIVE]
+        prober = probing.Prober(
+            registry_=the_engine.health,
+            sessions=sessions,
+            keys_of=lambda: live_routes.snapshot.keys if live_routes.snapshot else {},
+            observe=app[keys.METRICS],
+            rng=rng,
+            now=loop.time,
+        )
+        probes = asyncio.create_task(prober.run())
         try:
             yield
         finally:
+            probes.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await probes
             await sessions.close()
             if traces is not None:
                 traces.shutdown()

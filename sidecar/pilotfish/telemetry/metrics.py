@@ -114,6 +114,20 @@ class Metrics:
         )
         for clock in ("wall", "cpu"):
             self.loop_iterations.labels(clock)
+        self.probes = prom.Counter(
+            "pilotfish_probes",
+            "Active health probes of members whose circuit is open, by result: success, a failure kind, or "
+            "postponed (this cooldown's probe left to other sidecars).",
+            ["class", "member", "result"],
+            registry=r,
+        )
+        self.probe_tokens = prom.Counter(
+            "pilotfish_probe_tokens",
+            "Tokens active probes cost (input + output, as the provider reported them); increase over 1h is "
+            "the tokens per hour probing a member costs this sidecar.",
+            ["class", "member"],
+            registry=r,
+        )
         self.reloads = prom.Counter(
             "pilotfish_config_reloads",
             "Routes document loads by result (success/failure).",
@@ -294,6 +308,11 @@ class Metrics:
             for name in document.classes
             for position, member in enumerate(_members_of(document, name))
         }
+
+    def probed(self, class_name: str, member_id: str, *, result: str, tokens: int) -> None:
+        self.probes.labels(class_name, member_id, result).inc()
+        if tokens:
+            self.probe_tokens.labels(class_name, member_id).inc(tokens)
 
     def loop_iteration(self, clock: str, seconds: float) -> None:
         self.loop_iterations.labels(clock).observe(seconds)
