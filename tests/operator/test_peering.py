@@ -55,4 +55,6 @@ async def test_nothing_is_claimed_when_the_check_cannot_tell(caplog, answer):
 
     with caplog.at_level(logging.INFO, logger="pilotfish.operator.peering"):
         await peering.watch_missing(Unsure(), name="pf", namespaces=(), interval=0)  # type: ignore[arg-type]
-    assert caplog.records == []
+    # only the operator's own records: a task an earlier test leaked may be collected (and logged by
+    # asyncio) during this one
+    assert [r for r in caplog.records if r.name.startswith("pilotfish")] == []
