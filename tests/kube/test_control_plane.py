@@ -213,3 +213,21 @@ def test_a_key_over_plain_http_beyond_the_loopback_is_refused_by_the_api_server(
         crds_applied, namespace, PLAIN_HTTP % ("beside", "http://vllm.internal:8000/v1", ""), check=False
     )
     assert downgrade.returncode != 0 and "plain text" in downgrade.stderr
+
+
+PROBED = """\
+apiVersion: pilotfish.dev/v1alpha1
+kind: ProviderCredential
+metadata: {name: %s}
+spec: {provider: openai, apiKeySecretRef: {name: keys, key: k}, probe: %s}
+"""
+
+
+def test_an_active_probe_is_declared_on_the_credential_and_nonsense_is_refused(crds_applied, namespace):
+    _apply(crds_applied, namespace, PROBED % ("probed", "{kind: models, share: 0.5}"))
+    stored = json.loads(crds_applied.kubectl("get", "pcred", "probed", "-n", namespace, "-o", "json").stdout)
+    assert stored["spec"]["probe"] == {"kind": "models", "share": 0.5}
+    no_share = _apply(crds_applied, namespace, PROBED % ("never", "{share: 0}"), check=False)
+    assert no_share.returncode != 0 and "spec.probe.share" in no_share.stderr
+    unknown = _apply(crds_applied, namespace, PROBED % ("ping", "{kind: ping}"), check=False)
+    assert unknown.returncode != 0 and 'spec.probe.kind: Unsupported value: "ping"' in unknown.stderr
