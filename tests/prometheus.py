@@ -51,6 +51,8 @@ def running(
         "scrape_configs": [
             {
                 "job_name": job,
+                # as the chart's ServiceMonitor does: the operator's series name the namespace they are about
+                "honor_labels": job.endswith("-operator"),
                 "static_configs": [{"targets": [target], "labels": dict(labels)} for target, labels in entries],
             }
             for job, entries in targets.items()

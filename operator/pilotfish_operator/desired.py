@@ -14,7 +14,7 @@ from typing import Any
 
 import pydantic
 
-from pilotfish.api import credential, manifests, modelclass
+from pilotfish.api import budget, credential, manifests, modelclass
 from pilotfish.routes import document, render
 from pilotfish_operator import conditions
 
@@ -58,6 +58,7 @@ def plan(
     canaries: Mapping[str, Mapping[str, Any]] | None = None,
     sidecars: Mapping[str, int] | None = None,
     rejected: Mapping[str, str] | None = None,
+    budgets: Sequence[Object] = (),
 ) -> NamespacePlan:
     """``secrets`` maps each Secret of the namespace to its key names (never values); ``canaries`` maps a
     class to the canary status the stepper just computed for it; ``rejected`` maps a credential to why
@@ -72,6 +73,7 @@ def plan(
         credentials=good_creds,
         secrets_present=secrets,
         canary_weights=weights,
+        budgets=_parse(budgets, budget.Budget)[0],  # an invalid Budget the webhook let through is left out
     )
     digest = result.document.digest() if classes else None
     events: list[Event] = []

@@ -27,6 +27,17 @@ def build_registry(recon: reconciler.Reconciler) -> kopf.OperatorRegistry:
         if namespace:
             recon.trigger(namespace)
 
+    generations: dict[tuple[str, str], int | None] = {}
+
+    @kopf.on.event("pilotfish.dev", "v1alpha1", "budgets", registry=registry)
+    async def budget_changed(namespace: str | None, name: str | None, body: Any, type: str | None, **_: Any) -> None:
+        """Only a new spec (generation) or a deletion re-renders: the counters in status change every second."""
+        generation = (body.get("metadata") or {}).get("generation")
+        key = (namespace or "", name or "")
+        if namespace and (type == "DELETED" or generations.get(key) != generation):
+            generations[key] = generation
+            recon.trigger(namespace)
+
     if recon.secrets.watches_secrets:  # otherwise the operator may not watch Secrets: it passes over them
 
         @kopf.on.event("", "v1", "secrets", registry=registry)

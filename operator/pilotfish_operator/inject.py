@@ -39,6 +39,10 @@ PODINFO_VOLUME = "pilotfish-podinfo"
 # Always mounted (optional: absent is fine), so a Secret created or extended after a pod started still
 # reaches its sidecar through the kubelet's refresh. The operator never reads or writes its values.
 LATE_KEYS_SECRET = "pilotfish-keys"
+TOKEN_DIR = "/var/run/secrets/pilotfish"  # the pod's ServiceAccount token for audience pilotfish (Budgets)
+TOKEN_VOLUME = "pilotfish-token"
+TOKEN_SECONDS = 3600  # the kubelet rotates it at 80% of this; the sidecar re-reads it on every call
+BUDGET_CA_ENV = "PILOTFISH_BUDGET_CA_PEM"
 QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
 
 
@@ -74,7 +78,7 @@ def decide(pod: Mapping[str, Any], *, secrets: Sequence[str], config: injector_c
         sidecar = {**sidecar, **user, "restartPolicy": "Always"}
     for container in containers:
         _set_env_defaults(container, config)
-    ours = _volumes(secret_names)
+    ours = _volumes(secret_names, budgets=config.budgets is not None)
     taken = {volume["name"] for volume in ours}
     volumes = [v for v in copy.deepcopy(list(spec.get("volumes") or [])) if v.get("name") not in taken] + ours
     annotations = {
@@ -133,9 +137,10 @@ def _sidecar(
             f"0.0.0.0:{admin}",
             "--pod-labels-file",
             f"{PODINFO_DIR}/labels",
+            *_budget_args(config),
         ],
         "ports": [{"name": "pf-admin", "containerPort": admin, "protocol": "TCP"}],
-        **({"env": [variable.to_wire() for variable in config.env]} if config.env else {}),
+        **({"env": env} if (env := _sidecar_env(config)) else {}),
         "startupProbe": probe,
         "readinessProbe": {"httpGet": {"path": "/readyz", "port": admin}, "periodSeconds": 5},
         "livenessProbe": {"httpGet": {"path": "/healthz", "port": admin}, "periodSeconds": 10},
@@ -153,17 +158,42 @@ def _sidecar(
             {"name": ROUTES_VOLUME, "mountPath": ROUTES_DIR, "readOnly": True},
             {"name": PODINFO_VOLUME, "mountPath": PODINFO_DIR, "readOnly": True},
             *({"name": secret_volume_name(s), "mountPath": f"{SECRETS_DIR}/{s}", "readOnly": True} for s in secrets),
+            *([{"name": TOKEN_VOLUME, "mountPath": TOKEN_DIR, "readOnly": True}] if config.budgets else []),
         ],
     }
 
 
-def _volumes(secrets: Sequence[str]) -> list[dict[str, Any]]:
+def _budget_args(config: injector_config.InjectorConfig) -> list[str]:
+    if config.budgets is None:
+        return []
+    return ["--budget-url", config.budgets.url, "--budget-token-file", f"{TOKEN_DIR}/token"]
+
+
+def _sidecar_env(config: injector_config.InjectorConfig) -> list[dict[str, Any]]:
+    """The chart's variables; the pod's namespace; the CA the sidecar trusts for the allowance endpoint."""
+    env: list[dict[str, Any]] = [variable.to_wire() for variable in config.env]
+    if config.budgets is not None:
+        env.append({"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}})
+        if config.budgets.ca_pem:
+            env.append({"name": BUDGET_CA_ENV, "value": config.budgets.ca_pem})
+    return env
+
+
+def _volumes(secrets: Sequence[str], *, budgets: bool) -> list[dict[str, Any]]:
     # optional: a Secret created later, or a class not applied yet, must not keep the pod from starting
     routes = {"name": ROUTES_VOLUME, "configMap": {"name": document.CONFIGMAP_NAME, "optional": True}}
     labels = {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}
     podinfo = {"name": PODINFO_VOLUME, "downwardAPI": {"items": [labels]}}
     keys = ({"name": secret_volume_name(s), "secret": {"secretName": s, "optional": True}} for s in secrets)
-    return [routes, podinfo, *keys]
+    token = {
+        "name": TOKEN_VOLUME,
+        "projected": {
+            "sources": [
+                {"serviceAccountToken": {"audience": "pilotfish", "expirationSeconds": TOKEN_SECONDS, "path": "token"}}
+            ]
+        },
+    }
+    return [routes, podinfo, *keys, *([token] if budgets else [])]
 
 
 def _set_env_defaults(container: dict[str, Any], config: injector_config.InjectorConfig) -> None:

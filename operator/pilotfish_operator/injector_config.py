@@ -20,6 +20,15 @@ class EnvVar(base.ApiModel):
     value: str
 
 
+class BudgetsConfig(base.ApiModel):
+    """Where injected sidecars ask for Budget allowances (docs/budgets.md); absent: Budgets not enforced."""
+
+    url: str = pydantic.Field(min_length=1, description="The operator's allowance endpoint, https://…:9443.")
+    ca_pem: str | None = pydantic.Field(
+        default=None, max_length=64 * 1024, description="The CA of its serving certificate (filled in by the operator)."
+    )
+
+
 class InjectorConfig(base.ApiModel):
     image: str = "ghcr.io/pilotfish-dev/pilotfish-sidecar:0.1.0"
     image_pull_policy: str = "IfNotPresent"
@@ -27,6 +36,7 @@ class InjectorConfig(base.ApiModel):
     listen_port: int = pydantic.Field(default=4000, ge=1, le=65535)
     admin_port: int = pydantic.Field(default=4001, ge=1, le=65535)
     env: list[EnvVar] = pydantic.Field(default_factory=list, description="e.g. the OTEL_* variables for traces")
+    budgets: BudgetsConfig | None = None
 
 
 def load(path: str | pathlib.Path | None) -> InjectorConfig:

@@ -31,9 +31,51 @@ class Kube:
         self.custom: Any = kubernetes.client.CustomObjectsApi(self.client)
         self.rbac: Any = kubernetes.client.RbacAuthorizationV1Api(self.client)
 
-    def list_custom(self, namespace: str, plural: str) -> list[dict[str, Any]]:
-        items = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)["items"]
+    def list_custom(self, namespace: str, plural: str, *, missing_ok: bool = False) -> list[dict[str, Any]]:
+        """``missing_ok``: a kind whose CRD is not installed (yet) lists as empty (Budgets came later)."""
+        try:
+            items = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)["items"]
+        except exceptions.ApiException as exc:
+            if missing_ok and exc.status == NotFound:
+                return []
+            raise
         return list(items)
+
+    def get_custom(self, namespace: str, plural: str, name: str) -> dict[str, Any] | None:
+        try:
+            found = self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
+        except exceptions.ApiException as exc:
+            if exc.status == NotFound:
+                return None
+            raise
+        return dict(found)
+
+    def patch_status_at(
+        self, namespace: str, plural: str, name: str, *, resource_version: str, status: Mapping[str, Any]
+    ) -> bool:
+        """A merge patch of status that applies only at ``resource_version`` (optimistic concurrency: the
+        budget counters are read-modify-write by every operator replica). False on a conflict."""
+        body = {"metadata": {"resourceVersion": resource_version}, "status": dict(status)}
+        try:
+            self.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, plural, name, body)
+        except exceptions.ApiException as exc:
+            if exc.status == Conflict:
+                return False
+            raise
+        return True
+
+    def review_token(self, token: str, *, audience: str) -> tuple[bool, str]:
+        """The API server's TokenReview of ``token`` for ``audience``: (authenticated, username)."""
+        body = kubernetes.client.V1TokenReview(
+            spec=kubernetes.client.V1TokenReviewSpec(token=token, audiences=[audience])
+        )
+        review = kubernetes.client.AuthenticationV1Api(self.client).create_token_review(body)
+        status = review.status
+        if status is None or not status.authenticated or status.user is None:
+            return False, ""
+        if status.audiences is not None and audience not in status.audiences:
+            return False, ""
+        return True, str(status.user.username or "")
 
     def secret_keys(self, namespace: str) -> dict[str, set[str]]:
         """Each Secret's key names. The values pass through this process but are never kept."""

@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import logging
 import os
+import pathlib
 import random
 import signal
 import sys
@@ -30,6 +31,7 @@ from pilotfish_operator import (
     sweep,
     webhook,
 )
+from pilotfish_operator.budgets import granting
 
 log = logging.getLogger("pilotfish.operator")
 # After SIGTERM the webhook keeps answering this long before the operator stops: the API server keeps
@@ -48,6 +50,7 @@ class Options:
     webhook_listen: str = "0.0.0.0:9443"
     webhook_cert: str | None = None
     webhook_key: str | None = None
+    webhook_ca: str | None = None  # the CA of the webhook's certificate, handed to sidecars (default: ca.crt beside it)
     metrics_listen: str = "0.0.0.0:8080"
     injector_config: str | None = None
     sweep_interval: float = 60.0
@@ -70,7 +73,7 @@ def main(options: Options) -> int:
         sys.stderr.write("pilotfish operator: --secret-reader-role needs --service-account NAMESPACE/NAME\n")
         return 2
     try:
-        config = injector_config.load(options.injector_config)
+        config = _with_budget_ca(injector_config.load(options.injector_config), options)
     except Exception as exc:
         sys.stderr.write(f"pilotfish operator: --injector-config {options.injector_config}: {exc}\n")
         return 2
@@ -100,8 +103,10 @@ async def _run(options: Options, config: injector_config.InjectorConfig) -> None
     background = [asyncio.create_task(_drain_then_stop(terminating, ready, stop, delay=options.shutdown_delay))]
     if options.webhook_cert and options.webhook_key:
         tls = webhook.ReloadingTLS(options.webhook_cert, options.webhook_key)
-        runners.append(await _serve(webhook.build_app(api, config), options.webhook_listen, tls))
+        grants = granting.Granting(api)
+        runners.append(await _serve(webhook.build_app(api, config, grants), options.webhook_listen, tls))
         background.append(asyncio.create_task(tls.watch()))
+        background.append(asyncio.create_task(grants.run_flush()))
     sweeper = sweep.Sweeper(
         api,
         own_namespace=os.environ.get("POD_NAMESPACE"),
@@ -160,6 +165,21 @@ async def _drain_then_stop(
         log.info("terminating: the webhook keeps answering for %.0fs while endpoints drop this pod", delay)
         await asyncio.sleep(delay)
     stop.set()
+
+
+def _with_budget_ca(config: injector_config.InjectorConfig, options: Options) -> injector_config.InjectorConfig:
+    """Sidecars must trust the allowance endpoint's certificate: the webhook's, whose CA the chart mounts as
+    ca.crt beside it (self-signed and cert-manager Secrets both carry one)."""
+    if config.budgets is None or config.budgets.ca_pem:
+        return config
+    path = options.webhook_ca or (
+        str(pathlib.Path(options.webhook_cert).parent / "ca.crt") if options.webhook_cert else None
+    )
+    if path is None or not pathlib.Path(path).exists():
+        log.warning("budgets: no CA for the allowance endpoint (%s); sidecars use the system trust store", path)
+        return config
+    budgets = config.budgets.model_copy(update={"ca_pem": pathlib.Path(path).read_text()})
+    return config.model_copy(update={"budgets": budgets})
 
 
 def _peering_priority(options: Options) -> int:

@@ -39,3 +39,16 @@ SIDECARS = prometheus_client.Gauge(
     ["namespace", "digest"],
     registry=REGISTRY,
 )
+BUDGET_USED = prometheus_client.Gauge(
+    "pilotfish_operator_budget_used_ratio",
+    "Share of a Budget's limit the namespace has used in the current window (1 = spent), as the sidecars "
+    "report it; events fire at 0.8 and 1.",
+    ["namespace", "budget", "limit"],
+    registry=REGISTRY,
+)
+ALLOWANCE_CALLS = prometheus_client.Counter(
+    "pilotfish_operator_allowance_requests_total",
+    "Sidecar allowance requests, by result: granted, unauthenticated, forbidden (another namespace), invalid.",
+    ["result"],
+    registry=REGISTRY,
+)

@@ -21,7 +21,7 @@ from pilotfish_operator import conditions, desired, kube, metrics, secret_access
 from pilotfish_operator.canary import runner
 
 log = logging.getLogger("pilotfish.operator")
-PLURALS = {"ModelClass": "modelclasses", "ProviderCredential": "providercredentials"}
+PLURALS = {"ModelClass": "modelclasses", "ProviderCredential": "providercredentials", "Budget": "budgets"}
 RETRY_SECONDS = (1, 2, 5, 10, 30)
 
 
@@ -123,6 +123,7 @@ class Reconciler:
             canaries={name: tick.status.to_wire() for name, tick in ticks.items()},
             sidecars=self.propagation(namespace),
             rejected=self.rejections(namespace),
+            budgets=self.api.list_custom(namespace, PLURALS["Budget"], missing_ok=True),
         )
         wrote = self._apply_configmap(namespace, plan)
         by_kind = {"ModelClass": classes, "ProviderCredential": credentials}

@@ -12,11 +12,12 @@ from typing import Any
 
 import pydantic
 
-from pilotfish.api import credential, manifests, modelclass
+from pilotfish.api import budget, credential, manifests, modelclass
 
 MODELS: dict[str, type[pydantic.BaseModel]] = {
     "ModelClass": modelclass.ModelClass,
     "ProviderCredential": credential.ProviderCredential,
+    "Budget": budget.Budget,
 }
 
 

@@ -22,6 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from pilotfish_operator import inject, injector_config, kube, metrics, validate
+from pilotfish_operator.budgets import granting
 
 log = logging.getLogger("pilotfish.operator.webhook")
 API = web.AppKey("api", kube.Kube)
@@ -29,11 +30,16 @@ CONFIG = web.AppKey("config", injector_config.InjectorConfig)
 TASKS = web.AppKey("tasks", set)
 
 
-def build_app(api: kube.Kube, config: injector_config.InjectorConfig) -> web.Application:
+def build_app(
+    api: kube.Kube, config: injector_config.InjectorConfig, grants: granting.Granting | None = None
+) -> web.Application:
+    """Admission, and (with ``grants``) the sidecars' budget allowances, on one TLS port."""
     app = web.Application(client_max_size=8 * 1024 * 1024)
     app[API], app[CONFIG], app[TASKS] = api, config, set()
     app.router.add_post("/mutate-pods", mutate_pods)
     app.router.add_post("/validate", validate_object)
+    if grants is not None:
+        grants.routes(app)
     return app
 
 

@@ -67,6 +67,18 @@ def _parser() -> argparse.ArgumentParser:
     sidecar.add_argument("--config-dir", required=True, help="where the pilotfish-routes ConfigMap is mounted")
     sidecar.add_argument("--secrets-dir", required=True, help="where referenced Secrets are mounted, one dir each")
     _add_serving_flags(sidecar, admin=DEFAULT_ADMIN)
+    sidecar.add_argument(
+        "--budget-url", default=None, help="the operator's allowance endpoint (https://…:9443): enforce the Budgets"
+    )
+    sidecar.add_argument("--budget-ca-file", default=None, help="the CA of the operator's serving certificate")
+    sidecar.add_argument(
+        "--budget-token-file",
+        default="/var/run/secrets/pilotfish/token",
+        help="this pod's ServiceAccount token for audience pilotfish (a projected volume)",
+    )
+    sidecar.add_argument(
+        "--namespace", default=os.environ.get("POD_NAMESPACE", ""), help="this pod's namespace (POD_NAMESPACE)"
+    )
     sidecar.set_defaults(run=_run_sidecar)
 
     mock = sub.add_parser("mock-provider", help="run a fault-injecting fake provider")
@@ -113,6 +125,9 @@ def _parser() -> argparse.ArgumentParser:
     operator.add_argument("--webhook-listen", default="0.0.0.0:9443", help="admission webhook address (HTTPS)")
     operator.add_argument("--webhook-cert", default=None, help="PEM certificate; the webhook runs only with one")
     operator.add_argument("--webhook-key", default=None, help="PEM private key of --webhook-cert")
+    operator.add_argument(
+        "--webhook-ca", default=None, help="CA of --webhook-cert, for injected sidecars (default: ca.crt beside it)"
+    )
     operator.add_argument("--metrics-listen", default="0.0.0.0:8080", help="/healthz, /readyz and /metrics address")
     operator.add_argument("--injector-config", default=None, help="YAML: the injected sidecar's image and resources")
     operator.add_argument("--sweep-interval", type=float, default=60.0, help="seconds between missed-injection sweeps")
@@ -278,6 +293,7 @@ def _run_operator(args: argparse.Namespace) -> int:
             webhook_listen=args.webhook_listen,
             webhook_cert=args.webhook_cert,
             webhook_key=args.webhook_key,
+            webhook_ca=args.webhook_ca,
             metrics_listen=args.metrics_listen,
             injector_config=args.injector_config,
             sweep_interval=args.sweep_interval,

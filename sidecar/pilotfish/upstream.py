@@ -8,6 +8,7 @@ there. Everything that can go wrong on the wire leaves this module as ``failures
 from __future__ import annotations
 
 import asyncio
+import ssl as ssl_  # `ssl` is aiohttp's parameter name
 from collections.abc import AsyncIterator, Callable, Mapping
 from urllib.parse import urlsplit
 
@@ -206,3 +207,34 @@ def _describe(exc: BaseException) -> str:
     """Exception class and message, without URLs' query strings or headers."""
     text = str(exc).split("?", 1)[0]
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class OperatorUnreachable(failures.PilotfishError):
+    """The operator's allowance endpoint did not answer usefully (network, TLS, timeout, or not a 200)."""
+
+
+async def post_to_operator(
+    url: str,
+    *,
+    body: bytes,
+    token: str,
+    ca_pem: str | None,
+    timeout: float,
+    max_bytes: int,
+) -> bytes:
+    """One JSON POST to the operator (``budgets.allowances``), on a short-lived session: it happens every
+    few seconds, and a session per call never keeps a socket to a replica that went away."""
+    ssl: ssl_.SSLContext | bool = ssl_.create_default_context(cadata=ca_pem) if ca_pem else True
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    try:
+        async with (
+            asyncio.timeout(timeout),
+            aiohttp.ClientSession(skip_auto_headers=("User-Agent",)) as session,
+            session.post(url, data=body, headers=headers, ssl=ssl, allow_redirects=False) as response,
+        ):
+            data = await response.content.read(max_bytes + 1)
+            if response.status != 200 or len(data) > max_bytes:
+                raise OperatorUnreachable(f"the operator answered {response.status}: {data[:200]!r}")
+            return data
+    except (aiohttp.ClientError, TimeoutError, OSError, ssl_.SSLError) as exc:
+        raise OperatorUnreachable(_describe(exc)) from exc

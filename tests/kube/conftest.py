@@ -33,7 +33,7 @@ if str(ROOT) not in sys.path:  # `pytest` (not `python -m pytest`) does not put 
 from e2e.testenv import binaries, certs, controlplane  # noqa: E402
 
 CRDS = ROOT / "crds"
-CRD_NAMES = ("modelclasses.pilotfish.dev", "providercredentials.pilotfish.dev")
+CRD_NAMES = ("modelclasses.pilotfish.dev", "providercredentials.pilotfish.dev", "budgets.pilotfish.dev")
 SKIP_ENV = "PILOTFISH_SKIP_K8S"
 
 
@@ -78,7 +78,11 @@ def crds_applied(control_plane: controlplane.ControlPlane) -> controlplane.Contr
     """``crds/`` applied server-side and Established, so custom resources can be created right away."""
     missing = [
         name
-        for name in ("pilotfish.dev_modelclasses.yaml", "pilotfish.dev_providercredentials.yaml")
+        for name in (
+            "pilotfish.dev_modelclasses.yaml",
+            "pilotfish.dev_providercredentials.yaml",
+            "pilotfish.dev_budgets.yaml",
+        )
         if not (CRDS / name).exists()
     ]
     if missing:
@@ -138,15 +142,14 @@ def start_operator(
     *extra: str,
     kubeconfig: pathlib.Path | None = None,
     standalone: bool = True,
+    webhook_port: int | None = None,
 ) -> RunningOperator:
-    """``kubeconfig``: whose credentials the operator uses (default: the admin's)."""
+    """``kubeconfig``: whose credentials the operator uses (default: the admin's); ``webhook_port``: a
+    port of an operator stopped before (a restart at the same address), else a free one."""
     assert plane.pki is not None
     cert, key = certs.serving_pair(workdir, ca_cert=plane.pki.ca_cert, ca_key=plane.pki.ca_key, name="webhook")
-    metrics_port, webhook_port, sidecar_admin = (
-        controlplane.free_port(),
-        controlplane.free_port(),
-        controlplane.free_port(),
-    )
+    metrics_port, sidecar_admin = controlplane.free_port(), controlplane.free_port()
+    webhook_port = webhook_port or controlplane.free_port()
     injector = workdir / "injector.yaml"
     injector.write_text(f"adminPort: {sidecar_admin}\n")  # where its sweep reads each sidecar's routes digest
     log = workdir / "operator.log"

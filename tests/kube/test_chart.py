@@ -49,6 +49,9 @@ EXPECTED_RULES = {
     ("pilotfish.dev", "providercredentials"): {"get", "list", "watch", "patch"},
     ("pilotfish.dev", "modelclasses/status"): {"get", "patch", "update"},
     ("pilotfish.dev", "providercredentials/status"): {"get", "patch", "update"},
+    ("pilotfish.dev", "budgets"): {"get", "list", "watch"},
+    ("pilotfish.dev", "budgets/status"): {"get", "patch"},  # the counters (docs/budgets.md)
+    ("authentication.k8s.io", "tokenreviews"): {"create"},  # whose token a sidecar's allowance call carries
     ("", "configmaps"): {"get", "list", "watch", "create", "update", "patch", "delete"},
     # no Secrets cluster-wide: the operator binds itself to the Secret reader where credentials are
     ("rbac.authorization.k8s.io", "rolebindings"): {"get", "create", "delete"},
@@ -206,14 +209,14 @@ def test_failure_policy_defaults_to_ignore_and_follows_the_values(control_plane)
     assert {h["failurePolicy"] for h in one(docs, "MutatingWebhookConfiguration")["webhooks"]} == {"Ignore"}
 
 
-def test_the_validating_webhook_covers_both_kinds_on_create_and_update(control_plane):
+def test_the_validating_webhook_covers_every_kind_on_create_and_update(control_plane):
     docs = render(control_plane)
     (hook,) = one(docs, "ValidatingWebhookConfiguration", "pilotfish-validator")["webhooks"]
     assert hook["rules"] == [
         {
             "apiGroups": ["pilotfish.dev"],
             "apiVersions": ["v1alpha1"],
-            "resources": ["modelclasses", "providercredentials"],
+            "resources": ["modelclasses", "providercredentials", "budgets"],
             "operations": ["CREATE", "UPDATE"],
             "scope": "Namespaced",
         }
@@ -461,7 +464,7 @@ def test_the_injector_config_is_what_the_operator_reads(control_plane):
 
     docs = render(control_plane, "--set", "sidecar.image.tag=1.2.3", "--set", "sidecar.resources.limits.memory=300Mi")
     text = one(docs, "ConfigMap", "pilotfish-injector")["data"]["config.yaml"]
-    assert set(yaml.safe_load(text)) == {"image", "imagePullPolicy", "resources", "listenPort", "adminPort"}
+    assert set(yaml.safe_load(text)) == {"image", "imagePullPolicy", "resources", "listenPort", "adminPort", "budgets"}
     path = pathlib.Path(control_plane.workdir) / f"injector-{uuid.uuid4().hex[:6]}.yaml"
     path.write_text(text)
     config = injector_config.load(path)
@@ -471,6 +474,10 @@ def test_the_injector_config_is_what_the_operator_reads(control_plane):
         "memory": "300Mi"
     }
     assert (config.listen_port, config.admin_port) == (4000, 4001)
+    # sidecars ask the operator's Service for Budget allowances, on the webhook's port
+    assert config.budgets is not None and config.budgets.url == "https://pilotfish-operator.pilotfish-system.svc:443"
+    off = render(control_plane, "--set", "budgets.enabled=false")
+    assert "budgets" not in yaml.safe_load(one(off, "ConfigMap", "pilotfish-injector")["data"]["config.yaml"])
     # a changed injector config rolls the operator's pods
     before = one(render(control_plane), "Deployment")["spec"]["template"]["metadata"]["annotations"][
         "checksum/injector-config"
@@ -556,7 +563,7 @@ def test_monitoring_renders_the_tested_dashboard_and_alerts_and_selects_what_the
 
 
 def test_the_example_manifests_render_and_are_accepted_by_the_api_server(crds_applied, namespace):
-    for name in ("namespace-injection.yaml", "pod-injection.yaml", "workhorse.yaml"):
+    for name in ("namespace-injection.yaml", "pod-injection.yaml", "workhorse.yaml", "budget.yaml"):
         docs = [d for d in yaml.safe_load_all((EXAMPLES / name).read_text()) if d]
         for doc in docs:
             if doc["kind"] == "Namespace":

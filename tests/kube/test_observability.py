@@ -19,10 +19,11 @@ import aiohttp
 import yaml
 from tests import prometheus
 from tests.integration.conftest import KEYS, manifests_for, start_sidecar, stop_sidecar
+from tests.kube.budget_fleet import token_file
 from tests.kube.conftest import ROOT, RunningOperator
 from tests.mounts import kubelet_write
 
-from pilotfish.api import manifests
+from pilotfish.api import budget, manifests
 from pilotfish.mocks import runner
 from pilotfish.routes import render
 from pilotfish.telemetry import metrics as sidecar_metrics
@@ -53,6 +54,12 @@ spec:
     - {credentialRef: third, model: model-c}
   routing: {maxAttempts: 2, retryBudgetPercent: 0}
   health: {failureThreshold: 100, cooldownSeconds: 1}
+---
+apiVersion: pilotfish.dev/v1alpha1
+kind: ModelClass
+metadata: {name: metered}
+spec:
+  members: [{credentialRef: gemini, model: gemini-2.5-flash}]
 """
 
 
@@ -97,7 +104,7 @@ def test_promtool_accepts_the_alert_rules():
     assert promtool, "promtool is not installed (Debian's prometheus package; `make test` installs it)"
     done = subprocess.run([promtool, "check", "rules", str(ALERTS)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS: 7 rules found" in done.stdout
+    assert "SUCCESS: 9 rules found" in done.stdout
 
 
 async def _traffic(api: str, seconds: float, *, doomed: bool = True) -> int:
@@ -121,6 +128,18 @@ async def _traffic(api: str, seconds: float, *, doomed: bool = True) -> int:
             await asyncio.gather(*(one(session, n + i) for i in range(4)))
             n += 4
     return n
+
+
+async def _until_refused(api: str, model: str) -> None:
+    """Requests for ``model`` until its Budget refuses one (once the sidecar has loaded the Budget)."""
+    body = {"model": model, "messages": [{"role": "user", "content": "hello"}]}
+    async with aiohttp.ClientSession() as session:
+        for _ in range(500):
+            async with session.post(api + "/v1/chat/completions", json=body) as response:
+                await response.read()
+                if response.status == 429:
+                    return
+    raise AssertionError(f"no request for {model} was refused by its Budget")
 
 
 def _requests_scraped(prom: prometheus.Prometheus, *, pod: str) -> float:
@@ -155,8 +174,13 @@ async def test_every_panel_and_alert_returns_data_and_alerts_fire_only_on_their_
     )
     kubelet_write(tmp_path / "routes", {"routes.json": rendered.document.to_json().decode()}, 1)
     kubelet_write(tmp_path / "secrets" / "test-keys", dict(KEYS), 1)
+    assert crds_applied.pki is not None
+    budget_flags = [  # the app's Budget allowances come from the operator, as its namespace's ServiceAccount
+        *("--budget-url", operator.webhook_url, "--budget-ca-file", str(crds_applied.pki.ca_cert)),
+        *("--budget-token-file", str(token_file(crds_applied, namespace, tmp_path)), "--namespace", namespace),
+    ]
     app = await start_sidecar(
-        ["sidecar", "--config-dir", str(tmp_path / "routes"), "--secrets-dir", str(tmp_path / "secrets")]
+        ["sidecar", "--config-dir", str(tmp_path / "routes"), "--secrets-dir", str(tmp_path / "secrets"), *budget_flags]
     )
     other = await start_sidecar(["local", "-f", str(broken.parent)])
     sidecars = [app, other]
@@ -188,11 +212,24 @@ async def test_every_panel_and_alert_returns_data_and_alerts_fire_only_on_their_
             broken.write_text(
                 "apiVersion: pilotfish.dev/v1alpha1\nkind: ModelClass\nmetadata: {name: x}\nspec: {members: []}\n"
             )
+            # and a team Budget spent: 5 requests a minute for the class metered (its own traffic, below)
+            team = "apiVersion: pilotfish.dev/v1alpha1\nkind: Budget\nmetadata: {name: team}\n"
+            team += "spec: {requestsPerMinute: 5, classes: [metered]}\n"
+            crds_applied.kubectl("apply", "-n", namespace, "-f", "-", stdin=team)
+            with_budget = render.render(
+                namespace="team-a",
+                classes=parsed.classes,
+                credentials=parsed.credentials,
+                canary_weights={"workhorse": 30},
+                budgets=[budget.Budget.model_validate(yaml.safe_load(team))],
+            )
+            kubelet_write(tmp_path / "routes", {"routes.json": with_budget.document.to_json().decode()}, 2)
             crds_applied.kubectl("label", "namespace", namespace, "pilotfish.dev/injection=enabled")
             crds_applied.kubectl(
                 "run", "-n", namespace, "uninjected", "--image=registry.example/app:1", "--restart=Never"
             )
             await _traffic(app.api, 5)
+            await _until_refused(app.api, "metered")
 
             for title, expr in panel_queries():
                 await _eventually(lambda e=expr: prom.query(concrete(e)), f"panel {title!r} ({expr})")
@@ -205,6 +242,10 @@ async def test_every_panel_and_alert_returns_data_and_alerts_fire_only_on_their_
             assert {s["metric"]["class"] for s in failing} == {"doomed"}
             revoked = prom.query(alert_rules()["PilotfishCredentialRejected"])
             assert {(s["metric"]["credential"], s["metric"]["reason"]) for s in revoked} == {("backup", "invalid_key")}
+            spent = prom.query(alert_rules()["PilotfishBudgetSpent"])  # the Budget's own namespace, honoured
+            assert (namespace, "team", "requests") in {
+                (s["metric"]["namespace"], s["metric"]["budget"], s["metric"]["limit"]) for s in spent
+            }
             rejected = prom.query(alert_rules()["PilotfishConfigRejected"])
             assert {s["metric"]["pod"] for s in rejected} == {"chat-2"}
             # Prometheus' own rule evaluation agrees: the alerts are pending (their `for` has not run out)

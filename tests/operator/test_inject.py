@@ -161,3 +161,29 @@ def test_the_injector_configs_environment_reaches_the_sidecar_only():
         {"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": "http://otel:4318"}
     ]
     assert all(e["name"] != "OTEL_EXPORTER_OTLP_ENDPOINT" for e in result["spec"]["containers"][0]["env"])
+
+
+def test_with_budgets_the_sidecar_gets_a_pilotfish_audience_token_the_endpoint_and_its_ca_and_the_app_none():
+    config = CONFIG.model_copy(
+        update={"budgets": injector_config.BudgetsConfig(url="https://op.pf.svc:443", ca_pem="-----BEGIN CERT")}
+    )
+    result = applied(pod(), inject.decide(pod(), secrets=["vendor-keys"], config=config))
+    sidecar, app = result["spec"]["initContainers"][0], result["spec"]["containers"][0]
+    token = next(v for v in result["spec"]["volumes"] if v["name"] == inject.TOKEN_VOLUME)
+    [source] = token["projected"]["sources"]
+    assert source["serviceAccountToken"]["audience"] == "pilotfish"  # useless against the API server itself
+    assert {"name": inject.TOKEN_VOLUME, "mountPath": inject.TOKEN_DIR, "readOnly": True} in sidecar["volumeMounts"]
+    assert all(m["name"] != inject.TOKEN_VOLUME for m in app.get("volumeMounts", []))
+    args = sidecar["args"]
+    assert args[args.index("--budget-url") + 1] == "https://op.pf.svc:443"
+    assert args[args.index("--budget-token-file") + 1] == f"{inject.TOKEN_DIR}/token"
+    env = {e["name"]: e for e in sidecar["env"]}
+    assert env[inject.BUDGET_CA_ENV]["value"] == "-----BEGIN CERT"
+    assert env["POD_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+
+
+def test_without_budgets_there_is_no_token_and_no_endpoint():
+    result = applied(pod(), inject.decide(pod(), secrets=[], config=CONFIG))
+    sidecar = result["spec"]["initContainers"][0]
+    assert all(v["name"] != inject.TOKEN_VOLUME for v in result["spec"]["volumes"])
+    assert "--budget-url" not in sidecar["args"] and "env" not in sidecar

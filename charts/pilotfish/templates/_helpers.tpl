@@ -134,6 +134,10 @@ adminPort: {{ .Values.sidecar.adminPort }}
 {{- $env = append $env (dict "name" "OTEL_SERVICE_NAME" "value" $.Values.sidecar.tracing.serviceName) }}
 {{- end }}
 {{- $env = concat $env .Values.sidecar.env }}
+{{- if .Values.budgets.enabled }}
+budgets:
+  url: {{ .Values.webhook.url | default (printf "https://%s.%s.svc:%v" (include "pilotfish.operatorName" .) .Release.Namespace .Values.service.webhookPort) | trimSuffix "/" | quote }}
+{{- end }}
 {{- if $env }}
 env:
   {{- toYaml $env | nindent 2 }}

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Callable
 
+from pilotfish.budgets import allowances
 from pilotfish.modes import podinfo, serve
 from pilotfish.routes import live
 from pilotfish.server import app as api_app
@@ -78,6 +80,7 @@ def run_with_reloads(reload: Reload, *, options: argparse.Namespace, browser_gua
         request_log=not options.no_request_log,
         pod_labels=podinfo.read_labels(options.pod_labels_file),
         browser_guard=browser_guard,
+        allowances=allowance_settings(options),
     )
 
     async def reloads() -> None:
@@ -96,3 +99,21 @@ def run_with_reloads(reload: Reload, *, options: argparse.Namespace, browser_gua
             )
         )
     return 0
+
+
+BUDGET_CA_ENV = "PILOTFISH_BUDGET_CA_PEM"  # what the injector sets: the CA of the operator's certificate
+
+
+def allowance_settings(options: argparse.Namespace) -> allowances.AllowanceSettings | None:
+    """Budgets are enforced with the operator when ``--budget-url`` is given (container mode); else not."""
+    url = getattr(options, "budget_url", None)
+    if not url:
+        return None
+    return allowances.AllowanceSettings(
+        url=url,
+        namespace=options.namespace,
+        token_file=options.budget_token_file,
+        ca_file=options.budget_ca_file,
+        ca_pem=os.environ.get(BUDGET_CA_ENV) or None,
+        pod=os.environ.get("HOSTNAME", ""),
+    )

@@ -12,7 +12,7 @@ from typing import Literal
 import orjson
 import pydantic
 
-from pilotfish.api import base, modelclass, refs, tiers
+from pilotfish.api import base, budget, modelclass, refs, tiers
 from pilotfish.api import credential as credential_api  # `credential` is also a field name below
 
 SCHEMA_VERSION = 1
@@ -96,6 +96,13 @@ class RoutesDocument(base.ApiModel):
     schema_version: Literal[1] = 1  # SCHEMA_VERSION
     namespace: str = "default"
     classes: dict[str, ClassRoute] = pydantic.Field(default_factory=dict)
+    budgets: dict[str, budget.BudgetSpec] = pydantic.Field(
+        default_factory=dict, description="The namespace's Budgets by name; the sidecars enforce them together."
+    )
+
+    def budgets_of(self, class_name: str) -> list[tuple[str, budget.BudgetSpec]]:
+        """The budgets a request for ``class_name`` counts against, by name."""
+        return [(name, spec) for name, spec in sorted(self.budgets.items()) if spec.covers(class_name)]
 
     def to_json(self) -> bytes:
         """Canonical bytes: sorted keys, so equal documents are byte-equal (no-op writes skipped)."""

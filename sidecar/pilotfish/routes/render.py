@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence, Set
 
-from pilotfish.api import credential, manifests, modelclass
+from pilotfish.api import budget, credential, manifests, modelclass
 from pilotfish.api import tiers as tiers_api  # `tiers` is also a local name below
 from pilotfish.routes import document
 
@@ -75,6 +75,7 @@ def render(
     credentials: Sequence[credential.ProviderCredential],
     secrets_present: Mapping[str, Set[str]] | None = None,
     canary_weights: Mapping[str, int] | None = None,
+    budgets: Sequence[budget.Budget] = (),
 ) -> RenderResult:
     """``secrets_present`` maps Secret name → keys; None means "do not check Secrets".
     ``canary_weights`` maps class → the weight the operator's canary stepper set (absent: 0, no slice)."""
@@ -109,7 +110,10 @@ def render(
         if tiers is not None:
             routes[cls.metadata.name] = document.ClassRoute(name=cls.metadata.name, members=(), tiers=tiers)
     reports.sort(key=lambda report: report.name)
-    return RenderResult(document=document.RoutesDocument(namespace=namespace, classes=routes), reports=tuple(reports))
+    limits = {b.metadata.name: b.spec for b in budgets}
+    return RenderResult(
+        document=document.RoutesDocument(namespace=namespace, classes=routes, budgets=limits), reports=tuple(reports)
+    )
 
 
 def _resolve_tiers(

@@ -8,11 +8,13 @@ import contextlib
 import dataclasses
 import logging
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 from aiohttp import web
 
 from pilotfish import failures, memory, upstream
+from pilotfish.budgets import allowances
 from pilotfish.failover import engine, health, pinning, probing
 from pilotfish.routes import live
 from pilotfish.server import bodies, browsers, chat, embeddings, errors, keys, messages, models, serving
@@ -36,6 +38,7 @@ class ServerSettings:
     seed: int | None = None  # for reproducible weighted choices in tests
     browser_guard: bool = False  # local mode: JSON Content-Type and a loopback Host only (server.browsers)
     pod_labels: Mapping[str, str] = dataclasses.field(default_factory=dict)  # the calling pod's, for tier rules
+    allowances: allowances.AllowanceSettings | None = None  # the operator that keeps the namespace's Budgets
 
 
 def build_app(
@@ -56,6 +59,8 @@ def build_app(
     app[keys.BUDGET] = memory.MemoryBudget(settings.memory_budget_bytes)
     app[keys.POD_LABELS] = settings.pod_labels
     app.cleanup_ctx.append(_engine_context(settings, engine_holder))
+    if settings.allowances is not None:
+        app.cleanup_ctx.append(_allowances_context(settings.allowances))
     app.router.add_post("/v1/chat/completions", chat.post_chat_completions)
     app.router.add_post("/v1/embeddings", embeddings.post_embeddings)
     app.router.add_post("/v1/messages", messages.post_messages)
@@ -105,6 +110,25 @@ def _engine_context(
             await sessions.close()
             if traces is not None:
                 traces.shutdown()
+
+    return context
+
+
+def _allowances_context(
+    settings: allowances.AllowanceSettings,
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Budget allowances, and the loop that reports usage and refills them, for the life of the app."""
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        keeper = app[keys.ALLOWANCES] = allowances.Allowances(settings, wall=time.time)
+        live = app[keys.LIVE]
+        task = asyncio.create_task(keeper.run(lambda: live.snapshot.document if live.snapshot else None))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     return context
 

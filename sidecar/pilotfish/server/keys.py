@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from aiohttp import web
 
 from pilotfish import memory
+from pilotfish.budgets import allowances
 from pilotfish.failover import engine
 from pilotfish.routes import live
 from pilotfish.telemetry import logs, metrics, tracing
@@ -21,3 +22,4 @@ TRACING = web.AppKey("tracing", tracing.Tracing)  # absent while tracing is off
 BUDGET = web.AppKey("memory_budget", memory.MemoryBudget)  # the in-flight memory budget of the process
 HOLD = web.RequestKey("hold", memory.Hold)  # this request's share of it; released when the request ends
 POD_LABELS = web.AppKey("pod_labels", Mapping[str, str])  # the calling pod's labels, for tier rules
+ALLOWANCES = web.AppKey("allowances", allowances.Allowances)  # absent when no operator keeps budgets

@@ -45,6 +45,8 @@ def route_headers(record: records.RequestRecord) -> dict[str, str]:
         out[headers.FAILOVER_REASON] = reason
     if retried := record.retry_reason():
         out[headers.RETRY_REASON] = retried
+    if record.downgraded_to is not None and record.budget_decision is not None:
+        out[headers.DOWNGRADED_TO], out[headers.BUDGET] = record.downgraded_to, record.budget_decision[0]
     if record.tier is not None:
         out[headers.TIER] = record.served_tier() or ""
         out[headers.TIER_REASON] = record.tier_reason or ""

@@ -17,7 +17,7 @@ from aiohttp import web
 from pilotfish import memory
 from pilotfish.failover import engine, exchange, watchdog
 from pilotfish.routes import document
-from pilotfish.server import keys, replies
+from pilotfish.server import budgeting, keys, replies
 from pilotfish.telemetry import records, tracing
 
 Render = Callable[[replies.Reply], web.Response]  # an error in the client's dialect
@@ -57,12 +57,18 @@ async def serve_class(
         record.trace_id = traces.trace_id(record.span)
     elif "traceparent" in request.headers:
         record.trace_id = tracing.trace_id_from(request.headers)
+    decision = None
     try:
-        return await handle(route, snapshot.keys, record)
+        admitted = await budgeting.admit(request, snapshot.document, route, record)
+        if isinstance(admitted, replies.Reply):
+            return render(admitted)
+        decision = admitted
+        return await handle(admitted.route or route, snapshot.keys, record)
     except asyncio.CancelledError:
         record.outcome = records.Outcome.CANCELLED
         raise
     finally:
+        budgeting.settle(request, decision, record)
         record.latency = asyncio.get_running_loop().time() - started
         request.app[keys.METRICS].observe(record)
         request.app[keys.REQUEST_LOG].write(record)

@@ -48,6 +48,8 @@ def request_fields(record: records.RequestRecord) -> dict[str, Any]:
         "tier": record.served_tier(),
         "tier_chosen": record.tier,
         "tier_reason": record.tier_reason,
+        "budget": "/".join(record.budget_decision) if record.budget_decision else None,
+        "downgraded_to": record.downgraded_to,
     }
 
 

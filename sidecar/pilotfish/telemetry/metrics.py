@@ -216,6 +216,13 @@ class Metrics:
             ["class"],
             registry=r,
         )
+        self.budget_decisions = prom.Counter(
+            "pilotfish_budget_decisions",
+            "Requests a team Budget acted on: rejected (429), downgraded to its cheaper class, or admitted on the "
+            "fail-open allowance while the operator was unreachable; by class asked for, budget and limit.",
+            ["class", "budget", "limit", "decision"],
+            registry=r,
+        )
 
     def _child(self, metric: Any, *labels: str) -> Any:
         """``metric.labels(*labels)``, cached: the lookup costs more than the increment."""
@@ -252,6 +259,8 @@ class Metrics:
             self._count_tiers(record)
         if record.error_code == "retry_budget_exhausted":
             child(self.budget_exhausted, cls).inc()
+        if record.budget_decision is not None:
+            child(self.budget_decisions, cls, *record.budget_decision).inc()
         if record.provider is None:
             return
         child(self.duration, cls, provider).observe(record.latency)

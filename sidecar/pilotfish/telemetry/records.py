@@ -74,6 +74,9 @@ class RequestRecord:
     tier: str | None = None  # a class with tiers: the tier (class) its rules chose
     tier_reason: str | None = None  # why: "rules[N]" (the first rule that matched) or "default"
     escalations: list[str] = dataclasses.field(default_factory=list)  # tiers moved up to, in order
+    # a Budget acted on this request: (budget, limit, "rejected" | "downgraded" | "failed_open")
+    budget_decision: tuple[str, str, str] | None = None
+    downgraded_to: str | None = None  # the class that served, when a spent budget downgraded the request
 
     def served_tier(self) -> str | None:
         """The tier that answered (or was tried last): the chosen one, or the last it escalated to."""

@@ -1,0 +1,104 @@
+"""Budget: a team's spend budget and rate limits, enforced together by every sidecar of its namespace.
+
+A namespaced object, one per team limit (``kubectl get budgets``). It covers some classes of its
+namespace (``classes``; empty: all of them) and states the limits the namespace must stay inside:
+requests and tokens per minute, USD per day or month (from the cost the sidecar already computes).
+``action`` says what a sidecar does when a limit is reached: ``reject`` (429 with Retry-After) or
+``downgrade`` (serve the request from the cheaper class ``downgradeTo``). docs/budgets.md has the
+design: the operator keeps the counters, each sidecar spends a local allowance it refills.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, Literal
+
+import pydantic
+
+from pilotfish.api import base
+
+KIND = "Budget"
+PLURAL = "budgets"
+SHORT_NAMES = ("pfbudget",)
+MAX_CLASSES = 64
+ClassName = Annotated[str, pydantic.StringConstraints(min_length=1, max_length=253)]
+
+
+class Action(enum.StrEnum):
+    REJECT = "reject"
+    DOWNGRADE = "downgrade"
+
+
+class Period(enum.StrEnum):
+    DAY = "day"
+    MONTH = "month"
+
+
+class Limit(enum.StrEnum):
+    """The counters a Budget can keep; each one a separate window and allowance."""
+
+    REQUESTS = "requests"  # per minute
+    TOKENS = "tokens"  # per minute, prompt + completion
+    SPEND = "spend"  # micro-USD per day or month
+
+
+class SpendLimit(base.ApiModel):
+    usd: float = pydantic.Field(gt=0, le=1e9, description="The most the covered classes may cost per period, in USD.")
+    period: Period = pydantic.Field(default=Period.DAY, description="day or month, in UTC calendar terms.")
+
+
+class BudgetSpec(base.ApiModel):
+    """spec of a Budget: at least one limit; ``downgradeTo`` exactly when the action is downgrade."""
+
+    classes: list[ClassName] = pydantic.Field(
+        default_factory=list,
+        max_length=MAX_CLASSES,
+        description="Classes of this namespace the budget covers; empty covers every class.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    requests_per_minute: int | None = pydantic.Field(default=None, ge=1, le=10_000_000)
+    tokens_per_minute: int | None = pydantic.Field(default=None, ge=1, le=10_000_000_000)
+    spend: SpendLimit | None = None
+    action: Action = pydantic.Field(
+        default=Action.REJECT,
+        description="reject: a 429 with Retry-After; downgrade: the request is served by downgradeTo instead.",
+    )
+    downgrade_to: str | None = pydantic.Field(
+        default=None, min_length=1, max_length=253, description="The cheaper class (action downgrade)."
+    )
+
+    @pydantic.model_validator(mode="after")
+    def _coherent(self) -> BudgetSpec:
+        if self.requests_per_minute is None and self.tokens_per_minute is None and self.spend is None:
+            raise ValueError("set at least one of requestsPerMinute, tokensPerMinute, spend")
+        if (self.action is Action.DOWNGRADE) != (self.downgrade_to is not None):
+            raise ValueError("downgradeTo is required with action downgrade, and only then")
+        if self.downgrade_to is not None and self.downgrade_to in self.classes:
+            raise ValueError(f"downgradeTo {self.downgrade_to!r} is one of the classes this budget covers")
+        return self
+
+    def limit_of(self, limit: Limit) -> int | None:
+        """The limit in counter units (requests, tokens, micro-USD); None when not set."""
+        if limit is Limit.REQUESTS:
+            return self.requests_per_minute
+        if limit is Limit.TOKENS:
+            return self.tokens_per_minute
+        return round(self.spend.usd * 1_000_000) if self.spend else None
+
+    def limits(self) -> tuple[Limit, ...]:
+        return tuple(limit for limit in Limit if self.limit_of(limit) is not None)
+
+    def covers(self, class_name: str) -> bool:
+        if class_name == self.downgrade_to:
+            return False
+        return not self.classes or class_name in self.classes
+
+
+class Budget(base.ApiModel):
+    """A whole Budget object as ``kubectl apply`` takes it."""
+
+    model_config = pydantic.ConfigDict(extra="ignore")
+    api_version: Literal["pilotfish.dev/v1alpha1"] = "pilotfish.dev/v1alpha1"
+    kind: Literal["Budget"] = "Budget"
+    metadata: base.ObjectMeta
+    spec: BudgetSpec

@@ -1,0 +1,108 @@
+"""A fleet of in-process sidecars of one namespace, drawing on the operator's budget allowances.
+
+Each sidecar is the real API application (``server.app.build_app``) on its own loopback port, serving the
+routes document the operator wrote into the namespace's ConfigMap, with its allowance client pointed at
+the operator's TLS port and the namespace ServiceAccount's token (audience ``pilotfish``). Providers are
+the wire-level mocks of ``pilotfish.mocks``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import pathlib
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from pilotfish.api import refs
+from pilotfish.budgets import allowances
+from pilotfish.routes import document, live, loader
+from pilotfish.server import app as server_app
+from pilotfish.telemetry import metrics
+
+USER = [{"role": "user", "content": "Say hello."}]
+
+
+@dataclasses.dataclass(frozen=True)
+class Answer:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+
+class Fleet:
+    """``size`` sidecars serving ``doc``; ``ask`` sends one chat request through sidecar ``index``."""
+
+    def __init__(self, doc: document.RoutesDocument, key_values: dict[tuple[str, str], str]) -> None:
+        self.doc, self.key_values = doc, key_values
+        self.runners: list[web.AppRunner] = []
+        self.urls: list[str] = []
+        self.registries: list[metrics.Metrics] = []
+        self.session: aiohttp.ClientSession | None = None
+
+    async def start(self, size: int, settings: allowances.AllowanceSettings) -> None:
+        keys = {ref: refs.ApiKey(value) for ref, value in self.key_values.items()}
+        for index in range(size):
+            routes = live.LiveRoutes()
+            routes.publish(loader.Snapshot(document=self.doc, keys=keys, digest=self.doc.digest()))
+            registry = metrics.Metrics()
+            pod = dataclasses.replace(settings, pod=f"app-{index}")
+            app = server_app.build_app(
+                routes=routes,
+                metrics_registry=registry,
+                settings=server_app.ServerSettings(request_log=False, seed=index, allowances=pod),
+            )
+            runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            self.runners.append(runner)
+            self.registries.append(registry)
+            self.urls.append(f"http://127.0.0.1:{runner.addresses[0][1]}")
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+
+    async def stop(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+        for runner in self.runners:
+            await runner.cleanup()
+
+    async def ask(self, index: int, model: str = "workhorse") -> Answer:
+        assert self.session is not None
+        body = {"model": model, "messages": USER}
+        timeout = aiohttp.ClientTimeout(total=120)
+        async with self.session.post(self.urls[index] + "/v1/chat/completions", json=body, timeout=timeout) as resp:
+            return Answer(resp.status, json.loads(await resp.read()), dict(resp.headers))
+
+    async def burst(self, per_sidecar: int, model: str = "workhorse") -> list[Answer]:
+        """Every sidecar sends ``per_sidecar`` requests one after another, all sidecars at once."""
+
+        async def one_pod(index: int) -> list[Answer]:
+            return [await self.ask(index, model) for _ in range(per_sidecar)]
+
+        results = await asyncio.gather(*(one_pod(i) for i in range(len(self.urls))))
+        return [answer for answers in results for answer in answers]
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The sum over the fleet of every sample of ``name`` that carries these labels (and any others)."""
+        total = 0.0
+        for registry in self.registries:
+            for family in registry.registry.collect():
+                for sample in family.samples:
+                    if sample.name == name and labels.items() <= sample.labels.items():
+                        total += sample.value
+        return total
+
+
+def token_file(plane: Any, namespace: str, directory: pathlib.Path, *, service_account: str = "app") -> pathlib.Path:
+    """A ServiceAccount token for audience ``pilotfish``, as the injected projected volume would hold it."""
+    plane.kubectl("create", "serviceaccount", service_account, "-n", namespace, check=False)
+    token = plane.kubectl(
+        "create", "token", service_account, "-n", namespace, "--audience", "pilotfish", "--duration", "1h"
+    ).stdout.strip()
+    path = directory / f"{namespace}-{service_account}.token"
+    path.write_text(token)
+    return path
