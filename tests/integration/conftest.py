@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
+import anthropic
 import openai
 import pytest
 
@@ -42,9 +43,24 @@ class Sidecar:
     admin: str
     stdout_lines: list[str]
     stderr_lines: list[str]
+    # Every SDK client a test made, closed when the sidecar stops. Never left to the garbage collector: an
+    # SDK client collected in a reference cycle has its sockets closed by their finalizers first, then
+    # closes its pool from ``__del__`` in a task; that task unregisters the old descriptor numbers from the
+    # event loop, which by then belong to newer connections, and those never read their answers (the
+    # 20-client hang test lost ten answers this way, whenever a collection fell inside it).
+    sdk_clients: list[openai.AsyncOpenAI | anthropic.AsyncAnthropic] = dataclasses.field(default_factory=list)
 
     def client(self, **kwargs: object) -> openai.AsyncOpenAI:
-        return openai.AsyncOpenAI(base_url=self.api + "/v1", api_key="unused-by-the-sidecar", max_retries=0, **kwargs)
+        """An OpenAI SDK client of this sidecar, closed with it."""
+        client = openai.AsyncOpenAI(base_url=self.api + "/v1", api_key="unused-by-the-sidecar", max_retries=0, **kwargs)
+        self.sdk_clients.append(client)
+        return client
+
+    def anthropic_client(self) -> anthropic.AsyncAnthropic:
+        """An Anthropic SDK client of this sidecar, closed with it."""
+        client = anthropic.AsyncAnthropic(base_url=self.api, api_key="unused-by-the-sidecar", max_retries=0)
+        self.sdk_clients.append(client)
+        return client
 
     async def get_json(self, path: str) -> dict[str, object]:
         async with aiohttp.ClientSession() as session, session.get(self.admin + path) as response:
@@ -129,6 +145,8 @@ async def start_sidecar(
 
 
 async def stop_sidecar(sidecar: Sidecar) -> None:
+    for client in sidecar.sdk_clients:
+        await client.close()
     with contextlib.suppress(ProcessLookupError):
         sidecar.process.terminate()
     try:

@@ -33,7 +33,7 @@ spec:
 
 
 def _client(sidecar) -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(base_url=sidecar.api, api_key="unused-by-the-sidecar", max_retries=0)
+    return sidecar.anthropic_client()
 
 
 async def _ask(client, *, stream, **kwargs):

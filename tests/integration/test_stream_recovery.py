@@ -4,7 +4,6 @@ clean in-band error. The client gets the canonical answer exactly once, never a 
 from __future__ import annotations
 
 import aiohttp
-import anthropic
 import openai
 import pytest
 from tests.integration.conftest import USER
@@ -261,7 +260,7 @@ async def test_the_final_usage_of_a_recovered_stream_adds_up_both_attempts(local
 async def test_an_anthropic_sdk_client_gets_the_recovered_answer_whole(local_sidecar, mocks):
     sidecar = await local_sidecar(RECOVERING)
     mocks["primary"].set_fault(mode="stall", after_chunks=4)
-    client = anthropic.AsyncAnthropic(base_url=sidecar.api, api_key="unused-by-the-sidecar", max_retries=0)
+    client = sidecar.anthropic_client()
     async with client.messages.stream(model="workhorse", max_tokens=200, messages=USER) as stream:
         text = "".join([piece async for piece in stream.text_stream])
         final = await stream.get_final_message()

@@ -7,7 +7,6 @@ tier fails, the tier above answers in the same request.
 
 from __future__ import annotations
 
-import anthropic
 import openai
 import pytest
 from tests.integration.conftest import USER, answer_of, complete
@@ -120,7 +119,7 @@ async def test_a_request_the_cheap_provider_refuses_as_invalid_is_not_escalated(
 
 
 async def test_anthropic_sdk_clients_are_routed_by_the_same_rules(tiered):
-    client = anthropic.AsyncAnthropic(base_url=tiered.api, api_key="unused-by-the-sidecar", max_retries=0)
+    client = tiered.anthropic_client()
     raw = await client.messages.with_raw_response.create(
         model="assistant",
         max_tokens=64,
