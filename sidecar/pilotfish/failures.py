@@ -40,6 +40,7 @@ class FailureKind(enum.StrEnum):
     CONNECT = "connect_error"  # refused, reset or DNS failure before any response
     CONNECT_TIMEOUT = "connect_timeout"
     FIRST_TOKEN_TIMEOUT = "first_token_timeout"  # connected, but nothing useful by the deadline
+    CUT_HUNG = "cut_member_hung"  # still waiting for its first token when another request found the member hung
     TOTAL_TIMEOUT = "total_timeout"
     SERVER_ERROR = "server_error"  # 5xx other than overload
     OVERLOADED = "overloaded"  # 503/529 "overloaded": a capacity problem, not a bug

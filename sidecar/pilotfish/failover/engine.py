@@ -147,16 +147,16 @@ class Engine:
             if _rationed(record, member, member_health) and not retry_budget.try_spend():
                 member_health.breaker.release_probe()
                 raise AllMembersFailed(class_name=route.name, code="retry_budget_exhausted", failure=last)
+            fallback = bool(escalation) or self._can_take_over(  # a tier above can take over, or a member of this one
+                route, queue, attempts_left=route.routing.max_attempts - (len(record.attempts) - tier_start)
+            )
             first_token = deadlines.first_token_seconds(
-                timeouts=route.timeouts,
-                times=member_health.first_tokens,
-                fallback=bool(escalation)  # a tier above can take over, or a member of this one
-                or self._can_take_over(
-                    route, queue, attempts_left=route.routing.max_attempts - (len(record.attempts) - tier_start)
-                ),
+                timeouts=route.timeouts, times=member_health.first_tokens, fallback=fallback
             )
             attempt_started = self._now()
             attempt = self._attempt_for(route, member, keys=keys, deadline=deadline, first_token=first_token)
+            if fallback:  # found hung by another request meanwhile: cut at once, another member takes over
+                attempt = dataclasses.replace(attempt, when_hung=member_health.when_hung)
             span = None
             if self._tracing is not None and record.span is not None:
                 span, headers = self._tracing.start_attempt(

@@ -11,6 +11,8 @@ an ``Attempt`` with the member, its key, the sessions and the clock.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Generic, Protocol, TypeVar
@@ -26,6 +28,11 @@ Head = TypeVar("Head")
 
 # Timers fire a hair early or late; within this of the total deadline a timeout is the total one.
 DEADLINE_SLACK = 0.005
+Unsubscribe = Callable[[], None]
+
+
+def _never(callback: Callable[[], None]) -> Unsubscribe:
+    return lambda: None
 
 
 @dataclasses.dataclass(slots=True)
@@ -52,6 +59,9 @@ class Attempt:
     trace_headers: Mapping[str, str] = dataclasses.field(default_factory=dict)  # W3C traceparent, when tracing
     hold_back: int = 0  # content chunks to hold before a streaming answer commits (class streaming.holdBackTokens)
     limits: modelclass.LimitsSpec = dataclasses.field(default_factory=modelclass.LimitsSpec)  # class limits
+    # subscribe to "this member was just found hung" (``health.MemberHealth.when_hung``): set when another
+    # member could take over, so an attempt waiting here is cut at once rather than at its own deadline
+    when_hung: Callable[[Callable[[], None]], Unsubscribe] = _never
 
 
 class Exchange(Protocol[Head]):
@@ -107,8 +117,45 @@ class Resumer(Protocol):
         ...
 
 
-def timed_out(attempt: Attempt) -> failures.AttemptFailed:
-    """A deadline fired during an attempt: the total one if the request is out of time, else the first-token one."""
+class FirstTokenWindow:
+    """Until the first token: ``first_token_window`` ends it at the deadline, or early when the member is
+    found hung (``cut``)."""
+
+    __slots__ = ("cut",)
+
+    def __init__(self) -> None:
+        self.cut = False
+
+
+@contextlib.asynccontextmanager
+async def first_token_window(attempt: Attempt) -> AsyncIterator[FirstTokenWindow]:
+    """The wait for an attempt's first token (the first-token deadline, capped by the total one), cut short
+    the moment another request finds the member hung. Either way the body raises ``TimeoutError``;
+    ``timed_out`` tells which."""
+    window = FirstTokenWindow()
+    loop = asyncio.get_running_loop()
+    seconds = min(attempt.now() + attempt.first_token_seconds, attempt.deadline) - attempt.now()
+    async with asyncio.timeout(seconds) as deadline:
+
+        def cut() -> None:
+            if deadline.expired():
+                return  # its own deadline fired first: a first-token timeout, not a cut
+            window.cut = True
+            deadline.reschedule(loop.time())  # fires now, as the deadline would have: the same clean unwinding
+
+        unsubscribe = attempt.when_hung(cut)
+        try:
+            yield window
+        finally:
+            unsubscribe()
+
+
+def timed_out(attempt: Attempt, window: FirstTokenWindow | None = None) -> failures.AttemptFailed:
+    """A deadline fired during an attempt: the total one if the request is out of time, else the first-token
+    one, or the member was found hung by another request while this one waited (``window.cut``)."""
+    if window is not None and window.cut:
+        detail = "cut while waiting for the first token: another request found the member hung"
+        return failures.AttemptFailed(failures.Failure(kind=failures.FailureKind.CUT_HUNG, detail=detail))
     out_of_time = attempt.now() >= attempt.deadline - DEADLINE_SLACK
     kind = failures.FailureKind.TOTAL_TIMEOUT if out_of_time else failures.FailureKind.FIRST_TOKEN_TIMEOUT
     return failures.AttemptFailed(failures.Failure(kind=kind, detail="deadline exceeded"))

@@ -141,6 +141,7 @@ class MemberHealth:
         """Recent times to first token, for the adaptive first-token deadline."""
         self._now = now
         self._cannot_continue: tuple[float, str] | None = None  # (until, why)
+        self._hung_watchers: set[Callable[[], None]] = set()  # attempts in flight that a hang would cut
 
     def record_success(self, *, latency: float, ttft: float | None) -> None:
         """An attempt succeeded in ``latency`` seconds, its first token after ``ttft`` (if measured)."""
@@ -170,12 +171,23 @@ class MemberHealth:
         if failure.credential is not None:
             self.credential_problem = failure.credential
         if counts_against_health:
+            was_open = self.breaker.state is breaker.CircuitState.OPEN
             self.breaker.record_failure(
                 retry_after=open_for if open_for is not None else failure.retry_after, trip=trips
             )
+            if trips and not was_open and self.breaker.state is breaker.CircuitState.OPEN:
+                for cut in list(self._hung_watchers):  # each unsubscribes as its attempt ends
+                    cut()
         else:
             self.client_errors += 1
             self.breaker.release_probe()
+
+    def when_hung(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` when a request finds this member hung (a failure that trips its circuit open);
+        returns the call that cancels this. An attempt still waiting for its first token here subscribes,
+        so it is cut the moment the member is known hung instead of waiting out its own deadline."""
+        self._hung_watchers.add(callback)
+        return lambda: self._hung_watchers.discard(callback)
 
     def reconfigure(self, spec: modelclass.HealthSpec) -> None:
         """New breaker settings from a reload; state and measurements are kept."""

@@ -102,6 +102,8 @@ POLICY: Mapping[failures.FailureKind, Policy] = types.MappingProxyType(
         K.CONNECT_TIMEOUT: _member_problem(504, "upstream_timeout"),
         # Connected, then silent past the deadline: hung. Its circuit opens for everyone at once.
         K.FIRST_TOKEN_TIMEOUT: _member_problem(504, "upstream_timeout", trips_circuit=True),
+        # Waiting on that member when it was found hung: cut at once and moved on, not left to its own deadline.
+        K.CUT_HUNG: _member_problem(504, "upstream_timeout"),
         K.TOTAL_TIMEOUT: _member_problem(504, "upstream_timeout"),
         K.SERVER_ERROR: _member_problem(502, "upstream_error"),
         K.OVERLOADED: _member_problem(503, "upstream_overloaded"),

@@ -88,11 +88,11 @@ class ChatStream:
         member, now = attempt.member, attempt.now
         adapter = registry.adapter_for(member.provider)
         timeouts = attempt.timeouts
-        first_token_deadline = min(now() + attempt.first_token_seconds, attempt.deadline)
         stream: upstream.UpstreamStream | None = None
         answer = self.hold.sibling() if self.buffered and self.hold is not None else None
+        window: exchange.FirstTokenWindow | None = None
         try:
-            async with asyncio.timeout(first_token_deadline - now()):
+            async with exchange.first_token_window(attempt) as window:
                 stream = await upstream.open_stream(
                     attempt.sessions,
                     _built(adapter, self.request, attempt),
@@ -119,7 +119,7 @@ class ChatStream:
         except TimeoutError as exc:
             if stream is not None:
                 stream.close()
-            raise exchange.timed_out(attempt) from exc
+            raise exchange.timed_out(attempt, window) from exc
         except failures.AttemptFailed as exc:
             if stream is not None:
                 stream.close()

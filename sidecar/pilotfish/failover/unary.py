@@ -10,8 +10,6 @@ Built per request by ``server.embeddings``; attempted by ``failover.engine``.
 
 from __future__ import annotations
 
-import asyncio
-
 from pilotfish import failures, memory, upstream
 from pilotfish.failover import exchange, plan
 from pilotfish.providers import registry
@@ -79,8 +77,9 @@ async def send_json(
     timeouts = attempt.timeouts
     classify = registry.adapter_for(attempt.member.provider).classify_error
     answer: upstream.UpstreamStream | None = None
+    window: exchange.FirstTokenWindow | None = None
     try:
-        async with asyncio.timeout(min(attempt.now() + attempt.first_token_seconds, attempt.deadline) - attempt.now()):
+        async with exchange.first_token_window(attempt) as window:
             answer = await upstream.open_stream(
                 attempt.sessions,
                 request,
@@ -91,7 +90,7 @@ async def send_json(
             )
             return await answer.read(max_bytes=max_bytes, hold=hold)
     except TimeoutError as exc:
-        raise exchange.timed_out(attempt) from exc
+        raise exchange.timed_out(attempt, window) from exc
     finally:
         if answer is not None:
             answer.close()  # a no-op once the body was read and the connection went back to the pool

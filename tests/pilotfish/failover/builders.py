@@ -1,7 +1,10 @@
-"""Small builders for the pure failover tests: a fake clock, members, routes and health views."""
+"""Small builders for the pure failover tests: a fake clock, members, routes, health views and an engine."""
 
+import random
+
+from pilotfish import upstream
 from pilotfish.api import credential, modelclass
-from pilotfish.failover import breaker, health
+from pilotfish.failover import breaker, engine, health, pinning
 from pilotfish.routes import document
 
 
@@ -63,3 +66,24 @@ def view(
 
 def opened(cooldown: float = 5.0) -> health.MemberView:
     return view(breaker.CircuitState.OPEN, cooldown)
+
+
+def engine_on(clock: FakeClock) -> engine.Engine:
+    """The failover engine on a fake clock; its exchanges are scripted, so its sessions are never used."""
+    rng = random.Random(0)
+    return engine.Engine(
+        sessions=upstream.Sessions(),
+        health_registry=health.HealthRegistry(now=clock.now, rng=rng),
+        pins=pinning.PinStore(now=clock.now),
+        now=clock.now,
+        rng=rng,
+    )
+
+
+def class_route(
+    *names: str, budget: float = 0.0, timeouts: modelclass.TimeoutsSpec | None = None, **routing: object
+) -> document.ClassRoute:
+    """Class ``c`` with members ``<name>/m`` in priority order."""
+    spec = modelclass.RoutingSpec(retry_budget_percent=budget, **routing)
+    members = tuple(member(n, priority=position) for position, n in enumerate(names))
+    return document.ClassRoute(name="c", members=members, routing=spec, timeouts=timeouts or modelclass.TimeoutsSpec())

@@ -5,14 +5,11 @@ wire), so these run without sockets and on a fake clock."""
 
 from __future__ import annotations
 
-import random
-
 import pytest
-from tests.pilotfish.failover.builders import FakeClock, member
+from tests.pilotfish.failover.builders import FakeClock, class_route, engine_on, member
 
-from pilotfish import failures, upstream
-from pilotfish.api import modelclass
-from pilotfish.failover import engine, exchange, health, pinning
+from pilotfish import failures
+from pilotfish.failover import engine, exchange
 from pilotfish.routes import document
 from pilotfish.telemetry import records
 
@@ -45,21 +42,7 @@ class Scripted:
         return exchange.Committed(member=attempt.member, head="ok", rest=None, time_to_first_token=self.clock.now())
 
 
-def _engine(clock: FakeClock) -> engine.Engine:
-    rng = random.Random(0)
-    return engine.Engine(
-        sessions=upstream.Sessions(),
-        health_registry=health.HealthRegistry(now=clock.now, rng=rng),
-        pins=pinning.PinStore(now=clock.now),
-        now=clock.now,
-        rng=rng,
-    )
-
-
-def _route(*names: str, budget: float = 0.0, **routing: object) -> document.ClassRoute:
-    spec = modelclass.RoutingSpec(retry_budget_percent=budget, **routing)
-    members = tuple(member(n, priority=position) for position, n in enumerate(names))
-    return document.ClassRoute(name="c", members=members, routing=spec)
+_engine, _route = engine_on, class_route
 
 
 async def _serve(the_engine: engine.Engine, route: document.ClassRoute, scripted: Scripted) -> records.RequestRecord:
