@@ -41,6 +41,7 @@ class FailureKind(enum.StrEnum):
     CONNECT_TIMEOUT = "connect_timeout"
     FIRST_TOKEN_TIMEOUT = "first_token_timeout"  # connected, but nothing useful by the deadline
     CUT_HUNG = "cut_member_hung"  # still waiting for its first token when another request found the member hung
+    HEDGE_CANCELLED = "hedge_cancelled"  # a hedge cancelled because the member it hedged answered first
     TOTAL_TIMEOUT = "total_timeout"
     SERVER_ERROR = "server_error"  # 5xx other than overload
     OVERLOADED = "overloaded"  # 503/529 "overloaded": a capacity problem, not a bug

@@ -57,3 +57,20 @@ async def test_a_member_that_always_thinks_long_is_not_cut_below_its_own_normal(
     attempt = (await _request_line(sidecar, 7))["attempts"][0]  # type: ignore[index]
     assert 1000 <= attempt["first_token_deadline_ms"] < 10_000  # adaptive (4 x its p95), yet above its normal
     assert mocks["backup"].stats.requests == 0
+
+
+async def test_a_class_that_hedges_asks_the_next_member_at_the_adaptive_deadline_and_keeps_the_first_answer(
+    local_sidecar, mocks
+):
+    routing = "  routing: {hedge: true}\n  timeouts: {adaptiveFirstToken: {minSamples: 5, floorSeconds: 0.5}}\n"
+    sidecar = await local_sidecar(TWO_MEMBERS.format(timeouts=routing))
+    for _ in range(5):  # its normal: first tokens in milliseconds
+        assert (await complete(sidecar.client(), stream=True))[0] == answer_of("primary")
+    mocks["primary"].set_fault(mode="slow-first-token", delay=20)
+    text, _ = await complete(sidecar.client(), stream=True)
+    assert text == answer_of("backup")  # the hedge answered first
+    line = await _request_line(sidecar, 6)
+    results = {a["member"]: a["result"] for a in line["attempts"]}  # type: ignore[union-attr]
+    assert results == {"primary/model-a": "first_token_timeout", "backup/model-b": "success"}
+    assert mocks["primary"].stats.requests == 6 and mocks["backup"].stats.requests == 1
+    assert 'pilotfish_hedges_total{class="workhorse",result="won"} 1.0' in await sidecar.metrics()

@@ -90,6 +90,12 @@ class RoutingSpec(base.ApiModel):
         description="Retries and failovers allowed, as a percentage of recent first attempts.",
     )
     pinning: PinningSpec | None = None
+    hedge: bool = pydantic.Field(
+        default=False,
+        description="At a member's adaptive first-token deadline, also start the next member and keep whichever "
+        "sends content first (the other is cancelled). Each hedge is one more upstream call and spends the retry "
+        "budget; with the budget used up the first member is abandoned there, as without hedging.",
+    )
     same_member_retries: int = pydantic.Field(
         default=1,
         ge=0,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import random
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import TypeVar
@@ -25,6 +26,7 @@ from pilotfish.failover import (
     deadlines,
     exchange,
     health,
+    hedging,
     pinning,
     plan,
     policy,
@@ -170,7 +172,37 @@ class Engine:
             try:
                 if attempt.api_key is None and member.api_key_ref is not None:
                     raise _key_missing(member.api_key_ref)  # never a request upstream without its key
-                committed = await exchange_.attempt(attempt)
+                if route.routing.hedge and fallback and first_token < route.timeouts.first_token_seconds:
+                    won = await self._raced(
+                        exchange_,
+                        hedging.Contender(member, member_health, attempt, attempt_started, span),
+                        hedge_after=first_token,
+                        start_hedge=functools.partial(
+                            self._hedge,
+                            route,
+                            queue,
+                            record,
+                            keys=keys,
+                            deadline=deadline,
+                            op=exchange_.operation,
+                        ),
+                        record=record,
+                        scrubber=scrubber,
+                    )
+                    winner, committed = won.contender, won.committed
+                    member, member_health, attempt_started, span = (
+                        winner.member,
+                        winner.health,
+                        winner.started,
+                        winner.span,
+                    )
+                    if winner is won.hedged:
+                        first_token = winner.attempt.first_token_seconds
+                else:
+                    committed = await exchange_.attempt(attempt)
+            except hedging.Exhausted as exc:  # both contenders failed; each is in the record already
+                last = exc.failure
+                continue
             except failures.AttemptFailed as exc:
                 last = exc.failure.scrubbed(scrubber)  # what a client, the log and the traces may see
                 rule = policy.policy_for(last.kind)
@@ -316,6 +348,97 @@ class Engine:
             raise failure from None
         if not counted:
             record.recoveries.append((source, target.provider.value, "success"))
+
+    async def _raced(
+        self,
+        exchange_: exchange.Exchange[Head],
+        first: hedging.Contender,
+        *,
+        hedge_after: float,
+        start_hedge: Callable[[], hedging.Contender | None],
+        record: records.RequestRecord,
+        scrubber: scrub.Scrubber,
+    ) -> hedging.Won[Head]:
+        """``first``, hedged at ``hedge_after`` (``failover.hedging``): it keeps going up to firstTokenSeconds
+        while the hedge runs, and each loser or failure of the race is recorded here as any attempt is."""
+        first_token = hedge_after  # the deadline ``first`` is judged by, whatever it was allowed to run to
+        keep_going = dataclasses.replace(first.attempt, first_token_seconds=first.attempt.timeouts.first_token_seconds)
+        first = dataclasses.replace(first, attempt=keep_going)
+
+        def lost(contender: hedging.Contender, failure: failures.Failure) -> None:
+            failure = failure.scrubbed(scrubber)
+            given = first_token if contender is first else contender.attempt.first_token_seconds
+            rule = policy.policy_for(failure.kind)
+            if failure.kind is failures.FailureKind.HEDGE_CANCELLED:
+                contender.health.breaker.release_probe()  # it did nothing wrong: no verdict on its health
+            else:
+                contender.health.record_failure(
+                    failure=failure,
+                    counts_against_health=rule.counts_against_health,
+                    trips=rule.trips_circuit,
+                    open_for=rule.open_circuit_seconds,
+                )
+            record.attempts.append(_attempt_record(contender.member, self._now() - contender.started, failure, given))
+            if contender is not first:
+                record.hedges.append((contender.member.id, "lost" if failure is hedging.CANCELLED else "failed"))
+            if contender.span is not None:
+                self._traced_end(contender.span, record)
+
+        started: list[hedging.Contender] = []  # the hedge, once started: unreported if the request is cancelled
+
+        def hedge() -> hedging.Contender | None:
+            contender = start_hedge()
+            started.extend([contender] if contender is not None else [])
+            return contender
+
+        try:
+            won = await hedging.race(exchange_, first, hedge_after=hedge_after, start_hedge=hedge, lost=lost)
+        except (failures.AttemptFailed, hedging.Exhausted):
+            raise
+        except BaseException:  # the client went away mid-race: hand the hedge's probe back, close its span
+            for contender in started:
+                if not any(a.member_id == contender.member.id for a in record.attempts):
+                    contender.health.breaker.release_probe()
+                    if contender.span is not None:
+                        contender.span.end()
+            raise
+        if won.hedged is not None and won.contender is won.hedged:
+            record.hedges.append((won.hedged.member.id, "won"))
+        return won
+
+    def _hedge(
+        self,
+        route: document.ClassRoute,
+        queue: list[document.MemberRoute],
+        record: records.RequestRecord,
+        *,
+        keys: Keys,
+        deadline: float,
+        op: str,
+    ) -> hedging.Contender | None:
+        """The next member as a hedge, if its circuit and the retry budget allow one more call now."""
+        if not queue:
+            return None
+        member = queue[0]
+        member_health = self.health.member(route.name, member)
+        if not member_health.breaker.allow():
+            return None
+        if not self.budget_for(route).try_spend():  # a hedge is an extra call: always rationed
+            member_health.breaker.release_probe()
+            return None
+        queue.pop(0)
+        first_token = deadlines.first_token_seconds(
+            timeouts=route.timeouts, times=member_health.first_tokens, fallback=False
+        )
+        attempt = self._attempt_for(route, member, keys=keys, deadline=deadline, first_token=first_token)
+        span = None
+        if self._tracing is not None and record.span is not None:
+            span, headers = self._tracing.start_attempt(
+                record.span, member, operation=op, number=len(record.attempts) + 2, circuit="closed"
+            )
+            span.set_attribute("pilotfish.hedge", True)
+            attempt = dataclasses.replace(attempt, trace_headers=headers)
+        return hedging.Contender(member, member_health, attempt, self._now(), span)
 
     def _traced_end(self, span: object, record: records.RequestRecord) -> None:
         assert self._tracing is not None

@@ -104,6 +104,14 @@ POLICY: Mapping[failures.FailureKind, Policy] = types.MappingProxyType(
         K.FIRST_TOKEN_TIMEOUT: _member_problem(504, "upstream_timeout", trips_circuit=True),
         # Waiting on that member when it was found hung: cut at once and moved on, not left to its own deadline.
         K.CUT_HUNG: _member_problem(504, "upstream_timeout"),
+        # A hedge that lost the race: the member did nothing wrong; never the last word of a request.
+        K.HEDGE_CANCELLED: Policy(
+            failover=True,
+            counts_against_health=False,
+            client_status=504,
+            client_error_type=SERVER_ERROR,
+            client_error_code="upstream_timeout",
+        ),
         K.TOTAL_TIMEOUT: _member_problem(504, "upstream_timeout"),
         K.SERVER_ERROR: _member_problem(502, "upstream_error"),
         K.OVERLOADED: _member_problem(503, "upstream_overloaded"),

@@ -179,6 +179,13 @@ class Metrics:
             ["class", "from_provider", "to_provider", "result"],
             registry=r,
         )
+        self.hedges = prom.Counter(
+            "pilotfish_hedges",
+            "Hedges started at a member's adaptive first-token deadline (routing.hedge), by how they ended: won "
+            "(answered first), lost (cancelled: the hedged member answered first) or failed.",
+            ["class", "result"],
+            registry=r,
+        )
         self.malformed_events = prom.Counter(
             "pilotfish_stream_malformed_events",
             "Upstream stream events skipped because they could not be parsed (the stream went on).",
@@ -255,6 +262,8 @@ class Metrics:
             child(self.malformed_events, cls, provider).inc(record.malformed_events)
         for from_provider, to_provider, result in record.recoveries:
             child(self.stream_recoveries, cls, from_provider, to_provider, result).inc()
+        for _, result in record.hedges:
+            child(self.hedges, cls, result).inc()
         if record.tier is not None:
             self._count_tiers(record)
         if record.error_code == "retry_budget_exhausted":

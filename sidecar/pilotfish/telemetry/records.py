@@ -69,6 +69,8 @@ class RequestRecord:
     span: Any = None  # tracing.RequestSpan while tracing is on: the parent of the attempt spans
     # mid-stream recoveries: (from provider, to provider or "none", "success" | "failed")
     recoveries: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
+    # hedges started (failover.hedging): (member hedged to, "won" | "lost" | "failed")
+    hedges: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     malformed_events: int = 0  # upstream stream events skipped because they could not be parsed
     delivered_chunks: int = 0  # content chunks handed to the client: what an interrupted stream is billed for
     tier: str | None = None  # a class with tiers: the tier (class) its rules chose

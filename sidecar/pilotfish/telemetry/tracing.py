@@ -167,6 +167,8 @@ class Tracing:
             attributes["pilotfish.tier"] = record.served_tier() or ""
             attributes["pilotfish.tier.chosen"] = record.tier
             attributes["pilotfish.tier.reason"] = record.tier_reason or ""
+        if record.hedges:
+            attributes["pilotfish.hedges"] = [f"{member}:{result}" for member, result in record.hedges]
         if record.recoveries:
             attributes["pilotfish.stream.recoveries"] = [f"{a}->{b}:{result}" for a, b, result in record.recoveries]
         if record.error_code:
