@@ -146,7 +146,8 @@ async def start_sidecar(
 
 async def stop_sidecar(sidecar: Sidecar) -> None:
     for client in sidecar.sdk_clients:
-        await client.close()
+        with contextlib.suppress(Exception):  # a client that cannot close must not keep the sidecar running
+            await asyncio.wait_for(client.close(), 10)
     with contextlib.suppress(ProcessLookupError):
         sidecar.process.terminate()
     try:
