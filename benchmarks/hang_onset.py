@@ -23,6 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
@@ -79,15 +80,17 @@ async def _scenario(api: str, primary: str, *, clients: int, after: float) -> di
     }
 
 
-def _run_one(*, clients: int, after: float, adaptive: bool) -> dict[str, Any]:
+@contextlib.contextmanager
+def running(*, spec: str) -> Iterator[tuple[str, str, str]]:
+    """Two mock providers and a sidecar serving the two-member class (``spec``: extra lines of its spec), each
+    its own process; yields the sidecar's API URL and the two mocks' origins."""
     python = sys.executable
     ports = [harness.free_port() for _ in range(4)]
     primary, backup = (f"http://127.0.0.1:{port}" for port in ports[:2])
     with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
-        manifest = pathlib.Path(tmp) / "hang.yaml"
-        spec = {"workhorse": "" if adaptive else ADAPTIVE_OFF}
+        manifest = pathlib.Path(tmp) / "class.yaml"
         credentials = {"primary": f"{primary}/v1", "backup": f"{backup}/v1"}
-        manifest.write_text(harness.manifest(credentials, {"workhorse": MEMBERS}, class_spec=spec))
+        manifest.write_text(harness.manifest(credentials, {"workhorse": MEMBERS}, class_spec={"workhorse": spec}))
         for name, port in (("primary", ports[0]), ("backup", ports[1])):
             mock = ["-m", "pilotfish.cli", "mock-provider", "--name", name, "--listen", f"127.0.0.1:{port}"]
             stack.enter_context(harness.process([python, *mock]))
@@ -96,7 +99,12 @@ def _run_one(*, clients: int, after: float, adaptive: bool) -> dict[str, Any]:
         harness.wait_http(f"{primary}/v1/models")
         harness.wait_http(f"{backup}/v1/models")
         harness.wait_http(f"http://127.0.0.1:{ports[3]}/readyz")
-        result = asyncio.run(_scenario(f"http://127.0.0.1:{ports[2]}", primary, clients=clients, after=after))
+        yield f"http://127.0.0.1:{ports[2]}", primary, backup
+
+
+def _run_one(*, clients: int, after: float, adaptive: bool) -> dict[str, Any]:
+    with running(spec="" if adaptive else ADAPTIVE_OFF) as (api, primary, _):
+        result = asyncio.run(_scenario(api, primary, clients=clients, after=after))
     return {"adaptive_first_token": adaptive, **result}
 
 

@@ -18,20 +18,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import pathlib
 import statistics
-import sys
-import tempfile
 import time
 from typing import Any
 
 import aiohttp
 
-from benchmarks import hang_onset, sidecar_overhead
+from benchmarks import hang_onset, harness
 
-ROOT = sidecar_overhead.ROOT
+ROOT = harness.ROOT
 BODY = {**hang_onset.BODY, "stream": True}
 HEDGE = "  routing: {hedge: true}\n"
 
@@ -94,24 +91,8 @@ async def _scenario(api: str, primary: str, backup: str, *, clients: int, delay:
 
 
 def _run_one(*, clients: int, delay: float, after: float, hedge: bool) -> dict[str, Any]:
-    python = sys.executable
-    ports = [sidecar_overhead.free_port() for _ in range(4)]
-    primary, backup = (f"http://127.0.0.1:{port}" for port in ports[:2])
-    with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
-        manifest = pathlib.Path(tmp) / "hedging.yaml"
-        manifest.write_text(hang_onset.MANIFEST.format(primary=primary, backup=backup, timeouts=HEDGE if hedge else ""))
-        for name, port in (("primary", ports[0]), ("backup", ports[1])):
-            mock = ["-m", "pilotfish.cli", "mock-provider", "--name", name, "--listen", f"127.0.0.1:{port}"]
-            stack.enter_context(sidecar_overhead.process([python, *mock]))
-        sidecar = ["-m", "pilotfish.cli", "local", "-f", str(manifest), "--no-request-log"]
-        sidecar += [f"--listen=127.0.0.1:{ports[2]}", f"--admin=127.0.0.1:{ports[3]}"]
-        stack.enter_context(sidecar_overhead.process([python, *sidecar]))
-        sidecar_overhead.wait_http(f"{primary}/v1/models")
-        sidecar_overhead.wait_http(f"{backup}/v1/models")
-        sidecar_overhead.wait_http(f"http://127.0.0.1:{ports[3]}/readyz")
-        result = asyncio.run(
-            _scenario(f"http://127.0.0.1:{ports[2]}", primary, backup, clients=clients, delay=delay, after=after)
-        )
+    with hang_onset.running(spec=HEDGE if hedge else "") as (api, primary, backup):
+        result = asyncio.run(_scenario(api, primary, backup, clients=clients, delay=delay, after=after))
     return {"hedge": hedge, "primary_first_byte_delay_s": delay, **result}
 
 

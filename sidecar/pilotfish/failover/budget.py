@@ -18,6 +18,8 @@ import collections
 import math
 from collections.abc import Callable
 
+from pilotfish.telemetry import records
+
 # Retries always allowed per window, so a pod serving one request a minute can still fail over
 # through a whole class (three members need two retries) a few times over, while an outage at
 # thousands of requests a window is still held to ``percent``.
@@ -108,3 +110,17 @@ class RetryBudget:
         if not buckets or buckets[-1].index < index:
             buckets.append(_Bucket(index))
         return buckets[-1]
+
+
+def rationed(record: records.RequestRecord, member_id: str, *, steady: bool) -> bool:
+    """Does the next attempt (on ``member_id``, ``steady`` or not: ``health.MemberHealth.steady``) spend the
+    retry budget? The budget stops amplification: more calls to an upstream that is already failing. A retry
+    of the same member, or a failover onto a member that is itself struggling, is that; a failover away from
+    a member that just failed onto a steady one is not (it sends the failed member nothing more), and neither
+    is the retry after a failed canary: its weight already bounds that extra load, and a bad canary must
+    cost users nothing, not even the retry budget the stable members rely on."""
+    if not record.attempts:
+        return False
+    if len(record.attempts) == 1 and record.attempts[0].member_id == record.canary_member:
+        return False
+    return record.attempts[-1].member_id == member_id or not steady

@@ -37,3 +37,20 @@ def canary_first(route: document.ClassRoute) -> document.ClassRoute:
     first = min((m.priority for m in route.members), default=0) - 1
     member = route.canary.member.model_copy(update={"priority": first})
     return route.model_copy(update={"members": (member, *route.members)})
+
+
+class CanaryFirst:
+    """``canary_first`` per routes snapshot, kept: a copy per request would cost more than the rest of it."""
+
+    __slots__ = ("_routes",)
+
+    def __init__(self) -> None:
+        self._routes: dict[int, tuple[document.ClassRoute, document.ClassRoute]] = {}
+
+    def canary_first(self, route: document.ClassRoute) -> document.ClassRoute:
+        cached = self._routes.get(id(route))
+        if cached is None or cached[0] is not route:
+            if len(self._routes) > 256:  # old snapshots' routes: forget them
+                self._routes.clear()
+            cached = self._routes[id(route)] = (route, canary_first(route))
+        return cached[1]

@@ -14,7 +14,7 @@ import asyncio
 import dataclasses
 import functools
 import random
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
 from pilotfish import failures, scrub, upstream
@@ -30,7 +30,6 @@ from pilotfish.failover import (
     pinning,
     plan,
     policy,
-    recovery,
     resuming,
     streaming,
 )
@@ -77,7 +76,7 @@ class Engine:
         self._now = now
         self._rng = rng
         self._budgets: dict[str, budget.RetryBudget] = {}
-        self._canary_routes: dict[int, tuple[document.ClassRoute, document.ClassRoute]] = {}
+        self._canary_routes = canary.CanaryFirst()
         self._tracing = tracing  # None while tracing is off: then no span code runs at all
         self._scrubber = scrub.Scrubber()
         self._scrubbing: Keys | None = None  # the keys the scrubber last learned (one mapping per routes snapshot)
@@ -119,7 +118,7 @@ class Engine:
             record.canary_member = route.canary.member.id
             record.canary_slice = "canary" if canary.in_canary_slice(route.canary, slice_key, self._rng) else "stable"
             if record.canary_slice == "canary":
-                route = self._canary_route(route)
+                route = self._canary_routes.canary_first(route)
         pinned = self._pins.get(route.name, pin_key) if pin_key else None
         attempt_plan = self._plan(route, exchange_, record, pinned=pinned)
         if not attempt_plan.members and any(skip.reason in INELIGIBLE for skip in attempt_plan.skipped):
@@ -146,7 +145,7 @@ class Engine:
             if not member_health.breaker.admits(last_resort=attempt_plan.last_resort):
                 record.skipped.append((member.id, plan.SkipReason.CIRCUIT_OPEN.value))
                 continue
-            if _rationed(record, member, member_health) and not retry_budget.try_spend():
+            if budget.rationed(record, member.id, steady=member_health.steady()) and not retry_budget.try_spend():
                 member_health.breaker.release_probe()
                 raise AllMembersFailed(class_name=route.name, code="retry_budget_exhausted", failure=last)
             fallback = bool(escalation) or self._can_take_over(  # a tier above can take over, or a member of this one
@@ -171,23 +170,18 @@ class Engine:
                 attempt = dataclasses.replace(attempt, trace_headers=headers)
             try:
                 if attempt.api_key is None and member.api_key_ref is not None:
-                    raise _key_missing(member.api_key_ref)  # never a request upstream without its key
+                    raise exchange.key_missing(member.api_key_ref)  # never a request upstream without its key
                 if route.routing.hedge and fallback and first_token < route.timeouts.first_token_seconds:
-                    won = await self._raced(
+                    won = await hedging.hedged(
                         exchange_,
                         hedging.Contender(member, member_health, attempt, attempt_started, span),
                         hedge_after=first_token,
                         start_hedge=functools.partial(
-                            self._hedge,
-                            route,
-                            queue,
-                            record,
-                            keys=keys,
-                            deadline=deadline,
-                            op=exchange_.operation,
+                            self._hedge, route, queue, record, keys=keys, deadline=deadline, op=exchange_.operation
                         ),
-                        record=record,
+                        report=functools.partial(self._record_failure, record),
                         scrubber=scrubber,
+                        record=record,
                     )
                     winner, committed = won.contender, won.committed
                     member, member_health, attempt_started, span = (
@@ -218,16 +212,10 @@ class Engine:
                     )
                     and self._now() + (last.retry_after or 0.0) < deadline  # the wait must fit the request
                 )
-                member_health.record_failure(
-                    # a Retry-After we are about to wait out must not open the circuit it would reopen
-                    failure=dataclasses.replace(last, retry_after=None) if again else last,
-                    counts_against_health=rule.counts_against_health,
-                    trips=rule.trips_circuit,
-                    open_for=rule.open_circuit_seconds,
-                )
-                record.attempts.append(_attempt_record(member, self._now() - attempt_started, last, first_token))
-                if span is not None:
-                    self._traced_end(span, record)
+                self._record_failure(
+                    record, member, member_health, last, started=attempt_started, first_token=first_token, span=span,
+                    retrying=again,
+                )  # fmt: skip
                 if again:
                     if last.retry_after:
                         await asyncio.sleep(last.retry_after)
@@ -254,11 +242,14 @@ class Engine:
             if committed.rest is None:
                 member_health.record_success(latency=self._now() - attempt_started, ttft=member_ttft)
             else:
-                committed.rest = self._watched(committed.rest, member_ttft, member_health, attempt_started, scrubber)
+                committed.rest = member_health.watched(
+                    committed.rest, ttft=member_ttft, started=attempt_started, scrubber=scrubber
+                )
                 resumer = exchange_.resumer(committed.head)  # optional: a stream another member can finish
                 if resumer is not None:
-                    committed.rest = self._recovering(
-                        committed.rest, resumer, route, member, keys=keys, record=record, deadline=deadline
+                    resume = functools.partial(self._resume, keys=keys, record=record, deadline=deadline)
+                    committed.rest = resuming.recovering(
+                        committed.rest, resumer, route, member, resume=resume, registry=self.health, record=record
                     )
             if pin_key:
                 ttl = route.routing.pinning.ttl_seconds if route.routing.pinning else 3600
@@ -286,125 +277,45 @@ class Engine:
         record.skipped.extend((skip.member_id, skip.reason.value) for skip in attempt_plan.skipped)
         return attempt_plan
 
-    async def _recovering(
-        self,
-        rest: AsyncIterator[Batch],
-        resumer: exchange.Resumer,
-        route: document.ClassRoute,
-        failed_member: document.MemberRoute,
-        *,
-        keys: Keys,
-        record: records.RequestRecord,
-        deadline: float,
-    ) -> AsyncIterator[Batch]:
-        """Pass a committed stream on; if it breaks, finish the answer on another member.
-
-        A member that can continue is given the delivered text as a trailing assistant message (a prefill);
-        when none can and the class allows it, another member is asked for the whole answer again
-        (``streaming.splice``). Either goes through this same loop, and its answer through the seam
-        (``resuming.through_seam``): the client sees one answer, within the request's one deadline, never a
-        word twice or a contradiction. When nobody can finish it, or the seam refuses, the original failure
-        goes on as an in-band error."""
+    async def _resume(
+        self, choice: resuming.Choice, *, keys: Keys, record: records.RequestRecord, deadline: float
+    ) -> Committed | None:
+        """A broken stream's resumption through this same loop, within the request's deadline; None when no
+        member could take it."""
         try:
-            async for batch in rest:
-                resumer.take(batch)
-                yield batch
-            return
-        except failures.AttemptFailed as exc:
-            failure = exc
-        _mark_failed(record, failed_member, failure.failure)
-        source = failed_member.provider.value
-        choice = resuming.choose(
-            route, resumer, failed_member, cannot_continue=lambda m: self.health.member(route.name, m).cannot_continue()
-        )
-        if choice is None:
-            record.recoveries.append((source, "none", "failed"))
-            raise failure
-        try:
-            resumed = await self.open(
+            return await self.open(
                 choice.route, choice.resumption.exchange, keys=keys, record=record, pin_key=None, deadline=deadline
             )
         except AllMembersFailed:
-            record.recoveries.append((source, "none", "failed"))
-            raise failure from None
-        seam, target = choice.resumption.seam, resumed.member
-        target_health = self.health.member(route.name, target)
-        counted = False
-        try:
-            async for batch in resuming.through_seam(
-                resumed, choice.resumption, max_seconds=route.streaming.splice.max_seconds
-            ):
-                if not counted:
-                    counted = True
-                    record.recoveries.append((source, target.provider.value, "success"))
-                    if seam.restarted and not choice.splice:  # usable this once, at the price of a regeneration
-                        target_health.learn_cannot_continue("restarted")
-                yield batch
-        except recovery.DivergenceError as exc:
-            record.recoveries.append((source, target.provider.value, "diverged"))
-            _mark_failed(record, target, failures.Failure(kind=failures.FailureKind.BAD_RESPONSE, detail=str(exc)))
-            if not choice.splice:
-                target_health.learn_cannot_continue("diverged")
-            raise failure from None
-        if not counted:
-            record.recoveries.append((source, target.provider.value, "success"))
+            return None
 
-    async def _raced(
+    def _record_failure(
         self,
-        exchange_: exchange.Exchange[Head],
-        first: hedging.Contender,
-        *,
-        hedge_after: float,
-        start_hedge: Callable[[], hedging.Contender | None],
         record: records.RequestRecord,
-        scrubber: scrub.Scrubber,
-    ) -> hedging.Won[Head]:
-        """``first``, hedged at ``hedge_after`` (``failover.hedging``): it keeps going up to firstTokenSeconds
-        while the hedge runs, and each loser or failure of the race is recorded here as any attempt is."""
-        first_token = hedge_after  # the deadline ``first`` is judged by, whatever it was allowed to run to
-        keep_going = dataclasses.replace(first.attempt, first_token_seconds=first.attempt.timeouts.first_token_seconds)
-        first = dataclasses.replace(first, attempt=keep_going)
-
-        def lost(contender: hedging.Contender, failure: failures.Failure) -> None:
-            failure = failure.scrubbed(scrubber)
-            given = first_token if contender is first else contender.attempt.first_token_seconds
-            rule = policy.policy_for(failure.kind)
-            if failure.kind is failures.FailureKind.HEDGE_CANCELLED:
-                contender.health.breaker.release_probe()  # it did nothing wrong: no verdict on its health
-            else:
-                contender.health.record_failure(
-                    failure=failure,
-                    counts_against_health=rule.counts_against_health,
-                    trips=rule.trips_circuit,
-                    open_for=rule.open_circuit_seconds,
-                )
-            record.attempts.append(_attempt_record(contender.member, self._now() - contender.started, failure, given))
-            if contender is not first:
-                record.hedges.append((contender.member.id, "lost" if failure is hedging.CANCELLED else "failed"))
-            if contender.span is not None:
-                self._traced_end(contender.span, record)
-
-        started: list[hedging.Contender] = []  # the hedge, once started: unreported if the request is cancelled
-
-        def hedge() -> hedging.Contender | None:
-            contender = start_hedge()
-            started.extend([contender] if contender is not None else [])
-            return contender
-
-        try:
-            won = await hedging.race(exchange_, first, hedge_after=hedge_after, start_hedge=hedge, lost=lost)
-        except (failures.AttemptFailed, hedging.Exhausted):
-            raise
-        except BaseException:  # the client went away mid-race: hand the hedge's probe back, close its span
-            for contender in started:
-                if not any(a.member_id == contender.member.id for a in record.attempts):
-                    contender.health.breaker.release_probe()
-                    if contender.span is not None:
-                        contender.span.end()
-            raise
-        if won.hedged is not None and won.contender is won.hedged:
-            record.hedges.append((won.hedged.member.id, "won"))
-        return won
+        member: document.MemberRoute,
+        member_health: health.MemberHealth,
+        failure: failures.Failure,
+        *,
+        started: float,
+        first_token: float,
+        span: object | None,
+        retrying: bool = False,
+    ) -> None:
+        """One failed attempt, in its member's health (as the policy says), the record and its span."""
+        rule = policy.policy_for(failure.kind)
+        if failure.kind is failures.FailureKind.HEDGE_CANCELLED:
+            member_health.breaker.release_probe()  # a hedge that lost the race: no verdict on its member
+        else:
+            member_health.record_failure(
+                # a Retry-After we are about to wait out must not open the circuit it would reopen
+                failure=dataclasses.replace(failure, retry_after=None) if retrying else failure,
+                counts_against_health=rule.counts_against_health,
+                trips=rule.trips_circuit,
+                open_for=rule.open_circuit_seconds,
+            )
+        record.attempts.append(_attempt_record(member, self._now() - started, failure, first_token))
+        if span is not None:
+            self._traced_end(span, record)
 
     def _hedge(
         self,
@@ -416,42 +327,22 @@ class Engine:
         deadline: float,
         op: str,
     ) -> hedging.Contender | None:
-        """The next member as a hedge, if its circuit and the retry budget allow one more call now."""
-        if not queue:
-            return None
-        member = queue[0]
-        member_health = self.health.member(route.name, member)
-        if not member_health.breaker.allow():
-            return None
-        if not self.budget_for(route).try_spend():  # a hedge is an extra call: always rationed
-            member_health.breaker.release_probe()
-            return None
-        queue.pop(0)
-        first_token = deadlines.first_token_seconds(
-            timeouts=route.timeouts, times=member_health.first_tokens, fallback=False
+        """The next member as a hedge (``hedging.next_contender``), on this engine's health, budget and clock."""
+        return hedging.next_contender(
+            route,
+            queue,
+            record,
+            registry=self.health,
+            budget=self.budget_for(route),
+            attempt=functools.partial(self._attempt_for, route, keys=keys, deadline=deadline),
+            tracing=self._tracing,
+            now=self._now,
+            op=op,
         )
-        attempt = self._attempt_for(route, member, keys=keys, deadline=deadline, first_token=first_token)
-        span = None
-        if self._tracing is not None and record.span is not None:
-            span, headers = self._tracing.start_attempt(
-                record.span, member, operation=op, number=len(record.attempts) + 2, circuit="closed"
-            )
-            span.set_attribute("pilotfish.hedge", True)
-            attempt = dataclasses.replace(attempt, trace_headers=headers)
-        return hedging.Contender(member, member_health, attempt, self._now(), span)
 
     def _traced_end(self, span: object, record: records.RequestRecord) -> None:
         assert self._tracing is not None
         self._tracing.end_attempt(span, record.attempts[-1])
-
-    def _canary_route(self, route: document.ClassRoute) -> document.ClassRoute:
-        """canary.canary_first, kept per routes snapshot: a copy per request would cost more than the rest."""
-        cached = self._canary_routes.get(id(route))
-        if cached is None or cached[0] is not route:
-            if len(self._canary_routes) > 256:  # old snapshots' routes: forget them
-                self._canary_routes.clear()
-            cached = self._canary_routes[id(route)] = (route, canary.canary_first(route))
-        return cached[1]
 
     def _attempt_for(
         self,
@@ -462,17 +353,9 @@ class Engine:
         deadline: float,
         first_token: float,
     ) -> exchange.Attempt:
-        key = keys.get((member.api_key_ref.name, member.api_key_ref.key)) if member.api_key_ref else None
-        return exchange.Attempt(
-            member=member,
-            api_key=key,
-            sessions=self._sessions,
-            timeouts=route.timeouts,
-            deadline=deadline,
-            now=self._now,
-            first_token_seconds=first_token,
-            hold_back=route.streaming.hold_back_tokens,
-            limits=route.limits,
+        sessions, now = self._sessions, self._now
+        return exchange.attempt_for(
+            route, member, keys=keys, sessions=sessions, now=now, deadline=deadline, first_token=first_token
         )
 
     def _can_take_over(
@@ -486,69 +369,12 @@ class Engine:
             self.health.member(route.name, other).breaker.state is not breaker.CircuitState.OPEN for other in queue
         )
 
-    async def _watched(
-        self,
-        rest: AsyncIterator[Batch],
-        time_to_first_token: float,
-        member_health: health.MemberHealth,
-        attempt_started: float,
-        scrubber: scrub.Scrubber,
-    ) -> AsyncIterator[Batch]:
-        """Pass the committed stream on, and tell the member's health how it ended (scrubbed, as above)."""
-        try:
-            async for batch in rest:
-                yield batch
-        except failures.AttemptFailed as exc:
-            failure = exc.failure.scrubbed(scrubber)
-            rule = policy.policy_for(failure.kind)
-            member_health.record_failure(
-                failure=failure, counts_against_health=rule.counts_against_health, open_for=rule.open_circuit_seconds
-            )
-            raise failures.AttemptFailed(failure) from exc
-        member_health.record_success(latency=self._now() - attempt_started, ttft=time_to_first_token)
-
     def _scrubber_for(self, keys: Keys) -> scrub.Scrubber:
         """The scrubber that knows every key held (each routes snapshot's keys are learned once)."""
         if keys is not self._scrubbing:
             self._scrubber = self._scrubber.knowing(key.reveal() for key in keys.values())
             self._scrubbing = keys
         return self._scrubber
-
-
-def _mark_failed(record: records.RequestRecord, member: document.MemberRoute, failure: failures.Failure) -> None:
-    """The attempt that committed and then broke failed after all: say so in its record."""
-    for index in range(len(record.attempts) - 1, -1, -1):
-        attempt = record.attempts[index]
-        if attempt.member_id == member.id and attempt.failure is None:
-            record.attempts[index] = dataclasses.replace(attempt, failure=failure)
-            return
-
-
-def _rationed(record: records.RequestRecord, member: document.MemberRoute, member_health: health.MemberHealth) -> bool:
-    """Does this attempt spend the retry budget? The budget stops amplification: more calls to an upstream
-    that is already failing. A retry of the same member, or a failover onto a member that is itself
-    struggling, is that; a failover away from a member that just failed onto a steady one is not (it sends
-    the failed member nothing more), and neither is the free retry after a failed canary."""
-    if not record.attempts or _canary_fallback(record):
-        return False
-    return record.attempts[-1].member_id == member.id or not member_health.steady()
-
-
-def _key_missing(ref: refs.SecretKeyRef) -> failures.AttemptFailed:
-    """The member's Secret key is not loaded (deleted in local mode): fail it, as a rejected credential."""
-    return failures.AttemptFailed(
-        failures.Failure(
-            kind=failures.FailureKind.AUTH,
-            credential=failures.CredentialProblem.KEY_MISSING,
-            detail=f'no API key loaded: Secret "{ref.name}" has no key "{ref.key}"; nothing was sent',
-        )
-    )
-
-
-def _canary_fallback(record: records.RequestRecord) -> bool:
-    """The retry after a failed canary attempt is free: the canary's weight already bounds that extra load,
-    and a bad canary must cost users nothing, not even the retry budget the stable members rely on."""
-    return len(record.attempts) == 1 and record.attempts[0].member_id == record.canary_member
 
 
 def _attempt_record(

@@ -64,6 +64,42 @@ class Attempt:
     when_hung: Callable[[Callable[[], None]], Unsubscribe] = _never
 
 
+def attempt_for(
+    route: document.ClassRoute,
+    member: document.MemberRoute,
+    *,
+    keys: Mapping[tuple[str, str], refs.ApiKey],
+    sessions: upstream.Sessions,
+    now: Callable[[], float],
+    deadline: float,
+    first_token: float,
+) -> Attempt:
+    """An attempt on ``member`` with its key (None when the member has none, or it is not loaded)."""
+    key = keys.get((member.api_key_ref.name, member.api_key_ref.key)) if member.api_key_ref else None
+    return Attempt(
+        member=member,
+        api_key=key,
+        sessions=sessions,
+        timeouts=route.timeouts,
+        deadline=deadline,
+        now=now,
+        first_token_seconds=first_token,
+        hold_back=route.streaming.hold_back_tokens,
+        limits=route.limits,
+    )
+
+
+def key_missing(ref: refs.SecretKeyRef) -> failures.AttemptFailed:
+    """The member's Secret key is not loaded (deleted in local mode): fail it, as a rejected credential."""
+    return failures.AttemptFailed(
+        failures.Failure(
+            kind=failures.FailureKind.AUTH,
+            credential=failures.CredentialProblem.KEY_MISSING,
+            detail=f'no API key loaded: Secret "{ref.name}" has no key "{ref.key}"; nothing was sent',
+        )
+    )
+
+
 class Exchange(Protocol[Head]):
     """One kind of upstream call the engine can attempt, for one request."""
 

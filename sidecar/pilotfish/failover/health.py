@@ -21,11 +21,12 @@ import collections
 import dataclasses
 import math
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import TypeVar
 
-from pilotfish import failures
+from pilotfish import failures, scrub
 from pilotfish.api import modelclass, refs
-from pilotfish.failover import breaker, deadlines
+from pilotfish.failover import breaker, deadlines, policy
 from pilotfish.routes import document
 
 EWMA_ALPHA = 0.2  # weight of the newest sample: reacts within ~5 requests, smooths single outliers
@@ -40,6 +41,7 @@ STRUGGLING_ERROR_RATE = 0.25
 # model fixed (or a declaration corrected) on the provider's side is tried again the same day.
 CANNOT_CONTINUE_SECONDS = 3600.0
 Keys = Mapping[tuple[str, str], refs.ApiKey]
+Batch = TypeVar("Batch")
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -181,6 +183,23 @@ class MemberHealth:
         else:
             self.client_errors += 1
             self.breaker.release_probe()
+
+    async def watched(
+        self, rest: AsyncIterator[Batch], *, ttft: float, started: float, scrubber: scrub.Scrubber
+    ) -> AsyncIterator[Batch]:
+        """Pass a committed stream on, and record how it ended: a success (with its time to first token,
+        ``ttft``) once it finished, a failure as the policy says if it broke (scrubbed, as it is re-raised)."""
+        try:
+            async for batch in rest:
+                yield batch
+        except failures.AttemptFailed as exc:
+            failure = exc.failure.scrubbed(scrubber)
+            rule = policy.policy_for(failure.kind)
+            self.record_failure(
+                failure=failure, counts_against_health=rule.counts_against_health, open_for=rule.open_circuit_seconds
+            )
+            raise failures.AttemptFailed(failure) from exc
+        self.record_success(latency=self._now() - started, ttft=ttft)
 
     def when_hung(self, callback: Callable[[], None]) -> Callable[[], None]:
         """Call ``callback`` when a request finds this member hung (a failure that trips its circuit open);

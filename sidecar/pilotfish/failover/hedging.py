@@ -18,11 +18,13 @@ import asyncio
 import contextlib
 import dataclasses
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
-from pilotfish import failures
-from pilotfish.failover import exchange, health
+from pilotfish import failures, scrub
+from pilotfish.failover import budget, deadlines, exchange, health
 from pilotfish.routes import document
+from pilotfish.telemetry import records
+from pilotfish.telemetry import tracing as tracing_  # `tracing` is a parameter name below
 
 Head = TypeVar("Head")
 
@@ -58,6 +60,115 @@ class Won(Generic[Head]):
     contender: Contender
     committed: exchange.Committed[Head]
     hedged: Contender | None  # the hedge, when one was started (it is ``contender`` when it won)
+
+
+def next_contender(
+    route: document.ClassRoute,
+    queue: list[document.MemberRoute],
+    record: records.RequestRecord,
+    *,
+    registry: health.HealthRegistry,
+    budget: budget.RetryBudget,
+    attempt: Callable[..., exchange.Attempt],
+    tracing: tracing_.Tracing | None,
+    now: Callable[[], float],
+    op: str,
+) -> Contender | None:
+    """The next member in ``queue`` as a hedge (taken off it), if its circuit and the retry budget allow one
+    more call now; else None. ``attempt(member, first_token=…)`` builds its attempt."""
+    if not queue:
+        return None
+    member = queue[0]
+    member_health = registry.member(route.name, member)
+    if not member_health.breaker.allow():
+        return None
+    if not budget.try_spend():  # a hedge is an extra call: always rationed
+        member_health.breaker.release_probe()
+        return None
+    queue.pop(0)
+    first_token = deadlines.first_token_seconds(
+        timeouts=route.timeouts, times=member_health.first_tokens, fallback=False
+    )
+    hedge = attempt(member, first_token=first_token)
+    span = None
+    if tracing is not None and record.span is not None:
+        span, headers = tracing.start_attempt(
+            record.span, member, operation=op, number=len(record.attempts) + 2, circuit="closed"
+        )
+        span.set_attribute("pilotfish.hedge", True)
+        hedge = dataclasses.replace(hedge, trace_headers=headers)
+    return Contender(member, member_health, hedge, now(), span)
+
+
+class Report(Protocol):
+    """The loop's bookkeeping for an attempt that lost or failed (``Engine._record_failure``)."""
+
+    def __call__(
+        self,
+        member: document.MemberRoute,
+        member_health: health.MemberHealth,
+        failure: failures.Failure,
+        *,
+        started: float,
+        first_token: float,
+        span: object | None,
+    ) -> None: ...
+
+
+async def hedged(
+    exchange_: exchange.Exchange[Head],
+    first: Contender,
+    *,
+    hedge_after: float,
+    start_hedge: Callable[[], Contender | None],
+    report: Report,
+    record: records.RequestRecord,
+    scrubber: scrub.Scrubber,
+) -> Won[Head]:
+    """``first``, hedged at ``hedge_after``: it may go on up to firstTokenSeconds while the hedge runs, yet is
+    judged (and recorded) by ``hedge_after``. Every loser or failure goes to ``report`` (scrubbed); the hedge's fate to
+    ``record.hedges``. A client gone mid-race hands back the hedge's half-open probe and ends its span."""
+    keep_going = dataclasses.replace(first.attempt, first_token_seconds=first.attempt.timeouts.first_token_seconds)
+    first = dataclasses.replace(first, attempt=keep_going)
+    started: list[Contender] = []
+
+    def hedge() -> Contender | None:
+        contender = start_hedge()
+        started.extend([contender] if contender is not None else [])
+        return contender
+
+    def lost(contender: Contender, failure: failures.Failure) -> None:
+        given = hedge_after if contender is first else contender.attempt.first_token_seconds
+        report(
+            contender.member,
+            contender.health,
+            failure.scrubbed(scrubber),
+            started=contender.started,
+            first_token=given,
+            span=contender.span,
+        )
+        if contender is not first:
+            record.hedges.append((contender.member.id, "lost" if failure is CANCELLED else "failed"))
+
+    try:
+        won = await race(exchange_, first, hedge_after=hedge_after, start_hedge=hedge, lost=lost)
+    except (failures.AttemptFailed, Exhausted):
+        raise
+    except BaseException:
+        _abandoned(started, record)
+        raise
+    if won.hedged is not None and won.contender is won.hedged:
+        record.hedges.append((won.hedged.member.id, "won"))
+    return won
+
+
+def _abandoned(started: list[Contender], record: records.RequestRecord) -> None:
+    """The client went away mid-race: a hedge not yet in the record hands back its probe and ends its span."""
+    for contender in started:
+        if not any(a.member_id == contender.member.id for a in record.attempts):
+            contender.health.breaker.release_probe()
+            if contender.span is not None:
+                contender.span.end()
 
 
 async def race(

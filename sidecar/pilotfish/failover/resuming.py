@@ -1,7 +1,8 @@
 """Finishing a broken stream on another member: who may be asked, and the seam its answer passes.
 
-``failover.engine`` calls ``choose`` when a committed stream breaks, sends the chosen resumption through
-its one loop, and passes the answer through ``through_seam`` before the client sees any of it. Nothing
+``failover.engine`` wraps every committed stream whose exchange can be resumed in ``recovering``: when
+the stream breaks, ``choose`` picks the members and the request, the engine's one loop attempts it (the
+``resume`` callback), and the answer passes ``through_seam`` before the client sees any of it. Nothing
 here sends anything: the exchange (``Exchange.resumer``) builds the request, the engine attempts it.
 """
 
@@ -9,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 
-from pilotfish.failover import exchange, recovery
+from pilotfish import failures
+from pilotfish.failover import exchange, health, recovery
 from pilotfish.routes import document
+from pilotfish.telemetry import records
 
 Batch = exchange.Batch
 
@@ -24,6 +27,85 @@ class Choice:
     resumption: exchange.Resumption
     route: document.ClassRoute  # the class narrowed to those members, without its canary
     splice: bool  # the whole answer is asked for again (no member can continue it)
+
+
+# The engine's loop, asked to attempt a resumption: the committed answer, or None when no member could.
+Resume = Callable[["Choice"], Awaitable[exchange.Committed[Batch] | None]]
+
+
+async def recovering(
+    rest: AsyncIterator[Batch],
+    resumer: exchange.Resumer,
+    route: document.ClassRoute,
+    failed: document.MemberRoute,
+    *,
+    resume: Resume,
+    registry: health.HealthRegistry,
+    record: records.RequestRecord,
+) -> AsyncIterator[Batch]:
+    """Pass a committed stream on; if it breaks, finish the answer on another member.
+
+    A member that can continue is given the delivered text as a trailing assistant message (a prefill);
+    when none can and the class allows it, another member is asked for the whole answer again
+    (``streaming.splice``). Either goes through the engine's one loop (``resume``), and its answer through
+    the seam: the client sees one answer, within the request's one deadline, never a word twice or a
+    contradiction. When nobody can finish it, or the seam refuses, the original failure goes on as an
+    in-band error."""
+    try:
+        async for batch in rest:
+            resumer.take(batch)
+            yield batch
+        return
+    except failures.AttemptFailed as exc:
+        failure = exc
+    mark_failed(record, failed, failure.failure)
+    choice = choose(route, resumer, failed, cannot_continue=lambda m: registry.member(route.name, m).cannot_continue())
+    resumed = None if choice is None else await resume(choice)
+    if choice is None or resumed is None:
+        record.recoveries.append((failed.provider.value, "none", "failed"))
+        raise failure
+    target_health = registry.member(route.name, resumed.member)
+    async for batch in _finished(resumed, choice, target_health, source=failed, failure=failure, record=record):
+        yield batch
+
+
+async def _finished(
+    resumed: exchange.Committed[Batch],
+    choice: Choice,
+    target_health: health.MemberHealth,
+    *,
+    source: document.MemberRoute,
+    failure: failures.AttemptFailed,
+    record: records.RequestRecord,
+) -> AsyncIterator[Batch]:
+    """The resumed answer through the seam; what the target showed (a restart, a divergence) is learned."""
+    target, recovered = resumed.member, (source.provider.value, resumed.member.provider.value, "success")
+    max_seconds, counted = choice.route.streaming.splice.max_seconds, False
+    try:
+        async for batch in through_seam(resumed, choice.resumption, max_seconds=max_seconds):
+            if not counted:
+                counted = True
+                record.recoveries.append(recovered)
+                if choice.resumption.seam.restarted and not choice.splice:  # usable once, at a regeneration's price
+                    target_health.learn_cannot_continue("restarted")
+            yield batch
+    except recovery.DivergenceError as exc:
+        record.recoveries.append((source.provider.value, target.provider.value, "diverged"))
+        mark_failed(record, target, failures.Failure(kind=failures.FailureKind.BAD_RESPONSE, detail=str(exc)))
+        if not choice.splice:
+            target_health.learn_cannot_continue("diverged")
+        raise failure from None
+    if not counted:
+        record.recoveries.append(recovered)
+
+
+def mark_failed(record: records.RequestRecord, member: document.MemberRoute, failure: failures.Failure) -> None:
+    """The attempt that committed and then broke failed after all: say so in its record."""
+    for index in range(len(record.attempts) - 1, -1, -1):
+        attempt = record.attempts[index]
+        if attempt.member_id == member.id and attempt.failure is None:
+            record.attempts[index] = dataclasses.replace(attempt, failure=failure)
+            return
 
 
 def choose(

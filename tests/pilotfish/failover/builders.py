@@ -87,3 +87,19 @@ def class_route(
     spec = modelclass.RoutingSpec(retry_budget_percent=budget, **routing)
     members = tuple(member(n, priority=position) for position, n in enumerate(names))
     return document.ClassRoute(name="c", members=members, routing=spec, timeouts=timeouts or modelclass.TimeoutsSpec())
+
+
+class ScriptedExchange:
+    """What every scripted exchange of the engine tests shares: a chat exchange of one prompt token that
+    every member can serve and none can resume; subclasses script ``attempt``."""
+
+    operation = "chat"
+
+    def prompt_tokens(self) -> int:
+        return 1
+
+    def skip_reason(self, member: document.MemberRoute) -> None:
+        return None
+
+    def resumer(self, head: object) -> None:
+        return None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.pilotfish.failover.builders import FakeClock, class_route, engine_on
+from tests.pilotfish.failover.builders import FakeClock, ScriptedExchange, class_route, engine_on
 
 from pilotfish import failures
 from pilotfish.api import modelclass
@@ -20,10 +20,8 @@ TIMEOUTS = modelclass.TimeoutsSpec(adaptiveFirstToken={"floorSeconds": 0.05, "mi
 TEST_TIMEOUT = 30.0
 
 
-class Gated:
+class Gated(ScriptedExchange):
     """Each member answers once its gate opens (an open gate: at once); ``started`` tells who was asked."""
-
-    operation = "chat"
 
     def __init__(self, clock: FakeClock, *, closed: tuple[str, ...] = ()) -> None:
         self.clock = clock
@@ -33,15 +31,6 @@ class Gated:
                 gate.set()
         self.started: dict[str, asyncio.Event] = {name: asyncio.Event() for name in self.gates}
         self.attempts: list[exchange.Attempt] = []
-
-    def prompt_tokens(self) -> int:
-        return 1
-
-    def skip_reason(self, member: document.MemberRoute) -> None:
-        return None
-
-    def resumer(self, head: str) -> None:
-        return None
 
     async def attempt(self, attempt: exchange.Attempt) -> exchange.Committed[str]:
         self.attempts.append(attempt)

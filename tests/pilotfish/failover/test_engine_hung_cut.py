@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.pilotfish.failover.builders import FakeClock, class_route, engine_on, member
+from tests.pilotfish.failover.builders import FakeClock, ScriptedExchange, class_route, engine_on, member
 
 from pilotfish import failures
 from pilotfish.api import modelclass
@@ -23,26 +23,15 @@ NEVER = modelclass.TimeoutsSpec(firstTokenSeconds=600, totalSeconds=1200)  # no 
 TEST_TIMEOUT = 30.0  # an event that should come at once; generous for a starved machine
 
 
-class HungMember:
+class HungMember(ScriptedExchange):
     """Member ``a`` accepts and never answers (its waits end only when cut); a chosen request finds it hung
     (its own deadline fires when the test says so); every other member answers at once."""
-
-    operation = "chat"
 
     def __init__(self, clock: FakeClock) -> None:
         self.clock = clock
         self.waiting = 0  # attempts inside the hung member's first-token window
         self.entered = asyncio.Event()
         self.deadline_fires = asyncio.Event()  # the discovering request's own deadline
-
-    def prompt_tokens(self) -> int:
-        return 1
-
-    def skip_reason(self, member: document.MemberRoute) -> None:
-        return None
-
-    def resumer(self, head: str) -> None:
-        return None
 
     async def attempt(self, attempt: exchange.Attempt) -> exchange.Committed[str]:
         if attempt.member.id != HUNG:
