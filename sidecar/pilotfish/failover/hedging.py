@@ -93,9 +93,8 @@ def next_contender(
     span = None
     if tracing is not None and record.span is not None:
         span, headers = tracing.start_attempt(
-            record.span, member, operation=op, number=len(record.attempts) + 2, circuit="closed"
+            record.span, member, operation=op, number=len(record.attempts) + 2, circuit="closed", hedge=True
         )
-        span.set_attribute("pilotfish.hedge", True)
         hedge = dataclasses.replace(hedge, trace_headers=headers)
     return Contender(member, member_health, hedge, now(), span)
 

@@ -109,9 +109,16 @@ class Tracing:
         return f"{request_span.span.get_span_context().trace_id:032x}"
 
     def start_attempt(
-        self, parent: RequestSpan, member: document.MemberRoute, *, operation: str, number: int, circuit: str
+        self,
+        parent: RequestSpan,
+        member: document.MemberRoute,
+        *,
+        operation: str,
+        number: int,
+        circuit: str,
+        hedge: bool = False,
     ) -> tuple[Any, dict[str, str]]:
-        """The attempt's span, and the headers that carry it upstream."""
+        """The attempt's span, and the headers that carry it upstream; ``hedge``: started by hedging."""
         span = self._tracer.start_span(
             f"{operation} {member.model}",
             context=parent.context,
@@ -124,6 +131,7 @@ class Tracing:
                 "pilotfish.member": member.id,
                 "pilotfish.attempt": number,
                 "pilotfish.circuit.state": circuit,
+                **({"pilotfish.hedge": True} if hedge else {}),
             },
         )
         carrier: dict[str, str] = {}
