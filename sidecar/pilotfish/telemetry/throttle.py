@@ -3,7 +3,9 @@
 A sidecar that logs a traceback per refused connection wrote 28 MB of errors in about ten seconds
 (issue 15): disk, log shipping and the reader's attention all pay for it. ``Throttle`` lets through
 ``burst`` records of one kind (logger and message template) per ``window`` seconds, and notes on
-the next one let through how many it dropped. Installed on the process's log handler by
+the next one let through how many it dropped. Only the first record of a kind in a window keeps its
+traceback: asyncio logs one per failed ``accept()`` when descriptors run out, and five tracebacks are
+thirty lines. Installed on the process's log handler by
 ``modes.running.configure_logging``; the per-request JSON lines (stdout) are not throttled.
 """
 
@@ -39,4 +41,6 @@ class Throttle(logging.Filter):
         if kind not in self._windows and len(self._windows) >= KINDS_MAX:
             del self._windows[next(iter(self._windows))]
         self._windows[kind] = (started, seen + 1)
+        if seen > 0:  # the window's first record shows the traceback; the repeats are one line each
+            record.exc_info, record.exc_text, record.stack_info = None, None, None
         return seen < self.burst
