@@ -14,6 +14,7 @@ from typing import Any
 
 import pydantic
 
+from pilotfish import failures
 from pilotfish.api import budget, credential, manifests, modelclass
 from pilotfish.routes import document, render
 from pilotfish_operator import conditions
@@ -26,6 +27,13 @@ ACTIVE_PHASES = ("Progressing", "Paused", "Promoting")
 ROUTED_PHASES = (*ACTIVE_PHASES, "Succeeded")  # a failed canary is at weight 0 and out of the routes
 CREDENTIAL_INVALID = "CredentialInvalid"
 CREDENTIAL_REJECTED = "CredentialRejected"  # a ProviderCredential condition: its provider refuses the key
+PREFILL_MISMATCH = "PrefillMismatch"  # a ModelClass condition: a member declared able to continue is not
+# How each reason a sidecar reports (failures.ContinuationProblem) reads in the condition's message.
+_CANNOT_CONTINUE_WORDS: dict[str, str] = {
+    failures.ContinuationProblem.PREFILL_REJECTED: "rejected the prefill",
+    failures.ContinuationProblem.RESTARTED: "started the answer over instead of continuing it",
+    failures.ContinuationProblem.DIVERGED: "wrote an answer that contradicts the delivered text",
+}
 
 Object = Mapping[str, Any]
 
@@ -58,11 +66,13 @@ def plan(
     canaries: Mapping[str, Mapping[str, Any]] | None = None,
     sidecars: Mapping[str, int] | None = None,
     rejected: Mapping[str, str] | None = None,
+    cannot_continue: Mapping[str, Mapping[str, str]] | None = None,
     budgets: Sequence[Object] = (),
 ) -> NamespacePlan:
     """``secrets`` maps each Secret of the namespace to its key names (never values); ``canaries`` maps a
     class to the canary status the stepper just computed for it; ``rejected`` maps a credential to why
-    its provider rejects it, as the running sidecars report (None: no sidecar was read)."""
+    its provider rejects it, and ``cannot_continue`` a class to its members learned unable to continue a
+    stream (member id → why), as the running sidecars report (None: no sidecar was read)."""
     canaries = canaries or {}
     good_classes, bad_classes = _parse(classes, modelclass.ModelClass)
     good_creds, bad_creds = _parse(credentials, credential.ProviderCredential)
@@ -90,6 +100,9 @@ def plan(
                 wanted["propagation"] = _propagation(sidecars, digest)
             if name in canaries:
                 _add_canary(wanted, canaries[name], reports[name].canary_problem, obj["metadata"].get("generation"))
+            if cannot_continue is not None:
+                learned = _routed(result.document.classes.get(name), cannot_continue.get(name) or {})
+                wanted["conditions"].append(prefill_mismatch(learned, generation=obj["metadata"].get("generation")))
         class_status[name] = _finish(obj, wanted, "ModelClass", at, events)
 
     credential_status = {}
@@ -256,6 +269,36 @@ def _rejection(obj: Object, reason: str | None) -> dict[str, Any]:
     return conditions.condition(CREDENTIAL_REJECTED, True, camel, message, generation=generation)
 
 
+def _routed(route: document.ClassRoute | None, learned: Mapping[str, str]) -> dict[str, str]:
+    """What the sidecars learned about members this class routes to now (its members and its canary): a
+    member since removed, a name no member has, or a reason no sidecar gives, says nothing about this class."""
+    if route is None:
+        return {}
+    members = [*route.members, *([route.canary.member] if route.canary else [])]
+    known = {member.id for member in members}
+    return {
+        member_id: reason
+        for member_id, reason in sorted(learned.items())
+        if member_id in known and reason in _CANNOT_CONTINUE_WORDS
+    }
+
+
+def prefill_mismatch(learned: Mapping[str, str], *, generation: int | None) -> dict[str, Any]:
+    """PrefillMismatch: whether a running sidecar found a member declared able to continue a stream (prefill,
+    the member's or its credential's) unable to, and how; a wrong declaration made visible. Pure."""
+    if not learned:
+        message = "no running sidecar found a member unable to continue a stream as declared"
+        return conditions.condition(PREFILL_MISMATCH, False, "AsDeclared", message, generation=generation)
+    found = "; ".join(f"{member_id} {_CANNOT_CONTINUE_WORDS[reason]}" for member_id, reason in learned.items())
+    message = (
+        f"declared able to continue a broken stream (prefill), but a running sidecar found: {found}. "
+        "Continuations skip them for up to an hour at a time; if the model always does this, set prefill: false "
+        "on the member (or capabilities.prefill on its ProviderCredential)."
+    )
+    reason = "".join(word.capitalize() for word in next(iter(learned.values())).split("_"))
+    return conditions.condition(PREFILL_MISMATCH, True, reason, message, generation=generation)
+
+
 def _invalid_status(obj: Object, problem: str) -> dict[str, Any]:
     generation = obj["metadata"].get("generation")
     ready = conditions.condition("Ready", False, INVALID_SPEC, problem, generation=generation)
@@ -267,7 +310,7 @@ def _finish(obj: Object, wanted: dict[str, Any], kind: str, at: str, events: lis
     previous = (obj.get("status") or {}).get("conditions") or []
     wanted["conditions"] = conditions.merge(previous, wanted["conditions"], at=at)
     for cond in conditions.changed(previous, wanted["conditions"]):
-        if cond["type"] not in ("Ready", "Degraded", CREDENTIAL_REJECTED):
+        if cond["type"] not in ("Ready", "Degraded", CREDENTIAL_REJECTED, PREFILL_MISMATCH):
             continue  # the canary stepper posts its own, more specific Events
         good = (cond["type"] == "Ready") == (cond["status"] == "True")
         events.append(

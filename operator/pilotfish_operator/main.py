@@ -115,6 +115,7 @@ async def _run(options: Options, config: injector_config.InjectorConfig) -> None
     )
     recon.propagation = lambda namespace: sweeper.propagation.get(namespace)
     recon.rejections = lambda namespace: sweeper.rejections.get(namespace)
+    recon.continuations = lambda namespace: sweeper.continuations.get(namespace)
 
     def propagated(namespace: str) -> None:
         if recon.knows(namespace):  # only the active replica writes status

@@ -46,6 +46,8 @@ class Reconciler:
         self.propagation: Callable[[str], Mapping[str, int] | None] = lambda namespace: None
         # namespace → credential → why its provider rejects it, from the same sweep (None: no sidecar read)
         self.rejections: Callable[[str], Mapping[str, str] | None] = lambda namespace: None
+        # namespace → class → member id → why it cannot continue a stream, from the same sweep (None: no sidecar)
+        self.continuations: Callable[[str], Mapping[str, Mapping[str, str]] | None] = lambda namespace: None
 
     def trigger(self, namespace: str) -> None:
         self._dirty.add(namespace)
@@ -123,6 +125,7 @@ class Reconciler:
             canaries={name: tick.status.to_wire() for name, tick in ticks.items()},
             sidecars=self.propagation(namespace),
             rejected=self.rejections(namespace),
+            cannot_continue=self.continuations(namespace),
             budgets=self.api.list_custom(namespace, PLURALS["Budget"], missing_ok=True),
         )
         wrote = self._apply_configmap(namespace, plan)

@@ -4,7 +4,8 @@ With ``failurePolicy: Ignore`` an operator outage never blocks pod creation, so 
 visible afterwards instead: a Warning Event on each such pod (once) and a gauge to alert on.
 
 The same pass reads each running sidecar's /readyz: the routes digest it serves (how far a change
-got) and the credentials its providers reject (the ProviderCredential's CredentialRejected condition).
+got), the credentials its providers reject (the ProviderCredential's CredentialRejected condition) and
+the members it learned unable to continue a stream (the ModelClass's PrefillMismatch condition).
 """
 
 from __future__ import annotations
@@ -46,14 +47,19 @@ UNREACHABLE = "unreachable"
 # What a sidecar may report as a credential's rejection (failures.CredentialProblem values): anything
 # else is ignored, so a compromised sidecar cannot write arbitrary text into a ProviderCredential.
 REJECTION_REASONS = frozenset(problem.value for problem in failures.CredentialProblem)
+# The same for why a member cannot continue a stream (failures.ContinuationProblem values).
+CONTINUATION_REASONS = frozenset(problem.value for problem in failures.ContinuationProblem)
+Learned = Mapping[str, Mapping[str, str]]  # class → member id → why it cannot continue a stream
 
 
 @dataclasses.dataclass(frozen=True)
 class SidecarReport:
-    """What one sidecar's /readyz says: the routes digest it serves, and the credentials rejected there."""
+    """What one sidecar's /readyz says: the routes digest it serves, the credentials rejected there, and
+    the members it learned unable to continue a stream."""
 
     digest: str
     rejected: Mapping[str, str] = dataclasses.field(default_factory=dict)  # credential name → reason
+    cannot_continue: Learned = dataclasses.field(default_factory=dict)
 
 
 def read_sidecar(pod_ip: str, admin_port: int, *, timeout: float = 1.0) -> SidecarReport:
@@ -79,7 +85,29 @@ def _report(body: Any) -> SidecarReport:
         for name, reason in (rejected.items() if isinstance(rejected, dict) else ())
         if reason in REJECTION_REASONS
     }
-    return SidecarReport(str(body.get("digest") or UNREACHABLE), reasons)
+    return SidecarReport(str(body.get("digest") or UNREACHABLE), reasons, _learned(body.get("cannotContinue")))
+
+
+def _learned(reported: Any) -> dict[str, dict[str, str]]:
+    """``cannotContinue`` as the sidecar serves it, keeping only string names and known reasons (which
+    members a class really has is checked against its spec when the status is planned)."""
+    learned: dict[str, dict[str, str]] = {}
+    for class_name, members in reported.items() if isinstance(reported, dict) else ():
+        for member_id, reason in members.items() if isinstance(members, dict) else ():
+            if isinstance(class_name, str) and isinstance(member_id, str) and reason in CONTINUATION_REASONS:
+                learned.setdefault(class_name, {})[member_id] = reason
+    return learned
+
+
+def merged_learned(reports: Iterable[Learned]) -> dict[str, dict[str, str]]:
+    """Pure: what the sidecars of one namespace learned, together; the first reason read for a member wins
+    (sidecars may differ: one saw a restart, another a rejection; either shows the declaration wrong)."""
+    merged: dict[str, dict[str, str]] = {}
+    for learned in reports:
+        for class_name, members in sorted(learned.items()):
+            for member_id, reason in sorted(members.items()):
+                merged.setdefault(class_name, {}).setdefault(member_id, reason)
+    return merged
 
 
 class Sweeper:
@@ -90,6 +118,7 @@ class Sweeper:
         self._reported: set[str] = set()
         self.propagation: dict[str, collections.Counter[str]] = {}  # namespace → digest (or unreachable) → pods
         self.rejections: dict[str, dict[str, str]] = {}  # namespace → credential → reason, from running sidecars
+        self.continuations: dict[str, dict[str, dict[str, str]]] = {}  # namespace → what its sidecars learned
 
     def sweep(self) -> list[str]:
         """One pass (blocking): the ``namespace/name`` of every pod that missed injection."""
@@ -139,12 +168,15 @@ class Sweeper:
             reports = list(pool.map(lambda p: read_sidecar(p.status.pod_ip, self.admin_port), serving))
         counts: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
         rejections: dict[str, dict[str, str]] = collections.defaultdict(dict)
+        learned: dict[str, list[Learned]] = collections.defaultdict(list)
         for pod, report in zip(serving, reports, strict=True):
             counts[pod.metadata.namespace][report.digest] += 1
             namespace_rejections = rejections[pod.metadata.namespace]
             for name, reason in sorted(report.rejected.items()):
                 namespace_rejections.setdefault(name, reason)
+            learned[pod.metadata.namespace].append(report.cannot_continue)
         self.rejections = dict(rejections)
+        self.continuations = {namespace: merged_learned(reports) for namespace, reports in learned.items()}
         metrics.SIDECARS.clear()
         for namespace, by_digest in counts.items():
             for digest, count in by_digest.items():
@@ -154,7 +186,7 @@ class Sweeper:
     async def run(self, on_propagation: Callable[[str], None] | None = None) -> None:
         """Sweep forever; ``on_propagation(namespace)`` when the digests served there changed."""
         while True:
-            before, rejected_before = self.propagation, self.rejections
+            before, rejected_before, learned_before = self.propagation, self.rejections, self.continuations
             try:
                 names = await asyncio.to_thread(self.sweep)
                 if names:
@@ -162,9 +194,11 @@ class Sweeper:
             except Exception as exc:
                 log.warning("missed-injection sweep failed: %s", exc)
             if on_propagation is not None:
-                for namespace in set(before) | set(self.propagation) | set(self.rejections):
-                    if before.get(namespace) != self.propagation.get(namespace) or rejected_before.get(
-                        namespace
-                    ) != self.rejections.get(namespace):
+                for namespace in set(before) | set(self.propagation) | set(self.rejections) | set(self.continuations):
+                    if (
+                        before.get(namespace) != self.propagation.get(namespace)
+                        or rejected_before.get(namespace) != self.rejections.get(namespace)
+                        or learned_before.get(namespace) != self.continuations.get(namespace)
+                    ):
                         on_propagation(namespace)
             await asyncio.sleep(self.interval)

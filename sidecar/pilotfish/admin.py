@@ -95,12 +95,14 @@ async def get_readyz(request: web.Request) -> web.Response:
     """Ready while a routes document is served; a rejected newer one is reported, not fatal.
 
     ``rejectedCredentials`` (credential name → reason, never key text) is what the operator's sweep
-    turns into each ProviderCredential's CredentialRejected condition."""
+    turns into each ProviderCredential's CredentialRejected condition; ``cannotContinue`` (class → member
+    id → reason) into each ModelClass's PrefillMismatch condition."""
     routes = request.app[LIVE]
     the_engine = request.app[ENGINE_OF].get()
     body = {
         **_routes_status(routes),
         "rejectedCredentials": the_engine.health.rejected_credentials() if the_engine is not None else {},
+        "cannotContinue": the_engine.health.unable_to_continue() if the_engine is not None else {},
     }
     return web.json_response(body, status=200 if routes.ready else 503)
 

@@ -68,6 +68,15 @@ class CredentialProblem(enum.StrEnum):
     KEY_MISSING = "key_missing"  # the sidecar holds no key for the member: nothing was sent
 
 
+class ContinuationProblem(enum.StrEnum):
+    """Why a member was learned unable to continue a broken stream: a closed set, for /debug/members,
+    /readyz and the ModelClass's PrefillMismatch condition; never the provider's own words."""
+
+    PREFILL_REJECTED = "prefill_rejected"  # it answered the continuation with a 400 (no trailing model turn)
+    RESTARTED = "restarted"  # it accepted the prefill but started the answer over instead of continuing
+    DIVERGED = "diverged"  # it accepted the prefill and wrote something that contradicts the delivered text
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Failure:
     """What went wrong in one attempt, already classified."""

@@ -80,6 +80,9 @@ async def test_a_member_that_rejects_the_prefill_is_skipped_and_the_next_capable
     assert (text, error) == (PRIMARY, None)
     gemini = await sidecar.member("workhorse", "gemini/gemini-2.5-pro")
     assert gemini["canContinue"] is False and gemini["cannotContinueReason"] == "prefill_rejected"
+    # what the operator's sweep reads onto the ModelClass's PrefillMismatch condition
+    readyz = await sidecar.get_json("/readyz")
+    assert readyz["cannotContinue"] == {"workhorse": {"gemini/gemini-2.5-pro": "prefill_rejected"}}
     # the next break goes straight to the member that can continue: the lesson is not paid for twice
     before = mocks["gemini"].stats.requests
     assert (await _stream(sidecar)) == (PRIMARY, None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pilotfish import failures
 from pilotfish_operator import conditions, desired
 
 AT = "2026-11-25T00:00:00Z"
@@ -223,3 +224,58 @@ def test_a_credential_a_running_sidecar_reports_rejected_gets_credential_rejecte
 def test_without_any_sidecar_report_no_credential_rejected_condition_is_claimed():
     plan = desired.plan("team", classes=[], credentials=[credential("c1")], secrets={"keys": {"k"}}, at=AT)
     assert [c["type"] for c in plan.credential_status["c1"]["conditions"]] == ["Ready"]
+
+
+def _mismatch(plan: desired.NamespacePlan, name: str) -> dict[str, Any] | None:
+    return next((c for c in plan.class_status[name]["conditions"] if c["type"] == desired.PREFILL_MISMATCH), None)
+
+
+def _learned_plan(learned: dict[str, dict[str, str]] | None, *, status: dict[str, Any] | None = None):
+    return desired.plan(
+        "team",
+        classes=[model_class("a", "c1", "c2", status=status), model_class("b", "c1")],
+        credentials=[credential("c1"), credential("c2")],
+        secrets={"keys": {"k"}},
+        at=AT,
+        cannot_continue=learned,
+    )
+
+
+def test_a_member_a_sidecar_learned_unable_to_continue_puts_prefill_mismatch_on_its_class_naming_it_and_why():
+    plan = _learned_plan({"a": {"c2/m-c2": "prefill_rejected", "c1/m-c1": "restarted"}})
+    mismatch = _mismatch(plan, "a")
+    assert mismatch is not None
+    assert (mismatch["status"], mismatch["reason"], mismatch["lastTransitionTime"]) == ("True", "Restarted", AT)
+    assert "c1/m-c1 started the answer over instead of continuing it" in mismatch["message"]
+    assert "c2/m-c2 rejected the prefill" in mismatch["message"]
+    assert "prefill: false" in mismatch["message"]
+    warning = next(e for e in plan.events if e.name == "a" and e.reason == "Restarted")
+    assert (warning.kind, warning.type) == ("ModelClass", "Warning")
+    other = _mismatch(plan, "b")
+    assert other is not None and (other["status"], other["reason"]) == ("False", "AsDeclared")
+
+
+def test_prefill_mismatch_turns_false_once_no_sidecar_reports_the_member_and_says_so_in_an_event():
+    before = _learned_plan({"a": {"c2/m-c2": "diverged"}})
+    after = _learned_plan({}, status=before.class_status["a"])
+    mismatch = _mismatch(after, "a")
+    assert mismatch is not None and (mismatch["status"], mismatch["reason"]) == ("False", "AsDeclared")
+    assert any(e.name == "a" and e.reason == "AsDeclared" and e.type == "Normal" for e in after.events)
+
+
+def test_prefill_mismatch_names_only_members_the_class_routes_to_and_reasons_a_sidecar_can_give():
+    plan = _learned_plan({"a": {"gone/m-gone": "restarted", "c1/m-c1": "sk-leaked-key-text", "c2/m-c2": "diverged"}})
+    mismatch = _mismatch(plan, "a")
+    assert mismatch is not None and mismatch["reason"] == "Diverged"
+    assert "gone" not in mismatch["message"] and "sk-leaked" not in mismatch["message"]
+    assert "c1/m-c1" not in mismatch["message"]
+
+
+def test_without_any_sidecar_report_no_prefill_mismatch_condition_is_claimed():
+    assert _mismatch(_learned_plan(None), "a") is None
+
+
+def test_every_reason_a_sidecar_can_give_reads_as_words_in_the_condition():
+    for problem in failures.ContinuationProblem:
+        mismatch = desired.prefill_mismatch({"c1/m": problem.value}, generation=1)
+        assert mismatch["status"] == "True" and problem.value not in mismatch["message"]

@@ -224,8 +224,8 @@ class Engine:
                     continue
                 if not policy.fails_over(last, route.routing):
                     raise AllMembersFailed(class_name=route.name, code=last.kind.value, failure=last) from exc
-                if rule.learns_cannot_continue:
-                    member_health.learn_cannot_continue(last.kind.value)
+                if rule.learns_cannot_continue is not None:
+                    member_health.learn_cannot_continue(rule.learns_cannot_continue)
                 if rule.needs_larger_window:
                     queue = list(plan.after_context_length(tuple(queue), member))
                 continue

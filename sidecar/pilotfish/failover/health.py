@@ -58,7 +58,7 @@ class MemberView:
     client_errors: int = 0  # failures that did not count against the member (bad request, …)
     ttft_p95: float | None = None  # recent p95 time to first token (deadlines.FirstTokenTimes); None until sampled
     ttft_samples: int = 0  # how many recent first tokens that p95 is drawn from
-    cannot_continue: str | None = None  # why it was learned unable to continue a stream (for a while); None: able
+    cannot_continue: failures.ContinuationProblem | None = None  # learned unable to continue (for a while); None: able
     credential_problem: failures.CredentialProblem | None = None  # its key was rejected, until a success
 
     def to_dict(self) -> dict[str, object]:
@@ -75,7 +75,7 @@ class MemberView:
             "ttftP95Seconds": _rounded(self.ttft_p95),
             "ttftSamples": self.ttft_samples,
             "canContinue": self.cannot_continue is None,
-            **({"cannotContinueReason": self.cannot_continue} if self.cannot_continue else {}),
+            **({"cannotContinueReason": self.cannot_continue.value} if self.cannot_continue else {}),
             "credentialProblem": self.credential_problem.value if self.credential_problem else None,
         }
 
@@ -142,7 +142,7 @@ class MemberHealth:
         self.first_tokens = deadlines.FirstTokenTimes(now=now)
         """Recent times to first token, for the adaptive first-token deadline."""
         self._now = now
-        self._cannot_continue: tuple[float, str] | None = None  # (until, why)
+        self._cannot_continue: tuple[float, failures.ContinuationProblem] | None = None  # (until, why)
         self._hung_watchers: set[Callable[[], None]] = set()  # attempts in flight that a hang would cut
 
     def record_success(self, *, latency: float, ttft: float | None) -> None:
@@ -213,12 +213,12 @@ class MemberHealth:
         self.breaker.reconfigure(failure_threshold=spec.failure_threshold, cooldown=spec.cooldown_seconds)
         self.spec = spec
 
-    def learn_cannot_continue(self, reason: str) -> None:
+    def learn_cannot_continue(self, reason: failures.ContinuationProblem) -> None:
         """The member refused a prefill or started over instead of continuing: leave it out of
         continuations for CANNOT_CONTINUE_SECONDS, whatever its declaration says."""
         self._cannot_continue = (self._now() + CANNOT_CONTINUE_SECONDS, reason)
 
-    def cannot_continue(self) -> str | None:
+    def cannot_continue(self) -> failures.ContinuationProblem | None:
         """Why the member is not to be asked to continue a stream now, or None."""
         learned = self._cannot_continue
         if learned is not None and self._now() >= learned[0]:
@@ -321,6 +321,17 @@ class HealthRegistry:
                 if problem is not None:
                     rejected[member_id.split("/", 1)[0]] = problem.value
         return dict(sorted(rejected.items()))
+
+    def unable_to_continue(self) -> dict[str, dict[str, str]]:
+        """Class → member id → why, for every member learned unable to continue a stream now (the operator's
+        sweep reads this from /readyz onto the ModelClass's PrefillMismatch condition)."""
+        learned: dict[str, dict[str, str]] = {}
+        for class_name, members in sorted(self._classes.items()):
+            for member_id, tracked in sorted(members.items()):
+                reason = tracked.health.cannot_continue()
+                if reason is not None:
+                    learned.setdefault(class_name, {})[member_id] = reason.value
+        return learned
 
     def _carried(
         self,

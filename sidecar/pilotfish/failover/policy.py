@@ -42,8 +42,9 @@ class Policy:
     needs_larger_window: bool = False
     """Only members with a larger context window than the failed one may be tried next."""
 
-    learns_cannot_continue: bool = False
-    """The member is marked unable to continue a stream (for a while), and continuations skip it."""
+    learns_cannot_continue: failures.ContinuationProblem | None = None
+    """The member is marked unable to continue a stream (for a while), for this reason, and continuations
+    skip it."""
 
     trips_circuit: bool = False
     """Opens the member's circuit at once (not after ``failureThreshold`` in a row): one such failure shows
@@ -140,7 +141,7 @@ POLICY: Mapping[failures.FailureKind, Policy] = types.MappingProxyType(
         K.PREFILL_REJECTED: Policy(
             failover=True,
             counts_against_health=False,
-            learns_cannot_continue=True,
+            learns_cannot_continue=failures.ContinuationProblem.PREFILL_REJECTED,
             client_status=502,
             client_error_type=SERVER_ERROR,
             client_error_code="upstream_prefill_rejected",

@@ -87,13 +87,13 @@ async def _finished(
                 counted = True
                 record.recoveries.append(recovered)
                 if choice.resumption.seam.restarted and not choice.splice:  # usable once, at a regeneration's price
-                    target_health.learn_cannot_continue("restarted")
+                    target_health.learn_cannot_continue(failures.ContinuationProblem.RESTARTED)
             yield batch
     except recovery.DivergenceError as exc:
         record.recoveries.append((source.provider.value, target.provider.value, "diverged"))
         mark_failed(record, target, failures.Failure(kind=failures.FailureKind.BAD_RESPONSE, detail=str(exc)))
         if not choice.splice:
-            target_health.learn_cannot_continue("diverged")
+            target_health.learn_cannot_continue(failures.ContinuationProblem.DIVERGED)
         raise failure from None
     if not counted:
         record.recoveries.append(recovered)
@@ -113,7 +113,7 @@ def choose(
     resumer: exchange.Resumer,
     failed: document.MemberRoute,
     *,
-    cannot_continue: Callable[[document.MemberRoute], str | None],
+    cannot_continue: Callable[[document.MemberRoute], failures.ContinuationProblem | None],
 ) -> Choice | None:
     """Continue on the members declared able to (``prefill``) and not learned unable; else, where the class
     allows it, regenerate and splice on any other member; else None (the stream ends with its error)."""

@@ -310,8 +310,8 @@ def test_successes_feed_the_members_first_token_times():
 def test_a_member_learned_unable_to_continue_is_left_out_for_an_hour_and_says_why():
     clock = FakeClock()
     tracked = _member_health(clock)
-    tracked.learn_cannot_continue("prefill_rejected")
-    assert tracked.cannot_continue() == "prefill_rejected"
+    tracked.learn_cannot_continue(failures.ContinuationProblem.PREFILL_REJECTED)
+    assert tracked.cannot_continue() is failures.ContinuationProblem.PREFILL_REJECTED
     assert tracked.view().to_dict()["canContinue"] is False
     assert tracked.view().to_dict()["cannotContinueReason"] == "prefill_rejected"
     clock.advance(health.CANNOT_CONTINUE_SECONDS)
@@ -320,7 +320,21 @@ def test_a_member_learned_unable_to_continue_is_left_out_for_an_hour_and_says_wh
 
 def test_a_rejected_prefill_fails_over_without_hurting_the_member_and_teaches_it_cannot_continue():
     rule = policy.policy_for(failures.FailureKind.PREFILL_REJECTED)
-    assert rule.failover and rule.learns_cannot_continue and not rule.counts_against_health
+    assert rule.failover and not rule.counts_against_health
+    assert rule.learns_cannot_continue is failures.ContinuationProblem.PREFILL_REJECTED
+
+
+def test_the_registry_names_each_member_learned_unable_to_continue_by_class_until_the_lesson_expires():
+    clock = FakeClock()
+    registry = _registry(clock, other=("a", "b"))
+    registry.member("c", member("b")).learn_cannot_continue(failures.ContinuationProblem.RESTARTED)
+    clock.advance(60.0)
+    registry.member("other", member("a")).learn_cannot_continue(failures.ContinuationProblem.PREFILL_REJECTED)
+    assert registry.unable_to_continue() == {"c": {"b/m": "restarted"}, "other": {"a/m": "prefill_rejected"}}
+    clock.advance(health.CANNOT_CONTINUE_SECONDS - 60.0)
+    assert registry.unable_to_continue() == {"other": {"a/m": "prefill_rejected"}}
+    clock.advance(60.0)
+    assert registry.unable_to_continue() == {}
 
 
 def _rejected(problem=failures.CredentialProblem.INVALID_KEY):
