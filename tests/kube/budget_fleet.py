@@ -53,7 +53,9 @@ class Fleet:
             app = server_app.build_app(
                 routes=routes,
                 metrics_registry=registry,
-                settings=server_app.ServerSettings(request_log=False, seed=index, allowances=pod),
+                settings=server_app.ServerSettings(
+                    request_log=False, seed=index, allowances=allowances.OperatorSource(pod)
+                ),
             )
             runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
             await runner.setup()

@@ -1,4 +1,4 @@
-"""Multi-document YAML → typed objects (ModelClass, ProviderCredential, Secret), with errors that
+"""Multi-document YAML → typed objects (ModelClass, ProviderCredential, Budget, Secret), with errors that
 name the file, the document, the object and the field, as ``kubectl apply`` users expect.
 
 Parsing never stops at the first bad object: a broken manifest must not hide the good ones, and a
@@ -18,7 +18,7 @@ from typing import Any
 import pydantic
 import yaml
 
-from pilotfish.api import credential, modelclass, refs
+from pilotfish.api import budget, credential, modelclass, refs
 
 YAML_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -46,6 +46,7 @@ class ManifestError:
 class Manifests:
     classes: list[modelclass.ModelClass] = dataclasses.field(default_factory=list)
     credentials: list[credential.ProviderCredential] = dataclasses.field(default_factory=list)
+    budgets: list[budget.Budget] = dataclasses.field(default_factory=list)
     secrets: list[SecretObject] = dataclasses.field(default_factory=list)
     errors: list[ManifestError] = dataclasses.field(default_factory=list)
 
@@ -104,16 +105,22 @@ def _parse_document(doc: Any, *, where: str, namespace: str, into: Manifests) ->
     doc = {**doc, "metadata": {**metadata, "namespace": metadata.get("namespace") or namespace}}
     if kind == "Secret" and api_version == "v1":
         _parse_secret(doc, where=where, subject=subject, into=into)
-    elif kind in (modelclass.KIND, credential.KIND) and str(api_version).startswith("pilotfish.dev/"):
-        model: type[pydantic.BaseModel] = (
-            modelclass.ModelClass if kind == modelclass.KIND else credential.ProviderCredential
-        )
+    elif kind in _KINDS and str(api_version).startswith("pilotfish.dev/"):
+        model, listed = _KINDS[kind]
         try:
             parsed = model.model_validate(doc)
         except pydantic.ValidationError as exc:
             into.errors.extend(ManifestError(where, subject, line) for line in validation_lines(exc))
             return
-        (into.classes if kind == modelclass.KIND else into.credentials).append(parsed)  # type: ignore[arg-type]
+        getattr(into, listed).append(parsed)
+
+
+# kind → (model, the list of ``Manifests`` it goes in)
+_KINDS: dict[str, tuple[type[pydantic.BaseModel], str]] = {
+    modelclass.KIND: (modelclass.ModelClass, "classes"),
+    credential.KIND: (credential.ProviderCredential, "credentials"),
+    budget.KIND: (budget.Budget, "budgets"),
+}
 
 
 def _parse_secret(doc: dict[str, Any], *, where: str, subject: str, into: Manifests) -> None:

@@ -1,11 +1,12 @@
-"""The edge between the local ledger and the operator: admit requests, report usage, refill allowances.
+"""The edge between the local ledger and its allowance source: admit requests, report usage, refill allowances.
 
 ``server.serving`` asks ``admit`` before a request is routed and calls ``settle`` when it ends. A
 request that finds its allowance empty waits for one refill (shared by every request waiting at that
 moment, at most ``REFILL_WAIT_SECONDS``); a background loop reports usage and tops allowances up every
-``REPORT_SECONDS`` so that, in steady traffic, no request waits at all. If the operator cannot be
-reached, the ledger's fail-open allowance applies (docs/budgets.md states the bound). The HTTP call
-itself goes through ``pilotfish.upstream``, the sidecar's only outbound HTTP.
+``REPORT_SECONDS`` so that, in steady traffic, no request waits at all. The source is the operator in a
+cluster (``OperatorSource``: the HTTP call goes through ``pilotfish.upstream``, the sidecar's only
+outbound HTTP) and the process itself in ``pilotfish local`` (``budgets.counters``). If the operator
+cannot be reached, the ledger's fail-open allowance applies (docs/budgets.md states the bound).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import dataclasses
 import logging
 import pathlib
 from collections.abc import Callable
+from typing import Protocol
 
 import orjson
 
@@ -56,21 +58,61 @@ class Decision:
     failed_open: bool = False
 
 
-class Allowances:
-    """One per sidecar: the ledger and the conversation with the operator."""
+class SourceUnreachable(Exception):
+    """The allowance source did not answer (the operator: connection, TLS, timeout, not a 200, a bad reply)."""
 
-    def __init__(self, settings: AllowanceSettings, *, wall: Callable[[], float]) -> None:
+
+class Source(Protocol):
+    """Where allowances come from: reports usage, answers one grant per ask."""
+
+    async def exchange(
+        self, request: protocol.AllowanceRequest, *, doc: document.RoutesDocument
+    ) -> protocol.AllowanceReply: ...
+
+
+class OperatorSource:
+    """The operator's allowance endpoint, with this pod's ServiceAccount token (container mode)."""
+
+    def __init__(self, settings: AllowanceSettings) -> None:
         self.settings = settings
+
+    async def exchange(
+        self, request: protocol.AllowanceRequest, *, doc: document.RoutesDocument
+    ) -> protocol.AllowanceReply:
+        namespace = self.settings.namespace or doc.namespace
+        url = self.settings.url.rstrip("/") + protocol.PATH.format(namespace=namespace)
+        body = protocol.AllowanceRequest(pod=self.settings.pod, asks=request.asks)
+        try:
+            token = _read_token(self.settings.token_file)
+            ca = self.settings.ca_pem or (_read_text(self.settings.ca_file) if self.settings.ca_file else None)
+            data = await upstream.post_to_operator(
+                url,
+                body=orjson.dumps(body.to_wire()),
+                token=token,
+                ca_pem=ca,
+                timeout=REFILL_WAIT_SECONDS + 5,
+                max_bytes=MAX_REPLY_BYTES,
+            )
+            return protocol.AllowanceReply.model_validate(orjson.loads(data))
+        except (upstream.OperatorUnreachable, OSError, ValueError) as exc:
+            raise SourceUnreachable(str(exc)) from exc
+
+
+class Allowances:
+    """One per sidecar: the ledger and the conversation with its allowance source."""
+
+    def __init__(self, source: Source, *, wall: Callable[[], float]) -> None:
+        self.source = source
         self.ledger = ledger.Ledger(wall=wall)
         self._refill: asyncio.Task[bool] | None = None
         self.reachable: bool | None = None  # None until the first call
-        self._namespace = settings.namespace
+        self._doc: document.RoutesDocument | None = None  # the routes document last seen (its Budgets)
 
     async def admit(self, doc: document.RoutesDocument, route: document.ClassRoute) -> Decision:
         """Admit a request for ``route`` against its budgets; a spent ``downgrade`` budget sends it to its
         cheaper class (once: a spent budget there refuses)."""
         covering = doc.budgets_of(route.name)
-        self._namespace = self.settings.namespace or doc.namespace
+        self._doc = doc
         if not covering:
             return Decision(route, None, ledger.Verdict(ledger.Outcome.OK))
         verdict, failed_open = await self._verdict(covering)
@@ -98,7 +140,7 @@ class Allowances:
             doc = routes()
             if doc is not None:
                 self.ledger.forget_except(set(doc.budgets))
-                self._namespace = self.settings.namespace or doc.namespace
+                self._doc = doc
             await self._refill_once()
             await asyncio.sleep(REPORT_SECONDS)
 
@@ -131,23 +173,11 @@ class Allowances:
 
     async def _post(self) -> bool:
         asks = self.ledger.asks()
-        if not asks:
+        if not asks or self._doc is None:
             return True
-        body = protocol.AllowanceRequest(pod=self.settings.pod, asks=asks)
-        url = self.settings.url.rstrip("/") + protocol.PATH.format(namespace=self._namespace)
         try:
-            token = _read_token(self.settings.token_file)
-            ca = self.settings.ca_pem or (_read_text(self.settings.ca_file) if self.settings.ca_file else None)
-            data = await upstream.post_to_operator(
-                url,
-                body=orjson.dumps(body.to_wire()),
-                token=token,
-                ca_pem=ca,
-                timeout=REFILL_WAIT_SECONDS + 5,
-                max_bytes=MAX_REPLY_BYTES,
-            )
-            reply = protocol.AllowanceReply.model_validate(orjson.loads(data))
-        except (upstream.OperatorUnreachable, OSError, ValueError) as exc:
+            reply = await self.source.exchange(protocol.AllowanceRequest(asks=asks), doc=self._doc)
+        except SourceUnreachable as exc:
             if self.reachable is not False:
                 _log.warning("budget allowances: the operator is unreachable (%s); failing open within bounds", exc)
             self.reachable = False

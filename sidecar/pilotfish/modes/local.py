@@ -2,7 +2,8 @@
 
 A change to any file re-renders. Manifest errors reject the new routes (the last good ones keep
 serving) and are printed with file, document, object and field; members excluded by render (missing
-credential, Secret or compliance label) are reported and the rest is served.
+credential, Secret or compliance label) are reported and the rest is served. Budgets are enforced with
+counters kept in this process (``budgets.counters``): on a laptop the one process is the whole fleet.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ import argparse
 import logging
 import pathlib
 import sys
+import time
 from collections.abc import Sequence
 
 from pilotfish.api import manifests
+from pilotfish.budgets import counters
 from pilotfish.modes import running
 from pilotfish.routes import live, loader
 
@@ -34,7 +37,9 @@ def main(*, paths: Sequence[str], namespace: str, options: argparse.Namespace) -
         seen[0] = fingerprint
         return load_snapshot(paths=paths, namespace=namespace)
 
-    return running.run_with_reloads(reload, options=options, browser_guard=True)
+    return running.run_with_reloads(
+        reload, options=options, browser_guard=True, budgets=counters.Counters(wall=time.time)
+    )
 
 
 def load_snapshot(*, paths: Sequence[str], namespace: str) -> loader.Snapshot:

@@ -60,10 +60,17 @@ async def poll_reloads(reload: Reload, *, routes: live.LiveRoutes, registry: met
         apply_reload(reload, routes=routes, registry=registry)
 
 
-def run_with_reloads(reload: Reload, *, options: argparse.Namespace, browser_guard: bool = False) -> int:
+def run_with_reloads(
+    reload: Reload,
+    *,
+    options: argparse.Namespace,
+    browser_guard: bool = False,
+    budgets: allowances.Source | None = None,
+) -> int:
     """Load once, then serve while polling for changes every ``--reload-interval`` seconds.
 
-    ``browser_guard``: on a laptop, refuse what a web page could send (``server.browsers``)."""
+    ``browser_guard``: on a laptop, refuse what a web page could send (``server.browsers``).
+    ``budgets``: where Budget allowances come from; default: the operator named by ``--budget-url``."""
     configure_logging()
     try:
         listen = serve.Address.parse(options.listen)
@@ -80,7 +87,7 @@ def run_with_reloads(reload: Reload, *, options: argparse.Namespace, browser_gua
         request_log=not options.no_request_log,
         pod_labels=podinfo.read_labels(options.pod_labels_file),
         browser_guard=browser_guard,
-        allowances=allowance_settings(options),
+        allowances=budgets or operator_source(options),
     )
 
     async def reloads() -> None:
@@ -104,12 +111,12 @@ def run_with_reloads(reload: Reload, *, options: argparse.Namespace, browser_gua
 BUDGET_CA_ENV = "PILOTFISH_BUDGET_CA_PEM"  # what the injector sets: the CA of the operator's certificate
 
 
-def allowance_settings(options: argparse.Namespace) -> allowances.AllowanceSettings | None:
-    """Budgets are enforced with the operator when ``--budget-url`` is given (container mode); else not."""
+def operator_source(options: argparse.Namespace) -> allowances.OperatorSource | None:
+    """In container mode, Budgets are enforced with the operator when ``--budget-url`` is given; else not."""
     url = getattr(options, "budget_url", None)
     if not url:
         return None
-    return allowances.AllowanceSettings(
+    settings = allowances.AllowanceSettings(
         url=url,
         namespace=options.namespace,
         token_file=options.budget_token_file,
@@ -117,3 +124,4 @@ def allowance_settings(options: argparse.Namespace) -> allowances.AllowanceSetti
         ca_pem=os.environ.get(BUDGET_CA_ENV) or None,
         pod=os.environ.get("HOSTNAME", ""),
     )
+    return allowances.OperatorSource(settings)

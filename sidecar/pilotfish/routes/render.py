@@ -47,10 +47,12 @@ class ClassReport:
 class RenderResult:
     document: document.RoutesDocument
     reports: tuple[ClassReport, ...]
+    budget_problems: tuple[str, ...] = ()  # a Budget naming a class the document does not serve
 
     def problems(self) -> list[str]:
-        """Human-readable lines for every excluded member and every class left out."""
-        lines = []
+        """Human-readable lines for every excluded member, every class left out and every Budget that
+        names a class not served."""
+        lines = list(self.budget_problems)
         for report in self.reports:
             for member in report.members:
                 if not member.eligible:
@@ -112,8 +114,30 @@ def render(
     reports.sort(key=lambda report: report.name)
     limits = {b.metadata.name: b.spec for b in budgets}
     return RenderResult(
-        document=document.RoutesDocument(namespace=namespace, classes=routes, budgets=limits), reports=tuple(reports)
+        document=document.RoutesDocument(namespace=namespace, classes=routes, budgets=limits),
+        reports=tuple(reports),
+        budget_problems=tuple(_budget_problems(budgets, routes)),
     )
+
+
+def _budget_problems(budgets: Sequence[budget.Budget], routes: Mapping[str, document.ClassRoute]) -> list[str]:
+    """A Budget still applies when it names a class that does not serve (it may come later), but say so:
+    a downgrade to nowhere is a reject."""
+    lines = []
+    for each in sorted(budgets, key=lambda b: b.metadata.name):
+        subject = f'Budget "{each.metadata.name}"'
+        lines += [
+            f'{subject}: spec.classes[{i}]: "{name}" is not a class that can serve; it covers nothing yet'
+            for i, name in enumerate(each.spec.classes)
+            if name not in routes
+        ]
+        cheaper = each.spec.downgrade_to
+        if cheaper is not None and cheaper not in routes:
+            lines.append(
+                f'{subject}: spec.downgradeTo: "{cheaper}" is not a class that can serve; '
+                "requests over this budget are rejected (429) instead"
+            )
+    return lines
 
 
 def _resolve_tiers(
@@ -144,7 +168,13 @@ def _resolve_tiers(
 def render_manifests(parsed: manifests.Manifests, *, namespace: str) -> RenderResult:
     """Render what a folder of manifests holds, checking Secrets against the Secrets it holds."""
     present = {secret.name: set(secret.data) for secret in parsed.secrets} if parsed.secrets else None
-    return render(namespace=namespace, classes=parsed.classes, credentials=parsed.credentials, secrets_present=present)
+    return render(
+        namespace=namespace,
+        classes=parsed.classes,
+        credentials=parsed.credentials,
+        secrets_present=present,
+        budgets=parsed.budgets,
+    )
 
 
 def _resolve_members(

@@ -38,7 +38,7 @@ class ServerSettings:
     seed: int | None = None  # for reproducible weighted choices in tests
     browser_guard: bool = False  # local mode: JSON Content-Type and a loopback Host only (server.browsers)
     pod_labels: Mapping[str, str] = dataclasses.field(default_factory=dict)  # the calling pod's, for tier rules
-    allowances: allowances.AllowanceSettings | None = None  # the operator that keeps the namespace's Budgets
+    allowances: allowances.Source | None = None  # who keeps the namespace's Budgets (None: not enforced)
 
 
 def build_app(
@@ -115,12 +115,12 @@ def _engine_context(
 
 
 def _allowances_context(
-    settings: allowances.AllowanceSettings,
+    source: allowances.Source,
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     """Budget allowances, and the loop that reports usage and refills them, for the life of the app."""
 
     async def context(app: web.Application) -> AsyncIterator[None]:
-        keeper = app[keys.ALLOWANCES] = allowances.Allowances(settings, wall=time.time)
+        keeper = app[keys.ALLOWANCES] = allowances.Allowances(source, wall=time.time)
         live = app[keys.LIVE]
         task = asyncio.create_task(keeper.run(lambda: live.snapshot.document if live.snapshot else None))
         try:

@@ -89,3 +89,25 @@ def test_folders_are_read_recursively_in_order(tmp_path):
     (tmp_path / "notes.txt").write_text("not yaml")
     parsed = manifests.load_paths([tmp_path], namespace="default")
     assert parsed.errors == [] and len(parsed.classes) == 1 and len(parsed.credentials) == 1
+
+
+BUDGET = """\
+apiVersion: pilotfish.dev/v1alpha1
+kind: Budget
+metadata: {name: team}
+spec: {classes: [workhorse], requestsPerMinute: 10, action: downgrade, downgradeTo: cheap}
+"""
+
+
+def test_budgets_are_read_like_the_other_kinds_and_their_errors_name_the_field():
+    parsed = manifests.parse_text(GOOD + "---\n" + BUDGET, source="all.yaml", namespace="team-a")
+    assert [(b.metadata.name, b.metadata.namespace) for b in parsed.budgets] == [("team", "team-a")]
+    assert parsed.budgets[0].spec.requests_per_minute == 10
+    broken = BUDGET.replace("requestsPerMinute: 10", "requestsPerMinute: 0")
+    [error] = manifests.parse_text(broken, source="b.yaml", namespace="d").errors
+    assert str(error) == 'b.yaml Budget "team": spec.requestsPerMinute: Input should be greater than or equal to 1'
+    incoherent = BUDGET.replace(", downgradeTo: cheap", "")
+    [error] = manifests.parse_text(incoherent, source="b.yaml", namespace="d").errors
+    assert str(error) == (
+        'b.yaml Budget "team": spec: Value error, downgradeTo is required with action downgrade, and only then'
+    )

@@ -138,3 +138,19 @@ def test_a_canary_is_held_to_the_class_compliance_like_any_member():
     result = _render_canary("us", {"rolling": 10})
     assert result.document.classes["rolling"].canary is None
     assert any("canary us/a-next excluded (ComplianceExcluded)" in line for line in result.problems())
+
+
+def test_budgets_are_rendered_and_one_naming_a_class_that_does_not_serve_is_reported():
+    text = BASE + (
+        "---\napiVersion: pilotfish.dev/v1alpha1\nkind: Budget\nmetadata: {name: team}\n"
+        "spec: {classes: [workhorse, gone], requestsPerMinute: 5, action: downgrade, downgradeTo: nowhere}\n"
+    )
+    result = render.render_manifests(
+        manifests.parse_text(text, source="b.yaml", namespace="team-a"), namespace="team-a"
+    )
+    assert result.document.budgets["team"].requests_per_minute == 5
+    assert [line for line in result.problems() if line.startswith("Budget")] == [
+        'Budget "team": spec.classes[1]: "gone" is not a class that can serve; it covers nothing yet',
+        'Budget "team": spec.downgradeTo: "nowhere" is not a class that can serve; '
+        "requests over this budget are rejected (429) instead",
+    ]
