@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import yaml
-from e2e.testenv import controlplane
+from e2e.testenv import controlplane, processes
 
 
 class Prometheus:
@@ -61,17 +61,19 @@ def running(
     (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
     port = controlplane.free_port()
     log = workdir / "prometheus.log"
-    process = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={workdir / 'prometheus.yml'}",
-            f"--storage.tsdb.path={workdir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--storage.tsdb.retention.time=1h",
-        ],
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={workdir / 'prometheus.yml'}",
+                f"--storage.tsdb.path={workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--storage.tsdb.retention.time=1h",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     server = Prometheus(f"http://127.0.0.1:{port}", process, log)
     try:
         deadline = time.monotonic() + 30
@@ -86,9 +88,5 @@ def running(
                 time.sleep(0.2)
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        processes.stop_group(process.pid)
+        process.poll()  # records the exit stop_group reaped, so Popen does not warn it is still running

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from e2e.testenv import binaries, controlplane
+from e2e.testenv import binaries, controlplane, processes
 from tests.kube.conftest import stop_operator, wait_for
 from tests.kube.test_chart import EXAMPLES, release, start_chart_operator  # noqa: F401 (release: a fixture)
 
@@ -41,16 +41,13 @@ def garbage_collector(plane: controlplane.ControlPlane, log: pathlib.Path) -> It
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         yield
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        processes.stop_group(process.pid)
+        process.poll()  # records the exit stop_group reaped, so Popen does not warn it is still running
 
 
 def binding(plane: controlplane.ControlPlane, namespace: str) -> dict[str, object] | None:
