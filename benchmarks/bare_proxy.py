@@ -13,7 +13,6 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
-import uvloop
 from aiohttp import web
 
 SESSION = web.AppKey("session", aiohttp.ClientSession)
@@ -56,7 +55,12 @@ def main() -> None:
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop instead of asyncio's loop")
     args = parser.parse_args()
     host, _, port = args.listen.rpartition(":")
-    loop = uvloop.new_event_loop() if args.uvloop else asyncio.new_event_loop()
+    if args.uvloop:
+        import uvloop  # only for the comparison: a dev dependency, never the sidecar's
+
+        loop = uvloop.new_event_loop()
+    else:
+        loop = asyncio.new_event_loop()
     web.run_app(build_app(args.upstream.rstrip("/")), host=host, port=int(port), access_log=None, print=None, loop=loop)
 
 

@@ -26,16 +26,20 @@ PERCENTILE = 0.95  # the member's "recent high" normal
 class FirstTokenTimes:
     """A member's recent times to first token, newest last, each with when it was measured."""
 
-    __slots__ = ("_now", "_samples")
+    __slots__ = ("_high", "_now", "_samples")
 
     def __init__(self, *, now: Callable[[], float]) -> None:
         self._now = now
         self._samples: collections.deque[tuple[float, float]] = collections.deque(maxlen=SAMPLES_KEPT)
+        # the p95 of the samples as they are now, until one is added or expires: it is asked for twice per
+        # request (the deadline, the health view) and changes far less often than that under steady load
+        self._high: float | None = None
 
     def add(self, seconds: float) -> None:
         """A committed attempt's time from send to its first content."""
         if seconds >= 0 and math.isfinite(seconds):
             self._samples.append((self._now(), seconds))
+            self._high = None
 
     def count(self) -> int:
         """Samples young enough to count."""
@@ -47,14 +51,17 @@ class FirstTokenTimes:
         self._expire()
         if len(self._samples) < min_samples or not self._samples:
             return None
-        ordered = sorted(seconds for _, seconds in self._samples)
-        return ordered[min(len(ordered) - 1, math.ceil(PERCENTILE * len(ordered)) - 1)]
+        if self._high is None:
+            ordered = sorted(seconds for _, seconds in self._samples)
+            self._high = ordered[min(len(ordered) - 1, math.ceil(PERCENTILE * len(ordered)) - 1)]
+        return self._high
 
     def _expire(self) -> None:
         oldest = self._now() - SAMPLE_MAX_AGE_SECONDS
         samples = self._samples
         while samples and samples[0][0] < oldest:
             samples.popleft()
+            self._high = None
 
 
 def first_token_seconds(

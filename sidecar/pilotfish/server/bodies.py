@@ -39,8 +39,11 @@ async def read_body(request: web.Request) -> bytes:
         pieces: list[bytes] = []
         seen = 0
         while True:
-            async with asyncio.timeout(BODY_IDLE_SECONDS):
+            if request.content.is_eof():  # the rest is already in: nothing to wait for, no timer to arm
                 raw = await request.content.readany()
+            else:
+                async with asyncio.timeout(BODY_IDLE_SECONDS):
+                    raw = await request.content.readany()
             if not raw:
                 break
             for piece in [raw] if inflater is None else inflater.feed(raw):

@@ -51,7 +51,8 @@ async def open_chat(
     """Fail over until a member commits to this chat request (any dialect); notes who answered.
 
     A class with tiers is resolved here: its rules pick the tier, the tiers above are the escalation."""
-    route, escalation = tiering.route_tiers(request, route, record, facts=tiering.chat_facts(request, chat))
+    facts = tiering.chat_facts(request, chat) if route.tiers is not None else None  # gathered only if looked at
+    route, escalation = tiering.route_tiers(request, route, record, facts=facts)
     committed = await request.app[keys.ENGINE].open(
         route,
         streaming.ChatStream(chat, buffered=not chat.stream, record=record, hold=request[keys.HOLD]),
@@ -171,7 +172,7 @@ def _frames(
     batch: engine.Batch, *, include_usage: bool, member: document.MemberRoute, record: records.RequestRecord
 ) -> bytes:
     """One write's worth of SSE frames; the usage chunk is counted, and sent only if asked for."""
-    frames = []
+    payloads = []
     for chunk in batch:
         if is_usage_chunk(chunk):
             count_usage(chunk, member, record)
@@ -179,8 +180,8 @@ def _frames(
                 continue
         elif not include_usage:
             chunk.pop("usage", None)
-        frames.append(sse.encode(orjson.dumps(chunk)))
-    return b"".join(frames)
+        payloads.append(orjson.dumps(chunk))
+    return sse.encode_data(payloads)
 
 
 def is_usage_chunk(chunk: openai.ChatChunk) -> bool:

@@ -70,3 +70,19 @@ def test_the_configured_deadline_caps_a_large_multiple():
     shorter = modelclass.TimeoutsSpec(first_token_seconds=3.0)
     times = _times(FakeClock(), *[1.0] * 30)
     assert deadlines.first_token_seconds(timeouts=shorter, times=times, fallback=True) == 3.0
+
+
+def test_the_p95_follows_each_new_sample_and_each_expiry_after_it_was_read():
+    clock = FakeClock()
+    times = _times(clock, *[0.1] * 20)
+    assert times.high(min_samples=1) == 0.1
+    clock.advance(deadlines.SAMPLE_MAX_AGE_SECONDS / 2)
+    for _ in range(20):
+        times.add(5.0)
+    assert times.high(min_samples=1) == 5.0  # read again after new samples: not the p95 read before
+    clock.advance(deadlines.SAMPLE_MAX_AGE_SECONDS / 2 + 1)  # the first 20 expire
+    for _ in range(19):
+        times.add(0.2)
+    assert times.high(min_samples=1) == 5.0
+    clock.advance(deadlines.SAMPLE_MAX_AGE_SECONDS / 2)  # the 5 s samples expire, the 0.2 s ones stay
+    assert times.high(min_samples=1) == 0.2

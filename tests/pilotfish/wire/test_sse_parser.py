@@ -43,3 +43,16 @@ def test_an_event_that_never_ends_is_refused_at_the_limit():
     parser.feed(b"data: " + b"a" * 500)
     with pytest.raises(sse.EventTooLarge):
         parser.feed(b"a" * 600)
+
+
+def test_bad_utf8_is_replaced_within_its_own_event_and_spares_its_neighbours():
+    # the events of one read are decoded together: a truncated sequence must not swallow the blank line
+    events = sse.SSEParser().feed(b"data: a\xff\n\ndata: \xe2\x82\n\ndata: b\n\n")
+    assert events == [sse.Event(data="a\ufffd"), sse.Event(data="\ufffd"), sse.Event(data="b")]
+
+
+def test_encode_data_writes_one_frame_per_payload():
+    assert sse.encode_data([]) == b""
+    joined = sse.encode_data([b'{"x":1}', b'{"y":2}'])
+    assert joined == sse.encode(b'{"x":1}') + sse.encode(b'{"y":2}')
+    assert sse.SSEParser().feed(joined) == [sse.Event(data='{"x":1}'), sse.Event(data='{"y":2}')]
