@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import urllib.request
@@ -127,6 +128,11 @@ def test_the_demo_runs_an_outage_and_a_recovery_without_a_failed_request():
         and "...and OpenAI resets connections" in result.stdout
         and "errors=0" in result.stdout
     )
+    # a cheap and a frontier tier, and a team budget downgrading, then refusing
+    assert "a plain question                     -> cheap     (default)" in result.stdout
+    assert "a request with tools                 -> frontier  (rules[1])" in result.stdout
+    assert "for frontier -> cheap     (downgraded: budget frontier-spend spent)" in result.stdout
+    assert re.search(r"for frontier -> 429 budget_exceeded, Retry-After \d+s \(budget cheap-rate\)", result.stdout)
 
 
 def _free_port() -> int:

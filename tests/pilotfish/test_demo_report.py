@@ -46,3 +46,12 @@ def test_plot_writes_a_png(tmp_path):
     lines = [_line("a/m", 1.0, ts=t / 10) for t in range(30)] + [_line("b/m", 1.0, ts=3 + t / 10) for t in range(30)]
     png = report.plot(lines, [(0.0, "healthy"), (3.0, "outage")], tmp_path / "plot.png")
     assert png is not None and png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_request_a_budget_refused_is_shown_apart_from_failed_ones():
+    refused = {**_line(None, 0.5, cost=0), "error_code": "budget_exceeded"}
+    text = report.summary([refused, _line(None, 9.0, cost=0)])
+    assert sorted(line.split("  ")[0] for line in text.splitlines()[1:3]) == [
+        "(none: budget_exceeded)",
+        "(none: failed)",
+    ]

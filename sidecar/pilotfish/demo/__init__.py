@@ -2,8 +2,10 @@
 
 Starts two mock providers and a real sidecar process (``pilotfish local`` on ``examples/demo``), sends
 steady traffic, then breaks the primary in the ways providers break (an outage, a hang, a rate limit)
-and heals it, showing live where requests go. Exits 0 only if no request failed and traffic moved
-as it should: off the primary while it was broken and back once it healed.
+and heals it, showing live where requests go. Then two short acts on the same sidecar: tiers
+(``demo.tiers``) and a team budget (``demo.budgets``). Exits 0 only if no request failed and traffic
+moved as it should (off the primary while it was broken and back once it healed), and each act's
+decisions were the expected ones.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 
 import aiohttp
 
+from pilotfish.demo import budgets as budgets_act
 from pilotfish.demo import report
 from pilotfish.demo import tiers as tiers_act
 from pilotfish.mocks import runner
@@ -194,7 +197,8 @@ async def run(phase_seconds: float, live: bool) -> int:
     for port, vendor in zip(("9101", "9102", "9103"), VENDORS, strict=True):
         text = text.replace(f"127.0.0.1:{port}", f"127.0.0.1:{mocks[vendor].port}")
     (workdir / "workhorse.yaml").write_text(text)
-    (workdir / "tiers.yaml").write_text((EXAMPLES / "tiers.yaml").read_text())
+    for name in ("tiers.yaml", "budgets.yaml"):
+        (workdir / name).write_text((EXAMPLES / name).read_text())
     process, api, admin = await _start_sidecar(workdir, workdir / "requests.jsonl")
     print("Pilotfish demo: class 'workhorse' = Anthropic → OpenAI → Gemini, all three mock providers;")
     print("the app speaks OpenAI's API to the sidecar and never knows which vendor answered.")
@@ -222,14 +226,15 @@ async def run(phase_seconds: float, live: bool) -> int:
         await view
         if not live:
             print(_row(names[-1], tallies[-1]))
-        tier_problems = await tiers_act.run(api, mocks)
+        act_problems = await tiers_act.run(api, mocks)
+        act_problems += await budgets_act.run(api)
     finally:
         process.terminate()
         await process.wait()
         for mock in mocks.values():
             await mock.stop()
     _report(workdir, phase_starts)
-    return _verdict(tallies, tier_problems)
+    return _verdict(tallies, act_problems)
 
 
 def _report(workdir: pathlib.Path, phase_starts: list[tuple[float, str]]) -> None:
@@ -241,9 +246,9 @@ def _report(workdir: pathlib.Path, phase_starts: list[tuple[float, str]]) -> Non
     print(f"Plot of requests per member over time: {png}" if png else "(no plot: matplotlib is not installed)")
 
 
-def _verdict(tallies: list[Tally], tier_problems: list[str] | None = None) -> int:
+def _verdict(tallies: list[Tally], act_problems: list[str] | None = None) -> int:
     print()
-    problems = list(tier_problems or [])
+    problems = list(act_problems or [])
     for phase, tally in zip(PHASES, tallies, strict=True):
         if not (tally.served or tally.errors):
             problems.append(f"{phase.name}: no traffic")

@@ -29,7 +29,7 @@ def summary(requests: Sequence[dict[str, Any]]) -> str:
     """Requests, share, p95 latency and cost per serving member; failovers and same-member retries by reason."""
     by_member: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
     for request in requests:
-        by_member[request.get("member") or "(none: failed)"].append(request)
+        by_member[request.get("member") or _unserved(request)].append(request)
     total = len(requests) or 1
     rows = [("MEMBER", "REQUESTS", "SHARE", "P95", "COST USD")]
     for member, served in sorted(by_member.items(), key=lambda item: -len(item[1])):
@@ -41,6 +41,11 @@ def summary(requests: Sequence[dict[str, Any]]) -> str:
     table = "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
     failed_over, retried = _by_reason(requests, "failover_reason"), _by_reason(requests, "retry_reason")
     return f"{table}\nfailovers by reason: {failed_over}\nretries by reason: {retried}\n"
+
+
+def _unserved(request: dict[str, Any]) -> str:
+    """A request no member answered: refused by a Budget (the demo's last act), or failed."""
+    return "(none: budget_exceeded)" if request.get("error_code") == "budget_exceeded" else "(none: failed)"
 
 
 def _by_reason(requests: Sequence[dict[str, Any]], field: str) -> str:
