@@ -128,3 +128,21 @@ async def test_anthropic_sdk_clients_are_routed_by_the_same_rules(tiered):
     )
     assert (await raw.parse()).model == "big-model"
     assert (raw.headers["x-pilotfish-tier"], raw.headers["x-pilotfish-tier-reason"]) == ("frontier", "rules[0]")
+
+
+async def test_embeddings_follow_the_header_and_pod_label_rules_but_not_the_chat_rules(local_sidecar, tmp_path):
+    sidecar = await local_sidecar(TIERED % "true")
+    embeddings = sidecar.client().embeddings.with_raw_response
+    long_input = await embeddings.create(model="assistant", input="word " * 3000)  # rules[2] reads chat prompts only
+    assert tier_headers(long_input.headers) == ("cheap", "default", None)
+    assert long_input.headers["x-pilotfish-model"] == "small-model"
+    asked = await embeddings.create(model="assistant", input="hi", extra_headers={"x-pilotfish-tier": "frontier"})
+    assert tier_headers(asked.headers) == ("frontier", "rules[0]", None)
+    assert asked.headers["x-pilotfish-model"] == "big-model" and asked.parse().data[0].embedding
+    line = await sidecar.last_request_line()
+    assert (line["operation"], line["tier"], line["tier_reason"]) == ("embeddings", "frontier", "rules[0]")
+    labels = tmp_path / "labels"
+    labels.write_text('team="research"\n')
+    research = await local_sidecar(TIERED % "true", "--pod-labels-file", str(labels))
+    by_pod = await research.client().embeddings.with_raw_response.create(model="assistant", input="hi")
+    assert tier_headers(by_pod.headers) == ("frontier", "rules[3]", None)

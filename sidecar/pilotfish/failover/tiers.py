@@ -47,9 +47,40 @@ def decide(tiers: document.TiersRoute, facts: RequestFacts) -> TierDecision:
     return TierDecision(tiers.default, DEFAULT_REASON, tiers.above(tiers.default))
 
 
-def default_decision(tiers: document.TiersRoute) -> TierDecision:
-    """For a request the rules cannot look at (embeddings): the default tier."""
+def decide_by_context(
+    tiers: document.TiersRoute,
+    *,
+    headers: Mapping[str, str],
+    pod_labels: Mapping[str, str],
+) -> TierDecision:
+    """For a request that is not a chat (embeddings): a rule with a condition on the chat itself (prompt
+    size, tools, response_format, max_tokens) cannot hold, so only rules on the request's headers and the
+    calling pod's labels are evaluated, in order; else the default. The app that asks for the frontier
+    tier, or the pod of a team routed there, gets it for its embeddings too."""
+    context = RequestFacts(
+        prompt_tokens=0,
+        has_tools=False,
+        has_response_format=False,
+        max_tokens=None,
+        headers=headers,
+        pod_labels=pod_labels,
+    )
+    for index, rule in enumerate(tiers.rules):
+        if not reads_the_chat(rule.when) and matches(rule.when, context):
+            return TierDecision(rule.tier, f"rules[{index}]", tiers.above(rule.tier))
     return TierDecision(tiers.default, DEFAULT_REASON, tiers.above(tiers.default))
+
+
+def reads_the_chat(when: tiers_api.TierMatch) -> bool:
+    """Whether ``when`` sets a condition only a chat request has."""
+    chat_only = (
+        when.prompt_tokens_at_least,
+        when.prompt_tokens_below,
+        when.has_tools,
+        when.has_response_format,
+        when.max_tokens_at_least,
+    )
+    return any(condition is not None for condition in chat_only)
 
 
 def matches(when: tiers_api.TierMatch, facts: RequestFacts) -> bool:

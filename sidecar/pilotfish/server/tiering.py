@@ -40,10 +40,14 @@ def route_tiers(
 ) -> tuple[document.ClassRoute, tuple[document.ClassRoute, ...]]:
     """``route`` itself when it has no tiers; else the chosen tier and the tiers above it.
 
-    ``facts`` None (an embeddings request, which the rules cannot look at): the default tier."""
+    ``facts`` None (an embeddings request): only the rules on headers and pod labels apply."""
     if route.tiers is None:
         return route, ()
-    decision = tiers.decide(route.tiers, facts) if facts is not None else tiers.default_decision(route.tiers)
+    if facts is not None:
+        decision = tiers.decide(route.tiers, facts)
+    else:
+        pod_labels = request.app[keys.POD_LABELS]
+        decision = tiers.decide_by_context(route.tiers, headers=request.headers, pod_labels=pod_labels)
     record.tier, record.tier_reason = decision.tier, decision.reason
     snapshot = request.app[keys.LIVE].snapshot
     classes: Mapping[str, document.ClassRoute] = snapshot.document.classes if snapshot else {}

@@ -81,5 +81,18 @@ def test_the_top_tier_has_nowhere_to_escalate_and_escalation_can_be_turned_off()
     assert tiers.decide(ladder(escalate=False), facts()).escalation == ()
 
 
-def test_a_request_the_rules_cannot_see_gets_the_default_tier():
-    assert tiers.default_decision(ladder(default="mid")) == tiers.TierDecision("mid", "default", ("frontier",))
+def test_a_request_that_is_not_a_chat_is_matched_only_by_rules_on_headers_and_pod_labels():
+    rules = ladder(
+        {"tier": "frontier", "when": {"hasTools": False}},  # holds for no tools, but reads the chat: skipped
+        {"tier": "frontier", "when": {"promptTokensBelow": 10**6}},
+        {"tier": "frontier", "when": {"podLabels": {"team": "research"}, "maxTokensAtLeast": 1}},
+        {"tier": "mid", "when": {"header": {"name": "x-pilotfish-tier", "values": ["mid"]}}},
+        {"tier": "frontier", "when": {"podLabels": {"team": "research"}}},
+        default="cheap",
+    )
+    plain = tiers.decide_by_context(rules, headers={}, pod_labels={})
+    assert plain == tiers.TierDecision("cheap", "default", ("mid", "frontier"))
+    asked = tiers.decide_by_context(rules, headers={"x-pilotfish-tier": "mid"}, pod_labels={"team": "research"})
+    assert asked == tiers.TierDecision("mid", "rules[3]", ("frontier",))
+    research = tiers.decide_by_context(rules, headers={}, pod_labels={"team": "research"})
+    assert research == tiers.TierDecision("frontier", "rules[4]", ())
