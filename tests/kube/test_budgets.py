@@ -2,8 +2,8 @@
 
 Each test measures the overshoot (what the namespace was served beyond its limit) and prints it next
 to the bound docs/budgets.md states: 0 while the operator answers for requests; P x g (pods x grant)
-for the fail-open allowance while it does not; P x (cost of one request) for spend, at one request in
-flight per pod. Windows are UTC minutes for rate limits: a burst that straddles a minute boundary is
+for the fail-open allowance while it does not; P x (cost of one request) for tokens and spend, at one
+request in flight per pod. Windows are UTC minutes for rate limits: a burst that straddles a minute boundary is
 run again in the next minute rather than measured across two windows.
 """
 
@@ -274,6 +274,49 @@ async def test_a_spent_downgrade_budget_sends_requests_to_the_cheaper_class(
         await fleet.stop()
 
 
+async def test_twenty_sidecars_hold_a_namespace_to_its_tokens_per_minute_from_the_usage_providers_report(
+    crds_applied, budget_operator, namespace, mock, tmp_path
+):
+    tokens = await cost_of_one_request(crds_applied, namespace, budget_operator, mock, tmp_path) // 1_000_000
+    limit = 100 * tokens  # a hundred answers' worth of the tokens the mock reports
+    apply(
+        crds_applied,
+        namespace,
+        budget_yaml("team", f"{{tokensPerMinute: {limit}, classes: [workhorse]}}"),
+    )
+    fleet = await fleet_for(crds_applied, namespace, budget_operator, tmp_path)
+    try:
+        answers, window = await burst_in_one_window(fleet, per_sidecar=10)
+        served = [a for a in answers if a.status == 200]
+        refused = [a for a in answers if a.status == 429]
+        assert len(served) + len(refused) == len(answers)
+        assert {a.body["usage"]["total_tokens"] for a in served} == {tokens}
+        used = sum(a.body["usage"]["total_tokens"] for a in served)
+        grant = windows.grant_size(limit)
+        failed_open = fail_opens(fleet)
+        # counted when answered: each pod's request in flight may cost more than its allowance had left
+        bound = SIDECARS * tokens + failed_open * (grant + tokens)
+        print(
+            f"\ntokens/minute: limit {limit} ({tokens} tokens an answer), {SIDECARS} sidecars x 10 requests: "
+            f"served {len(served)} answers, {used} tokens, 429 {len(refused)}; measured overshoot "
+            f"{max(0, used - limit)} tokens (stated bound: pods x one request = {SIDECARS * tokens}, "
+            f"+ {failed_open} fail-open grants x (grant {grant} + one request)); undershoot "
+            f"{max(0, limit - used)} (bound: pods x grant = {SIDECARS * grant})"
+        )
+        assert used - limit <= bound
+        assert used >= limit - SIDECARS * grant
+        error = refused[0]
+        assert error.body["error"]["code"] == "budget_exceeded" and "tokens" in error.body["error"]["message"]
+        assert 1 <= int(error.headers["Retry-After"]) <= 60
+        assert fleet.metric(
+            "pilotfish_budget_decisions_total", budget="team", limit="tokens", decision="rejected"
+        ) == len(refused)
+        status = await status_when(crds_applied, namespace, "team", "tokens", used, what="the tokens in the status")
+        assert status["tokens"]["window"] == window and status["tokens"]["reserved"] <= limit
+    finally:
+        await fleet.stop()
+
+
 async def test_with_the_operator_unreachable_each_sidecar_admits_only_its_fail_open_allowance(
     crds_applied, budget_operator, namespace, mock, tmp_path
 ):
@@ -367,7 +410,8 @@ async def test_a_spend_budget_loses_nothing_when_the_operator_restarts_mid_windo
 async def cost_of_one_request(
     plane: Any, namespace: str, operator: Operator, mock: runner.RunningMock, tmp_path: Any
 ) -> int:
-    """Micro-USD one request costs at the class's pricing (the mock's answer has a fixed size), measured."""
+    """Micro-USD one request costs at the class's pricing (the mock's answer has a fixed size), measured;
+    workhorse costs 1 USD a token, so this is also a million times the tokens one answer reports."""
     apply(
         plane,
         namespace,
