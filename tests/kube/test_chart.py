@@ -563,7 +563,13 @@ def test_monitoring_renders_the_tested_dashboard_and_alerts_and_selects_what_the
 
 
 def test_the_example_manifests_render_and_are_accepted_by_the_api_server(crds_applied, namespace):
-    for name in ("namespace-injection.yaml", "pod-injection.yaml", "workhorse.yaml", "budget.yaml"):
+    for name in (
+        "namespace-injection.yaml",
+        "pod-injection.yaml",
+        "workhorse.yaml",
+        "budget.yaml",
+        "demo/budgets.yaml",
+    ):
         docs = [d for d in yaml.safe_load_all((EXAMPLES / name).read_text()) if d]
         for doc in docs:
             if doc["kind"] == "Namespace":
