@@ -37,7 +37,9 @@ log = logging.getLogger("pilotfish.operator")
 # After SIGTERM the webhook keeps answering this long before the operator stops: the API server keeps
 # sending admission requests to a terminating pod until the endpoints controller has dropped it from
 # the webhook Service, and during a rollout those requests would otherwise fail (found on a real node).
-SHUTDOWN_DELAY_SECONDS = 5.0
+# 5 s was too short on a busy node (an admission got EOF during `helm upgrade` at load 10); 15 s stays
+# well inside the default 30 s terminationGracePeriodSeconds.
+SHUTDOWN_DELAY_SECONDS = 15.0
 PRIORITY_RANGE = 2**31 - 1  # wide enough that two replicas drawing the same priority never happens in practice
 
 
@@ -104,7 +106,9 @@ async def _run(options: Options, config: injector_config.InjectorConfig) -> None
     if options.webhook_cert and options.webhook_key:
         tls = webhook.ReloadingTLS(options.webhook_cert, options.webhook_key)
         grants = granting.Granting(api)
-        runners.append(await _serve(webhook.build_app(api, config, grants), options.webhook_listen, tls))
+        admission = webhook.build_app(api, config, grants)
+        close_connections_once(terminating, admission)
+        runners.append(await _serve(admission, options.webhook_listen, tls))
         background.append(asyncio.create_task(tls.watch()))
         background.append(asyncio.create_task(grants.run_flush()))
     sweeper = sweep.Sweeper(
@@ -150,6 +154,19 @@ async def _run(options: Options, config: injector_config.InjectorConfig) -> None
         await recon.idle()
         for runner in runners:
             await runner.cleanup()
+
+
+def close_connections_once(terminating: asyncio.Event, app: web.Application) -> None:
+    """Once terminating, every answer says ``Connection: close``: the API server then opens a new
+    connection, to a pod that stays, for its next admission request, instead of reusing one that this
+    pod closes when it stops (a request sent on it at that moment fails with EOF)."""
+
+    async def on_prepare(_: web.Request, response: web.StreamResponse) -> None:
+        if terminating.is_set():
+            response.force_close()  # this server closes the connection after the answer
+            response.headers["Connection"] = "close"  # and says so (the headers are already prepared)
+
+    app.on_response_prepare.append(on_prepare)
 
 
 async def _drain_then_stop(

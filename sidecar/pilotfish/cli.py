@@ -145,8 +145,8 @@ def _parser() -> argparse.ArgumentParser:
     operator.add_argument(
         "--shutdown-delay",
         type=float,
-        default=5.0,
-        help="seconds the webhook keeps answering after SIGTERM, so a rollout drops no admission (default 5)",
+        default=15.0,
+        help="seconds the webhook keeps answering after SIGTERM, so a rollout drops no admission (default 15)",
     )
     operator.set_defaults(run=_run_operator)
     return parser
