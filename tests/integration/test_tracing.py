@@ -1,6 +1,7 @@
 """Traces over the wire: the sidecar exports OTLP/HTTP to a receiver that decodes the protobuf as a collector
 would. One server span per request continuing the app's traceparent, one client span per attempt, GenAI
-attributes, the upstream call carrying the attempt's context, and no prompt text or key anywhere."""
+attributes, the upstream call carrying the attempt's context, a hedge marked on its attempt and on the request,
+and no prompt text or key anywhere."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
-from tests.integration.conftest import KEYS, USER, manifests_for, start_sidecar, stop_sidecar
+from tests.integration.conftest import KEYS, USER, answer_of, complete, manifests_for, start_sidecar, stop_sidecar
 
 APP_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 APP_SPAN = "00f067aa0ba902b7"
@@ -122,3 +123,46 @@ async def test_without_otel_variables_no_span_is_made_but_the_log_keeps_the_apps
     await client.chat.completions.create(model="workhorse", messages=USER)
     assert mocks["primary"].stats.last_traceparent is None  # nothing propagated: tracing is off
     assert (await sidecar.last_request_line(timeout=1))["trace_id"] == APP_TRACE
+
+
+HEDGING_CLASS = """\
+apiVersion: pilotfish.dev/v1alpha1
+kind: ModelClass
+metadata: {name: workhorse}
+spec:
+  members:
+    - {credentialRef: primary, model: model-a}
+    - {credentialRef: backup, model: model-b}
+  routing: {hedge: true}
+  timeouts: {adaptiveFirstToken: {minSamples: 5, floorSeconds: 0.5}}
+"""
+
+
+async def test_a_hedge_that_wins_is_traced_on_its_attempt_span_and_on_the_request_span(tmp_path, mocks, collector):
+    endpoint, spans = collector
+    manifest = tmp_path / "m" / "all.yaml"
+    manifest.parent.mkdir()
+    manifest.write_text(manifests_for(mocks, HEDGING_CLASS))
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_SERVICE_NAME": "app", "OTEL_BSP_SCHEDULE_DELAY": "100"}
+    sidecar = await start_sidecar(["local", "-f", str(manifest.parent)], env=env)
+    try:
+        for _ in range(5):  # the primary's normal: first tokens in milliseconds, so its adaptive deadline is 0.5 s
+            assert (await complete(sidecar.client(), stream=True))[0] == answer_of("primary")
+        mocks["primary"].set_fault(mode="slow-first-token", delay=20)
+        client = sidecar.client(default_headers={"traceparent": f"00-{APP_TRACE}-{APP_SPAN}-01"})
+        assert (await complete(client, stream=True))[0] == answer_of("backup")  # the hedge answered first
+        for _ in range(100):
+            if len([span for _, span in spans if span.trace_id.hex() == APP_TRACE]) >= 3:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await stop_sidecar(sidecar)
+
+    traced = [span for _, span in spans if span.trace_id.hex() == APP_TRACE]
+    (server,) = [span for span in traced if span.kind == 2]  # SPAN_KIND_SERVER
+    assert _attributes(server)["pilotfish.hedges"] == ["backup/model-b:won"]
+    attempts = {_attributes(span)["pilotfish.member"]: _attributes(span) for span in traced if span.kind == 3}
+    assert attempts.keys() == {"primary/model-a", "backup/model-b"}
+    assert attempts["backup/model-b"]["pilotfish.hedge"] is True
+    assert "pilotfish.hedge" not in attempts["primary/model-a"]  # the hedged attempt is no hedge
+    assert attempts["primary/model-a"]["pilotfish.failure.kind"] == "first_token_timeout"
