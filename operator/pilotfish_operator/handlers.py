@@ -12,6 +12,7 @@ import kopf
 
 from pilotfish.routes import document
 from pilotfish_operator import desired, reconciler
+from pilotfish_operator.budgets import homes
 
 
 def build_registry(recon: reconciler.Reconciler) -> kopf.OperatorRegistry:
@@ -21,10 +22,19 @@ def build_registry(recon: reconciler.Reconciler) -> kopf.OperatorRegistry:
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
         return kopf.login_via_client(**kwargs)
 
-    @kopf.on.event("pilotfish.dev", "v1alpha1", "modelclasses", registry=registry)
     @kopf.on.event("pilotfish.dev", "v1alpha1", "providercredentials", registry=registry)
     async def pilotfish_object_changed(namespace: str | None, **_: Any) -> None:
         if namespace:
+            recon.trigger(namespace)
+
+    seen_classes: dict[tuple[str, str], str] = {}
+
+    @kopf.on.event("pilotfish.dev", "v1alpha1", "modelclasses", registry=registry)
+    async def class_changed(namespace: str | None, name: str | None, event: Any, type: str | None, **_: Any) -> None:
+        """Any change re-renders but the member-quota counters in status, which change every second."""
+        key, seen = (namespace or "", name or ""), homes.without_counters(event.get("object") or {})
+        if namespace and (type == "DELETED" or seen_classes.get(key) != seen):
+            seen_classes[key] = seen
             recon.trigger(namespace)
 
     generations: dict[tuple[str, str], int | None] = {}

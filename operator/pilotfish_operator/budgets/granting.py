@@ -1,4 +1,7 @@
-"""The allowance endpoint: sidecars report usage and get allowances, the Budget's status keeps the count.
+"""The allowance endpoint: sidecars report usage and get allowances, the object's status keeps the count.
+
+What is counted is a Budget or a ModelClass member's provider quota (``budget.Counted``; ``homes`` says
+where each one's counters live); everything below is the same for both.
 
 Served on the webhook's TLS port (``POST /v1/namespaces/{ns}/allowances``) by every replica. A caller
 must present a ServiceAccount token for audience ``pilotfish``, which the API server reviews
@@ -27,7 +30,7 @@ from aiohttp import web
 from pilotfish.api import budget as budget_api  # `budget` names objects below
 from pilotfish.budgets import protocol, windows
 from pilotfish_operator import kube, metrics
-from pilotfish_operator.budgets import accounts
+from pilotfish_operator.budgets import accounts, homes
 
 REVIEW_CACHE_SECONDS = 60.0  # a reviewed token is trusted this long (projected tokens live an hour)
 REVIEW_CACHE_SIZE = 4096  # tokens remembered; one per pod, so a namespace of thousands of pods still fits
@@ -37,7 +40,7 @@ CAS_TRIES = 8  # conditional writes retried on conflict with another replica
 SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
 
 log = logging.getLogger("pilotfish.operator.budgets")
-PlanKey = tuple[str, str]  # namespace, budget
+PlanKey = tuple[str, budget_api.Counted]  # namespace, what is counted
 
 
 @dataclasses.dataclass
@@ -55,7 +58,7 @@ class Granting:
     def __init__(self, api: kube.Kube, *, wall: Callable[[], float] = time.time) -> None:
         self.api, self._wall = api, wall
         self._reviews: collections.OrderedDict[str, tuple[float, str | None]] = collections.OrderedDict()
-        self._blocks: dict[tuple[str, str, budget_api.Limit], Block] = {}
+        self._blocks: dict[tuple[str, budget_api.Counted, budget_api.Limit], Block] = {}
         self._pending: dict[PlanKey, dict[budget_api.Limit, dict[str, int]]] = {}
         self._locks: dict[PlanKey, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
         self._specs: dict[PlanKey, tuple[float, budget_api.BudgetSpec | None]] = {}
@@ -83,7 +86,7 @@ class Granting:
         grants = [await self._grant(namespace, ask) for ask in asks]
         metrics.ALLOWANCE_CALLS.labels(result="granted").inc()
         reply = protocol.AllowanceReply(grants=[g for g in grants if g is not None])
-        return web.Response(body=orjson.dumps(reply.to_wire()), content_type="application/json")
+        return web.Response(body=orjson.dumps(protocol.to_wire(reply)), content_type="application/json")
 
     async def _caller(self, authorization: str) -> str | None:
         """The namespace of the ServiceAccount whose token this is, as the API server says; None if not one."""
@@ -108,14 +111,15 @@ class Granting:
         return namespace
 
     async def _grant(self, namespace: str, ask: protocol.Ask) -> protocol.Grant | None:
-        spec = await self._spec(namespace, ask.budget)
+        counted = ask.counted()
+        spec = await self._spec(namespace, counted)
         value = spec.limit_of(ask.limit) if spec else None
         if spec is None or value is None:
-            return None  # no such budget (deleted, or never had this limit): the sidecar forgets it
+            return None  # no such budget or quota (deleted, or never had this limit): the sidecar forgets it
         period = spec.spend.period if spec.spend else budget_api.Period.DAY
         window = windows.window_of(ask.limit, period, wall=self._wall())
         if ask.used:
-            per_window = self._pending.setdefault((namespace, ask.budget), {}).setdefault(ask.limit, {})
+            per_window = self._pending.setdefault((namespace, counted), {}).setdefault(ask.limit, {})
             per_window[ask.window] = per_window.get(ask.window, 0) + ask.used
         amount = 0
         exhausted = False
@@ -123,11 +127,13 @@ class Granting:
             need = max(0, windows.grant_size(value) - ask.balance)
             block = max(windows.block_size(value), need)
             amount, exhausted = await self._take(
-                namespace, ask.budget, ask.limit, window, need, block=block, limit_value=value
+                namespace, counted, ask.limit, window, need, block=block, limit_value=value
             )
         retry_after = max(0.0, window.ends_at - self._wall())
         return protocol.Grant(
-            budget=ask.budget,
+            kind=counted.kind,
+            budget=counted.name,
+            member=counted.member,
             limit=ask.limit,
             window=window.key,
             amount=amount,
@@ -135,13 +141,14 @@ class Granting:
             retry_after=retry_after,
         )
 
-    async def _spec(self, namespace: str, name: str) -> budget_api.BudgetSpec | None:
-        """The Budget's spec, read at most every ``SPEC_CACHE_SECONDS`` (every conditional write reads it too)."""
-        cached = self._specs.get((namespace, name))
+    async def _spec(self, namespace: str, counted: budget_api.Counted) -> budget_api.BudgetSpec | None:
+        """The counter's limits, read at most every ``SPEC_CACHE_SECONDS`` (every conditional write reads them too)."""
+        cached = self._specs.get((namespace, counted))
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
-        spec = _spec_of(await asyncio.to_thread(self.api.get_custom, namespace, budget_api.PLURAL, name))
-        self._specs[(namespace, name)] = (time.monotonic() + SPEC_CACHE_SECONDS, spec)
+        obj = await asyncio.to_thread(self.api.get_custom, namespace, homes.plural(counted), counted.name)
+        spec = homes.limits(counted, obj)
+        self._specs[(namespace, counted)] = (time.monotonic() + SPEC_CACHE_SECONDS, spec)
         if len(self._specs) > REVIEW_CACHE_SIZE:
             self._specs.clear()
         return spec
@@ -149,7 +156,7 @@ class Granting:
     async def _take(
         self,
         namespace: str,
-        name: str,
+        counted: budget_api.Counted,
         limit: budget_api.Limit,
         window: windows.Window,
         need: int,
@@ -160,13 +167,13 @@ class Granting:
         """Up to ``need`` units from this replica's block, reserving another ``block`` units when it runs dry.
         Once the status has nothing left, the spent sidecars asking every 2 s cost no write (until the window
         ends or the limit changes): a daily budget spent at noon must not write its status all afternoon."""
-        async with self._locks[(namespace, name)]:
-            held = self._blocks.get((namespace, name, limit))
+        async with self._locks[(namespace, counted)]:
+            held = self._blocks.get((namespace, counted, limit))
             if held is None or held.window != window.key:
-                held = self._blocks[(namespace, name, limit)] = Block(window.key)
+                held = self._blocks[(namespace, counted, limit)] = Block(window.key)
             exhausted = held.left < need and held.spent_at == limit_value
             if held.left < need and not exhausted:
-                got = await self._commit(namespace, name, reserve={limit: (window, block)})
+                got = await self._commit(namespace, counted, reserve={limit: (window, block)})
                 held.left += got.get(limit, 0)
                 exhausted = held.left < need
                 held.spent_at = limit_value if exhausted else None
@@ -175,13 +182,13 @@ class Granting:
             return amount, exhausted
 
     async def flush(self) -> None:
-        """Write the usage reported since the last flush into every Budget's status."""
-        for namespace, name in list(self._pending):
-            async with self._locks[(namespace, name)]:
+        """Write the usage reported since the last flush into every counter's status."""
+        for namespace, counted in list(self._pending):
+            async with self._locks[(namespace, counted)]:
                 try:
-                    await self._commit(namespace, name, reserve={})
+                    await self._commit(namespace, counted, reserve={})
                 except Exception as exc:  # kept in _pending: written with the next flush
-                    log.warning("budget %s/%s: usage not written yet: %s", namespace, name, exc)
+                    log.warning("%s %s/%s: usage not written yet: %s", counted.kind, namespace, counted.describe(), exc)
 
     async def run_flush(self) -> None:
         while True:
@@ -189,38 +196,45 @@ class Granting:
             await self.flush()
 
     async def _commit(
-        self, namespace: str, name: str, *, reserve: dict[budget_api.Limit, tuple[windows.Window, int]]
+        self,
+        namespace: str,
+        counted: budget_api.Counted,
+        *,
+        reserve: dict[budget_api.Limit, tuple[windows.Window, int]],
     ) -> dict[budget_api.Limit, int]:
-        """One conditional write of the Budget's status: pending usage added, blocks reserved (called under
-        the budget's lock). Returns the units reserved per limit."""
-        pending = self._pending.pop((namespace, name), {})
+        """One conditional write of the counter's status: pending usage added, blocks reserved (called under
+        the counter's lock). Returns the units reserved per limit."""
+        pending = self._pending.pop((namespace, counted), {})
+        plural = homes.plural(counted)
         try:
             for _ in range(CAS_TRIES):
-                obj = await asyncio.to_thread(self.api.get_custom, namespace, budget_api.PLURAL, name)
-                spec = _spec_of(obj)
+                obj = await asyncio.to_thread(self.api.get_custom, namespace, plural, counted.name)
+                spec = homes.limits(counted, obj)
                 if obj is None or spec is None:
                     return {}
                 changes = _changes(spec, self._wall(), pending, reserve)
-                applied = accounts.apply(obj.get("status"), spec, changes)
-                if applied.status == (obj.get("status") or {}):
+                current = homes.counters(counted, obj) or {}
+                applied = accounts.apply(current, spec, changes)
+                if applied.status == current:
                     return applied.reserved  # nothing to write (nothing reported, nothing left to reserve)
                 version = obj["metadata"]["resourceVersion"]
                 written = await asyncio.to_thread(
                     self.api.patch_status_at,
                     namespace,
-                    budget_api.PLURAL,
-                    name,
+                    plural,
+                    counted.name,
                     resource_version=version,
-                    status=applied.status,
+                    status=homes.status_patch(counted, obj, applied.status),
                 )
                 if written:
                     pending = {}
-                    await self._after_write(namespace, obj, spec, applied)
+                    if counted.kind is budget_api.CountedKind.BUDGET:
+                        await self._after_write(namespace, obj, spec, applied)
                     return applied.reserved
             return {}
         finally:
             for limit, per_window in pending.items():  # not written: keep it for the next try
-                mine = self._pending.setdefault((namespace, name), {}).setdefault(limit, {})
+                mine = self._pending.setdefault((namespace, counted), {}).setdefault(limit, {})
                 for window, used in per_window.items():
                     mine[window] = mine.get(window, 0) + used
 
@@ -264,15 +278,6 @@ def _changes(
         )
         for limit in spec.limits()
     ]
-
-
-def _spec_of(obj: dict[str, Any] | None) -> budget_api.BudgetSpec | None:
-    if obj is None:
-        return None
-    try:
-        return budget_api.BudgetSpec.model_validate(obj.get("spec") or {})
-    except pydantic.ValidationError:
-        return None
 
 
 def _error(status: int, message: str) -> web.Response:

@@ -11,7 +11,7 @@ design: the operator keeps the counters, each sidecar spends a local allowance i
 from __future__ import annotations
 
 import enum
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NamedTuple
 
 import pydantic
 
@@ -21,6 +21,8 @@ KIND = "Budget"
 PLURAL = "budgets"
 SHORT_NAMES = ("pfbudget",)
 MAX_CLASSES = 64
+MAX_REQUESTS_PER_MINUTE = 10_000_000
+MAX_TOKENS_PER_MINUTE = 10_000_000_000
 ClassName = Annotated[str, pydantic.StringConstraints(min_length=1, max_length=253)]
 
 
@@ -42,6 +44,32 @@ class Limit(enum.StrEnum):
     SPEND = "spend"  # micro-USD per day or month
 
 
+class CountedKind(enum.StrEnum):
+    """What an allowance counter counts (the operator keeps each in its object's status)."""
+
+    BUDGET = "budget"  # a Budget: status.requests|tokens|spend
+    QUOTA = "quota"  # a ModelClass member's provider quota (rpm, tpm): status.quotas[<member id>]
+
+
+class Counted(NamedTuple):
+    """One thing the sidecars count together: a Budget by name, or one member's provider quota."""
+
+    kind: CountedKind
+    name: str  # the Budget's name, or the ModelClass's
+    member: str = ""  # a quota's member id, "<credential>/<model>"
+
+    @classmethod
+    def of_budget(cls, name: str) -> Counted:
+        return cls(CountedKind.BUDGET, name)
+
+    @classmethod
+    def of_quota(cls, class_name: str, member_id: str) -> Counted:
+        return cls(CountedKind.QUOTA, class_name, member_id)
+
+    def describe(self) -> str:
+        return self.name if self.kind is CountedKind.BUDGET else f"{self.name}/{self.member}"
+
+
 class SpendLimit(base.ApiModel):
     usd: float = pydantic.Field(gt=0, le=1e9, description="The most the covered classes may cost per period, in USD.")
     period: Period = pydantic.Field(default=Period.DAY, description="day or month, in UTC calendar terms.")
@@ -56,8 +84,8 @@ class BudgetSpec(base.ApiModel):
         description="Classes of this namespace the budget covers; empty covers every class.",
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
-    requests_per_minute: int | None = pydantic.Field(default=None, ge=1, le=10_000_000)
-    tokens_per_minute: int | None = pydantic.Field(default=None, ge=1, le=10_000_000_000)
+    requests_per_minute: int | None = pydantic.Field(default=None, ge=1, le=MAX_REQUESTS_PER_MINUTE)
+    tokens_per_minute: int | None = pydantic.Field(default=None, ge=1, le=MAX_TOKENS_PER_MINUTE)
     spend: SpendLimit | None = None
     action: Action = pydantic.Field(
         default=Action.REJECT,
@@ -92,6 +120,13 @@ class BudgetSpec(base.ApiModel):
         if class_name == self.downgrade_to:
             return False
         return not self.classes or class_name in self.classes
+
+
+def rate_limits(*, requests_per_minute: int | None, tokens_per_minute: int | None) -> BudgetSpec | None:
+    """Per-minute limits counted like a Budget's (a ModelClass member's provider quota); None when neither is set."""
+    if requests_per_minute is None and tokens_per_minute is None:
+        return None
+    return BudgetSpec(requests_per_minute=requests_per_minute, tokens_per_minute=tokens_per_minute)
 
 
 class Budget(base.ApiModel):

@@ -242,6 +242,12 @@ def render_crds() -> dict[str, str]:
                 {"name": "Tiers", "type": "string", "jsonPath": ".spec.tiers.ladder"},
                 {"name": "Canary", "type": "string", "jsonPath": ".status.canary.phase"},
                 {"name": "Weight", "type": "integer", "jsonPath": ".status.canary.weight"},
+                {
+                    "name": "Quota%",
+                    "type": "integer",
+                    "jsonPath": ".status.quotaUsedPercent",
+                    "description": "The highest share of its rpm/tpm quota any member used this minute.",
+                },
                 _AGE,
             ],
         ),

@@ -12,7 +12,7 @@ from typing import Literal
 
 import pydantic
 
-from pilotfish.api import base, refs
+from pilotfish.api import base, budget, refs
 from pilotfish.api import canary as canary_api  # `canary` is also a field name below
 from pilotfish.api import tiers as tiers_api  # `tiers` is also a field name below
 
@@ -61,6 +61,24 @@ class MemberSpec(base.ApiModel):
         "over; overrides the credential's capabilities.prefill, since the behaviour is per model. A member that "
         "rejects a prefill or starts over is learned unable to continue at run time either way.",
     )
+    rpm: int | None = pydantic.Field(
+        default=None,
+        ge=1,
+        le=budget.MAX_REQUESTS_PER_MINUTE,
+        description="The provider's requests-per-minute quota for this model, shared by every sidecar of the "
+        "namespace: once this pod's share of the minute is spent, requests skip this member (quota_spent) before "
+        "the provider has to answer 429. docs/quotas.md.",
+    )
+    tpm: int | None = pydantic.Field(
+        default=None,
+        ge=1,
+        le=budget.MAX_TOKENS_PER_MINUTE,
+        description="The provider's tokens-per-minute quota (prompt + completion), shared like rpm.",
+    )
+
+    def quota(self) -> budget.BudgetSpec | None:
+        """The member's provider quota as rate limits the budget allowances count (None: no quota)."""
+        return budget.rate_limits(requests_per_minute=self.rpm, tokens_per_minute=self.tpm)
 
 
 class Strategy(enum.StrEnum):

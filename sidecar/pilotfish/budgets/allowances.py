@@ -87,7 +87,7 @@ class OperatorSource:
             ca = self.settings.ca_pem or (_read_text(self.settings.ca_file) if self.settings.ca_file else None)
             data = await upstream.post_to_operator(
                 url,
-                body=orjson.dumps(body.to_wire()),
+                body=orjson.dumps(protocol.to_wire(body)),
                 token=token,
                 ca_pem=ca,
                 timeout=REFILL_WAIT_SECONDS + 5,
@@ -107,6 +107,8 @@ class Allowances:
         self._refill: asyncio.Task[bool] | None = None
         self.reachable: bool | None = None  # None until the first call
         self._doc: document.RoutesDocument | None = None  # the routes document last seen (its Budgets)
+        # the live routes (``run``): the newest document, so a quota added by a reload is granted at once
+        self._routes: Callable[[], document.RoutesDocument | None] = lambda: None
 
     async def admit(self, doc: document.RoutesDocument, route: document.ClassRoute) -> Decision:
         """Admit a request for ``route`` against its budgets; a spent ``downgrade`` budget sends it to its
@@ -115,7 +117,7 @@ class Allowances:
         self._doc = doc
         if not covering:
             return Decision(route, None, ledger.Verdict(ledger.Outcome.OK))
-        verdict, failed_open = await self._verdict(covering)
+        verdict, failed_open = await self.verdict(covering)
         if verdict.outcome is ledger.Outcome.OK:
             return Decision(route, self.ledger.admit(covering), verdict, failed_open)
         spec = verdict.spec
@@ -125,7 +127,7 @@ class Allowances:
         if cheaper is None:
             return Decision(None, None, verdict, failed_open)
         below = doc.budgets_of(cheaper.name)
-        second, _ = await self._verdict(below) if below else (ledger.Verdict(ledger.Outcome.OK), False)
+        second, _ = await self.verdict(below) if below else (ledger.Verdict(ledger.Outcome.OK), False)
         if second.outcome is not ledger.Outcome.OK:
             return Decision(None, None, second, failed_open)
         return Decision(cheaper, self.ledger.admit(below), verdict, failed_open)
@@ -136,15 +138,18 @@ class Allowances:
 
     async def run(self, routes: Callable[[], document.RoutesDocument | None]) -> None:
         """Report and top up every ``REPORT_SECONDS`` for the life of the sidecar."""
+        self._routes = routes
         while True:
             doc = routes()
             if doc is not None:
-                self.ledger.forget_except(set(doc.budgets))
+                self.ledger.forget_except(doc.counted())
                 self._doc = doc
             await self._refill_once()
             await asyncio.sleep(REPORT_SECONDS)
 
-    async def _verdict(self, covering: ledger.Covering) -> tuple[ledger.Verdict, bool]:
+    async def verdict(self, covering: ledger.Covering) -> tuple[ledger.Verdict, bool]:
+        """Whether ``covering`` has allowance left here, refilling from the source first when it is empty
+        (failing open within the bound when the operator cannot be reached); and whether it failed open."""
         verdict = self.ledger.verdict(covering)
         if verdict.outcome is not ledger.Outcome.EMPTY:
             return verdict, False
@@ -173,6 +178,7 @@ class Allowances:
 
     async def _post(self) -> bool:
         asks = self.ledger.asks()
+        self._doc = self._routes() or self._doc
         if not asks or self._doc is None:
             return True
         try:

@@ -4,7 +4,8 @@ whole fleet, so it grants its own allowances instead of asking the operator. Pur
 It answers the same allowance requests the operator answers (``protocol``), by the same rules: a grant
 tops a sidecar's allowance up to one grant plus its debt, never past the limit of the window; once the
 window's limit is given out the grant says ``exhausted``. So ``budgets.allowances`` and the ledger run
-unchanged, and a Budget behaves on a laptop as it does in the cluster (with one pod: the overshoot
+unchanged, and a Budget (or a member's provider quota, ``budgets.quotas``) behaves on a laptop as it does
+in the cluster (with one pod: the overshoot
 bound of docs/budgets.md with P = 1). The counters live as long as the process; a restart starts afresh.
 """
 
@@ -32,7 +33,7 @@ class Counters:
 
     def __init__(self, *, wall: Callable[[], float]) -> None:
         self._wall = wall
-        self._counters: dict[tuple[str, budget_api.Limit], Counter] = {}
+        self._counters: dict[tuple[budget_api.Counted, budget_api.Limit], Counter] = {}
 
     async def exchange(
         self, request: protocol.AllowanceRequest, *, doc: document.RoutesDocument
@@ -41,23 +42,25 @@ class Counters:
 
     def grant(self, request: protocol.AllowanceRequest, *, doc: document.RoutesDocument) -> protocol.AllowanceReply:
         """Record the usage reported and grant what is asked for, within each limit of the current window."""
-        grants = [g for ask in request.asks if (g := self._grant(ask, doc.budgets.get(ask.budget))) is not None]
+        grants = [g for ask in request.asks if (g := self._grant(ask, doc.limits_of(ask.counted()))) is not None]
         return protocol.AllowanceReply(grants=grants)
 
-    def used(self, name: str, limit: budget_api.Limit) -> int:
-        """Units reported spent in the current window (0 once it has ended)."""
-        counter = self._counters.get((name, limit))
+    def used(self, name: str, limit: budget_api.Limit, *, member: str = "") -> int:
+        """Units reported spent in the current window (0 once it has ended): of Budget ``name``, or of the
+        quota of ``member`` in class ``name``."""
+        counted = budget_api.Counted.of_quota(name, member) if member else budget_api.Counted.of_budget(name)
+        counter = self._counters.get((counted, limit))
         return counter.used if counter is not None else 0
 
     def _grant(self, ask: protocol.Ask, spec: budget_api.BudgetSpec | None) -> protocol.Grant | None:
         value = spec.limit_of(ask.limit) if spec else None
         if spec is None or value is None:
-            return None  # a Budget (or limit) no longer in the manifests: the ledger forgets it
+            return None  # a Budget or quota (or limit) no longer in the manifests: the ledger forgets it
         period = spec.spend.period if spec.spend else budget_api.Period.DAY
         window = windows.window_of(ask.limit, period, wall=self._wall())
-        counter = self._counters.get((ask.budget, ask.limit))
+        counter = self._counters.get((ask.counted(), ask.limit))
         if counter is None or counter.window != window.key:
-            counter = self._counters[(ask.budget, ask.limit)] = Counter(window.key)
+            counter = self._counters[(ask.counted(), ask.limit)] = Counter(window.key)
         if ask.window == window.key:
             counter.used += ask.used  # usage of an ended window is history: its counter is gone
         amount, exhausted = 0, False
@@ -67,7 +70,9 @@ class Counters:
             counter.granted += amount
             exhausted = amount < need
         return protocol.Grant(
+            kind=ask.kind,
             budget=ask.budget,
+            member=ask.member,
             limit=ask.limit,
             window=window.key,
             amount=amount,

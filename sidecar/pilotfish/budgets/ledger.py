@@ -1,7 +1,10 @@
 """The sidecar's local allowances: may this request go, what it spent, what to tell the operator. Pure.
 
-One ``Account`` per (budget, limit) holds what this sidecar may still spend in the current window
-(``balance``, granted by the operator) and what it used since its last report. Requests are counted
+One ``Account`` per (counter, limit) holds what this sidecar may still spend in the current window
+(``balance``, granted by the operator) and what it used since its last report. A counter
+(``budget.Counted``) is a Budget or a ModelClass member's provider quota: the arithmetic is the same,
+only what is asked for differs (``server.budgeting`` asks before routing, ``failover.engine`` before
+each attempt on a member with a quota). Requests are counted
 when admitted; tokens and spend only once the answer says what they cost, so a balance can go
 negative (a debt, which the next grant pays first). When the operator cannot be reached, an account
 may grant itself one fail-open allowance per window (``windows.grant_size``), never more: traffic is
@@ -20,8 +23,8 @@ from collections.abc import Callable, Sequence
 from pilotfish.api import budget as budget_api  # `budget` is a field name below
 from pilotfish.budgets import protocol, windows
 
-Covering = Sequence[tuple[str, budget_api.BudgetSpec]]  # the budgets one request counts against, by name
-AccountKey = tuple[str, budget_api.Limit, str]  # budget, limit, window
+Covering = Sequence[tuple[budget_api.Counted, budget_api.BudgetSpec]]  # the counters one request counts against
+AccountKey = tuple[budget_api.Counted, budget_api.Limit, str]  # counter, limit, window
 
 
 class Outcome(enum.StrEnum):
@@ -33,7 +36,7 @@ class Outcome(enum.StrEnum):
 @dataclasses.dataclass(frozen=True, slots=True)
 class Verdict:
     outcome: Outcome
-    budget: str = ""
+    budget: str = ""  # the counter's name (a Budget's; a quota's ModelClass)
     limit: budget_api.Limit | None = None
     spec: budget_api.BudgetSpec | None = None
     retry_after: float = 0.0  # SPENT: seconds until the window ends
@@ -62,45 +65,45 @@ class Ledger:
 
     def __init__(self, *, wall: Callable[[], float]) -> None:
         self._wall = wall
-        self._accounts: dict[tuple[str, budget_api.Limit], Account] = {}
+        self._accounts: dict[tuple[budget_api.Counted, budget_api.Limit], Account] = {}
         self._late: dict[AccountKey, int] = {}  # usage settled after its window rolled over, not yet reported
 
     def verdict(self, covering: Covering) -> Verdict:
-        """OK when every limit of every covering budget has allowance left; else the first that has not."""
-        for name, spec in covering:
+        """OK when every limit of every covering counter has allowance left; else the first that has not."""
+        for counted, spec in covering:
             for limit in spec.limits():
-                account = self._account(name, spec, limit)
+                account = self._account(counted, spec, limit)
                 if account.balance > 0:
                     continue
                 if account.exhausted or account.failed_open:
                     left = max(0.0, account.ends_at - self._wall())
-                    return Verdict(Outcome.SPENT, name, limit, spec, retry_after=left)
-                return Verdict(Outcome.EMPTY, name, limit, spec)
+                    return Verdict(Outcome.SPENT, counted.name, limit, spec, retry_after=left)
+                return Verdict(Outcome.EMPTY, counted.name, limit, spec)
         return Verdict(Outcome.OK)
 
     def admit(self, covering: Covering) -> Ticket:
-        """Count the request against every covering budget (after an OK verdict)."""
+        """Count the request against every covering counter (after an OK verdict)."""
         later: list[AccountKey] = []
-        for name, spec in covering:
+        for counted, spec in covering:
             for limit in spec.limits():
-                account = self._account(name, spec, limit)
+                account = self._account(counted, spec, limit)
                 if limit is budget_api.Limit.REQUESTS:
                     account.balance -= 1
                     account.used += 1
                 else:
-                    later.append((name, limit, account.window))
+                    later.append((counted, limit, account.window))
         return Ticket(tuple(later))
 
     def settle(self, ticket: Ticket, *, tokens: int, micro_usd: int) -> None:
         """What an admitted request cost, once known; charged to the window it was admitted in."""
-        for name, limit, window in ticket.accounts:
+        for counted, limit, window in ticket.accounts:
             amount = tokens if limit is budget_api.Limit.TOKENS else micro_usd
-            account = self._accounts.get((name, limit))
+            account = self._accounts.get((counted, limit))
             if account is not None and account.window == window:
                 account.balance -= amount
                 account.used += amount
             elif amount:
-                self._late[(name, limit, window)] = self._late.get((name, limit, window), 0) + amount
+                self._late[(counted, limit, window)] = self._late.get((counted, limit, window), 0) + amount
 
     def fail_open(self) -> int:
         """The operator is unreachable: every empty account not yet failed open this window takes its
@@ -117,13 +120,15 @@ class Ledger:
     def asks(self) -> list[protocol.Ask]:
         """One report per account and per late window; each asks for a top-up when below half a grant."""
         out = []
-        for (name, limit), account in self._accounts.items():
+        for (counted, limit), account in self._accounts.items():
             self._roll(account)
             want = account.balance < (account.grant + 1) // 2
             if want or account.used:
                 out.append(
                     protocol.Ask(
-                        budget=name,
+                        kind=counted.kind,
+                        budget=counted.name,
+                        member=counted.member,
                         limit=limit,
                         window=account.window,
                         used=account.used,
@@ -131,37 +136,48 @@ class Ledger:
                         want=want,
                     )
                 )
-        for (name, limit, window), used in self._late.items():
-            out.append(protocol.Ask(budget=name, limit=limit, window=window, used=used, balance=0, want=False))
+        for (counted, limit, window), used in self._late.items():
+            out.append(
+                protocol.Ask(
+                    kind=counted.kind,
+                    budget=counted.name,
+                    member=counted.member,
+                    limit=limit,
+                    window=window,
+                    used=used,
+                    balance=0,
+                    want=False,
+                )
+            )
         return out
 
     def reported(self, asks: Sequence[protocol.Ask], grants: Sequence[protocol.Grant]) -> None:
         """The operator took ``asks`` and answered ``grants``: usage reported is no longer owed."""
         for ask in asks:
-            account = self._accounts.get((ask.budget, ask.limit))
+            account = self._accounts.get((ask.counted(), ask.limit))
             if account is not None and account.window == ask.window:
                 account.used -= ask.used
-            elif (key := (ask.budget, ask.limit, ask.window)) in self._late:
+            elif (key := (ask.counted(), ask.limit, ask.window)) in self._late:
                 left = self._late.pop(key) - ask.used
                 if left:
                     self._late[key] = left
         for grant in grants:
-            account = self._accounts.get((grant.budget, grant.limit))
+            account = self._accounts.get((grant.counted(), grant.limit))
             if account is not None and account.window == grant.window:
                 account.balance += grant.amount
                 account.exhausted = grant.exhausted
 
-    def forget_except(self, names: set[str]) -> None:
-        """Budgets deleted from the routes document: drop their accounts (their late usage is still reported)."""
-        for key in [key for key in self._accounts if key[0] not in names]:
+    def forget_except(self, kept: set[budget_api.Counted]) -> None:
+        """Counters gone from the routes document: drop their accounts (their late usage is still reported)."""
+        for key in [key for key in self._accounts if key[0] not in kept]:
             del self._accounts[key]
 
-    def _account(self, name: str, spec: budget_api.BudgetSpec, limit: budget_api.Limit) -> Account:
-        account = self._accounts.get((name, limit))
+    def _account(self, counted: budget_api.Counted, spec: budget_api.BudgetSpec, limit: budget_api.Limit) -> Account:
+        account = self._accounts.get((counted, limit))
         value = spec.limit_of(limit) or 1
         if account is None:
             window = windows.window_of(limit, _period(spec), wall=self._wall())
-            account = self._accounts[(name, limit)] = Account(window.key, window.ends_at, windows.grant_size(value))
+            account = self._accounts[(counted, limit)] = Account(window.key, window.ends_at, windows.grant_size(value))
         account.grant = windows.grant_size(value)
         self._roll(account, spec)
         return account

@@ -1,8 +1,9 @@
 """The wire format between a sidecar and the operator's allowance endpoint. Pure data.
 
 ``POST /v1/namespaces/{namespace}/allowances`` with ``Authorization: Bearer <the pod's ServiceAccount
-token>`` (audience ``pilotfish``). Each ask reports what the sidecar used of one budget's limit in one
-window since its last report, and may ask for more. The operator answers each ask with a grant
+token>`` (audience ``pilotfish``). Each ask reports what the sidecar used of one limit of one counter (a
+Budget, or a ModelClass member's provider quota: ``kind``) in one window since its last report, and may
+ask for more. The operator answers each ask with a grant
 (possibly of 0 units, ``exhausted``). A sidecar can only report and ask; it never sets a limit or a
 counter, and the operator takes the namespace from the reviewed token, never from the body.
 """
@@ -20,8 +21,18 @@ MAX_ASKS = 256  # one per (budget, limit): a namespace with more budgets than th
 MAX_BODY_BYTES = 64 * 1024
 
 
-class Ask(base.ApiModel):
-    budget: str = pydantic.Field(min_length=1, max_length=253)
+class Counter(base.ApiModel):
+    """Which counter an ask or a grant is about; the defaults keep a Budget-only sidecar's wire unchanged."""
+
+    kind: budget_api.CountedKind = budget_api.CountedKind.BUDGET
+    budget: str = pydantic.Field(min_length=1, max_length=253, description="The Budget, or a quota's ModelClass.")
+    member: str = pydantic.Field(default="", max_length=512, description="A quota's member id (credential/model).")
+
+    def counted(self) -> budget_api.Counted:
+        return budget_api.Counted(self.kind, self.budget, self.member)
+
+
+class Ask(Counter):
     limit: budget_api.Limit
     window: str = pydantic.Field(min_length=1, max_length=32)
     used: int = pydantic.Field(ge=0, le=10**15, description="Units used in window since the last report.")
@@ -34,8 +45,7 @@ class AllowanceRequest(base.ApiModel):
     asks: list[Ask] = pydantic.Field(max_length=MAX_ASKS)
 
 
-class Grant(base.ApiModel):
-    budget: str
+class Grant(Counter):
     limit: budget_api.Limit
     window: str
     amount: int = pydantic.Field(ge=0, description="Units added to the sidecar's allowance (debt first).")
@@ -45,3 +55,9 @@ class Grant(base.ApiModel):
 
 class AllowanceReply(base.ApiModel):
     grants: list[Grant]
+
+
+def to_wire(message: AllowanceRequest | AllowanceReply) -> dict[str, object]:
+    """Without the fields at their defaults: a Budget's ask or grant reads as it did before quotas, so a
+    sidecar and an operator of different versions still understand each other about Budgets."""
+    return message.model_dump(by_alias=True, exclude_defaults=True, mode="json")

@@ -19,6 +19,8 @@ from typing import TypeVar
 
 from pilotfish import failures, scrub, upstream
 from pilotfish.api import refs
+from pilotfish.budgets import ledger
+from pilotfish.budgets import quotas as quotas_  # `quotas` is a parameter name below
 from pilotfish.failover import (
     breaker,
     budget,
@@ -45,15 +47,19 @@ is_content = streaming.is_content
 
 # Skip reasons that mean "this member can never serve this request", as opposed to "not right now".
 INELIGIBLE = frozenset({plan.SkipReason.OPERATION_NOT_SUPPORTED, plan.SkipReason.INPUT_NOT_SUPPORTED})
+QUOTAS_SPENT = "member_quotas_spent"  # no attempt was made: every member left had spent its provider quota
 
 
 class AllMembersFailed(failures.PilotfishError):
     """No member could serve; carries what each tried member said, for the client and the log."""
 
-    def __init__(self, *, class_name: str, code: str, failure: failures.Failure | None) -> None:
+    def __init__(
+        self, *, class_name: str, code: str, failure: failures.Failure | None, retry_after: float | None = None
+    ) -> None:
         self.class_name = class_name
         self.code = code  # "all_members_failed", "retry_budget_exhausted", "no_eligible_members", …
         self.failure = failure  # the failure that ended the loop, when there was one
+        self.retry_after = retry_after  # QUOTAS_SPENT: seconds until the first member's quota window ends
         super().__init__(code)
 
 
@@ -69,8 +75,10 @@ class Engine:
         now: Callable[[], float],
         rng: random.Random,
         tracing: tracing_.Tracing | None = None,
+        quotas: quotas_.Quotas | None = None,
     ) -> None:
         self._sessions = sessions
+        self.quotas = quotas  # who counts members' provider quotas (None: not enforced); set once at startup
         self.health = health_registry
         self._pins = pins
         self._now = now
@@ -130,6 +138,8 @@ class Engine:
         same_member: dict[str, int] = {}  # member id → quick retries it has had
         last: failures.Failure | None = None
         tier_start = 0  # attempts made before the current tier: maxAttempts counts per tier
+        attempts_before = len(record.attempts)
+        quota_reset: float | None = None  # the soonest end of a skipped member's quota window
         while self._now() < deadline:
             if not queue or len(record.attempts) - tier_start >= route.routing.max_attempts:
                 if not escalation:
@@ -145,6 +155,15 @@ class Engine:
             if not member_health.breaker.admits(last_resort=attempt_plan.last_resort):
                 record.skipped.append((member.id, plan.SkipReason.CIRCUIT_OPEN.value))
                 continue
+            ticket = None
+            if self.quotas is not None and member.has_quota():
+                took = await self.quotas.take(route.name, member)
+                if not took.ok:  # this pod's share of the member's quota is spent: the next member, not a 429
+                    member_health.breaker.release_probe()
+                    record.skipped.append((member.id, plan.SkipReason.QUOTA_SPENT.value))
+                    quota_reset = took.retry_after if quota_reset is None else min(quota_reset, took.retry_after)
+                    continue
+                ticket = took.ticket
             if budget.rationed(record, member.id, steady=member_health.steady()) and not retry_budget.try_spend():
                 member_health.breaker.release_probe()
                 raise AllMembersFailed(class_name=route.name, code="retry_budget_exhausted", failure=last)
@@ -251,10 +270,14 @@ class Engine:
                     committed.rest = resuming.recovering(
                         committed.rest, resumer, route, member, resume=resume, registry=self.health, record=record
                     )
+            if ticket is not None and self.quotas is not None:
+                record.quota_settle = functools.partial(_settle, self.quotas, ticket)
             if pin_key:
                 ttl = route.routing.pinning.ttl_seconds if route.routing.pinning else 3600
                 self._pins.set(route.name, pin_key, member.id, ttl=ttl)
             return committed
+        if quota_reset is not None and len(record.attempts) == attempts_before:
+            raise AllMembersFailed(class_name=route.name, code=QUOTAS_SPENT, failure=None, retry_after=quota_reset)
         code = "all_members_failed" if record.attempts else "no_available_members"
         raise AllMembersFailed(class_name=route.name, code=code, failure=last)
 
@@ -375,6 +398,11 @@ class Engine:
             self._scrubber = self._scrubber.knowing(key.reveal() for key in keys.values())
             self._scrubbing = keys
         return self._scrubber
+
+
+def _settle(quotas: quotas_.Quotas, ticket: ledger.Ticket, tokens: int) -> None:
+    """Charge the tokens of the request to the provider quota of the member that served it."""
+    quotas.settle(ticket, tokens=tokens)
 
 
 def _attempt_record(

@@ -79,6 +79,8 @@ def next_contender(
     if not queue:
         return None
     member = queue[0]
+    if member.has_quota():  # a hedge is an extra call: never one the member's provider quota must pay for
+        return None
     member_health = registry.member(route.name, member)
     if not member_health.breaker.allow():
         return None

@@ -46,6 +46,7 @@ class SkipReason(enum.StrEnum):
     CIRCUIT_OPEN = "circuit_open"
     OPERATION_NOT_SUPPORTED = "operation_not_supported"  # e.g. embeddings on an Anthropic member
     INPUT_NOT_SUPPORTED = "input_not_supported"  # e.g. token-array embeddings input on a Gemini member
+    QUOTA_SPENT = "quota_spent"  # this pod's share of the member's rpm/tpm is spent for the minute (engine)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -4,6 +4,9 @@ How LiteLLM's behaviour is carried over:
 
 - A group's own entries are its members. ``order`` becomes priority; ``weight`` (else ``rpm``, else
   ``tpm``, scaled to 1..1000) becomes weight, which is what LiteLLM's simple-shuffle draws by.
+- ``rpm``/``tpm`` also become the member's own ``rpm``/``tpm``: the provider quota the sidecars share
+  (docs/quotas.md). A fallback group's members carry theirs into the class they are appended to,
+  where they are counted apart from their own class's.
 - ``fallbacks`` (and ``default_fallbacks``): the fallback groups' members are appended at priority
   ``FALLBACK_PRIORITY`` + position, so they are tried only after every own member, in the same single
   failover loop. ``context_window_fallbacks`` likewise at ``CONTEXT_FALLBACK_PRIORITY``: the sidecar
@@ -88,6 +91,10 @@ def _members(
             fields["context_window"] = member.context_window
         if member.max_output_tokens:
             fields["max_output_tokens"] = member.max_output_tokens
+        if member.rpm:
+            fields["rpm"] = member.rpm
+        if member.tpm:
+            fields["tpm"] = member.tpm
         if member.pricing:
             fields["pricing"] = modelclass.Pricing(
                 input_per_million_tokens=member.pricing[0], output_per_million_tokens=member.pricing[1]

@@ -14,7 +14,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from pilotfish.api import credential
+from pilotfish.api import budget, credential
 from pilotfish.importers import unmapped
 
 P = credential.ProviderType
@@ -88,6 +88,8 @@ class ImportedMember:
     context_window: int | None
     max_output_tokens: int | None
     pricing: tuple[float, float] | None  # USD per million input and output tokens
+    rpm: int | None = None  # the deployment's provider quota: requests per minute
+    tpm: int | None = None  # tokens per minute
 
 
 @dataclasses.dataclass
@@ -131,7 +133,7 @@ def _read_entry(entry: object, *, where: str, environ: Mapping[str, str], into: 
         params, LITELLM_PARAMS_MAPPED, f"{where}.litellm_params", "apps send call parameters themselves", into
     )
     _warn_unmapped_keys(info, MODEL_INFO_MAPPED, f"{where}.model_info", "none: metadata the sidecar does not use", into)
-    _warn_limits(params, where=where, into=into)
+    rpm, tpm = _limit(params, "rpm", where=where, into=into), _limit(params, "tpm", where=where, into=into)
     into.members.append(
         ImportedMember(
             group=group,
@@ -144,6 +146,8 @@ def _read_entry(entry: object, *, where: str, environ: Mapping[str, str], into: 
             context_window=_integer(info.get("max_input_tokens")),
             max_output_tokens=_integer(params.get("max_tokens")) or _integer(info.get("max_output_tokens")),
             pricing=_pricing(params, info),
+            rpm=rpm,
+            tpm=tpm,
         )
     )
 
@@ -246,17 +250,21 @@ def _warn_unmapped_keys(
             into.warnings.append(unmapped.Unmapped(f"{where}.{key}", "no per-member equivalent in Pilotfish", nearest))
 
 
-def _warn_limits(params: Mapping[str, Any], *, where: str, into: ModelList) -> None:
-    for limit in ("rpm", "tpm"):
-        if params.get(limit) is not None:
-            into.warnings.append(
-                unmapped.Unmapped(
-                    f"{where}.litellm_params.{limit}",
-                    "Pilotfish has no per-member rate limit yet",
-                    "used as the member's traffic weight (as LiteLLM's simple-shuffle does); a 429 fails over "
-                    "at once and keeps the member's circuit open for the Retry-After",
-                )
+def _limit(params: Mapping[str, Any], name: str, *, where: str, into: ModelList) -> int | None:
+    """The deployment's rpm or tpm, carried to the member's own quota field (docs/quotas.md)."""
+    raw = params.get(name)
+    value = _integer(raw)
+    top = budget.MAX_REQUESTS_PER_MINUTE if name == "rpm" else budget.MAX_TOKENS_PER_MINUTE
+    if raw is not None and (value is None or value > top):
+        into.warnings.append(
+            unmapped.Unmapped(
+                f"{where}.litellm_params.{name}",
+                f"not a whole number from 1 to {top}",
+                "the member has no such quota: set it by hand",
             )
+        )
+        return None
+    return value
 
 
 def _pricing(params: Mapping[str, Any], info: Mapping[str, Any]) -> tuple[float, float] | None:

@@ -38,11 +38,13 @@ STRATEGIES: Mapping[str, tuple[modelclass.Strategy, str]] = {
     ),
     "usage-based-routing": (
         modelclass.Strategy.WEIGHTED,
-        "Pilotfish does not count each member's rpm/tpm usage yet",
+        "members' rpm/tpm are counted and a spent member is skipped (quota_spent), but among those with quota "
+        "left the sidecar draws by weight, not the least used",
     ),
     "usage-based-routing-v2": (
         modelclass.Strategy.WEIGHTED,
-        "Pilotfish does not count each member's rpm/tpm usage yet",
+        "members' rpm/tpm are counted and a spent member is skipped (quota_spent), but among those with quota "
+        "left the sidecar draws by weight, not the least used",
     ),
     "cost-based-routing": (
         modelclass.Strategy.PRIORITY,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import random
+import time
 
 import pydantic
 
@@ -39,6 +40,12 @@ class Fault(pydantic.BaseModel):
     after_chunks: int = pydantic.Field(default=3, ge=0)
     fail_rate: float = pydantic.Field(default=1.0, ge=0, le=1, description="share of requests hit")
     count: int | None = pydantic.Field(default=None, ge=0, description="hit only the next N requests")
+    rpm: int | None = pydantic.Field(
+        default=None,
+        ge=0,
+        description="a provider quota: requests beyond this many in one UTC minute get the vendor's 429 "
+        "(rate-limit, with retry_after), whatever the mode",
+    )
 
 
 class FaultState:
@@ -48,14 +55,22 @@ class FaultState:
         self._rng = random.Random(seed)
         self.fault = fault or Fault()
         self._left = self.fault.count
+        self._minute = (0, 0)  # (UTC minute, requests in it): what the ``rpm`` quota counts
 
     def set(self, fault: Fault) -> None:
         self.fault = fault
         self._left = fault.count
+        self._minute = (0, 0)
 
     def next_mode(self) -> Mode:
         """The mode for the request that just arrived."""
         fault = self.fault
+        if fault.rpm is not None:
+            minute = int(time.time() // 60)
+            seen = self._minute[1] + 1 if self._minute[0] == minute else 1
+            self._minute = (minute, seen)
+            if seen > fault.rpm:
+                return Mode.RATE_LIMIT
         if fault.mode is Mode.OK:
             return Mode.OK
         if self._left is not None:

@@ -39,6 +39,15 @@ class MemberRoute(base.ApiModel):
     # None unless the credential opted in: an older sidecar must still read documents without it
     allow_plain_http: bool | None = pydantic.Field(default=None, alias="allowPlainHTTP")
     probe: credential_api.ProbeSpec | None = None  # active probes while the circuit is open (failover.probing)
+    rpm: int | None = pydantic.Field(default=None, ge=1, description="Provider quota, requests per minute.")
+    tpm: int | None = pydantic.Field(default=None, ge=1, description="Provider quota, tokens per minute.")
+
+    def has_quota(self) -> bool:
+        return self.rpm is not None or self.tpm is not None
+
+    def quota(self) -> budget.BudgetSpec | None:
+        """The member's provider quota as the rate limits the allowances count; None when it has none."""
+        return budget.rate_limits(requests_per_minute=self.rpm, tokens_per_minute=self.tpm)
 
     @pydantic.model_validator(mode="after")
     def _key_never_in_plain_text(self) -> MemberRoute:
@@ -100,9 +109,28 @@ class RoutesDocument(base.ApiModel):
         default_factory=dict, description="The namespace's Budgets by name; the sidecars enforce them together."
     )
 
-    def budgets_of(self, class_name: str) -> list[tuple[str, budget.BudgetSpec]]:
-        """The budgets a request for ``class_name`` counts against, by name."""
-        return [(name, spec) for name, spec in sorted(self.budgets.items()) if spec.covers(class_name)]
+    def budgets_of(self, class_name: str) -> list[tuple[budget.Counted, budget.BudgetSpec]]:
+        """The budgets a request for ``class_name`` counts against, as the allowances count them."""
+        return [
+            (budget.Counted.of_budget(name), spec)
+            for name, spec in sorted(self.budgets.items())
+            if spec.covers(class_name)
+        ]
+
+    def limits_of(self, counted: budget.Counted) -> budget.BudgetSpec | None:
+        """The limits of a counter the allowances keep: a Budget's spec, or a member's provider quota."""
+        if counted.kind is budget.CountedKind.BUDGET:
+            return self.budgets.get(counted.name)
+        route = self.classes.get(counted.name)
+        member = next((m for m in route.members if m.id == counted.member), None) if route else None
+        return member.quota() if member else None
+
+    def counted(self) -> set[budget.Counted]:
+        """Every counter this document asks the sidecars to keep: each Budget, each member quota."""
+        out = {budget.Counted.of_budget(name) for name in self.budgets}
+        for route in self.classes.values():
+            out.update(budget.Counted.of_quota(route.name, m.id) for m in route.members if m.quota() is not None)
+        return out
 
     def to_json(self) -> bytes:
         """Canonical bytes: sorted keys, so equal documents are byte-equal (no-op writes skipped)."""

@@ -286,4 +286,6 @@ def _member_route(
         prefill=spec.prefill() if member.prefill is None else member.prefill,
         allow_plain_http=spec.allow_plain_http or None,
         probe=spec.probe,
+        rpm=member.rpm,
+        tpm=member.tpm,
     )

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from aiohttp import web
 
 from pilotfish import failures, memory, upstream
-from pilotfish.budgets import allowances
+from pilotfish.budgets import allowances, quotas
 from pilotfish.failover import engine, health, pinning, probing
 from pilotfish.routes import live
 from pilotfish.server import bodies, browsers, chat, embeddings, errors, keys, messages, models, serving
@@ -117,10 +117,12 @@ def _engine_context(
 def _allowances_context(
     source: allowances.Source,
 ) -> Callable[[web.Application], AsyncIterator[None]]:
-    """Budget allowances, and the loop that reports usage and refills them, for the life of the app."""
+    """Budget and member-quota allowances, and the loop that reports usage and refills them, for the life
+    of the app."""
 
     async def context(app: web.Application) -> AsyncIterator[None]:
         keeper = app[keys.ALLOWANCES] = allowances.Allowances(source, wall=time.time)
+        app[keys.ENGINE].quotas = quotas.Shared(keeper)  # members' provider quotas: counters of the same allowances
         live = app[keys.LIVE]
         task = asyncio.create_task(keeper.run(lambda: live.snapshot.document if live.snapshot else None))
         try:

@@ -6,6 +6,7 @@ they cannot disagree; each dialect only renders a ``Reply`` in its own error for
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 
 from pilotfish.failover import engine, policy
@@ -90,6 +91,13 @@ def failure_reply(exc: engine.AllMembersFailed, record: records.RequestRecord) -
         )
         message = f"No member of class '{exc.class_name}' can serve this request. {detail} {hints}"
         record.outcome = records.Outcome.REJECTED
+    elif exc.code == engine.QUOTAS_SPENT:
+        status, error_type, code = 429, "rate_limit_error", exc.code
+        message = (
+            f"Every member of class '{exc.class_name}' that could serve has spent its provider quota (rpm/tpm) "
+            f"for this minute. {detail}"
+        )
+        record.outcome = records.Outcome.REJECTED
     elif rule is not None and not rule.failover:
         status, error_type, code = rule.client_status, rule.client_error_type, rule.client_error_code
         message = f"The provider refused the request ({failure.kind.value}): {failure.detail}" if failure else ""
@@ -106,6 +114,8 @@ def failure_reply(exc: engine.AllMembersFailed, record: records.RequestRecord) -
     extra = route_headers(record)
     if failure and failure.retry_after is not None and status in (429, 503):
         extra["Retry-After"] = str(max(1, round(failure.retry_after)))
+    if exc.retry_after is not None:
+        extra["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
     return Reply(status=status, message=message.strip(), error_type=error_type, code=code, headers=extra)
 
 

@@ -69,6 +69,8 @@ async def serve_class(
         raise
     finally:
         budgeting.settle(request, decision, record)
+        if record.quota_settle is not None:
+            record.quota_settle(record.prompt_tokens + record.completion_tokens)
         record.latency = asyncio.get_running_loop().time() - started
         request.app[keys.METRICS].observe(record)
         request.app[keys.REQUEST_LOG].write(record)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+from collections.abc import Callable
 from typing import Any
 
 from pilotfish import failures
@@ -78,6 +79,9 @@ class RequestRecord:
     escalations: list[str] = dataclasses.field(default_factory=list)  # tiers moved up to, in order
     # a Budget acted on this request: (budget, limit, "rejected" | "downgraded" | "failed_open")
     budget_decision: tuple[str, str, str] | None = None
+    # charges the serving member's provider quota with the request's tokens (failover.engine sets it,
+    # server.serving calls it once the request ends)
+    quota_settle: Callable[[int], None] | None = None
     downgraded_to: str | None = None  # the class that served, when a spent budget downgraded the request
 
     def served_tier(self) -> str | None:

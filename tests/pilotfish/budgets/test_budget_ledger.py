@@ -19,7 +19,7 @@ class Clock:
 
 
 def covering(**spec: object) -> ledger.Covering:
-    return [("team", budget.BudgetSpec.model_validate(spec))]
+    return [(budget.Counted.of_budget("team"), budget.BudgetSpec.model_validate(spec))]
 
 
 def grant(book: ledger.Ledger, asks: list[protocol.Ask], amount: int, *, exhausted: bool = False) -> None:

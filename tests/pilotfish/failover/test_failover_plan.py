@@ -148,6 +148,7 @@ def test_skip_reasons_are_the_strings_headers_and_metrics_show():
         "circuit_open",
         "operation_not_supported",
         "input_not_supported",
+        "quota_spent",  # the engine's, not the plan's: a member's provider quota share is spent (docs/quotas.md)
     }
 
 

@@ -86,7 +86,27 @@ def test_azure_entries_keep_their_endpoints_and_rpm_becomes_their_weight():
         ("gpt-4o-ca", 4),
         ("gpt-4o-large", 1000),
     ]
-    assert {"model_list[0].litellm_params.rpm", "model_list[2].litellm_params.rpm"} <= set(warned(conversion))
+    assert [m["rpm"] for m in members] == [6, 6, 1440]  # and each its provider quota
+
+
+def test_each_deployments_rpm_and_tpm_become_its_members_quota_and_are_no_longer_warned_about():
+    conversion = convert("router_settings.yaml")
+    members = by_kind(conversion, "ModelClass")["gpt-4"]["spec"]["members"]
+    assert [(m["model"], m.get("rpm"), m.get("tpm")) for m in members] == [
+        ("gpt-4", 1000, 100000),  # rpm/tpm beside litellm_params, as LiteLLM's docs show them
+        ("gpt-4", 900, 90000),
+        ("gpt-3.5-turbo", None, None),
+        ("claude-3-5-sonnet-20240620", None, None),
+    ]
+    assert not [w for w in warned(conversion) if w.endswith((".rpm", ".tpm"))]
+
+
+def test_an_rpm_that_is_no_quota_is_warned_about_and_left_out():
+    text = "model_list:\n  - model_name: m\n    litellm_params: {model: openai/gpt-5-mini, rpm: 0.5, tpm: 1e12}\n"
+    conversion = litellm.convert(litellm.parse_config(text))
+    (member,) = by_kind(conversion, "ModelClass")["m"]["spec"]["members"]
+    assert "rpm" not in member and "tpm" not in member
+    assert {"model_list[0].litellm_params.rpm", "model_list[0].litellm_params.tpm"} <= set(warned(conversion))
 
 
 def test_an_openai_model_behind_an_api_base_becomes_an_openai_compatible_credential():
@@ -161,7 +181,6 @@ def test_router_settings_without_an_equivalent_are_each_warned_about():
         "router_settings.routing_strategy_args",
         "router_settings.retry_policy",
         "router_settings.routing_strategy (usage-based-routing-v2)",
-        "model_list[0].litellm_params.tpm",
         "model_list[2].model_info.supports_function_calling",
     } <= settings
 
