@@ -19,7 +19,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from tests.kube.budget_fleet import Fleet, token_file
+from tests.kube.budget_fleet import Fleet, burst_in_one_window, minute_key, token_file
 from tests.kube.conftest import RunningOperator, start_operator, stop_operator, wait_for
 from tests.waiting import eventually
 
@@ -147,26 +147,6 @@ async def status_when(plane: Any, namespace: str, name: str, limit: str, used: i
         fetch, lambda s: (s.get(limit) or {}).get("used") == used, timeout=60, what=what
     )
     return found
-
-
-def minute_key() -> str:
-    return windows.window_of(budget.Limit.REQUESTS, budget.Period.DAY, wall=time.time()).key
-
-
-async def fresh_minute() -> str:
-    """Wait for a minute with at least 40 s left, so a burst fits in one window on a busy machine."""
-    while time.time() % 60 > 20:
-        await asyncio.sleep(0.5)  # waits for the wall clock to reach a window: the event under test
-    return minute_key()
-
-
-async def burst_in_one_window(fleet: Fleet, per_sidecar: int, *, tries: int = 3) -> tuple[list[Any], str]:
-    for _ in range(tries):
-        window = await fresh_minute()
-        answers = await fleet.burst(per_sidecar)
-        if minute_key() == window:
-            return answers, window
-    pytest.fail(f"no burst of {SIDECARS}x{per_sidecar} requests fitted in one minute in {tries} tries")
 
 
 async def test_twenty_sidecars_hold_a_namespace_to_its_request_rate_with_openai_429s(

@@ -53,7 +53,17 @@ def test_a_valid_modelclass_is_stored_with_server_side_defaults(crds_applied, na
     assert stored["spec"]["members"][0]["weight"] == 1  # the schema's default, applied by the API server
     for name in ("modelclasses", "mc"):
         table = crds_applied.kubectl("get", name, "-n", namespace).stdout
-        assert table.split()[:8] == ["NAME", "READY", "MEMBERS", "ELIGIBLE", "TIERS", "CANARY", "WEIGHT", "AGE"], table
+        assert table.split()[:9] == [
+            "NAME",
+            "READY",
+            "MEMBERS",
+            "ELIGIBLE",
+            "TIERS",
+            "CANARY",
+            "WEIGHT",
+            "QUOTA%",
+            "AGE",
+        ], table
         assert table.splitlines()[1].split()[0] == "workhorse"
 
 

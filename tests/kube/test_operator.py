@@ -77,7 +77,7 @@ def test_the_example_renders_into_the_same_configmap_pilotfish_render_prints(crd
     assert configmap["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "pilotfish-operator"
     assert mc["status"]["routesDigest"] == configmap["metadata"]["annotations"]["pilotfish.dev/routes-digest"]
     row = columns(crds_applied.kubectl("get", "-n", namespace, "mc").stdout)
-    assert list(row) == ["NAME", "READY", "MEMBERS", "ELIGIBLE", "TIERS", "CANARY", "WEIGHT", "AGE"]
+    assert list(row) == ["NAME", "READY", "MEMBERS", "ELIGIBLE", "TIERS", "CANARY", "WEIGHT", "QUOTA%", "AGE"]
     assert (row["NAME"], row["READY"], row["MEMBERS"], row["ELIGIBLE"], row["CANARY"], row["WEIGHT"]) == (
         "workhorse",
         "True",
@@ -86,6 +86,7 @@ def test_the_example_renders_into_the_same_configmap_pilotfish_render_prints(crd
         "",
         "",
     )
+    assert row["QUOTA%"] == ""  # no member declares rpm/tpm
     table = columns(crds_applied.kubectl("get", "-n", namespace, "pcred", "openai-prod").stdout)
     assert (table["NAME"], table["PROVIDER"], table["READY"]) == ("openai-prod", "openai", "True")
     assert list(table) == ["NAME", "PROVIDER", "READY", "AGE"]
