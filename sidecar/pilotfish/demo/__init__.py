@@ -270,7 +270,10 @@ def _verdict(tallies: list[Tally], act_problems: list[str] | None = None) -> int
     if problems:
         print("Demo FAILED:\n  " + "\n  ".join(problems))
         return 1
-    print("No request failed: every outage was absorbed by failover, and traffic returned to Anthropic once it healed.")
+    print(
+        "No request failed during the outages: every one was absorbed by failover, "
+        "and traffic returned to Anthropic once it healed."
+    )
     return 0
 
 
