@@ -106,7 +106,17 @@ def namespace(control_plane: controlplane.ControlPlane) -> Iterator[str]:
     name = f"test-{uuid.uuid4().hex[:8]}"
     control_plane.kubectl("create", "namespace", name)
     yield name
-    control_plane.kubectl("delete", "namespace", name, "--wait=false", check=False)
+    delete_namespace(control_plane, name)
+
+
+def delete_namespace(plane: controlplane.ControlPlane, name: str) -> None:
+    """Delete a test's namespace as the namespace controller (which does not run here) would start to: its
+    pods first. Left behind in a namespace that stays Terminating, an opted-in pod would be counted as a
+    missed injection by every later operator's sweep (firing PilotfishInjectionMissed in the observability
+    test), and the Events a sweep posts there are refused with a 403; which tests saw that depended on
+    their order. Unscheduled pods (no kubelet runs here) go at once."""
+    plane.kubectl("delete", "pods", "--all", "-n", name, "--wait=false", check=False)
+    plane.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 @dataclasses.dataclass

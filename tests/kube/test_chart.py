@@ -26,7 +26,7 @@ import pytest
 import yaml
 from cryptography import x509
 from e2e.testenv import certs, controlplane
-from tests.kube.conftest import start_operator, stop_operator, wait_for
+from tests.kube.conftest import delete_namespace, start_operator, stop_operator, wait_for
 
 from pilotfish_operator import inject, injector_config
 
@@ -775,8 +775,8 @@ def test_an_operator_with_only_the_installed_service_account_and_peering_reconci
         assert "kopf._core.engines.peering" in log  # it took part in the chart's ClusterKopfPeering
     finally:
         stop_operator(running)
-        control_plane.kubectl("delete", "namespace", app, "--wait=false", check=False)
-        control_plane.kubectl("delete", "namespace", elsewhere, "--wait=false", check=False)
+        delete_namespace(control_plane, app)
+        delete_namespace(control_plane, elsewhere)
 
 
 def _ca_bundles(release: Release) -> set[str]:
@@ -909,11 +909,8 @@ def test_the_installed_injector_is_called_for_exactly_the_opted_in_pods(control_
         wait_for(lambda: create(opted, {}).returncode == 0, what="pod creation to succeed after uninstall")
     finally:
         installed.uninstall()
-        for ns in (opted, plain, namespace):
-            # unscheduled pods go at once; left behind, the operator's sweep would count them as missed
-            control_plane.kubectl("delete", "pods", "--all", "-n", ns, "--wait=false", check=False)
         for ns in (opted, plain):
-            control_plane.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+            delete_namespace(control_plane, ns)  # and the `namespace` fixture deletes the release's
 
 
 # ---------------------------------------------------------------------------------------------- webhook.url

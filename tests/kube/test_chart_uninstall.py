@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 from e2e.testenv import binaries, controlplane, processes
-from tests.kube.conftest import stop_operator, wait_for
+from tests.kube.conftest import delete_namespace, stop_operator, wait_for
 from tests.kube.test_chart import EXAMPLES, release, start_chart_operator  # noqa: F401 (release: a fixture)
 
 BINDING = "pilotfish-secret-reader"
@@ -84,4 +84,4 @@ def test_helm_uninstall_leaves_no_secret_reader_binding_behind(control_plane, re
         with garbage_collector(control_plane, tmp_path / "gc.log"):
             wait_for(lambda: binding(control_plane, app) is None, timeout=90, what="the RoleBinding collected")
     finally:
-        control_plane.kubectl("delete", "namespace", app, "--wait=false", check=False)
+        delete_namespace(control_plane, app)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 from tests.kube import webhooks
-from tests.kube.conftest import RunningOperator, wait_for
+from tests.kube.conftest import RunningOperator, delete_namespace, wait_for
 
 POD = """
 apiVersion: v1
@@ -46,7 +46,7 @@ def admission(
         yield Admission(operator, workdir, probes)
     finally:
         crds_applied.kubectl("delete", "--ignore-not-found", "-f", "-", stdin=manifests)
-        crds_applied.kubectl("delete", "namespace", probes, "--wait=false", check=False)
+        delete_namespace(crds_applied, probes)
 
 
 def create_pod(plane: Any, namespace: str, name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
