@@ -116,8 +116,7 @@ class Granting:
         value = spec.limit_of(ask.limit) if spec else None
         if spec is None or value is None:
             return None  # no such budget or quota (deleted, or never had this limit): the sidecar forgets it
-        period = spec.spend.period if spec.spend else budget_api.Period.DAY
-        window = windows.window_of(ask.limit, period, wall=self._wall())
+        window = windows.window_of(ask.limit, spec.spend_period, wall=self._wall())
         if ask.used:
             per_window = self._pending.setdefault((namespace, counted), {}).setdefault(ask.limit, {})
             per_window[ask.window] = per_window.get(ask.window, 0) + ask.used
@@ -129,17 +128,7 @@ class Granting:
             amount, exhausted = await self._take(
                 namespace, counted, ask.limit, window, need, block=block, limit_value=value
             )
-        retry_after = max(0.0, window.ends_at - self._wall())
-        return protocol.Grant(
-            kind=counted.kind,
-            budget=counted.name,
-            member=counted.member,
-            limit=ask.limit,
-            window=window.key,
-            amount=amount,
-            exhausted=exhausted,
-            retry_after=retry_after,
-        )
+        return protocol.Grant.answering(ask, window, amount=amount, exhausted=exhausted, wall=self._wall())
 
     async def _spec(self, namespace: str, counted: budget_api.Counted) -> budget_api.BudgetSpec | None:
         """The counter's limits, read at most every ``SPEC_CACHE_SECONDS`` (every conditional write reads them too)."""
@@ -268,7 +257,7 @@ def _changes(
     pending: dict[budget_api.Limit, dict[str, int]],
     reserve: dict[budget_api.Limit, tuple[windows.Window, int]],
 ) -> list[accounts.Change]:
-    period = spec.spend.period if spec.spend else budget_api.Period.DAY
+    period = spec.spend_period
     return [
         accounts.Change(
             limit=limit,

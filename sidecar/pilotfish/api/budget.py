@@ -113,6 +113,11 @@ class BudgetSpec(base.ApiModel):
             return self.tokens_per_minute
         return round(self.spend.usd * 1_000_000) if self.spend else None
 
+    @property
+    def spend_period(self) -> Period:
+        """The period of the spend window; a day when no spend is declared (the rates count per minute)."""
+        return self.spend.period if self.spend else Period.DAY
+
     def limits(self) -> tuple[Limit, ...]:
         return tuple(limit for limit in Limit if self.limit_of(limit) is not None)
 

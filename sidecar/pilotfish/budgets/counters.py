@@ -56,8 +56,8 @@ class Counters:
         value = spec.limit_of(ask.limit) if spec else None
         if spec is None or value is None:
             return None  # a Budget or quota (or limit) no longer in the manifests: the ledger forgets it
-        period = spec.spend.period if spec.spend else budget_api.Period.DAY
-        window = windows.window_of(ask.limit, period, wall=self._wall())
+        now = self._wall()
+        window = windows.window_of(ask.limit, spec.spend_period, wall=now)
         counter = self._counters.get((ask.counted(), ask.limit))
         if counter is None or counter.window != window.key:
             counter = self._counters[(ask.counted(), ask.limit)] = Counter(window.key)
@@ -69,13 +69,4 @@ class Counters:
             amount = max(0, min(need, value - counter.granted))
             counter.granted += amount
             exhausted = amount < need
-        return protocol.Grant(
-            kind=ask.kind,
-            budget=ask.budget,
-            member=ask.member,
-            limit=ask.limit,
-            window=window.key,
-            amount=amount,
-            exhausted=exhausted,
-            retry_after=max(0.0, window.ends_at - self._wall()),
-        )
+        return protocol.Grant.answering(ask, window, amount=amount, exhausted=exhausted, wall=now)

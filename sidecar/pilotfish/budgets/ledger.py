@@ -176,7 +176,7 @@ class Ledger:
         account = self._accounts.get((counted, limit))
         value = spec.limit_of(limit) or 1
         if account is None:
-            window = windows.window_of(limit, _period(spec), wall=self._wall())
+            window = windows.window_of(limit, spec.spend_period, wall=self._wall())
             account = self._accounts[(counted, limit)] = Account(window.key, window.ends_at, windows.grant_size(value))
         account.grant = windows.grant_size(value)
         self._roll(account, spec)
@@ -190,14 +190,10 @@ class Ledger:
         if account.used:
             late = (key[0], key[1], account.window)
             self._late[late] = self._late.get(late, 0) + account.used
-        period = _period(spec) if spec else _period_of_key(account.window)
+        period = spec.spend_period if spec else _period_of_key(account.window)
         window = windows.window_of(key[1], period, wall=self._wall())
         account.window, account.ends_at = window.key, window.ends_at
         account.balance, account.used, account.exhausted, account.failed_open = 0, 0, False, False
-
-
-def _period(spec: budget_api.BudgetSpec) -> budget_api.Period:
-    return spec.spend.period if spec.spend else budget_api.Period.DAY
 
 
 def _period_of_key(window: str) -> budget_api.Period:

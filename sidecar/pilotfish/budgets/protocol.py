@@ -14,6 +14,7 @@ import pydantic
 
 from pilotfish.api import base
 from pilotfish.api import budget as budget_api  # `budget` is a field name below
+from pilotfish.budgets import windows
 
 PATH = "/v1/namespaces/{namespace}/allowances"
 AUDIENCE = "pilotfish"  # the projected token's audience: useless against the API server itself
@@ -51,6 +52,20 @@ class Grant(Counter):
     amount: int = pydantic.Field(ge=0, description="Units added to the sidecar's allowance (debt first).")
     exhausted: bool = pydantic.Field(description="The namespace has spent this window's limit.")
     retry_after: float = pydantic.Field(ge=0, description="Seconds until the window ends.")
+
+    @classmethod
+    def answering(cls, ask: Ask, window: windows.Window, *, amount: int, exhausted: bool, wall: float) -> Grant:
+        """The answer to ``ask`` in ``window``, the operator's and the local counters' alike."""
+        return cls(
+            kind=ask.kind,
+            budget=ask.budget,
+            member=ask.member,
+            limit=ask.limit,
+            window=window.key,
+            amount=amount,
+            exhausted=exhausted,
+            retry_after=max(0.0, window.ends_at - wall),
+        )
 
 
 class AllowanceReply(base.ApiModel):
