@@ -242,6 +242,19 @@ async def sidecar(local_sidecar: LocalSidecar) -> Sidecar:
 USER = [{"role": "user", "content": "Say hello."}]
 
 
+async def streamed_text(sidecar: Sidecar) -> tuple[str, BaseException | None]:
+    """The text the client received, and the error the stream ended with (None: it finished)."""
+    stream = await sidecar.client().chat.completions.create(model="workhorse", messages=USER, stream=True)
+    text: list[str] = []
+    try:
+        async for chunk in stream:
+            if chunk.choices:
+                text.append(chunk.choices[0].delta.content or "")
+    except openai.APIError as exc:
+        return "".join(text), exc
+    return "".join(text), None
+
+
 async def complete(client: openai.AsyncOpenAI, *, stream: bool, **kwargs: object) -> tuple[str, dict[str, str]]:
     """The answer text and the x-pilotfish-* headers, streaming or not, through the official SDK."""
     params: dict[str, object] = {"model": "workhorse", "messages": USER, **kwargs}

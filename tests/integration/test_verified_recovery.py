@@ -5,8 +5,7 @@ error after a prefix of it: never duplicated or garbled text."""
 
 from __future__ import annotations
 
-import openai
-from tests.integration.conftest import KEYS, USER
+from tests.integration.conftest import KEYS, streamed_text
 
 from pilotfish.mocks import answers, runner
 
@@ -23,26 +22,13 @@ def _class(*members: str, spec: str = "") -> str:
     )
 
 
-async def _stream(sidecar) -> tuple[str, BaseException | None]:
-    """The text the client received, and the error the stream ended with (None: it finished)."""
-    stream = await sidecar.client().chat.completions.create(model="workhorse", messages=USER, stream=True)
-    text: list[str] = []
-    try:
-        async for chunk in stream:
-            if chunk.choices:
-                text.append(chunk.choices[0].delta.content or "")
-    except openai.APIError as exc:
-        return "".join(text), exc
-    return "".join(text), None
-
-
 async def test_a_member_that_starts_over_is_spliced_exactly_and_learned_unable_to_continue(local_sidecar, mocks):
     sidecar = await local_sidecar(
         _class("{credentialRef: primary, model: model-a}", "{credentialRef: gemini, model: gemini-2.5-pro}")
     )
     mocks["primary"].set_fault(mode="cut", after_chunks=4)
     mocks["gemini"].set_fault(mode="restart")
-    text, error = await _stream(sidecar)
+    text, error = await streamed_text(sidecar)
     assert (text, error) == (PRIMARY, None)  # whole and once: the repeated start was dropped
     gemini = await sidecar.member("workhorse", "gemini/gemini-2.5-pro")
     assert gemini["canContinue"] is False and gemini["cannotContinueReason"] == "restarted"
@@ -59,7 +45,7 @@ async def test_a_member_that_starts_over_differently_ends_the_stream_with_an_err
     )
     mocks["primary"].set_fault(mode="cut", after_chunks=4)
     mocks["gemini"].set_fault(mode="diverge")
-    text, error = await _stream(sidecar)
+    text, error = await streamed_text(sidecar)
     assert error is not None and "incomplete" in str(error)
     assert text == "".join(answers.words("primary")[:4])  # only what the primary sent: nothing of the other answer
     assert (await sidecar.member("workhorse", "gemini/gemini-2.5-pro"))["cannotContinueReason"] == "diverged"
@@ -76,7 +62,7 @@ async def test_a_member_that_rejects_the_prefill_is_skipped_and_the_next_capable
     )
     mocks["primary"].set_fault(mode="cut", after_chunks=4)
     mocks["gemini"].set_fault(mode="no-prefill")
-    text, error = await _stream(sidecar)
+    text, error = await streamed_text(sidecar)
     assert (text, error) == (PRIMARY, None)
     gemini = await sidecar.member("workhorse", "gemini/gemini-2.5-pro")
     assert gemini["canContinue"] is False and gemini["cannotContinueReason"] == "prefill_rejected"
@@ -85,7 +71,7 @@ async def test_a_member_that_rejects_the_prefill_is_skipped_and_the_next_capable
     assert readyz["cannotContinue"] == {"workhorse": {"gemini/gemini-2.5-pro": "prefill_rejected"}}
     # the next break goes straight to the member that can continue: the lesson is not paid for twice
     before = mocks["gemini"].stats.requests
-    assert (await _stream(sidecar)) == (PRIMARY, None)
+    assert (await streamed_text(sidecar)) == (PRIMARY, None)
     assert mocks["gemini"].stats.requests == before
 
 
@@ -95,7 +81,7 @@ async def test_a_member_declared_able_to_prefill_that_cannot_is_caught_by_the_se
     )
     mocks["primary"].set_fault(mode="cut", after_chunks=4)
     mocks["backup"].set_fault(mode="restart")  # declared able, in fact starts over
-    text, error = await _stream(sidecar)
+    text, error = await streamed_text(sidecar)
     assert (text, error) == (PRIMARY, None)
     assert (await sidecar.member("workhorse", "backup/model-b"))["canContinue"] is False
 
@@ -107,7 +93,7 @@ async def test_a_member_declared_unable_to_prefill_is_never_asked_to_continue(lo
         )
     )
     mocks["primary"].set_fault(mode="cut", after_chunks=4)
-    text, error = await _stream(sidecar)
+    text, error = await streamed_text(sidecar)
     assert error is not None and text == "".join(answers.words("primary")[:4])
     assert mocks["gemini"].stats.requests == 0
 
@@ -122,7 +108,7 @@ async def test_regenerate_and_splice_finishes_on_a_deterministic_replica_that_ca
         _class("{credentialRef: primary, model: model-a}", "{credentialRef: third, model: model-a}", spec=SPLICE)
     )
     mocks["primary"].set_fault(mode="cut", after_chunks=4)
-    text, error = await _stream(sidecar)
+    text, error = await streamed_text(sidecar)
     assert (text, error) == (PRIMARY, None)
     assert mocks["third"].stats.last_body["messages"][-1]["role"] == "user"  # the whole answer, asked again
 
@@ -132,6 +118,6 @@ async def test_regenerate_and_splice_refuses_a_member_that_answers_differently(l
         _class("{credentialRef: primary, model: model-a}", "{credentialRef: backup, model: model-b}", spec=SPLICE)
     )
     mocks["primary"].set_fault(mode="cut", after_chunks=4)
-    text, error = await _stream(sidecar)
+    text, error = await streamed_text(sidecar)
     assert error is not None and text == "".join(answers.words("primary")[:4])
     assert mocks["backup"].stats.requests == 1

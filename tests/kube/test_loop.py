@@ -10,8 +10,13 @@ import json
 import pathlib
 from typing import Any
 
-import openai
-from tests.integration.conftest import KEYS, USER, Sidecar, manifests_for, start_sidecar, stop_sidecar
+from tests.integration.conftest import (
+    KEYS,
+    manifests_for,
+    start_sidecar,
+    stop_sidecar,
+    streamed_text,
+)
 from tests.kube.conftest import wait_for
 from tests.mounts import kubelet_write
 
@@ -192,19 +197,6 @@ def _class_events(plane: Any, namespace: str, reason: str) -> list[dict[str, Any
     return [e for e in events["items"] if e["involvedObject"].get("kind") == "ModelClass"]
 
 
-async def _streamed(sidecar: Sidecar) -> tuple[str, BaseException | None]:
-    """The text the client received, and the error the stream ended with (None: it finished)."""
-    stream = await sidecar.client().chat.completions.create(model="workhorse", messages=USER, stream=True)
-    text: list[str] = []
-    try:
-        async for chunk in stream:
-            if chunk.choices:
-                text.append(chunk.choices[0].delta.content or "")
-    except openai.APIError as exc:
-        return "".join(text), exc
-    return "".join(text), None
-
-
 async def test_a_member_a_sidecar_learns_unable_to_continue_shows_on_its_model_class_until_no_sidecar_reports_it(
     crds_applied, namespace, tmp_path, operator
 ):
@@ -230,7 +222,7 @@ async def test_a_member_a_sidecar_learns_unable_to_continue_shows_on_its_model_c
         # Gemini is declared able to continue (its provider's default) but this model rejects the prefill
         mocks["primary"].set_fault(mode="cut", after_chunks=4)
         mocks["gemini"].set_fault(mode="no-prefill")
-        assert await _streamed(sidecar) == (answers.ANSWER.format(name="primary"), None)
+        assert await streamed_text(sidecar) == (answers.ANSWER.format(name="primary"), None)
         mismatch = await asyncio.to_thread(
             wait_for,
             lambda: (c := _prefill_mismatch(crds_applied, namespace)).get("status") == "True" and c,
