@@ -58,6 +58,9 @@ class Account:
     used: int = 0  # units used in this window since the last report
     exhausted: bool = False  # the operator said this window's limit is spent
     failed_open: bool = False  # the fail-open allowance of this window is taken
+    # a request used or waited for this account in this window: only then is it topped up ahead of need.
+    # An idle pod that took a grant at every window's start would strand the limit (P pods x one grant).
+    in_demand: bool = False
 
 
 class Ledger:
@@ -69,7 +72,9 @@ class Ledger:
         self._late: dict[AccountKey, int] = {}  # usage settled after its window rolled over, not yet reported
 
     def verdict(self, covering: Covering) -> Verdict:
-        """OK when every limit of every covering counter has allowance left; else the first that has not."""
+        """OK when every limit of every covering counter has allowance left; SPENT if one is spent; else EMPTY
+        (naming the first empty one), and every empty one is marked as wanted by the request now waiting."""
+        empty: Verdict | None = None
         for counted, spec in covering:
             for limit in spec.limits():
                 account = self._account(counted, spec, limit)
@@ -78,8 +83,9 @@ class Ledger:
                 if account.exhausted or account.failed_open:
                     left = max(0.0, account.ends_at - self._wall())
                     return Verdict(Outcome.SPENT, counted.name, limit, spec, retry_after=left)
-                return Verdict(Outcome.EMPTY, counted.name, limit, spec)
-        return Verdict(Outcome.OK)
+                account.in_demand = True
+                empty = empty or Verdict(Outcome.EMPTY, counted.name, limit, spec)
+        return empty or Verdict(Outcome.OK)
 
     def admit(self, covering: Covering) -> Ticket:
         """Count the request against every covering counter (after an OK verdict)."""
@@ -87,6 +93,7 @@ class Ledger:
         for counted, spec in covering:
             for limit in spec.limits():
                 account = self._account(counted, spec, limit)
+                account.in_demand = True
                 if limit is budget_api.Limit.REQUESTS:
                     account.balance -= 1
                     account.used += 1
@@ -118,11 +125,12 @@ class Ledger:
         return opened
 
     def asks(self) -> list[protocol.Ask]:
-        """One report per account and per late window; each asks for a top-up when below half a grant."""
+        """One report per account and per late window; an account in demand asks for a top-up when below
+        half a grant."""
         out = []
         for (counted, limit), account in self._accounts.items():
             self._roll(account)
-            want = account.balance < (account.grant + 1) // 2
+            want = account.in_demand and account.balance < (account.grant + 1) // 2
             if want or account.used:
                 out.append(
                     protocol.Ask(
@@ -194,6 +202,7 @@ class Ledger:
         window = windows.window_of(key[1], period, wall=self._wall())
         account.window, account.ends_at = window.key, window.ends_at
         account.balance, account.used, account.exhausted, account.failed_open = 0, 0, False, False
+        account.in_demand = False
 
 
 def _period_of_key(window: str) -> budget_api.Period:

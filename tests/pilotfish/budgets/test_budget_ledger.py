@@ -116,3 +116,48 @@ def test_a_deleted_budget_is_forgotten():
     book.verdict(rule)
     book.forget_except(set())
     assert book.asks() == []
+
+
+def test_an_idle_account_takes_no_allowance_when_a_window_starts():
+    # Twenty idle pods each taking a grant at every minute's start would strand a 10-request limit.
+    clock = Clock()
+    book, rule = ledger.Ledger(wall=clock), covering(requestsPerMinute=10)
+    book.verdict(rule)
+    grant(book, book.asks(), 1)
+    book.admit(rule)
+    book.reported(book.asks(), [])
+    clock.now += 20  # a new window, no request yet
+    assert book.asks() == []  # nothing to report, nothing wanted
+    assert book.verdict(rule).outcome is ledger.Outcome.EMPTY  # a request arrives: now it asks
+    assert [a.want for a in book.asks()] == [True]
+
+
+def test_a_request_waiting_on_two_empty_limits_asks_for_both_at_once():
+    book, rule = ledger.Ledger(wall=Clock()), covering(requestsPerMinute=100, tokensPerMinute=5000)
+    verdict = book.verdict(rule)
+    assert (verdict.outcome, verdict.limit) == (ledger.Outcome.EMPTY, budget.Limit.REQUESTS)
+    asks = book.asks()
+    assert sorted((a.limit, a.want) for a in asks) == [(budget.Limit.REQUESTS, True), (budget.Limit.TOKENS, True)]
+    grant(book, asks, 100)
+    assert book.verdict(rule).outcome is ledger.Outcome.OK  # one refill was enough
+
+
+def test_a_spent_limit_refuses_even_when_an_earlier_one_is_merely_empty():
+    book, rule = ledger.Ledger(wall=Clock()), covering(requestsPerMinute=100, tokensPerMinute=5000)
+    book.verdict(rule)
+    asks = book.asks()
+    book.reported(
+        asks,
+        [
+            protocol.Grant(
+                budget="team",
+                limit=budget.Limit.TOKENS,
+                window=asks[0].window,
+                amount=0,
+                exhausted=True,
+                retry_after=20,
+            )
+        ],
+    )
+    verdict = book.verdict(rule)
+    assert (verdict.outcome, verdict.limit) == (ledger.Outcome.SPENT, budget.Limit.TOKENS)
