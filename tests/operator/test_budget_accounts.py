@@ -25,6 +25,14 @@ def test_reservations_never_exceed_the_limit_whatever_replicas_ask():
     assert applied.status["requests"] == {"window": MINUTE.key, "reserved": 100, "used": 0, "limit": 100}
 
 
+def test_usage_taken_on_fail_open_allowances_is_not_granted_again_when_the_operator_returns():
+    applied = accounts.apply(None, SPEC, [change(reserve=10, **{MINUTE.key: 96})])  # 96 served while unreachable
+    assert applied.reserved == {budget.Limit.REQUESTS: 4}  # only what is left of the limit
+    applied = accounts.apply(applied.status, SPEC, [change(reserve=10, **{MINUTE.key: 10})])
+    assert applied.reserved == {budget.Limit.REQUESTS: 0}  # 106 used: nothing left, the overshoot stays visible
+    assert applied.status["requests"]["used"] == 106
+
+
 def test_a_new_window_starts_from_zero_and_keeps_the_last_one_under_previous():
     status = accounts.apply(None, SPEC, [change(reserve=100, **{MINUTE.key: 97})]).status
     rolled = accounts.apply(status, SPEC, [change(NEXT_MINUTE, reserve=10)])

@@ -55,7 +55,10 @@ def apply(status: Mapping[str, Any] | None, spec: budget_api.BudgetSpec, changes
             target = counter if window == counter["window"] else previous.get(change.limit.value)
             if target is not None and target.get("window") == window:
                 target["used"] = int(target.get("used", 0)) + used
-        take = max(0, min(change.reserve, value - int(counter["reserved"])))
+        # usage beyond the reservations (allowances taken while this operator was unreachable, or debts
+        # of answers that cost more than their allowance) comes out of what is left of the limit too
+        spoken_for = max(int(counter["reserved"]), int(counter["used"]))
+        take = max(0, min(change.reserve, value - spoken_for))
         counter["reserved"] = int(counter["reserved"]) + take
         reserved[change.limit] = take
         for threshold in THRESHOLDS:
