@@ -28,6 +28,10 @@ from pilotfish.budgets import allowances, windows
 from pilotfish.mocks import runner
 from pilotfish.routes import document
 
+# A fleet test may wait up to 40 s for room in a minute, run its burst again in the next one, then wait
+# for the status: its own waits name what did not happen; the whole-test ceiling only catches a hang.
+pytestmark = pytest.mark.timeout(420)
+
 SIDECARS = 20
 KEY = "sk-test-budget-4d1e"
 
