@@ -30,6 +30,7 @@ CHART = ROOT / "charts" / "pilotfish"
 RELEASE = "pilotfish"
 RELEASE_NAMESPACE = "pilotfish-system"
 ENABLE_ENV = "PILOTFISH_NODE_TESTS"
+OPERATOR_PORT = 9443  # the operator pod's webhook and allowance port (the chart's containerPort)
 TEST_TIMEOUT = 900  # seconds per test: pods, kubelet syncs and the operator's sweep, on a busy machine
 
 
@@ -117,6 +118,9 @@ def chart_values() -> dict[str, Any]:
             "extraEnv": api,
         },
         "sidecar": {"image": {"repository": sidecar_repository, "tag": sidecar_tag, "pullPolicy": "Never"}},
+        # No cluster DNS and no kube-proxy: a pod reaches the operator's Service name only through a host
+        # alias to an operator pod (workloads.operator_hosts), so the Service port is the pod's own 9443.
+        "service": {"webhookPort": OPERATOR_PORT},
         # Fail: a dropped admission request shows as a failed pod creation. 30 s (the most allowed):
         # the API server's deadline must not trip only because this 2-core machine is busy.
         "webhook": {"failurePolicy": "Fail", "timeoutSeconds": 30},

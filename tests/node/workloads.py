@@ -8,11 +8,16 @@ import time
 from typing import Any
 
 from e2e.testenv import images, node
-from tests.node.conftest import get_json, wait_for
+from prometheus_client import parser
+from tests.node.conftest import RELEASE, RELEASE_NAMESPACE, get_json, wait_for
 
 MOCK_PORT = 9101
 # The app: a user's program. Its first call is made the moment the container starts, so a sidecar
-# that was not ready yet would make call 1 fail. Every call's outcome is one JSON line.
+# that was not ready yet would make call 1 fail. Every call's outcome is one JSON line: with the HTTP
+# status, the error code and the headers a user can see (the sidecar's x-pilotfish-*, Retry-After,
+# Date) for non-streaming calls. APP_MODEL names the class; APP_BURST=K makes K calls back to back at
+# the start of each UTC minute (from its second second, while 30 s are left) and none in between, so a
+# per-minute limit is seen whole inside one window.
 APP = """
 import json, os, signal, sys, time
 import openai
@@ -20,25 +25,49 @@ stopping = []  # SIGTERM: finish the call in flight, then exit, as a well-behave
 signal.signal(signal.SIGTERM, lambda *_: stopping.append(time.time()))
 client = openai.OpenAI(api_key="unused-the-sidecar-holds-the-keys", max_retries=0, timeout=60)
 stream = os.environ.get("APP_STREAM") == "1"
-n = 0
-while not stopping:
-    n += 1
+model = os.environ.get("APP_MODEL", "workhorse")
+burst = int(os.environ.get("APP_BURST", "0"))
+messages = [{"role": "user", "content": "hi"}]
+def seen(headers):
+    return {k.lower(): v for k, v in headers.items() if k.lower().startswith("x-pilotfish-") or k.lower() in ("retry-after", "date")}
+def call(n):
     started = time.time()
     try:
         if stream:
-            chunks = client.chat.completions.create(
-                model="workhorse", messages=[{"role": "user", "content": "hi"}], stream=True)
+            chunks = client.chat.completions.create(model=model, messages=messages, stream=True)
             text = "".join((c.choices[0].delta.content or "") for c in chunks if c.choices)
-            model = ""
+            outcome = {"ok": True, "text": text, "model": ""}
         else:
-            reply = client.chat.completions.create(model="workhorse", messages=[{"role": "user", "content": "hi"}])
-            text, model = reply.choices[0].message.content, reply.model
-        print(json.dumps({"n": n, "ok": True, "text": text, "model": model, "t": started}), flush=True)
+            raw = client.chat.completions.with_raw_response.create(model=model, messages=messages)
+            reply = raw.parse()
+            outcome = {"ok": True, "text": reply.choices[0].message.content, "model": reply.model,
+                       "status": raw.status_code, "headers": seen(raw.headers)}
+    except openai.APIStatusError as exc:
+        outcome = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300], "status": exc.status_code,
+                   "code": exc.code, "headers": seen(exc.response.headers)}
     except Exception as exc:
-        print(json.dumps({"n": n, "ok": False, "error": f"{type(exc).__name__}: {exc}"[:300], "t": started}),
-              flush=True)
-    if not stopping:
-        time.sleep(float(os.environ.get("APP_INTERVAL", "0.5")))
+        outcome = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    print(json.dumps({"n": n, **outcome, "t": started, "end": time.time()}), flush=True)
+def pause(seconds):
+    until = time.time() + seconds
+    while not stopping and time.time() < until:
+        time.sleep(min(0.2, max(0.0, until - time.time())))
+n, burst_minute = 0, None
+while not stopping:
+    if burst:
+        now = time.time()
+        if int(now // 60) == burst_minute or not 1 <= now % 60 <= 30:
+            pause(0.2)
+            continue
+        burst_minute = int(now // 60)
+        for _ in range(burst):
+            if not stopping:
+                n += 1
+                call(n)
+        continue
+    n += 1
+    call(n)
+    pause(float(os.environ.get("APP_INTERVAL", "0.5")))
 print(json.dumps({"stopped": True, "sigterm": stopping[0], "t": time.time()}), flush=True)
 """
 
@@ -56,8 +85,8 @@ def apply(cluster: node.Node, namespace: str, objects: list[dict[str, Any]]) -> 
 def start_mock(
     cluster: node.Node, namespace: str, name: str, *, fault: str | None = None, api_key: str | None = None
 ) -> str:
-    """A mock OpenAI provider pod from the sidecar image (``api_key``: the bearer key it requires);
-    returns its pod IP once it is Ready."""
+    """A mock OpenAI provider pod from the sidecar image (``api_key``: the bearer key it requires; ``fault``:
+    its initial fault as JSON, ``pilotfish.mocks.faults.Fault``); returns its pod IP once it is Ready."""
     args = ["mock-provider", "--provider=openai", f"--listen=0.0.0.0:{MOCK_PORT}", f"--name={name}"]
     args += [f"--api-key={api_key}"] if api_key else []
     pod = {
@@ -120,13 +149,22 @@ def model_class(*members: str, name: str = "workhorse", **spec: Any) -> dict[str
     }
 
 
-def app_pod(name: str, *, env: dict[str, str] | None = None, grace: int = 30) -> dict[str, Any]:
+def app_pod(
+    name: str,
+    *,
+    env: dict[str, str] | None = None,
+    grace: int = 30,
+    labels: dict[str, str] | None = None,
+    hosts: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """``hosts``: the pod's ``hostAliases`` (its /etc/hosts, which the injected sidecar shares)."""
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": name, "labels": {"app": name}},
+        "metadata": {"name": name, "labels": {"app": name, **(labels or {})}},
         "spec": {
             "terminationGracePeriodSeconds": grace,
+            **({"hostAliases": hosts} if hosts else {}),
             "containers": [
                 {
                     "name": "app",
@@ -147,6 +185,44 @@ def calls(cluster: node.Node, namespace: str, pod: str, *, previous: bool = Fals
     )
     lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     return [line for line in lines if "n" in line]
+
+
+def operator_hosts(cluster: node.Node) -> tuple[str, list[dict[str, Any]]]:
+    """A Ready operator pod, and the host alias that gives an app pod (and so its sidecar) the operator
+    Service's DNS name at that pod's address: this node has no cluster DNS and no kube-proxy. The name
+    is the one in the injected allowance URL and in the operator's certificate, so TLS is checked as in
+    any cluster; only the name-to-address step differs."""
+
+    def ready() -> tuple[str, str] | None:
+        pods = get_json(cluster, "pods", "-n", RELEASE_NAMESPACE, "-l", f"app.kubernetes.io/instance={RELEASE}")
+        for pod in (pods or {}).get("items", []):
+            conditions = pod["status"].get("conditions") or []
+            if not pod["metadata"].get("deletionTimestamp") and any(
+                c["type"] == "Ready" and c["status"] == "True" for c in conditions
+            ):
+                return pod["metadata"]["name"], pod["status"]["podIP"]
+        return None
+
+    name, ip = wait_for(ready, what="a Ready operator pod")
+    return name, [{"ip": ip, "hostnames": [f"{RELEASE}-operator.{RELEASE_NAMESPACE}.svc"]}]
+
+
+def pod_metric(cluster: node.Node, namespace: str, pod_port: str, name: str, **labels: str) -> float:
+    """The sum of the samples of ``name`` carrying ``labels`` on a pod's /metrics (``pod_port``:
+    ``pod:port``), read through the API server's pod proxy."""
+    done = cluster.kubectl("get", "--raw", f"/api/v1/namespaces/{namespace}/pods/{pod_port}/proxy/metrics")
+    return sum(
+        sample.value
+        for family in parser.text_string_to_metric_families(done.stdout)
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    )
+
+
+def mock_stats(cluster: node.Node, namespace: str, pod: str) -> dict[str, Any]:
+    """A mock provider pod's ``GET /_mock/stats`` (requests served, by fault mode) through the pod proxy."""
+    done = cluster.kubectl("get", "--raw", f"/api/v1/namespaces/{namespace}/pods/{pod}:{MOCK_PORT}/proxy/_mock/stats")
+    return dict(json.loads(done.stdout))
 
 
 def sidecar_readyz(cluster: node.Node, namespace: str, pod: str) -> dict[str, Any]:
