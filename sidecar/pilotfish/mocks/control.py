@@ -84,8 +84,8 @@ async def post_reset(request: web.Request) -> web.Response:
     return web.json_response({"reset": True})
 
 
-def draw(app: web.Application) -> tuple[faults.Mode, faults.Fault]:
-    """The fault for the request that just arrived, counted in the stats."""
-    mode = app[FAULTS].next_mode()
+def draw(app: web.Application, *, tokens: int = 0) -> tuple[faults.Mode, faults.Fault]:
+    """The fault for the request that just arrived (which costs ``tokens`` if answered), counted in the stats."""
+    mode = app[FAULTS].next_mode(tokens=tokens)
     app[STATS].by_mode[mode.value] += 1
     return mode, app[FAULTS].fault

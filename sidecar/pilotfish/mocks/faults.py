@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import random
 import time
@@ -46,31 +47,48 @@ class Fault(pydantic.BaseModel):
         description="a provider quota: requests beyond this many in one UTC minute get the vendor's 429 "
         "(rate-limit, with retry_after), whatever the mode",
     )
+    tpm: int | None = pydantic.Field(
+        default=None,
+        ge=0,
+        description="a provider quota in tokens: a request whose tokens would take its UTC minute past this many "
+        "gets the vendor's 429 for tokens, whatever the mode. A request's tokens are counted when it arrives, as "
+        "OpenAI counts them (the OpenAI mock knows the prompt and its own answer; the other mocks count none)",
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Refusal:
+    """Which quota refused the request that just arrived, and the figures the vendor's 429 states."""
+
+    limit: str  # "requests" or "tokens": OpenAI's error ``type`` and the x-ratelimit-*-<limit> headers
+    allowed: int  # the quota
+    used: int  # what the minute had used before this request
+    requested: int  # what this request asked for
+    reset_seconds: float  # until the minute ends
 
 
 class FaultState:
     """The current fault and the seeded chance that decides which requests it hits."""
 
     def __init__(self, fault: Fault | None = None, *, seed: int = 0) -> None:
+        self.wall = time.time  # the clock quota minutes are counted on; tests may set their own
         self._rng = random.Random(seed)
         self.fault = fault or Fault()
         self._left = self.fault.count
-        self._minute = (0, 0)  # (UTC minute, requests in it): what the ``rpm`` quota counts
+        self._minute = (0, 0, 0)  # (UTC minute, requests, tokens in it): what ``rpm`` and ``tpm`` count
+        self.refusal: Refusal | None = None  # the quota that refused the last request, if one did
 
     def set(self, fault: Fault) -> None:
         self.fault = fault
         self._left = fault.count
-        self._minute = (0, 0)
+        self._minute = (0, 0, 0)
 
-    def next_mode(self) -> Mode:
-        """The mode for the request that just arrived."""
+    def next_mode(self, *, tokens: int = 0) -> Mode:
+        """The mode for the request that just arrived, which will cost ``tokens`` if answered."""
         fault = self.fault
-        if fault.rpm is not None:
-            minute = int(time.time() // 60)
-            seen = self._minute[1] + 1 if self._minute[0] == minute else 1
-            self._minute = (minute, seen)
-            if seen > fault.rpm:
-                return Mode.RATE_LIMIT
+        self.refusal = self._over_quota(tokens)
+        if self.refusal is not None:
+            return Mode.RATE_LIMIT
         if fault.mode is Mode.OK:
             return Mode.OK
         if self._left is not None:
@@ -80,3 +98,21 @@ class FaultState:
         if fault.fail_rate < 1.0 and self._rng.random() >= fault.fail_rate:
             return Mode.OK
         return fault.mode
+
+    def _over_quota(self, tokens: int) -> Refusal | None:
+        """Count the request in its UTC minute; the quota it goes past, if any. Every request counts against
+        ``rpm`` (OpenAI counts refused ones too); only an admitted one's tokens count against ``tpm``."""
+        fault = self.fault
+        if fault.rpm is None and fault.tpm is None:
+            return None
+        now = self.wall()
+        minute = int(now // 60)
+        _, requests, used = self._minute if self._minute[0] == minute else (minute, 0, 0)
+        reset = (minute + 1) * 60 - now
+        self._minute = (minute, requests + 1, used)
+        if fault.rpm is not None and requests + 1 > fault.rpm:
+            return Refusal("requests", fault.rpm, requests, 1, reset)
+        if fault.tpm is not None and used + tokens > fault.tpm:
+            return Refusal("tokens", fault.tpm, used, tokens, reset)
+        self._minute = (minute, requests + 1, used + tokens)
+        return None

@@ -87,7 +87,7 @@ async def _admit(request: web.Request) -> tuple[dict[str, Any], faults.Mode, fau
     stats.last_auth_present = presented is not None
     if app[control.API_KEY] and presented != expected:
         return error_response(401)
-    mode, fault = control.draw(app)
+    mode, fault = control.draw(app, tokens=_tokens_asked(app[control.NAME], body))
     early = await _early_fault(request, mode, fault)
     if early is not None:
         return early
@@ -118,14 +118,7 @@ async def _early_fault(request: web.Request, mode: faults.Mode, fault: faults.Fa
     if mode is M.STATUS:
         return error_response(fault.status)
     if mode is M.RATE_LIMIT:
-        return error_response(
-            429,
-            headers={
-                "Retry-After": f"{fault.retry_after:g}",
-                "x-ratelimit-remaining-requests": "0",
-                "x-ratelimit-reset-requests": f"{fault.retry_after:g}s",
-            },
-        )
+        return _rate_limited(request, fault)
     if mode is M.CONTEXT_LENGTH:
         return error_response(
             400, code="context_length_exceeded", message="This model's maximum context length is 8192 tokens."
@@ -134,6 +127,45 @@ async def _early_fault(request: web.Request, mode: faults.Mode, fault: faults.Fa
         return error_response(400, code="content_filter", message="The response was filtered by the content policy.")
     await stalls.apply(request, mode, fault)
     return None
+
+
+def _rate_limited(request: web.Request, fault: faults.Fault) -> web.Response:
+    """OpenAI's 429: the quota it went past (requests or tokens) in the error's type and message, with the
+    x-ratelimit headers for that limit; a plain rate-limit fault has no quota, so it names requests."""
+    refusal = request.app[control.FAULTS].refusal
+    if refusal is None:
+        return error_response(
+            429,
+            headers={
+                "Retry-After": f"{fault.retry_after:g}",
+                "x-ratelimit-remaining-requests": "0",
+                "x-ratelimit-reset-requests": f"{fault.retry_after:g}s",
+            },
+        )
+    limit = refusal.limit
+    short = "RPM" if limit == "requests" else "TPM"
+    reset = f"{refusal.reset_seconds:.3f}s"
+    message = (
+        f"Rate limit reached for {request.app[control.STATS].last_model} in organization org-mock on {limit} per min "
+        f"({short}): Limit {refusal.allowed}, Used {refusal.used}, Requested {refusal.requested}. "
+        f"Please try again in {reset}. Visit https://platform.openai.com/account/rate-limits to learn more."
+    )
+    body = {"error": {"message": message, "type": limit, "param": None, "code": "rate_limit_exceeded"}}
+    headers = {
+        "Retry-After": f"{fault.retry_after:g}",
+        f"x-ratelimit-limit-{limit}": str(refusal.allowed),
+        f"x-ratelimit-remaining-{limit}": str(max(0, refusal.allowed - refusal.used)),
+        f"x-ratelimit-reset-{limit}": reset,
+    }
+    return web.Response(status=429, body=orjson.dumps(body), content_type="application/json", headers=headers)
+
+
+def _tokens_asked(name: str, body: dict[str, Any]) -> int:
+    """What a chat request counts against a ``tpm`` quota when it arrives: its prompt and the answer this mock
+    will give (OpenAI counts a request before answering it, from its prompt and max_tokens)."""
+    if "messages" not in body:
+        return 0
+    return _usage(body, len(answers.words(name)))["total_tokens"]
 
 
 def _usage(body: dict[str, Any], completion_tokens: int) -> dict[str, int]:
