@@ -19,14 +19,21 @@ from typing import Any
 
 import aiohttp
 import pytest
-from tests.kube.budget_fleet import Fleet, burst_in_one_window, minute_key, token_file
-from tests.kube.conftest import RunningOperator, start_operator, stop_operator, wait_for
+from tests.kube.budget_fleet import (
+    Fleet,
+    Operator,
+    allowance_settings,
+    burst_in_one_window,
+    minute_key,
+    routes_when,
+    token_file,
+    wait_until_minute_after,
+)
 from tests.waiting import eventually
 
 from pilotfish.api import budget
-from pilotfish.budgets import allowances, windows
+from pilotfish.budgets import windows
 from pilotfish.mocks import runner
-from pilotfish.routes import document
 
 # A fleet test may wait up to 40 s for room in a minute, run its burst again in the next one, then wait
 # for the status: its own waits name what did not happen; the whole-test ceiling only catches a hang.
@@ -36,30 +43,11 @@ SIDECARS = 20
 KEY = "sk-test-budget-4d1e"
 
 
-class Operator:
-    """One operator of this module's own, restartable at the same webhook address."""
-
-    def __init__(self, plane: Any, workdir: Any) -> None:
-        self.plane, self.workdir = plane, workdir
-        self.running: RunningOperator = start_operator(plane, workdir)
-        self.port = int(self.running.webhook_url.rsplit(":", 1)[1])
-
-    def restart(self) -> None:
-        stop_operator(self.running)
-        self.running = start_operator(self.plane, self.workdir, webhook_port=self.port)
-
-    def stop(self) -> None:
-        stop_operator(self.running)
-
-    def start(self) -> None:
-        self.running = start_operator(self.plane, self.workdir, webhook_port=self.port)
-
-
 @pytest.fixture(scope="module")
 def budget_operator(crds_applied: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
     operator = Operator(crds_applied, tmp_path_factory.mktemp("budget-operator"))
     yield operator
-    if operator.running.process.poll() is None:
+    if operator.is_running():
         operator.stop()
 
 
@@ -109,29 +97,15 @@ def budget_yaml(name: str, spec: str) -> str:
     return f"apiVersion: pilotfish.dev/v1alpha1\nkind: Budget\nmetadata: {{name: {name}}}\nspec: {spec}\n"
 
 
-def routes_with_budgets(plane: Any, namespace: str, name: str) -> document.RoutesDocument:
-    def read() -> document.RoutesDocument | None:
-        done = plane.kubectl("get", "-n", namespace, "configmap", "pilotfish-routes", "-o", "json", check=False)
-        if done.returncode != 0:
-            return None
-        doc = document.RoutesDocument.from_json(json.loads(done.stdout)["data"]["routes.json"])
-        return doc if name in doc.budgets and {"workhorse", "cheap"} <= set(doc.classes) else None
-
-    found: document.RoutesDocument = wait_for(read, timeout=90, what="the routes document with the Budget")
-    return found
-
-
 async def fleet_for(plane: Any, namespace: str, operator: Operator, tmp_path: Any, name: str = "team") -> Fleet:
-    doc = routes_with_budgets(plane, namespace, name)
-    assert plane.pki is not None
-    settings = allowances.AllowanceSettings(
-        url=f"https://127.0.0.1:{operator.port}",
-        namespace=namespace,
-        token_file=str(token_file(plane, namespace, tmp_path)),
-        ca_file=str(plane.pki.ca_cert),
+    doc = routes_when(
+        plane,
+        namespace,
+        lambda doc: name in doc.budgets and {"workhorse", "cheap"} <= set(doc.classes),
+        what="the routes document with the Budget",
     )
     fleet = Fleet(doc, {("keys", "primary"): KEY})
-    await fleet.start(SIDECARS, settings)
+    await fleet.start(SIDECARS, allowance_settings(plane, namespace, operator, tmp_path))
     return fleet
 
 
@@ -333,14 +307,9 @@ async def test_with_the_operator_unreachable_each_sidecar_admits_only_its_fail_o
         again = await fleet.ask(0)
         assert again.status == 200
     finally:
-        if budget_operator.running.process.poll() is not None:
+        if not budget_operator.is_running():
             await asyncio.to_thread(budget_operator.start)
         await fleet.stop()
-
-
-async def wait_until_minute_after(window: str) -> None:
-    while minute_key() == window:
-        await asyncio.sleep(0.5)  # waits for the wall clock to reach the next window: the event under test
 
 
 async def test_a_spend_budget_loses_nothing_when_the_operator_restarts_mid_window(

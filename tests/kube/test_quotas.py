@@ -1,10 +1,11 @@
-"""Members' provider quotas on the real API server: 20 sidecars share one member's rpm, the operator keeping the
+"""Members' provider quotas on the real API server: 20 sidecars share one member's quota, the operator keeping the
 count in the ModelClass's status, tested the same way as the Budgets (tests/kube/test_budgets.py).
 
-The primary member declares rpm 50, and its mock provider enforces the same 50 a minute with OpenAI's 429.
-100 requests over 20 sidecars in one minute: the primary must serve its quota (no more: the overshoot bound
-is 0 while the operator answers; no less than the quota minus pods x grant, allowance left unused in other
-pods) and the backup the rest, with no request refused and no 429 from the provider.
+Each test sends 20 sidecars' traffic at a class whose primary member declares a quota and whose mock provider
+enforces its own quota with OpenAI's 429 (requests or tokens per minute). The primary must serve its quota (no
+more than the overshoot bound docs/quotas.md states; no less than the quota minus pods x grant, allowance left
+unused in other pods) and the backup the rest, with no request refused and no 429 from the provider. Each
+prints the measured overshoot next to its bound.
 """
 
 from __future__ import annotations
@@ -15,11 +16,21 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from tests.kube.budget_fleet import Fleet, burst_in_one_window, token_file
-from tests.kube.conftest import RunningOperator, start_operator, stop_operator, wait_for
+from tests.kube.budget_fleet import (
+    USER,
+    Answer,
+    Fleet,
+    Operator,
+    allowance_settings,
+    burst_in_one_window,
+    minute_key,
+    routes_when,
+    wait_until_minute_after,
+)
 from tests.waiting import eventually
 
-from pilotfish.budgets import allowances, windows
+from pilotfish.budgets import windows
+from pilotfish.mocks import answers as mock_answers
 from pilotfish.mocks import runner
 from pilotfish.routes import document
 
@@ -28,27 +39,30 @@ from pilotfish.routes import document
 pytestmark = pytest.mark.timeout(420)
 
 SIDECARS = 20
-RPM = 50
 KEYS = {"primary": "sk-test-quota-primary-61c2", "backup": "sk-test-quota-backup-0d9e"}
 PRIMARY = "primary/model-frontier"
+BACKUP = "backup/model-backup"
+# the tokens one answer of the primary reports: the prompt's and the answer's (the mock's are deterministic)
+COST = mock_answers.prompt_tokens([m["content"] for m in USER]) + len(mock_answers.words("primary"))
 
 
 @pytest.fixture(scope="module")
-def quota_operator(crds_applied: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningOperator]:
-    running = start_operator(crds_applied, tmp_path_factory.mktemp("quota-operator"))
-    yield running
-    stop_operator(running)
+def quota_operator(crds_applied: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
+    operator = Operator(crds_applied, tmp_path_factory.mktemp("quota-operator"))
+    yield operator
+    if operator.is_running():
+        operator.stop()
 
 
 @pytest.fixture
 async def providers() -> AsyncIterator[dict[str, runner.RunningMock]]:
-    started = {name: await runner.start_mock(name=name, api_key=key) for name, key in KEYS.items()}
+    started = {name: await runner.start_mock(name=name, api_key=KEYS[name]) for name in KEYS}
     yield started
     for mock in started.values():
         await mock.stop()
 
 
-def resources(providers: dict[str, runner.RunningMock]) -> str:
+def resources(providers: dict[str, runner.RunningMock], quota: str) -> str:
     credentials = "".join(
         f"""---
 apiVersion: pilotfish.dev/v1alpha1
@@ -68,22 +82,30 @@ kind: ModelClass
 metadata: {{name: workhorse}}
 spec:
   members:
-    - {{credentialRef: primary, model: model-frontier, rpm: {RPM}}}
+    - {{credentialRef: primary, model: model-frontier, {quota}}}
     - {{credentialRef: backup, model: model-backup}}
 """
 
 
-def routes_with_quota(plane: Any, namespace: str) -> document.RoutesDocument:
-    def read() -> document.RoutesDocument | None:
-        done = plane.kubectl("get", "-n", namespace, "configmap", "pilotfish-routes", "-o", "json", check=False)
-        if done.returncode != 0:
-            return None
-        doc = document.RoutesDocument.from_json(json.loads(done.stdout)["data"]["routes.json"])
-        route = doc.classes.get("workhorse")
-        return doc if route is not None and len(route.members) == 2 and route.members[0].rpm == RPM else None
+async def quota_fleet(
+    plane: Any, namespace: str, operator: Operator, providers: dict[str, runner.RunningMock], tmp_path: Any, quota: str
+) -> Fleet:
+    """The namespace's sidecars serving ``workhorse``, whose primary member declares ``quota`` (``rpm: 50``)."""
+    plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=resources(providers, quota))
+    field, value = (part.strip() for part in quota.split(":"))
 
-    found: document.RoutesDocument = wait_for(read, timeout=90, what="the routes document with the member quota")
-    return found
+    def declared(doc: document.RoutesDocument) -> bool:
+        route = doc.classes.get("workhorse")
+        return route is not None and len(route.members) == 2 and getattr(route.members[0], field) == int(value)
+
+    doc = routes_when(plane, namespace, declared, what=f"the routes document with the member's {quota}")
+    fleet = Fleet(doc, {("keys", name): key for name, key in KEYS.items()})
+    await fleet.start(SIDECARS, allowance_settings(plane, namespace, operator, tmp_path))
+    return fleet
+
+
+def on(member: str, answers: list[Answer]) -> list[Answer]:
+    return [a for a in answers if a.headers.get("x-pilotfish-member") == member]
 
 
 def class_status(plane: Any, namespace: str) -> dict[str, Any]:
@@ -91,35 +113,46 @@ def class_status(plane: Any, namespace: str) -> dict[str, Any]:
     return dict(json.loads(done.stdout).get("status") or {})
 
 
+async def status_when_used(
+    plane: Any, namespace: str, limit: str, used: int, window: str, *, what: str
+) -> dict[str, Any]:
+    """The ModelClass's status once the primary's ``status.quotas[...].<limit>`` reads ``used`` in ``window`` (the
+    sidecars report every 2 s; the loop keeps running meanwhile, so the in-process sidecars can)."""
+
+    async def status_now() -> dict[str, Any]:
+        return await asyncio.to_thread(class_status, plane, namespace)
+
+    def counted(status: dict[str, Any]) -> bool:
+        counters = ((status.get("quotas") or {}).get(PRIMARY) or {}).get(limit) or {}
+        return (counters.get("used"), counters.get("window")) == (used, window)
+
+    found: dict[str, Any] = await eventually(status_now, counted, timeout=60, what=what)
+    return found
+
+
+def load() -> str:
+    with open("/proc/loadavg") as loadavg:
+        return loadavg.read().split()[0]
+
+
 async def test_twenty_sidecars_give_an_rpm_50_member_its_quota_and_the_backup_the_rest_with_no_429(
     crds_applied, quota_operator, namespace, providers, tmp_path
 ):
-    crds_applied.kubectl("apply", "-n", namespace, "-f", "-", stdin=resources(providers))
-    providers["primary"].set_fault(rpm=RPM, retry_after=30)  # the provider's own quota: 429 past it
-    doc = routes_with_quota(crds_applied, namespace)
-    assert crds_applied.pki is not None
-    port = int(quota_operator.webhook_url.rsplit(":", 1)[1])
-    settings = allowances.AllowanceSettings(
-        url=f"https://127.0.0.1:{port}",
-        namespace=namespace,
-        token_file=str(token_file(crds_applied, namespace, tmp_path)),
-        ca_file=str(crds_applied.pki.ca_cert),
-    )
-    fleet = Fleet(doc, {("keys", name): key for name, key in KEYS.items()})
-    await fleet.start(SIDECARS, settings)
+    rpm = 50
+    fleet = await quota_fleet(crds_applied, namespace, quota_operator, providers, tmp_path, f"rpm: {rpm}")
+    providers["primary"].set_fault(rpm=rpm, retry_after=30)  # the provider's own quota: 429 past it
     try:
         answers, window = await burst_in_one_window(fleet, per_sidecar=5)
         assert [a.status for a in answers] == [200] * SIDECARS * 5  # nobody refused: the backup took the rest
-        on_primary = [a for a in answers if a.headers["x-pilotfish-member"] == PRIMARY]
-        on_backup = [a for a in answers if a.headers["x-pilotfish-member"] == "backup/model-backup"]
-        grant = windows.grant_size(RPM)
+        on_primary, on_backup = on(PRIMARY, answers), on(BACKUP, answers)
+        grant = windows.grant_size(rpm)
         print(
-            f"\nmember quota: rpm {RPM} on {PRIMARY}, {SIDECARS} sidecars x 5 requests: {len(on_primary)} on the "
-            f"member, {len(on_backup)} on the backup; measured overshoot {max(0, len(on_primary) - RPM)} (stated "
-            f"bound with the operator up: 0); undershoot {max(0, RPM - len(on_primary))} (bound: pods x grant = "
-            f"{SIDECARS * grant}); provider 429s {providers['primary'].stats.by_mode['rate-limit']}"
+            f"\nmember quota: rpm {rpm} on {PRIMARY}, {SIDECARS} sidecars x 5 requests: {len(on_primary)} on the "
+            f"member, {len(on_backup)} on the backup; measured overshoot {max(0, len(on_primary) - rpm)} (stated "
+            f"bound with the operator up: 0); undershoot {max(0, rpm - len(on_primary))} (bound: pods x grant = "
+            f"{SIDECARS * grant}); provider 429s {providers['primary'].stats.by_mode['rate-limit']}; load {load()}"
         )
-        assert RPM - SIDECARS * grant <= len(on_primary) <= RPM
+        assert rpm - SIDECARS * grant <= len(on_primary) <= rpm
         assert len(on_primary) + len(on_backup) == len(answers)
         assert providers["primary"].stats.by_mode["rate-limit"] == 0  # the provider never had to say 429
         assert providers["primary"].stats.requests == len(on_primary)  # no request past the share reached it
@@ -127,21 +160,100 @@ async def test_twenty_sidecars_give_an_rpm_50_member_its_quota_and_the_backup_th
         assert fleet.metric("pilotfish_failovers_total", reason="quota_spent") == len(on_backup)
         assert fleet.metric("pilotfish_failovers_total", reason="rate_limited") == 0
 
-        async def status_now() -> dict[str, Any]:
-            return await asyncio.to_thread(class_status, crds_applied, namespace)
-
-        status = await eventually(
-            status_now,
-            lambda s: ((s.get("quotas") or {}).get(PRIMARY) or {}).get("requests", {}).get("used") == len(on_primary),
-            timeout=60,
+        status = await status_when_used(
+            crds_applied,
+            namespace,
+            "requests",
+            len(on_primary),
+            window,
             what="the sidecars' use of the member quota in the ModelClass's status",
         )
         counters = status["quotas"][PRIMARY]["requests"]
-        assert (counters["window"], counters["limit"]) == (window, RPM) and counters["reserved"] <= RPM
-        assert status["quotaUsedPercent"] == len(on_primary) * 100 // RPM
+        assert counters["limit"] == rpm and counters["reserved"] <= rpm
+        assert status["quotaUsedPercent"] == len(on_primary) * 100 // rpm
         assert status["conditions"] and status["memberCount"] == 2  # the reconciler's status is left as it was
         header, row = crds_applied.kubectl("get", "-n", namespace, "modelclasses").stdout.splitlines()[:2]
         column = header.index("QUOTA%")  # kubectl aligns columns; empty ones (no tiers, no canary) print nothing
         assert row[column:].split()[0] == str(status["quotaUsedPercent"])
     finally:
+        await fleet.stop()
+
+
+async def test_twenty_sidecars_keep_a_tpm_member_within_its_bound_and_the_backup_serves_the_rest_before_any_429(
+    crds_applied, quota_operator, namespace, providers, tmp_path
+):
+    tpm = 20 * COST  # twenty answers' worth: a grant (tpm / 50) is less than one answer, so pods run into debt
+    bound = SIDECARS * COST  # docs/quotas.md, operator up: pods x the tokens one pod has in flight (one answer)
+    fleet = await quota_fleet(crds_applied, namespace, quota_operator, providers, tmp_path, f"tpm: {tpm}")
+    # the provider's real quota is the declared one plus the bound, as docs/quotas.md advises declaring
+    providers["primary"].set_fault(tpm=tpm + bound, retry_after=30)
+    try:
+        answers, window = await burst_in_one_window(fleet, per_sidecar=5)
+        assert [a.status for a in answers] == [200] * SIDECARS * 5  # nobody refused: the backup took the rest
+        on_primary, on_backup = on(PRIMARY, answers), on(BACKUP, answers)
+        assert {a.body["usage"]["total_tokens"] for a in on_primary} == {COST}
+        used = len(on_primary) * COST
+        grant = windows.grant_size(tpm)
+        print(
+            f"\nmember quota: tpm {tpm} on {PRIMARY} ({COST} tokens an answer, grant {grant}), {SIDECARS} sidecars "
+            f"x 5 requests: {len(on_primary)} answers ({used} tokens) on the member, {len(on_backup)} on the "
+            f"backup; measured overshoot {max(0, used - tpm)} tokens (stated bound with the operator up: pods x "
+            f"one answer = {bound}); undershoot {max(0, tpm - used)} (bound: pods x grant = {SIDECARS * grant}); "
+            f"provider 429s {providers['primary'].stats.by_mode['rate-limit']} (its quota {tpm + bound}); "
+            f"load {load()}"
+        )
+        assert tpm - SIDECARS * grant <= used <= tpm + bound
+        assert len(on_primary) + len(on_backup) == len(answers)
+        assert providers["primary"].stats.by_mode["rate-limit"] == 0  # the overflow went to the backup first
+        assert providers["primary"].stats.requests == len(on_primary)
+        assert {a.headers.get("x-pilotfish-failover-reason") for a in on_backup} == {"quota_spent"}
+        assert fleet.metric("pilotfish_failovers_total", reason="quota_spent") == len(on_backup)
+        status = await status_when_used(
+            crds_applied, namespace, "tokens", used, window, what="the answers' tokens in the ModelClass's status"
+        )
+        counters = status["quotas"][PRIMARY]["tokens"]
+        assert counters["limit"] == tpm and counters["reserved"] <= tpm
+    finally:
+        await fleet.stop()
+
+
+async def test_with_the_operator_unreachable_each_sidecar_sends_a_member_only_its_fail_open_share_then_the_next(
+    crds_applied, quota_operator, namespace, providers, tmp_path
+):
+    rpm = 10  # small, so that the fail-open shares of 20 pods (one grant, 1 request, each) exceed it: the bound
+    grant = windows.grant_size(rpm)
+    bound = SIDECARS * grant  # docs/quotas.md, operator unreachable for the minute: pods x grant
+    fleet = await quota_fleet(crds_applied, namespace, quota_operator, providers, tmp_path, f"rpm: {rpm}")
+    providers["primary"].set_fault(rpm=rpm + bound, retry_after=30)  # declared with the headroom for the bound
+    quota_operator.stop()
+    try:
+        answers, window = await burst_in_one_window(fleet, per_sidecar=3)
+        assert [a.status for a in answers] == [200] * SIDECARS * 3  # never a 429 while the backup can serve
+        on_primary, on_backup = on(PRIMARY, answers), on(BACKUP, answers)
+        print(
+            f"\noperator unreachable: rpm {rpm} on {PRIMARY}, {SIDECARS} sidecars x 3 requests: {len(on_primary)} "
+            f"on the member on fail-open shares, {len(on_backup)} on the backup; measured overshoot "
+            f"{max(0, len(on_primary) - rpm)} (stated bound: pods x grant = {bound}); provider 429s "
+            f"{providers['primary'].stats.by_mode['rate-limit']}; load {load()}"
+        )
+        assert len(on_primary) == bound  # each pod exactly its one fail-open share of the minute, then the backup
+        assert providers["primary"].stats.requests == bound
+        assert {a.headers.get("x-pilotfish-failover-reason") for a in on_backup} == {"quota_spent"}
+        # never blocked for longer than the window: the next one admits again, the operator still away
+        await wait_until_minute_after(window)
+        again = await fleet.ask(0)
+        assert (again.status, again.headers["x-pilotfish-member"]) == (200, PRIMARY)
+        # and with the operator back, its grants serve the member within the quota again
+        await asyncio.to_thread(quota_operator.start)
+        await wait_until_minute_after(minute_key())
+        window = minute_key()
+        served = await fleet.ask(1)
+        assert (served.status, served.headers["x-pilotfish-member"]) == (200, PRIMARY)
+        status = await status_when_used(
+            crds_applied, namespace, "requests", 1, window, what="the request granted by the operator, counted"
+        )
+        assert status["quotas"][PRIMARY]["requests"]["reserved"] >= 1  # a grant, not a fail-open share
+    finally:
+        if not quota_operator.is_running():
+            await asyncio.to_thread(quota_operator.start)
         await fleet.stop()
