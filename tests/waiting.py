@@ -33,3 +33,15 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {value!r}")
         await asyncio.sleep(POLL_SECONDS)
+
+
+def minute() -> int:
+    """The UTC minute the wall clock is in: the window rate limits and quotas count in."""
+    return int(time.time() // 60)
+
+
+async def minute_with_room(seconds: float) -> int:
+    """The UTC minute once at least ``seconds`` of it are left, so that requests counted per minute fit in one."""
+    while 60 - time.time() % 60 < seconds:
+        await asyncio.sleep(0.2)  # waits for the wall clock to reach the next minute: the event under test
+    return minute()

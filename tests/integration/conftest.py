@@ -13,6 +13,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import re
 import sys
 import textwrap
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -22,6 +23,7 @@ import aiohttp
 import anthropic
 import openai
 import pytest
+from tests.chat import USER
 
 from pilotfish.mocks import runner
 
@@ -239,20 +241,38 @@ async def sidecar(local_sidecar: LocalSidecar) -> Sidecar:
     return await local_sidecar()
 
 
-USER = [{"role": "user", "content": "Say hello."}]
+@dataclasses.dataclass(frozen=True)
+class Streamed:
+    """What a streaming client of class ``workhorse`` received through the official SDK."""
+
+    text: str
+    models: list[str]  # the distinct models its chunks named, in order: who wrote the answer
+    finish: str | None  # the last finish reason
+    error: openai.APIError | None  # the error the stream ended with (None: it finished)
+
+    def whole(self) -> tuple[str, list[str], str | None]:
+        """Text, models and finish reason of a stream that finished; the error it ended with is raised."""
+        if self.error is not None:
+            raise self.error
+        return self.text, self.models, self.finish
 
 
-async def streamed_text(sidecar: Sidecar) -> tuple[str, BaseException | None]:
-    """The text the client received, and the error the stream ended with (None: it finished)."""
-    stream = await sidecar.client().chat.completions.create(model="workhorse", messages=USER, stream=True)
+async def streamed(sidecar: Sidecar, **extra: Any) -> Streamed:
+    """One streaming request (``extra``: more request fields, e.g. ``tools``), read to its end."""
+    stream = await sidecar.client().chat.completions.create(model="workhorse", messages=USER, stream=True, **extra)
     text: list[str] = []
+    models: list[str] = []
+    finish: str | None = None
     try:
         async for chunk in stream:
+            if chunk.model not in models:
+                models.append(chunk.model)
             if chunk.choices:
                 text.append(chunk.choices[0].delta.content or "")
+                finish = chunk.choices[0].finish_reason or finish
     except openai.APIError as exc:
-        return "".join(text), exc
-    return "".join(text), None
+        return Streamed("".join(text), models, finish, exc)
+    return Streamed("".join(text), models, finish, None)
 
 
 async def complete(client: openai.AsyncOpenAI, *, stream: bool, **kwargs: object) -> tuple[str, dict[str, str]]:
@@ -268,6 +288,16 @@ async def complete(client: openai.AsyncOpenAI, *, stream: bool, **kwargs: object
 
 def _pilotfish_headers(headers: object) -> dict[str, str]:
     return {k.lower(): v for k, v in headers.items() if k.lower().startswith("x-pilotfish-")}  # type: ignore[attr-defined]
+
+
+def metric_sum(text: str, name: str, **labels: str) -> float:
+    """The sum of the series of ``name`` in a /metrics text whose labels include ``labels`` (0 if none)."""
+    total = 0.0
+    for line in text.splitlines():
+        match = re.match(rf"^{name}\{{(.*)\}} (\S+)$", line)
+        if match and all(f'{k}="{v}"' in match.group(1) for k, v in labels.items()):
+            total += float(match.group(2))
+    return total
 
 
 def answer_of(name: str) -> str:

@@ -7,15 +7,16 @@ from __future__ import annotations
 import asyncio
 import json
 import pathlib
-import re
 import textwrap
 
-import aiohttp
 from aiohttp import web
+from tests.chat import post_chat
 from tests.integration import hostile
-from tests.integration.conftest import KEYS, start_sidecar, stop_sidecar
+from tests.integration.conftest import KEYS, metric_sum, start_sidecar, stop_sidecar
+from tests.waiting import eventually
 
 USER_PROMPT = "a user's question 7731"
+CHAT = {"model": "workhorse", "messages": [{"role": "user", "content": USER_PROMPT}]}
 
 
 def manifests(flaky: str, backup: str) -> str:
@@ -61,28 +62,6 @@ def sse_answer() -> bytes:
     return b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks) + b"data: [DONE]\n\n"
 
 
-def metric(text: str, name: str, **labels: str) -> float:
-    """The sum of the series of ``name`` whose labels include ``labels``."""
-    total = 0.0
-    for line in text.splitlines():
-        match = re.match(rf"^{name}\{{(.*)\}} (\S+)$", line)
-        if match and all(f'{k}="{v}"' in match.group(1) for k, v in labels.items()):
-            total += float(match.group(2))
-    return total
-
-
-async def chat(api: str) -> tuple[int, dict[str, object], dict[str, str]]:
-    body = {"model": "workhorse", "messages": [{"role": "user", "content": USER_PROMPT}]}
-    async with aiohttp.ClientSession() as session, session.post(api + "/v1/chat/completions", json=body) as response:
-        return response.status, await response.json(), dict(response.headers)
-
-
-async def wait_until(check, *, timeout: float = 60.0, what: str) -> None:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout):
-        while not await check():
-            await asyncio.sleep(0.1)
-
-
 async def test_no_user_request_is_ever_the_probe_of_a_dead_member(tmp_path: pathlib.Path, mocks) -> None:  # type: ignore[no-untyped-def]
     up = {"now": False}
 
@@ -95,17 +74,17 @@ async def test_no_user_request_is_ever_the_probe_of_a_dead_member(tmp_path: path
         (tmp_path / "all.yaml").write_text(manifests(upstream.origin, mocks["backup"].url))
         sidecar = await start_sidecar(["local", "-f", str(tmp_path)])
         try:
-            status, _, headers = await chat(sidecar.api)  # the member fails, the backup answers, the circuit opens
-            assert status == 200 and headers["x-pilotfish-member"] == "backup/model-b"
+            answer = await post_chat(sidecar.api, CHAT)  # the member fails, the backup answers, the circuit opens
+            assert answer.status == 200 and answer.headers["x-pilotfish-member"] == "backup/model-b"
 
             async def probed_twice() -> bool:
-                return metric(await sidecar.metrics(), "pilotfish_probes_total", member="flaky/model-f") >= 2
+                return metric_sum(await sidecar.metrics(), "pilotfish_probes_total", member="flaky/model-f") >= 2
 
             served_while_down = []
             async with asyncio.timeout(60):
                 while not await probed_twice():  # user traffic all the while the member is down and probed
-                    status, _, headers = await chat(sidecar.api)
-                    served_while_down.append((status, headers.get("x-pilotfish-member")))
+                    answer = await post_chat(sidecar.api, CHAT)
+                    served_while_down.append((answer.status, answer.headers.get("x-pilotfish-member")))
                     sent_to_it = [seen for seen in upstream.received[1:] if USER_PROMPT.encode() in seen.body]
                     assert not sent_to_it, "a user request was the probe of the dead member"
             assert served_while_down and set(served_while_down) == {(200, "backup/model-b")}
@@ -117,15 +96,12 @@ async def test_no_user_request_is_ever_the_probe_of_a_dead_member(tmp_path: path
             assert seen.headers["authorization"] == "Bearer sk-flaky-1"  # with the member's own key
 
             up["now"] = True  # the member comes back: a probe finds out, and user traffic returns to it
-            await wait_until(
-                lambda: _closed(sidecar),
-                what="the member's circuit closed by a probe",  # type: ignore[arg-type]
-            )
-            status, body, headers = await chat(sidecar.api)
-            assert status == 200 and headers["x-pilotfish-member"] == "flaky/model-f", body
+            await eventually(lambda: _closed(sidecar), timeout=60, what="the member's circuit closed by a probe")
+            answer = await post_chat(sidecar.api, CHAT)
+            assert answer.status == 200 and answer.headers["x-pilotfish-member"] == "flaky/model-f", answer.body
             text = await sidecar.metrics()
-            assert metric(text, "pilotfish_probes_total", member="flaky/model-f", result="success") >= 1
-            assert metric(text, "pilotfish_probe_tokens_total", member="flaky/model-f") >= 10
+            assert metric_sum(text, "pilotfish_probes_total", member="flaky/model-f", result="success") >= 1
+            assert metric_sum(text, "pilotfish_probe_tokens_total", member="flaky/model-f") >= 10
         finally:
             await stop_sidecar(sidecar)
 

@@ -7,7 +7,7 @@ import pathlib
 import random
 
 import aiohttp
-from tests.integration.conftest import KEYS, manifests_for, start_sidecar, stop_sidecar
+from tests.integration.conftest import KEYS, manifests_for, metric_sum, start_sidecar, stop_sidecar
 from tests.mounts import kubelet_write
 from tests.waiting import eventually
 
@@ -73,13 +73,6 @@ async def _ask(sidecar, n: int, conversation: str | None = None, *, each: bool =
     return served
 
 
-def _sample(metrics: str, name: str, **labels: str) -> float:
-    for line in metrics.splitlines():
-        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
-
-
 async def test_half_the_traffic_reaches_a_healthy_canary_and_a_conversation_stays_on_one_slice(tmp_path, mocks):
     sidecar = await _sidecar_at(tmp_path, mocks, 50)
     try:
@@ -93,9 +86,9 @@ async def test_half_the_traffic_reaches_a_healthy_canary_and_a_conversation_stay
         for conversation in ("c-1", "c-2", "c-3", "c-4"):
             assert len(await _ask(sidecar, 8, conversation)) == 1  # every turn on the same slice
         metrics = await sidecar.metrics()
-        assert _sample(metrics, "pilotfish_slice_requests_total", slice="canary") >= 60
-        assert _sample(metrics, "pilotfish_canary_attempts_total", result="success") >= 60
-        assert _sample(metrics, "pilotfish_canary_request_duration_seconds_count") >= 60
+        assert metric_sum(metrics, "pilotfish_slice_requests_total", slice="canary") >= 60
+        assert metric_sum(metrics, "pilotfish_canary_attempts_total", result="success") >= 60
+        assert metric_sum(metrics, "pilotfish_canary_request_duration_seconds_count") >= 60
     finally:
         await stop_sidecar(sidecar)
 
@@ -107,10 +100,10 @@ async def test_a_failing_canary_costs_failovers_not_errors_and_every_failure_is_
         served = await _ask(sidecar, 100, "conversation", each=True)
         assert served == {"primary/model-a": 100}  # the app never sees the bad canary
         metrics = await sidecar.metrics()
-        canary_requests = _sample(metrics, "pilotfish_slice_requests_total", slice="canary")
+        canary_requests = metric_sum(metrics, "pilotfish_slice_requests_total", slice="canary")
         assert canary_requests == _in_canary_slice(_rendered(mocks, 50).classes["workhorse"], "conversation", 100) > 25
-        assert _sample(metrics, "pilotfish_canary_attempts_total", result="server_error") == canary_requests
-        assert _sample(metrics, "pilotfish_canary_attempts_total", result="success") == 0
+        assert metric_sum(metrics, "pilotfish_canary_attempts_total", result="server_error") == canary_requests
+        assert metric_sum(metrics, "pilotfish_canary_attempts_total", result="success") == 0
 
         async def request_lines() -> list[dict[str, object]]:
             return [r for r in sidecar.log_records() if r.get("msg") == "request"]
@@ -130,11 +123,11 @@ async def test_a_failing_canary_whose_circuit_opened_still_fails_every_canary_sl
         served = await _ask(sidecar, 100, "conversation", each=True)
         assert served == {"primary/model-a": 100}
         metrics = await sidecar.metrics()
-        canary_requests = _sample(metrics, "pilotfish_slice_requests_total", slice="canary")
+        canary_requests = metric_sum(metrics, "pilotfish_slice_requests_total", slice="canary")
         assert canary_requests == _in_canary_slice(_rendered(mocks, 50).classes["workhorse"], "conversation", 100)
         assert mocks["backup"].stats.requests == 2  # the open circuit kept the rest away from the canary
-        assert _sample(metrics, "pilotfish_canary_attempts_total", result="server_error") == 2
-        assert _sample(metrics, "pilotfish_canary_attempts_total", result="circuit_open") == canary_requests - 2
-        assert _sample(metrics, "pilotfish_canary_attempts_total", result="success") == 0
+        assert metric_sum(metrics, "pilotfish_canary_attempts_total", result="server_error") == 2
+        assert metric_sum(metrics, "pilotfish_canary_attempts_total", result="circuit_open") == canary_requests - 2
+        assert metric_sum(metrics, "pilotfish_canary_attempts_total", result="success") == 0
     finally:
         await stop_sidecar(sidecar)

@@ -4,11 +4,11 @@ never sent as no key at all."""
 
 from __future__ import annotations
 
-import asyncio
 import pathlib
 
-import aiohttp
-from tests.integration.conftest import KEYS, USER, answer_of, manifests_for, start_sidecar, stop_sidecar
+from tests.chat import USER, post_chat
+from tests.integration.conftest import KEYS, answer_of, manifests_for, start_sidecar, stop_sidecar
+from tests.waiting import eventually
 
 GEMINI_FIRST = """\
 apiVersion: pilotfish.dev/v1alpha1
@@ -22,20 +22,6 @@ spec:
 """
 
 
-async def _post(api: str, body: dict[str, object]) -> tuple[int, dict[str, object], dict[str, str]]:
-    async with aiohttp.ClientSession() as session, session.post(api + "/v1/chat/completions", json=body) as response:
-        return response.status, await response.json(), dict(response.headers)
-
-
-async def _until(check, what: str, timeout: float = 15.0):  # type: ignore[no-untyped-def]
-    for _ in range(int(timeout / 0.05)):
-        value = await check()
-        if value:
-            return value
-        await asyncio.sleep(0.05)
-    raise AssertionError(what)
-
-
 async def test_a_revoked_gemini_key_fails_over_opens_the_circuit_for_minutes_and_is_reported(
     tmp_path: pathlib.Path, mocks
 ):
@@ -45,13 +31,13 @@ async def test_a_revoked_gemini_key_fails_over_opens_the_circuit_for_minutes_and
     sidecar = await start_sidecar(["local", "-f", str(manifest.parent)])
     try:
         body = {"model": "geminifirst", "messages": USER}
-        status, answer, headers = await _post(sidecar.api, body)
-        assert status == 200 and answer["choices"][0]["message"]["content"] == answer_of("backup")
-        assert headers["x-pilotfish-failover-reason"] == "auth"  # Google's 400 API_KEY_INVALID is no bad request
+        answer = await post_chat(sidecar.api, body)
+        assert answer.status == 200 and answer.body["choices"][0]["message"]["content"] == answer_of("backup")
+        assert answer.headers["x-pilotfish-failover-reason"] == "auth"  # Google's 400 API_KEY_INVALID is no bad request
         gemini = await sidecar.member("geminifirst", "gemini/gemini-2.5-flash")
         assert gemini["state"] == "open" and gemini["credentialProblem"] == "invalid_key"
         assert gemini["cooldownLeftSeconds"] > 200  # not the class's 1 s cooldown
-        await _post(sidecar.api, body)
+        await post_chat(sidecar.api, body)
         assert mocks["gemini"].stats.requests == 1  # the second request did not try the rejected key again
         assert (await sidecar.get_json("/readyz"))["rejectedCredentials"] == {"gemini": "invalid_key"}
         metrics = await sidecar.metrics()
@@ -65,10 +51,10 @@ async def test_a_revoked_gemini_key_fails_over_opens_the_circuit_for_minutes_and
         manifest.write_text(manifests_for(mocks, GEMINI_FIRST))
 
         async def served_by_gemini() -> bool:
-            _, answer, _ = await _post(sidecar.api, body)
-            return answer["choices"][0]["message"]["content"] == answer_of("gemini")
+            answer = await post_chat(sidecar.api, body)
+            return answer.body["choices"][0]["message"]["content"] == answer_of("gemini")
 
-        await _until(served_by_gemini, "the rotated key never served")
+        await eventually(served_by_gemini, timeout=15, what="the rotated key serving")
         assert (await sidecar.get_json("/readyz"))["rejectedCredentials"] == {}
         assert "pilotfish_credential_rejected{" not in await sidecar.metrics()
     finally:
@@ -91,11 +77,11 @@ async def test_a_deleted_secret_document_is_flagged_and_no_request_goes_upstream
                 'Secret "test-keys" key "gemini" is not in the manifests' in line for line in sidecar.stderr_lines
             )
 
-        await _until(warned, "no warning about the missing Secret")
+        await eventually(warned, timeout=15, what="a warning about the missing Secret")
         before = {name: mock.stats.requests for name, mock in mocks.items()}
-        status, answer, _ = await _post(sidecar.api, {"model": "geminifirst", "messages": USER})
-        assert status == 502
-        message = answer["error"]["message"]  # type: ignore[index]
+        answer = await post_chat(sidecar.api, {"model": "geminifirst", "messages": USER})
+        assert answer.status == 502
+        message = answer.body["error"]["message"]
         assert (
             "gemini/gemini-2.5-flash: auth (key_missing)" in message and "backup/model-b: auth (key_missing)" in message
         )

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import time
 
 import openai
 from tests.integration.conftest import DEFAULT_CLASS, USER, Sidecar, answer_of
+from tests.waiting import minute, minute_with_room
 
 CHEAP = """\
 ---
@@ -33,17 +33,6 @@ def with_budget(spec: str) -> str:
         + CHEAP
         + f"---\napiVersion: pilotfish.dev/v1alpha1\nkind: Budget\nmetadata: {{name: team}}\nspec: {spec}\n"
     )
-
-
-def minute() -> int:
-    return int(time.time() // 60)
-
-
-async def fresh_minute() -> int:
-    """The minute a burst starts in, waiting for the next one when too little of this one is left."""
-    while 60 - time.time() % 60 < BURST_SECONDS:
-        await asyncio.sleep(0.2)  # waits for the wall clock to reach a window: the event under test
-    return minute()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,7 +58,7 @@ async def ask(sidecar: Sidecar) -> Answer:
 
 async def test_a_spent_reject_budget_answers_429_budget_exceeded_with_retry_after(local_sidecar):
     sidecar = await local_sidecar(with_budget("{classes: [workhorse], requestsPerMinute: 3}"))
-    started = await fresh_minute()
+    started = await minute_with_room(BURST_SECONDS)
     answers = [await ask(sidecar) for _ in range(5)]
     assert minute() == started, "the burst crossed a minute boundary"
     assert [a.status for a in answers] == [200, 200, 200, 429, 429]
@@ -92,7 +81,7 @@ async def test_a_spent_downgrade_budget_serves_from_the_cheaper_class(local_side
     sidecar = await local_sidecar(
         with_budget("{classes: [workhorse], requestsPerMinute: 2, action: downgrade, downgradeTo: cheap}")
     )
-    started = await fresh_minute()
+    started = await minute_with_room(BURST_SECONDS)
     answers = [await ask(sidecar) for _ in range(4)]
     assert minute() == started, "the burst crossed a minute boundary"
     assert [a.text for a in answers] == [answer_of("primary")] * 2 + [answer_of("third")] * 2
@@ -110,7 +99,7 @@ async def test_a_spent_downgrade_budget_serves_from_the_cheaper_class(local_side
 async def test_a_tokens_per_minute_budget_counts_the_usage_the_provider_reports(local_sidecar):
     limit = 100
     sidecar = await local_sidecar(with_budget(f"{{classes: [workhorse], tokensPerMinute: {limit}}}"))
-    started = await fresh_minute()
+    started = await minute_with_room(BURST_SECONDS)
     served: list[int] = []
     refused = None
     for _ in range(limit):  # every answer costs at least one token: the budget must refuse long before
@@ -145,7 +134,7 @@ async def test_a_broken_budget_is_refused_by_field_and_the_last_good_one_keeps_c
     ready = await sidecar.get_json("/readyz")
     assert ready["digest"] == before
     assert "Budget \"team\": spec.action: Input should be 'reject' or 'downgrade'" in ready["lastReloadError"]
-    started = await fresh_minute()
+    started = await minute_with_room(BURST_SECONDS)
     statuses = [(await ask(sidecar)).status for _ in range(3)]
     assert minute() == started, "the burst crossed a minute boundary"
     assert statuses == [200, 200, 429]
@@ -159,7 +148,7 @@ async def test_a_budget_that_downgrades_to_a_class_not_served_is_warned_about_an
             await asyncio.sleep(0.05)
     warning = next(line for line in sidecar.stderr_lines if "spec.downgradeTo" in line)
     assert 'Budget "team": spec.downgradeTo: "nowhere" is not a class that can serve' in warning
-    started = await fresh_minute()
+    started = await minute_with_room(BURST_SECONDS)
     statuses = [(await ask(sidecar)).status for _ in range(2)]
     assert minute() == started, "the burst crossed a minute boundary"
     assert statuses == [200, 429]

@@ -9,12 +9,12 @@ gets a 429 with Retry-After and its own error code.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 
 import openai
 import pytest
+from tests import waiting
 from tests.integration.conftest import USER, answer_of, complete
 
 QUOTA_CLASS = """\
@@ -30,15 +30,8 @@ spec:
 ROOM = 15.0  # seconds of the minute a test needs: its requests take milliseconds each
 
 
-async def minute_with_room() -> int:
-    """The current UTC minute once at least ``ROOM`` seconds of it are left (quotas count per minute)."""
-    while time.time() % 60 > 60 - ROOM:
-        await asyncio.sleep(0.2)  # not an event: waits for the wall clock to reach the next minute
-    return int(time.time() // 60)
-
-
 def same_minute(started: int) -> None:
-    if int(time.time() // 60) != started:
+    if waiting.minute() != started:
         pytest.skip("the requests straddled a minute boundary on this machine: quotas were counted in two windows")
 
 
@@ -49,7 +42,7 @@ async def test_past_its_rpm_a_member_is_skipped_before_its_provider_says_429_and
     mocks["primary"].set_fault(rpm=3, retry_after=30)  # the provider's own quota: a 429 beyond it
     sidecar = await local_sidecar(QUOTA_CLASS % ("rpm: 3", ""))
     client = sidecar.client()
-    minute = await minute_with_room()
+    minute = await waiting.minute_with_room(ROOM)
     served = [await complete(client, stream=stream) for _ in range(6)]
     same_minute(minute)
     assert [text for text, _ in served] == [answer_of("primary")] * 3 + [answer_of("backup")] * 3
@@ -69,7 +62,7 @@ async def test_past_its_rpm_a_member_is_skipped_before_its_provider_says_429_and
 async def test_past_its_tpm_a_member_is_skipped_once_the_tokens_it_answered_with_reach_the_quota(local_sidecar, mocks):
     sidecar = await local_sidecar(QUOTA_CLASS % ("tpm: 1", ""))
     client = sidecar.client()
-    minute = await minute_with_room()
+    minute = await waiting.minute_with_room(ROOM)
     first = await client.chat.completions.create(model="workhorse", messages=USER)  # type: ignore[arg-type]
     second, headers = await complete(client, stream=False)
     same_minute(minute)
@@ -83,7 +76,7 @@ async def test_when_every_members_quota_is_spent_the_app_gets_429_with_retry_aft
 ):
     sidecar = await local_sidecar(QUOTA_CLASS % ("rpm: 2", ", rpm: 1"))
     client = sidecar.client()
-    minute = await minute_with_room()
+    minute = await waiting.minute_with_room(ROOM)
     served = [await complete(client, stream=False) for _ in range(3)]
     minute_left = (minute + 1) * 60 - time.time()  # the Retry-After can be no more than this
     with pytest.raises(openai.RateLimitError) as caught:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import aiohttp
 import openai
 import pytest
-from tests.integration.conftest import USER
+from tests.integration.conftest import USER, streamed
 
 from pilotfish.mocks import answers
 
@@ -29,24 +29,11 @@ spec:
 BROKEN_AS = {"cut": "stream_interrupted", "stall": "stream_interrupted", "stream-error": "server_error"}
 
 
-async def _stream_text(sidecar, **extra) -> tuple[str, list[str], str | None]:
-    """The streamed answer's text, the distinct models its chunks named, and its finish reason."""
-    stream = await sidecar.client().chat.completions.create(model="workhorse", messages=USER, stream=True, **extra)
-    text, models, finish = [], [], None
-    async for chunk in stream:
-        if chunk.model not in models:
-            models.append(chunk.model)
-        if chunk.choices:
-            text.append(chunk.choices[0].delta.content or "")
-            finish = chunk.choices[0].finish_reason or finish
-    return "".join(text), models, finish
-
-
 @pytest.mark.parametrize("mode", ["cut", "stall", "stream-error"])
 async def test_a_broken_stream_is_finished_by_a_member_that_can_continue_it(local_sidecar, mocks, mode):
     sidecar = await local_sidecar(RECOVERING)
     mocks["primary"].set_fault(mode=mode, after_chunks=4)
-    text, models, finish = await _stream_text(sidecar)
+    text, models, finish = (await streamed(sidecar)).whole()
     primary_words = answers.words("primary")
     assert text == "".join(primary_words[:4]) + answers.ANSWER.format(name="primary")[len("".join(primary_words[:4])) :]
     assert text == answers.ANSWER.format(name="primary")  # whole, once: no word lost or repeated
@@ -81,7 +68,7 @@ async def test_a_recovery_keeps_the_requests_one_total_deadline(local_sidecar, m
     mocks["primary"].set_fault(mode="stall", after_chunks=3)
     mocks["claude"].set_fault(mode="slow-first-token", delay=1)
     with pytest.raises(openai.APIError) as raised:
-        await _stream_text(sidecar)
+        (await streamed(sidecar)).whole()
     assert "incomplete" in str(raised.value)
     log = await sidecar.last_request_line(timeout=10)
     assert log["outcome"] == "interrupted"
@@ -107,7 +94,7 @@ spec:
     )
     mocks["primary"].set_fault(mode="cut", after_chunks=3)
     with pytest.raises(openai.APIError) as raised:
-        await _stream_text(sidecar)
+        (await streamed(sidecar)).whole()
     assert "incomplete" in str(raised.value)
     assert mocks["backup"].stats.requests == 0  # openai-compatible cannot prefill: never sent one
     metrics = await sidecar.metrics()
@@ -119,14 +106,14 @@ async def test_a_stream_of_tool_calls_is_never_continued(local_sidecar, mocks):
     mocks["primary"].set_fault(mode="cut", after_chunks=2)
     tools = [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object", "properties": {}}}}]
     with pytest.raises(openai.APIError):
-        await _stream_text(sidecar, tools=tools)
+        (await streamed(sidecar, tools=tools)).whole()
     assert mocks["claude"].stats.requests == 0 and mocks["gemini"].stats.requests == 0
 
 
 async def test_gemini_continues_a_stream_openai_broke_with_an_in_stream_error(local_sidecar, mocks):
     sidecar = await local_sidecar(RECOVERING.replace("    - {credentialRef: claude, model: claude-sonnet-4-5}\n", ""))
     mocks["primary"].set_fault(mode="stream-error", after_chunks=5)
-    text, models, _ = await _stream_text(sidecar)
+    text, models, _ = (await streamed(sidecar)).whole()
     assert text == answers.ANSWER.format(name="primary") and models == ["model-a", "gemini-2.5-pro"]
 
 
@@ -153,7 +140,7 @@ spec:
     mocks["primary"].set_fault(mode="cut", after_chunks=3)
     mocks["backup"].set_fault(mode="no-prefill")
     with pytest.raises(openai.APIError) as raised:
-        await _stream_text(sidecar)
+        (await streamed(sidecar)).whole()
     assert mocks["backup"].stats.requests == 1  # it was asked, since it claimed it could
     assert "incomplete" in str(raised.value) and "prefill" not in str(raised.value)
 
@@ -161,7 +148,7 @@ spec:
 async def test_a_malformed_event_is_skipped_and_counted_and_the_stream_goes_on(local_sidecar, mocks):
     sidecar = await local_sidecar(RECOVERING)
     mocks["primary"].set_fault(mode="malformed", after_chunks=3)
-    text, models, finish = await _stream_text(sidecar)
+    text, models, finish = (await streamed(sidecar)).whole()
     assert text == answers.ANSWER.format(name="primary") and models == ["model-a"] and finish == "stop"
     assert 'pilotfish_stream_malformed_events_total{class="workhorse",provider="openai-compatible"} 1.0' in (
         await sidecar.metrics()
@@ -173,7 +160,7 @@ async def test_a_stream_that_finished_without_done_is_complete_at_once_not_at_a_
     sidecar = await local_sidecar(RECOVERING)
     mocks["primary"].set_fault(mode="no-done")
     if stream:
-        text, models, finish = await _stream_text(sidecar)
+        text, models, finish = (await streamed(sidecar)).whole()
     else:
         answer = await sidecar.client().chat.completions.create(model="workhorse", messages=USER)
         text, models, finish = answer.choices[0].message.content, [answer.model], answer.choices[0].finish_reason
@@ -199,11 +186,11 @@ spec:
 """
     )
     mocks["primary"].set_fault(mode="cut", after_chunks=5)
-    text, models, finish = await _stream_text(sidecar)
+    text, models, finish = (await streamed(sidecar)).whole()
     assert text == answers.ANSWER.format(name="backup") and models == ["model-b"] and finish == "stop"
     mocks["primary"].set_fault(mode="cut", after_chunks=10)  # past the window: no continuation possible
     with pytest.raises(openai.APIError):
-        await _stream_text(sidecar)
+        (await streamed(sidecar)).whole()
 
 
 async def test_a_stall_longer_than_stream_idle_seconds_is_recovered_even_under_a_long_first_token_timeout(
@@ -216,7 +203,7 @@ async def test_a_stall_longer_than_stream_idle_seconds_is_recovered_even_under_a
         )
     )
     mocks["primary"].set_fault(mode="stall", after_chunks=4)
-    text, models, _ = await _stream_text(sidecar)
+    text, models, _ = (await streamed(sidecar)).whole()
     assert text == answers.ANSWER.format(name="primary") and models == ["model-a", "claude-sonnet-4-5"]
     log = await sidecar.last_request_line(timeout=5)
     assert log["attempts"][0]["result"] == "stream_interrupted"

@@ -5,7 +5,7 @@ error after a prefix of it: never duplicated or garbled text."""
 
 from __future__ import annotations
 
-from tests.integration.conftest import KEYS, streamed_text
+from tests.integration.conftest import KEYS, streamed
 
 from pilotfish.mocks import answers, runner
 
@@ -28,7 +28,8 @@ async def test_a_member_that_starts_over_is_spliced_exactly_and_learned_unable_t
     )
     mocks["primary"].set_fault(mode="cut", after_chunks=4)
     mocks["gemini"].set_fault(mode="restart")
-    text, error = await streamed_text(sidecar)
+    received = await streamed(sidecar)
+    text, error = received.text, received.error
     assert (text, error) == (PRIMARY, None)  # whole and once: the repeated start was dropped
     gemini = await sidecar.member("workhorse", "gemini/gemini-2.5-pro")
     assert gemini["canContinue"] is False and gemini["cannotContinueReason"] == "restarted"
@@ -45,7 +46,8 @@ async def test_a_member_that_starts_over_differently_ends_the_stream_with_an_err
     )
     mocks["primary"].set_fault(mode="cut", after_chunks=4)
     mocks["gemini"].set_fault(mode="diverge")
-    text, error = await streamed_text(sidecar)
+    received = await streamed(sidecar)
+    text, error = received.text, received.error
     assert error is not None and "incomplete" in str(error)
     assert text == "".join(answers.words("primary")[:4])  # only what the primary sent: nothing of the other answer
     assert (await sidecar.member("workhorse", "gemini/gemini-2.5-pro"))["cannotContinueReason"] == "diverged"
@@ -62,7 +64,8 @@ async def test_a_member_that_rejects_the_prefill_is_skipped_and_the_next_capable
     )
     mocks["primary"].set_fault(mode="cut", after_chunks=4)
     mocks["gemini"].set_fault(mode="no-prefill")
-    text, error = await streamed_text(sidecar)
+    received = await streamed(sidecar)
+    text, error = received.text, received.error
     assert (text, error) == (PRIMARY, None)
     gemini = await sidecar.member("workhorse", "gemini/gemini-2.5-pro")
     assert gemini["canContinue"] is False and gemini["cannotContinueReason"] == "prefill_rejected"
@@ -71,7 +74,8 @@ async def test_a_member_that_rejects_the_prefill_is_skipped_and_the_next_capable
     assert readyz["cannotContinue"] == {"workhorse": {"gemini/gemini-2.5-pro": "prefill_rejected"}}
     # the next break goes straight to the member that can continue: the lesson is not paid for twice
     before = mocks["gemini"].stats.requests
-    assert (await streamed_text(sidecar)) == (PRIMARY, None)
+    received = await streamed(sidecar)
+    assert (received.text, received.error) == (PRIMARY, None)
     assert mocks["gemini"].stats.requests == before
 
 
@@ -81,7 +85,8 @@ async def test_a_member_declared_able_to_prefill_that_cannot_is_caught_by_the_se
     )
     mocks["primary"].set_fault(mode="cut", after_chunks=4)
     mocks["backup"].set_fault(mode="restart")  # declared able, in fact starts over
-    text, error = await streamed_text(sidecar)
+    received = await streamed(sidecar)
+    text, error = received.text, received.error
     assert (text, error) == (PRIMARY, None)
     assert (await sidecar.member("workhorse", "backup/model-b"))["canContinue"] is False
 
@@ -93,7 +98,8 @@ async def test_a_member_declared_unable_to_prefill_is_never_asked_to_continue(lo
         )
     )
     mocks["primary"].set_fault(mode="cut", after_chunks=4)
-    text, error = await streamed_text(sidecar)
+    received = await streamed(sidecar)
+    text, error = received.text, received.error
     assert error is not None and text == "".join(answers.words("primary")[:4])
     assert mocks["gemini"].stats.requests == 0
 
@@ -108,7 +114,8 @@ async def test_regenerate_and_splice_finishes_on_a_deterministic_replica_that_ca
         _class("{credentialRef: primary, model: model-a}", "{credentialRef: third, model: model-a}", spec=SPLICE)
     )
     mocks["primary"].set_fault(mode="cut", after_chunks=4)
-    text, error = await streamed_text(sidecar)
+    received = await streamed(sidecar)
+    text, error = received.text, received.error
     assert (text, error) == (PRIMARY, None)
     assert mocks["third"].stats.last_body["messages"][-1]["role"] == "user"  # the whole answer, asked again
 
@@ -118,6 +125,7 @@ async def test_regenerate_and_splice_refuses_a_member_that_answers_differently(l
         _class("{credentialRef: primary, model: model-a}", "{credentialRef: backup, model: model-b}", spec=SPLICE)
     )
     mocks["primary"].set_fault(mode="cut", after_chunks=4)
-    text, error = await streamed_text(sidecar)
+    received = await streamed(sidecar)
+    text, error = received.text, received.error
     assert error is not None and text == "".join(answers.words("primary")[:4])
     assert mocks["backup"].stats.requests == 1

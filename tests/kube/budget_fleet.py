@@ -20,6 +20,8 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from tests import chat, waiting
+from tests.chat import USER, Answer
 from tests.kube.conftest import RunningOperator, start_operator, stop_operator, wait_for
 
 from pilotfish.api import budget, refs
@@ -28,15 +30,7 @@ from pilotfish.routes import document, live, loader
 from pilotfish.server import app as server_app
 from pilotfish.telemetry import metrics
 
-USER = [{"role": "user", "content": "Say hello."}]
 ROOM_SECONDS = 40  # of a minute, for a burst to fit in one rate window on a busy machine
-
-
-@dataclasses.dataclass(frozen=True)
-class Answer:
-    status: int
-    body: dict[str, Any]
-    headers: dict[str, str]
 
 
 class Fleet:
@@ -80,10 +74,7 @@ class Fleet:
 
     async def ask(self, index: int, model: str = "workhorse") -> Answer:
         assert self.session is not None
-        body = {"model": model, "messages": USER}
-        timeout = aiohttp.ClientTimeout(total=120)
-        async with self.session.post(self.urls[index] + "/v1/chat/completions", json=body, timeout=timeout) as resp:
-            return Answer(resp.status, json.loads(await resp.read()), dict(resp.headers))
+        return await chat.post_chat(self.urls[index], {"model": model, "messages": USER}, session=self.session)
 
     async def burst(self, per_sidecar: int, model: str = "workhorse") -> list[Answer]:
         """Every sidecar sends ``per_sidecar`` requests one after another, all sidecars at once."""
@@ -174,8 +165,7 @@ def minute_key() -> str:
 
 async def fresh_minute() -> str:
     """Wait for a minute with at least ``ROOM_SECONDS`` left, so a burst fits in one window on a busy machine."""
-    while time.time() % 60 > 60 - ROOM_SECONDS:
-        await asyncio.sleep(0.5)  # waits for the wall clock to reach a window: the event under test
+    await waiting.minute_with_room(ROOM_SECONDS)
     return minute_key()
 
 

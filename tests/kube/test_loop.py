@@ -15,7 +15,7 @@ from tests.integration.conftest import (
     manifests_for,
     start_sidecar,
     stop_sidecar,
-    streamed_text,
+    streamed,
 )
 from tests.kube.conftest import wait_for
 from tests.mounts import kubelet_write
@@ -222,7 +222,8 @@ async def test_a_member_a_sidecar_learns_unable_to_continue_shows_on_its_model_c
         # Gemini is declared able to continue (its provider's default) but this model rejects the prefill
         mocks["primary"].set_fault(mode="cut", after_chunks=4)
         mocks["gemini"].set_fault(mode="no-prefill")
-        assert await streamed_text(sidecar) == (answers.ANSWER.format(name="primary"), None)
+        received = await streamed(sidecar)
+        assert (received.text, received.error) == (answers.ANSWER.format(name="primary"), None)
         mismatch = await asyncio.to_thread(
             wait_for,
             lambda: (c := _prefill_mismatch(crds_applied, namespace)).get("status") == "True" and c,

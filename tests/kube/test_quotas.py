@@ -12,21 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
-from tests.kube.budget_fleet import (
-    USER,
-    Answer,
-    Fleet,
-    Operator,
-    allowance_settings,
-    burst_in_one_window,
-    minute_key,
-    routes_when,
-    wait_until_minute_after,
-)
+from tests import chat
+from tests.kube import budget_fleet
 from tests.waiting import eventually
 
 from pilotfish.budgets import windows
@@ -43,12 +35,12 @@ KEYS = {"primary": "sk-test-quota-primary-61c2", "backup": "sk-test-quota-backup
 PRIMARY = "primary/model-frontier"
 BACKUP = "backup/model-backup"
 # the tokens one answer of the primary reports: the prompt's and the answer's (the mock's are deterministic)
-COST = mock_answers.prompt_tokens([m["content"] for m in USER]) + len(mock_answers.words("primary"))
+COST = mock_answers.prompt_tokens([m["content"] for m in chat.USER]) + len(mock_answers.words("primary"))
 
 
 @pytest.fixture(scope="module")
-def quota_operator(crds_applied: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
-    operator = Operator(crds_applied, tmp_path_factory.mktemp("quota-operator"))
+def quota_operator(crds_applied: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[budget_fleet.Operator]:
+    operator = budget_fleet.Operator(crds_applied, tmp_path_factory.mktemp("quota-operator"))
     yield operator
     if operator.is_running():
         operator.stop()
@@ -88,8 +80,13 @@ spec:
 
 
 async def quota_fleet(
-    plane: Any, namespace: str, operator: Operator, providers: dict[str, runner.RunningMock], tmp_path: Any, quota: str
-) -> Fleet:
+    plane: Any,
+    namespace: str,
+    operator: budget_fleet.Operator,
+    providers: dict[str, runner.RunningMock],
+    tmp_path: Any,
+    quota: str,
+) -> budget_fleet.Fleet:
     """The namespace's sidecars serving ``workhorse``, whose primary member declares ``quota`` (``rpm: 50``)."""
     plane.kubectl("apply", "-n", namespace, "-f", "-", stdin=resources(providers, quota))
     field, value = (part.strip() for part in quota.split(":"))
@@ -98,13 +95,13 @@ async def quota_fleet(
         route = doc.classes.get("workhorse")
         return route is not None and len(route.members) == 2 and getattr(route.members[0], field) == int(value)
 
-    doc = routes_when(plane, namespace, declared, what=f"the routes document with the member's {quota}")
-    fleet = Fleet(doc, {("keys", name): key for name, key in KEYS.items()})
-    await fleet.start(SIDECARS, allowance_settings(plane, namespace, operator, tmp_path))
+    doc = budget_fleet.routes_when(plane, namespace, declared, what=f"the routes document with the member's {quota}")
+    fleet = budget_fleet.Fleet(doc, {("keys", name): key for name, key in KEYS.items()})
+    await fleet.start(SIDECARS, budget_fleet.allowance_settings(plane, namespace, operator, tmp_path))
     return fleet
 
 
-def on(member: str, answers: list[Answer]) -> list[Answer]:
+def on(member: str, answers: list[chat.Answer]) -> list[chat.Answer]:
     return [a for a in answers if a.headers.get("x-pilotfish-member") == member]
 
 
@@ -113,26 +110,33 @@ def class_status(plane: Any, namespace: str) -> dict[str, Any]:
     return dict(json.loads(done.stdout).get("status") or {})
 
 
-async def status_when_used(
-    plane: Any, namespace: str, limit: str, used: int, window: str, *, what: str
+def counters(status: dict[str, Any], limit: str) -> dict[str, Any]:
+    """The primary's ``status.quotas[...].<limit>`` counters (empty before the operator wrote any)."""
+    return dict(((status.get("quotas") or {}).get(PRIMARY) or {}).get(limit) or {})
+
+
+async def status_when(
+    plane: Any, namespace: str, ready: Callable[[dict[str, Any]], bool], *, what: str
 ) -> dict[str, Any]:
-    """The ModelClass's status once the primary's ``status.quotas[...].<limit>`` reads ``used`` in ``window`` (the
-    sidecars report every 2 s; the loop keeps running meanwhile, so the in-process sidecars can)."""
+    """The ModelClass's status once ``ready`` accepts it (the sidecars report every 2 s; the loop keeps running
+    meanwhile, so the in-process sidecars can)."""
 
     async def status_now() -> dict[str, Any]:
         return await asyncio.to_thread(class_status, plane, namespace)
 
-    def counted(status: dict[str, Any]) -> bool:
-        counters = ((status.get("quotas") or {}).get(PRIMARY) or {}).get(limit) or {}
-        return (counters.get("used"), counters.get("window")) == (used, window)
-
-    found: dict[str, Any] = await eventually(status_now, counted, timeout=60, what=what)
+    found: dict[str, Any] = await eventually(status_now, ready, timeout=60, what=what)
     return found
 
 
-def load() -> str:
-    with open("/proc/loadavg") as loadavg:
-        return loadavg.read().split()[0]
+async def status_when_used(
+    plane: Any, namespace: str, limit: str, used: int, window: str, *, what: str
+) -> dict[str, Any]:
+    """The ModelClass's status once the primary's ``<limit>`` counters read ``used`` in ``window``."""
+
+    def counted(status: dict[str, Any]) -> bool:
+        return (counters(status, limit).get("used"), counters(status, limit).get("window")) == (used, window)
+
+    return await status_when(plane, namespace, counted, what=what)
 
 
 async def test_twenty_sidecars_give_an_rpm_50_member_its_quota_and_the_backup_the_rest_with_no_429(
@@ -142,7 +146,7 @@ async def test_twenty_sidecars_give_an_rpm_50_member_its_quota_and_the_backup_th
     fleet = await quota_fleet(crds_applied, namespace, quota_operator, providers, tmp_path, f"rpm: {rpm}")
     providers["primary"].set_fault(rpm=rpm, retry_after=30)  # the provider's own quota: 429 past it
     try:
-        answers, window = await burst_in_one_window(fleet, per_sidecar=5)
+        answers, window = await budget_fleet.burst_in_one_window(fleet, per_sidecar=5)
         assert [a.status for a in answers] == [200] * SIDECARS * 5  # nobody refused: the backup took the rest
         on_primary, on_backup = on(PRIMARY, answers), on(BACKUP, answers)
         grant = windows.grant_size(rpm)
@@ -150,7 +154,8 @@ async def test_twenty_sidecars_give_an_rpm_50_member_its_quota_and_the_backup_th
             f"\nmember quota: rpm {rpm} on {PRIMARY}, {SIDECARS} sidecars x 5 requests: {len(on_primary)} on the "
             f"member, {len(on_backup)} on the backup; measured overshoot {max(0, len(on_primary) - rpm)} (stated "
             f"bound with the operator up: 0); undershoot {max(0, rpm - len(on_primary))} (bound: pods x grant = "
-            f"{SIDECARS * grant}); provider 429s {providers['primary'].stats.by_mode['rate-limit']}; load {load()}"
+            f"{SIDECARS * grant}); provider 429s {providers['primary'].stats.by_mode['rate-limit']}; "
+            f"load {os.getloadavg()[0]:.1f}"
         )
         assert rpm - SIDECARS * grant <= len(on_primary) <= rpm
         assert len(on_primary) + len(on_backup) == len(answers)
@@ -168,8 +173,8 @@ async def test_twenty_sidecars_give_an_rpm_50_member_its_quota_and_the_backup_th
             window,
             what="the sidecars' use of the member quota in the ModelClass's status",
         )
-        counters = status["quotas"][PRIMARY]["requests"]
-        assert counters["limit"] == rpm and counters["reserved"] <= rpm
+        requests = counters(status, "requests")
+        assert requests["limit"] == rpm and requests["reserved"] <= rpm
         assert status["quotaUsedPercent"] == len(on_primary) * 100 // rpm
         assert status["conditions"] and status["memberCount"] == 2  # the reconciler's status is left as it was
         header, row = crds_applied.kubectl("get", "-n", namespace, "modelclasses").stdout.splitlines()[:2]
@@ -188,7 +193,7 @@ async def test_twenty_sidecars_keep_a_tpm_member_within_its_bound_and_the_backup
     # the provider's real quota is the declared one plus the bound, as docs/quotas.md advises declaring
     providers["primary"].set_fault(tpm=tpm + bound, retry_after=30)
     try:
-        answers, window = await burst_in_one_window(fleet, per_sidecar=5)
+        answers, window = await budget_fleet.burst_in_one_window(fleet, per_sidecar=5)
         assert [a.status for a in answers] == [200] * SIDECARS * 5  # nobody refused: the backup took the rest
         on_primary, on_backup = on(PRIMARY, answers), on(BACKUP, answers)
         assert {a.body["usage"]["total_tokens"] for a in on_primary} == {COST}
@@ -200,7 +205,7 @@ async def test_twenty_sidecars_keep_a_tpm_member_within_its_bound_and_the_backup
             f"backup; measured overshoot {max(0, used - tpm)} tokens (stated bound with the operator up: pods x "
             f"one answer = {bound}); undershoot {max(0, tpm - used)} (bound: pods x grant = {SIDECARS * grant}); "
             f"provider 429s {providers['primary'].stats.by_mode['rate-limit']} (its quota {tpm + bound}); "
-            f"load {load()}"
+            f"load {os.getloadavg()[0]:.1f}"
         )
         assert tpm - SIDECARS * grant <= used <= tpm + bound
         assert len(on_primary) + len(on_backup) == len(answers)
@@ -211,8 +216,8 @@ async def test_twenty_sidecars_keep_a_tpm_member_within_its_bound_and_the_backup
         status = await status_when_used(
             crds_applied, namespace, "tokens", used, window, what="the answers' tokens in the ModelClass's status"
         )
-        counters = status["quotas"][PRIMARY]["tokens"]
-        assert counters["limit"] == tpm and counters["reserved"] <= tpm
+        tokens = counters(status, "tokens")
+        assert tokens["limit"] == tpm and tokens["reserved"] <= tpm
     finally:
         await fleet.stop()
 
@@ -227,32 +232,35 @@ async def test_with_the_operator_unreachable_each_sidecar_sends_a_member_only_it
     providers["primary"].set_fault(rpm=rpm + bound, retry_after=30)  # declared with the headroom for the bound
     quota_operator.stop()
     try:
-        answers, window = await burst_in_one_window(fleet, per_sidecar=3)
+        answers, window = await budget_fleet.burst_in_one_window(fleet, per_sidecar=3)
         assert [a.status for a in answers] == [200] * SIDECARS * 3  # never a 429 while the backup can serve
         on_primary, on_backup = on(PRIMARY, answers), on(BACKUP, answers)
         print(
             f"\noperator unreachable: rpm {rpm} on {PRIMARY}, {SIDECARS} sidecars x 3 requests: {len(on_primary)} "
             f"on the member on fail-open shares, {len(on_backup)} on the backup; measured overshoot "
             f"{max(0, len(on_primary) - rpm)} (stated bound: pods x grant = {bound}); provider 429s "
-            f"{providers['primary'].stats.by_mode['rate-limit']}; load {load()}"
+            f"{providers['primary'].stats.by_mode['rate-limit']}; load {os.getloadavg()[0]:.1f}"
         )
         assert len(on_primary) == bound  # each pod exactly its one fail-open share of the minute, then the backup
         assert providers["primary"].stats.requests == bound
         assert {a.headers.get("x-pilotfish-failover-reason") for a in on_backup} == {"quota_spent"}
         # never blocked for longer than the window: the next one admits again, the operator still away
-        await wait_until_minute_after(window)
+        await budget_fleet.wait_until_minute_after(window)
         again = await fleet.ask(0)
         assert (again.status, again.headers["x-pilotfish-member"]) == (200, PRIMARY)
-        # and with the operator back, its grants serve the member within the quota again
+        # and once the operator is back, its grants serve the member again: pod 1's first request of this
+        # minute is granted by the operator (reserved in the status), not a fail-open share
         await asyncio.to_thread(quota_operator.start)
-        await wait_until_minute_after(minute_key())
-        window = minute_key()
+        asked_in = {budget_fleet.minute_key()}
         served = await fleet.ask(1)
+        asked_in.add(budget_fleet.minute_key())
         assert (served.status, served.headers["x-pilotfish-member"]) == (200, PRIMARY)
-        status = await status_when_used(
-            crds_applied, namespace, "requests", 1, window, what="the request granted by the operator, counted"
-        )
-        assert status["quotas"][PRIMARY]["requests"]["reserved"] >= 1  # a grant, not a fail-open share
+
+        def granted(status: dict[str, Any]) -> bool:
+            requests = counters(status, "requests")
+            return requests.get("window") in asked_in and requests.get("reserved", 0) >= 1
+
+        await status_when(crds_applied, namespace, granted, what="the operator's grant for the member in its status")
     finally:
         if not quota_operator.is_running():
             await asyncio.to_thread(quota_operator.start)
