@@ -79,14 +79,15 @@ class Sidecar:
     def log_records(self) -> list[dict[str, object]]:
         return [json.loads(line) for line in self.stdout_lines if line.startswith("{")]
 
-    async def last_request_line(self, *, timeout: float = 2.5) -> dict[str, Any]:
-        """The newest request log line: it is written as the response ends, so give the pipe a moment."""
+    async def last_request_line(self, *, timeout: float = 2.5, nth: int = 1) -> dict[str, Any]:
+        """The newest request log line once there are at least ``nth``: a line is written as its response ends,
+        so give the pipe a moment (``nth``: the line of the test's nth request, not an earlier one's)."""
         for _ in range(int(timeout / 0.02)):
             lines = [r for r in self.log_records() if r.get("msg") == "request"]
-            if lines:
+            if len(lines) >= nth:
                 return lines[-1]
             await asyncio.sleep(0.02)
-        raise AssertionError("no request log line")
+        raise AssertionError(f"fewer than {nth} request log lines")
 
 
 async def _pump(stream: asyncio.StreamReader | None, into: list[str]) -> None:

@@ -139,7 +139,7 @@ async def test_embeddings_follow_the_header_and_pod_label_rules_but_not_the_chat
     asked = await embeddings.create(model="assistant", input="hi", extra_headers={"x-pilotfish-tier": "frontier"})
     assert tier_headers(asked.headers) == ("frontier", "rules[0]", None)
     assert asked.headers["x-pilotfish-model"] == "big-model" and asked.parse().data[0].embedding
-    line = await sidecar.last_request_line()
+    line = await sidecar.last_request_line(nth=2)  # the second request's, not the first's
     assert (line["operation"], line["tier"], line["tier_reason"]) == ("embeddings", "frontier", "rules[0]")
     labels = tmp_path / "labels"
     labels.write_text('team="research"\n')
