@@ -148,6 +148,41 @@ def test_a_budget_of_three_requests_a_minute_serves_three_calls_then_429_with_re
     assert columns["RPM"] == str(LIMIT) and columns["USED%"] == "100", columns
 
 
+def test_a_pod_that_cannot_reach_the_operator_fails_open_by_one_grant_a_minute_and_no_more(
+    release: node.Node, app_namespace: str
+):
+    """The same Budget, but the app pod has no way to the operator's Service name (as when the operator
+    or DNS is down): each minute the sidecar admits its one fail-open grant (a fiftieth of 3: one
+    request), then refuses with the Budget's 429; traffic is never blocked for longer than the minute."""
+    ip = workloads.start_mock(release, app_namespace, "primary")
+    workloads.apply(
+        release,
+        app_namespace,
+        [
+            workloads.credential("primary", ip),
+            workloads.model_class("primary"),
+            budget("team", classes=["workhorse"], requestsPerMinute=LIMIT, action="reject"),
+        ],
+    )
+    ready_routes(release, app_namespace, "modelclass", "workhorse")
+    workloads.apply(release, app_namespace, [workloads.app_pod("app", env={"APP_BURST": str(BURST)})])
+    for calls in whole_bursts(release, app_namespace, "app", 2):
+        outcomes = [(c["n"], c.get("status"), c.get("code")) for c in calls]
+        print(
+            f"\nFIGURE fail-open burst at {calls[0]['t'] % 60:.1f}s into its minute: {outcomes}; the first call "
+            f"answered after {calls[0]['end'] - calls[0]['t']:.2f}s"
+        )
+        assert calls[0]["ok"] and calls[0]["text"] == workloads.answer_of("primary"), outcomes
+        assert all((c.get("status"), c.get("code")) == (429, "budget_exceeded") for c in calls[1:]), outcomes
+        assert all(0 < float(c["headers"]["retry-after"]) <= 60 - c["t"] % 60 + 1 for c in calls[1:]), outcomes
+    answered_before = sum(c["ok"] for c in workloads.calls(release, app_namespace, "app"))
+    failed_open = sidecar_metric(
+        release, app_namespace, "app", "pilotfish_budget_decisions_total", decision="failed_open"
+    )
+    answered_after = sum(c["ok"] for c in workloads.calls(release, app_namespace, "app"))
+    assert answered_before <= failed_open <= answered_after  # every answer was a fail-open admission
+
+
 def test_a_member_quota_moves_calls_to_the_next_member_before_the_provider_says_429(
     release: node.Node, app_namespace: str
 ):
