@@ -146,6 +146,52 @@ def test_a_budget_of_three_requests_a_minute_serves_three_calls_then_429_with_re
         what="kubectl get budget to show the minute's requests spent",
     )
     assert columns["RPM"] == str(LIMIT) and columns["USED%"] == "100", columns
+    reasons = wait_for(
+        lambda: (
+            {"BudgetNearlySpent", "BudgetSpent"} <= set(budget_events(release, app_namespace, "team"))
+            and budget_events(release, app_namespace, "team")
+        ),
+        what="the Budget's 80% and 100% Events",
+    )
+    print(f"FIGURE kubectl get budget: {columns}; events: {reasons}")
+
+
+def budget_events(cluster: node.Node, namespace: str, name: str) -> list[str]:
+    """The reasons of the Events on a Budget, as ``kubectl get events`` lists them."""
+    found = get_json(cluster, "events", "-n", namespace, "--field-selector", f"involvedObject.name={name}") or {}
+    return [event["reason"] for event in found.get("items", []) if event["involvedObject"]["kind"] == "Budget"]
+
+
+def test_a_budget_with_action_downgrade_sends_the_calls_past_its_limit_to_the_cheaper_class(
+    release: node.Node, app_namespace: str
+):
+    ips = {name: workloads.start_mock(release, app_namespace, name) for name in ("primary", "cheap")}
+    workloads.apply(
+        release,
+        app_namespace,
+        [
+            *(workloads.credential(name, ip) for name, ip in ips.items()),
+            workloads.model_class("primary"),
+            workloads.model_class("cheap", name="cheap"),
+            budget("team", classes=["workhorse"], requestsPerMinute=LIMIT, action="downgrade", downgradeTo="cheap"),
+        ],
+    )
+    ready_routes(release, app_namespace, "modelclass", "workhorse")
+    _, hosts = workloads.operator_hosts(release)
+    workloads.apply(release, app_namespace, [workloads.app_pod("app", env={"APP_BURST": str(BURST)}, hosts=hosts)])
+    for calls in whole_bursts(release, app_namespace, "app", 2):
+        answers = [
+            (c["n"], c.get("text", c.get("error"))[:18], c.get("headers", {}).get("x-pilotfish-downgraded-to"))
+            for c in calls
+        ]
+        print(f"\nFIGURE downgrade burst at {calls[0]['t'] % 60:.1f}s into its minute: {answers}")
+        assert all(c["ok"] for c in calls), answers
+        assert [c["text"] for c in calls[:LIMIT]] == [workloads.answer_of("primary")] * LIMIT, answers
+        for call in calls[LIMIT:]:
+            assert call["text"] == workloads.answer_of("cheap"), answers
+            assert call["headers"].get("x-pilotfish-downgraded-to") == "cheap", answers
+            assert call["headers"].get("x-pilotfish-budget") == "team", answers
+            assert call["headers"].get("x-pilotfish-class") == "workhorse", answers  # the class asked for
 
 
 def test_a_pod_that_cannot_reach_the_operator_fails_open_by_one_grant_a_minute_and_no_more(
