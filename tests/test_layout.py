@@ -34,3 +34,14 @@ def test_both_import_packages_resolve_from_their_source_roots():
     operator_package = importlib.import_module("pilotfish_operator")
     assert pathlib.Path(pilotfish.__file__).parent == ROOT / "sidecar" / "pilotfish"
     assert pathlib.Path(operator_package.__file__).parent == ROOT / "operator" / "pilotfish_operator"
+
+
+def test_a_serving_sidecar_loads_neither_ctypes_nor_the_opentelemetry_sdk_until_it_needs_them():
+    # each costs resident memory in every pod: ctypes is for the first heap trim, OpenTelemetry only for an
+    # exporter that OTEL_* configures
+    code = (
+        "import sys, pilotfish.modes.local, pilotfish.modes.sidecar, pilotfish.server.app;"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'ctypes', 'opentelemetry'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
