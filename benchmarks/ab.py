@@ -1,7 +1,8 @@
 """What one change to the sidecar bought: the working tree's sidecar beside a base revision's, in one run.
 
 Both sidecars (and the floor) serve the same bench upstream; CPU per request and per streamed chunk
-are measured in interleaved rounds, each target alone on one core, as ``sidecar_overhead`` does. The
+are measured in interleaved rounds, each target alone on one core, as ``sidecar_overhead`` does; RSS
+idle (before any request) and at its peak after the load (VmHWM), as there too. The
 base revision's ``sidecar/`` is exported to a temporary folder and put first on its ``PYTHONPATH``.
 
     python -m benchmarks.ab --base HEAD~1 [--change HEAD] [--rounds 3] [--seconds 2]
@@ -78,6 +79,7 @@ def main() -> int:
         base = export(args.base, pathlib.Path(tmp) / "base")
         change = export(args.change, pathlib.Path(tmp) / "change") if args.change else None
         procs = start(stack, pathlib.Path(tmp), base, change)
+        idle = {n: harness.rss_mib(procs.pid[n]) for n in ("floor", "base", "change")}
         for model in ("fast", "burst128"):
             rows = sidecar_overhead.latency(
                 procs,
@@ -119,6 +121,13 @@ def main() -> int:
                 f" change {ratio('change', 'floor'):.2f}×",
                 flush=True,
             )
+        loaded = {n: harness.rss_mib(procs.pid[n], "VmHWM") for n in idle}
+        print(
+            "RSS idle / peak after the load above (MiB): "
+            + ", ".join(f"{n} {idle[n]:.1f} / {loaded[n]:.1f}" for n in idle)
+            + f"; load average {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
     return 0
 
 
