@@ -21,6 +21,8 @@ LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 1
 LOOP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 TTFT_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 NO_PROVIDER = "none"  # provider/model label of a request no member served
+# Children kept bound at most (``Metrics._child``): far more than the series a real set of routes makes.
+CHILDREN_CACHED = 4096
 CIRCUIT_OPEN = "circuit_open"  # failover.plan.SkipReason.CIRCUIT_OPEN (telemetry sits below failover)
 
 
@@ -112,8 +114,9 @@ class Metrics:
             buckets=LOOP_BUCKETS,
             registry=r,
         )
-        for clock in ("wall", "cpu"):
-            self.loop_iterations.labels(clock)
+        # bound once: under load nearly every iteration takes 1 ms or more, and .labels() costs more than
+        # the observation
+        self._loop_clocks = {clock: self.loop_iterations.labels(clock) for clock in ("wall", "cpu")}
         self.probes = prom.Counter(
             "pilotfish_probes",
             "Active health probes of members whose circuit is open, by result: success, a failure kind, or "
@@ -232,10 +235,14 @@ class Metrics:
         )
 
     def _child(self, metric: Any, *labels: str) -> Any:
-        """``metric.labels(*labels)``, cached: the lookup costs more than the increment."""
+        """``metric.labels(*labels)``, cached: the lookup costs more than the increment. Label values come
+        from the routes and closed sets of kinds, so the cache is as bounded as the series; it is emptied
+        anyway past ``CHILDREN_CACHED`` (classes come and go with reloads), and refills as requests come."""
         key = (id(metric), labels)
         child = self._children.get(key)
         if child is None:
+            if len(self._children) >= CHILDREN_CACHED:
+                self._children.clear()
             child = self._children[key] = metric.labels(*labels)
         return child
 
@@ -333,7 +340,7 @@ class Metrics:
             self.probe_tokens.labels(class_name, member_id).inc(tokens)
 
     def loop_iteration(self, clock: str, seconds: float) -> None:
-        self.loop_iterations.labels(clock).observe(seconds)
+        self._loop_clocks[clock].observe(seconds)
 
     def reload_result(self, *, ok: bool) -> None:
         self.reloads.labels("success" if ok else "failure").inc()

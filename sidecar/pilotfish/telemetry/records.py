@@ -105,6 +105,8 @@ class RequestRecord:
         """Each failed attempt another attempt followed, and whether that one went to the same member (a
         retry) or not (a failover). A failed last attempt is neither: the request ended there."""
         attempts = self.attempts
+        if len(attempts) < 2:  # nearly every request: one attempt, nothing handed over
+            return []
         return [
             (attempt, attempts[index + 1].member_id == attempt.member_id)
             for index, attempt in enumerate(attempts[:-1])

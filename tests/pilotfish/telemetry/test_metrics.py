@@ -116,3 +116,14 @@ def test_a_canary_slice_request_that_skipped_the_open_canary_counts_as_a_failed_
     record.attempts = [records.AttemptRecord("b/m", "openai", "m", 0.1)]
     registry.observe(record)
     assert _canary_attempts(registry) == {("circuit_open",): 1.0}
+
+
+def test_requests_are_counted_right_past_the_bound_of_cached_children(monkeypatch):
+    monkeypatch.setattr(metrics, "CHILDREN_CACHED", 2)
+    registry = metrics.Metrics(prometheus_client.CollectorRegistry())
+    for _ in range(2):
+        for name in ("x", "y", "z"):
+            registry.observe(records.RequestRecord(class_name=name, stream=False, provider="openai", model="m"))
+    assert len(registry._children) <= 2
+    counted = _counted(registry, "pilotfish_requests", "class")
+    assert counted == {("x",): 2.0, ("y",): 2.0, ("z",): 2.0}
