@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Callable
 
+from pilotfish import garbage
 from pilotfish.budgets import allowances
 from pilotfish.modes import podinfo, serve
 from pilotfish.routes import live
@@ -93,6 +94,7 @@ def run_with_reloads(
     async def reloads() -> None:
         await poll_reloads(reload, routes=routes, registry=registry, interval=options.reload_interval)
 
+    garbage.tune()  # startup is done: what it built is frozen, and young objects are collected less often
     # the loop's iterations are timed from its selector (telemetry.looptime): a stall shows in /metrics
     with asyncio.Runner(loop_factory=looptime.loop_factory(looptime.observer(registry.loop_iteration))) as runner:
         runner.run(
