@@ -8,8 +8,9 @@ there. Everything that can go wrong on the wire leaves this module as ``failures
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl as ssl_  # `ssl` is aiohttp's parameter name
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -70,17 +71,19 @@ class UpstreamStream:
 
     async def batches(
         self, *, max_bytes: int | None = None, hold: memory.Hold | None = None
-    ) -> AsyncIterator[list[sse.Event]]:
+    ) -> AsyncGenerator[list[sse.Event], None]:
         """The events of each network read together: per-event async iteration costs more than parsing.
 
         ``max_bytes``/``hold``: the answer is being buffered whole; cap it and take its bytes from the budget."""
         parser = sse.SSEParser()
         try:
-            async for data in self._decoded(max_bytes=max_bytes, hold=hold):
-                for start in range(0, len(data), PARSE_BYTES):
-                    events = parser.feed(data[start : start + PARSE_BYTES])
-                    if events:
-                        yield events
+            # closed with this generator (``contextlib.aclosing``), not left to asyncio's finalizer hook
+            async with contextlib.aclosing(self._decoded(max_bytes=max_bytes, hold=hold)) as pieces:
+                async for data in pieces:
+                    for start in range(0, len(data), PARSE_BYTES):
+                        events = parser.feed(data[start : start + PARSE_BYTES])
+                        if events:
+                            yield events
         except sse.EventTooLarge as exc:
             raise too_large(str(exc)) from exc
         except (aiohttp.ClientError, OSError) as exc:
@@ -106,7 +109,7 @@ class UpstreamStream:
             self._response.release()
         return b"".join(pieces)
 
-    async def _decoded(self, *, max_bytes: int | None, hold: memory.Hold | None) -> AsyncIterator[bytes]:
+    async def _decoded(self, *, max_bytes: int | None, hold: memory.Hold | None) -> AsyncGenerator[bytes, None]:
         """The body as it arrives, inflated in bounded steps (a turn of the loop between two), counted
         against ``max_bytes`` and taken from ``hold``."""
         encoding = self._response.headers.get(aiohttp.hdrs.CONTENT_ENCODING)

@@ -12,8 +12,9 @@ Built per request by ``server.chat`` and ``server.messages``; attempted by ``fai
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from pilotfish import failures, memory, upstream
 from pilotfish.failover import exchange, plan, recovery, watchdog
@@ -179,7 +180,9 @@ def _built(adapter: base.Adapter, request: openai.ChatRequest, attempt: exchange
 
 
 async def _translate(
-    stream: AsyncIterator[list[sse.Event]], translator: base.StreamTranslator, record: records.RequestRecord | None
+    stream: AsyncGenerator[list[sse.Event], None],
+    translator: base.StreamTranslator,
+    record: records.RequestRecord | None,
 ) -> AsyncIterator[Batch]:
     """Upstream events → OpenAI chunks; a stream that ends before its terminal event is a failure.
 
@@ -187,38 +190,43 @@ async def _translate(
     its finish and its usage is complete even if its terminal event (``[DONE]``) never comes.
 
     The first content goes on at once, in a batch of its own: an upstream that sends a whole answer in
-    one burst must not have all of it translated before the client sees its first byte."""
-    finish_seen = done = content_seen = False
-    async for events in stream:
-        batch: Batch = []
-        for event in events:
-            try:
-                chunks = translator.feed(event)
-            except failures.GARBAGE_EVENT:  # garbage is skipped; an error event is not
-                if record is not None:
-                    record.malformed_events += 1
-                continue
-            for chunk in chunks:
-                choices = chunk.get("choices")
-                if choices and choices[0].get("finish_reason"):
-                    finish_seen = True
-                elif finish_seen and not choices and chunk.get("usage") is not None:
-                    done = True  # the usage chunk follows the finish: nothing else is owed
-                batch.append(chunk)
-            if translator.finished or done:
-                break
-            if not content_seen and any(is_content(chunk) for chunk in chunks):
-                content_seen = True
+    one burst must not have all of it translated before the client sees its first byte.
+
+    ``stream`` is closed here as soon as the answer is complete: the body's end is usually still unread
+    then, and an async generator dropped unfinished is closed by asyncio's finalizer hook instead, which
+    wakes the loop through its self-pipe (a socket write and read) and runs a task, per generator."""
+    async with contextlib.aclosing(stream):
+        finish_seen = done = content_seen = False
+        async for events in stream:
+            batch: Batch = []
+            for event in events:
+                try:
+                    chunks = translator.feed(event)
+                except failures.GARBAGE_EVENT:  # garbage is skipped; an error event is not
+                    if record is not None:
+                        record.malformed_events += 1
+                    continue
+                for chunk in chunks:
+                    choices = chunk.get("choices")
+                    if choices and choices[0].get("finish_reason"):
+                        finish_seen = True
+                    elif finish_seen and not choices and chunk.get("usage") is not None:
+                        done = True  # the usage chunk follows the finish: nothing else is owed
+                    batch.append(chunk)
+                if translator.finished or done:
+                    break
+                if not content_seen and any(is_content(chunk) for chunk in chunks):
+                    content_seen = True
+                    yield batch
+                    batch = []
+            if batch:
                 yield batch
-                batch = []
-        if batch:
-            yield batch
-        if translator.finished or done:
-            return
-    if not finish_seen:
-        raise failures.AttemptFailed(
-            failures.Failure(kind=failures.FailureKind.STREAM_INTERRUPTED, detail="stream ended before it finished")
-        )
+            if translator.finished or done:
+                return
+        if not finish_seen:
+            raise failures.AttemptFailed(
+                failures.Failure(kind=failures.FailureKind.STREAM_INTERRUPTED, detail="stream ended before it finished")
+            )
 
 
 async def _buffer_rest(head: list[openai.ChatChunk], rest: AsyncIterator[Batch]) -> list[openai.ChatChunk]:
