@@ -102,13 +102,13 @@ async def _write_stream(
                     frames = _frames(batch, include_usage=chat.include_usage, member=committed.member, record=record)
                     if frames:
                         await serving.write(request, response, frames)
-                await serving.write(request, response, _DONE_FRAME)
+                await serving.write(request, response, _DONE_FRAME, last=True)
             except failures.AttemptFailed as exc:
                 interrupted(record, exc.failure, member=committed.member, prompt_tokens=chat.estimate_prompt_tokens())
                 event = errors.stream_error_event(
                     interrupted_message(route, exc.failure), error_type="server_error", code=exc.failure.kind.value
                 )
-                await serving.write(request, response, event)
+                await serving.write(request, response, event, last=True)
     except serving.ClientTooSlow as exc:
         serving.hang_up(request, record, exc)
     except (ConnectionResetError, asyncio.CancelledError):

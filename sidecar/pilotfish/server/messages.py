@@ -85,11 +85,11 @@ async def _write_events(
                     frames = _encode([event for chunk in batch for event in writer.feed(chunk)])
                     if frames:
                         await serving.write(request, response, frames)
-                await serving.write(request, response, _encode(writer.finish()))
+                await serving.write(request, response, _encode(writer.finish()), last=True)
             except failures.AttemptFailed as exc:
                 chat.interrupted(record, exc.failure, member=committed.member, prompt_tokens=prompt_tokens)
                 error = anthropic.error_body(502, chat.interrupted_message(route, exc.failure))
-                await serving.write(request, response, _encode([("error", error)]))
+                await serving.write(request, response, _encode([("error", error)]), last=True)
     except serving.ClientTooSlow as exc:
         serving.hang_up(request, record, exc)
     except (ConnectionResetError, asyncio.CancelledError):

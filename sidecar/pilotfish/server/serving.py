@@ -95,19 +95,20 @@ def slice_key(request: web.Request, route: document.ClassRoute) -> str | None:
     return request.headers.get(header) if header else None
 
 
-async def write(request: web.Request, response: web.StreamResponse, data: bytes) -> None:
+async def write(request: web.Request, response: web.StreamResponse, data: bytes, *, last: bool = False) -> None:
     """One write of a committed stream, which the client must take within the write deadline
     (``keys.WRITE_SECONDS``, ``WRITE_SECONDS`` unless configured).
 
     All the writes of one response share one ``watchdog.Watchdog`` (kept on the response, closed by
-    ``total_deadline``), not a timer each."""
+    ``total_deadline``), not a timer each. ``last``: the stream's final write, sent together with the
+    end of the response (one socket write, where a write and then the end would be two)."""
     seconds = request.app[keys.WRITE_SECONDS]
     watch = response.get(_WRITE_WATCH)
     if watch is None:
         watch = response[_WRITE_WATCH] = watchdog.Watchdog(seconds)
     try:
         async with watch:
-            await response.write(data)
+            await (response.write_eof(data) if last else response.write(data))
     except TimeoutError:
         raise ClientTooSlow(f"the client took no data for {seconds:g}s") from None
 
