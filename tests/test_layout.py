@@ -36,12 +36,12 @@ def test_both_import_packages_resolve_from_their_source_roots():
     assert pathlib.Path(operator_package.__file__).parent == ROOT / "operator" / "pilotfish_operator"
 
 
-def test_a_serving_sidecar_loads_neither_ctypes_nor_the_opentelemetry_sdk_until_it_needs_them():
+def test_a_serving_sidecar_loads_no_ctypes_opentelemetry_or_yaml_until_it_needs_them():
     # each costs resident memory in every pod: ctypes is for the first heap trim, OpenTelemetry only for an
-    # exporter that OTEL_* configures
+    # exporter that OTEL_* configures, YAML only for the manifests of `pilotfish local`
     code = (
         "import sys, pilotfish.modes.local, pilotfish.modes.sidecar, pilotfish.server.app;"
-        "print(sorted({m.split('.')[0] for m in sys.modules} & {'ctypes', 'opentelemetry'}))"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'ctypes', 'opentelemetry', 'yaml'}))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

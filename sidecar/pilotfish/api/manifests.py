@@ -13,12 +13,14 @@ import binascii
 import dataclasses
 import pathlib
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pydantic
-import yaml
 
 from pilotfish.api import budget, credential, modelclass, refs
+
+if TYPE_CHECKING:
+    import yaml
 
 YAML_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -76,6 +78,10 @@ def expand_paths(paths: Sequence[str | pathlib.Path]) -> list[pathlib.Path]:
 
 
 def parse_text(text: str, *, source: str, namespace: str, into: Manifests | None = None) -> Manifests:
+    # imported here: `pilotfish sidecar` reads the routes document (JSON) and the validation helpers below,
+    # never YAML, and PyYAML costs every pod about 1 MiB resident
+    import yaml
+
     result = into if into is not None else Manifests()
     try:
         documents = list(yaml.safe_load_all(text))
