@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 
 from pilotfish import memory
-from pilotfish.failover import engine, exchange, watchdog
+from pilotfish.failover import engine, watchdog
 from pilotfish.routes import document
 from pilotfish.server import budgeting, keys, replies
 from pilotfish.telemetry import records, tracing
@@ -28,6 +28,10 @@ Handle = Callable[[document.ClassRoute, engine.Keys, records.RequestRecord], Awa
 # a write in milliseconds.
 WRITE_SECONDS = 30.0
 _WRITE_WATCH = "pilotfish.write_watch"  # the response's write deadline (``write``), in its user data
+# The upstream side ends a stream at totalSeconds with an in-band error; the guard around the delivery
+# (``total_deadline``) fires this much later, so a loop running late does not hang up before that error
+# is written (the client would see a dropped connection instead of the reason).
+DELIVERY_GRACE_SECONDS = 0.5
 
 
 class ClientTooSlow(Exception):
@@ -121,7 +125,7 @@ async def total_deadline(
     side checks it only while it waits for upstream, and a blocked write would never get there.
     ``elapsed``: seconds the request has run already (its time to first token, at the commit)."""
     loop = asyncio.get_running_loop()
-    left = route.timeouts.total_seconds - elapsed + exchange.DEADLINE_SLACK
+    left = route.timeouts.total_seconds - elapsed + DELIVERY_GRACE_SECONDS
     try:
         async with asyncio.timeout_at(loop.time() + max(0.0, left)):
             yield
