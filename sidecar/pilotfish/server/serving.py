@@ -27,7 +27,7 @@ Handle = Callable[[document.ClassRoute, engine.Keys, records.RequestRecord], Awa
 # A reader that stopped must not keep the stream, its buffers and its upstream socket; a live one takes
 # a write in milliseconds.
 WRITE_SECONDS = 30.0
-_WRITE_WATCH = "pilotfish.write_watch"  # the response's write deadline (``write``), in its user data
+_WRITE_WATCH = web.ResponseKey("pilotfish.write_watch", watchdog.Watchdog)  # the write deadline (``write``)
 # The upstream side ends a stream at totalSeconds with an in-band error; the guard around the delivery
 # (``total_deadline``) fires this much later, so a loop running late does not hang up before that error
 # is written (the client would see a dropped connection instead of the reason).
