@@ -132,31 +132,9 @@ class Ledger:
             self._roll(account)
             want = account.in_demand and account.balance < (account.grant + 1) // 2
             if want or account.used:
-                out.append(
-                    protocol.Ask(
-                        kind=counted.kind,
-                        budget=counted.name,
-                        member=counted.member,
-                        limit=limit,
-                        window=account.window,
-                        used=account.used,
-                        balance=account.balance,
-                        want=want,
-                    )
-                )
+                out.append(_ask(counted, limit, account.window, used=account.used, balance=account.balance, want=want))
         for (counted, limit, window), used in self._late.items():
-            out.append(
-                protocol.Ask(
-                    kind=counted.kind,
-                    budget=counted.name,
-                    member=counted.member,
-                    limit=limit,
-                    window=window,
-                    used=used,
-                    balance=0,
-                    want=False,
-                )
-            )
+            out.append(_ask(counted, limit, window, used=used, balance=0, want=False))
         return out
 
     def reported(self, asks: Sequence[protocol.Ask], grants: Sequence[protocol.Grant]) -> None:
@@ -203,6 +181,21 @@ class Ledger:
         account.window, account.ends_at = window.key, window.ends_at
         account.balance, account.used, account.exhausted, account.failed_open = 0, 0, False, False
         account.in_demand = False
+
+
+def _ask(
+    counted: budget_api.Counted, limit: budget_api.Limit, window: str, *, used: int, balance: int, want: bool
+) -> protocol.Ask:
+    return protocol.Ask(
+        kind=counted.kind,
+        budget=counted.name,
+        member=counted.member,
+        limit=limit,
+        window=window,
+        used=used,
+        balance=balance,
+        want=want,
+    )
 
 
 def _period_of_key(window: str) -> budget_api.Period:
