@@ -1,6 +1,7 @@
 """Small builders for the pure failover tests: a fake clock, members, routes, health views and an engine."""
 
 import random
+from collections.abc import Callable
 
 from pilotfish import upstream
 from pilotfish.api import credential, modelclass
@@ -70,12 +71,17 @@ def opened(cooldown: float = 5.0) -> health.MemberView:
 
 def engine_on(clock: FakeClock) -> engine.Engine:
     """The failover engine on a fake clock; its exchanges are scripted, so its sessions are never used."""
+    return engine_at(clock.now, sessions=upstream.Sessions())
+
+
+def engine_at(now: Callable[[], float], *, sessions: upstream.Sessions) -> engine.Engine:
+    """The failover engine on clock ``now`` (a fake one, or the running loop's for real upstreams)."""
     rng = random.Random(0)
     return engine.Engine(
-        sessions=upstream.Sessions(),
-        health_registry=health.HealthRegistry(now=clock.now, rng=rng),
-        pins=pinning.PinStore(now=clock.now),
-        now=clock.now,
+        sessions=sessions,
+        health_registry=health.HealthRegistry(now=now, rng=rng),
+        pins=pinning.PinStore(now=now),
+        now=now,
         rng=rng,
     )
 

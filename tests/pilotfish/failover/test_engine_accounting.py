@@ -6,11 +6,12 @@ Real mock providers on loopback, the engine in the test's loop: the budget is no
 from __future__ import annotations
 
 import asyncio
-import random
+
+from tests.pilotfish.failover import builders
 
 from pilotfish import upstream
 from pilotfish.api import credential, refs
-from pilotfish.failover import budget, engine, health, pinning, streaming
+from pilotfish.failover import budget, streaming
 from pilotfish.mocks import runner
 from pilotfish.routes import document
 from pilotfish.telemetry import records
@@ -43,14 +44,7 @@ async def test_a_recovered_stream_is_one_request_in_the_retry_budget():
                 _member("claude", claude, credential.ProviderType.ANTHROPIC, 1),
             ),
         )
-        now = asyncio.get_running_loop().time
-        the_engine = engine.Engine(
-            sessions=sessions,
-            health_registry=health.HealthRegistry(now=now, rng=random.Random(0)),
-            pins=pinning.PinStore(now=now),
-            now=now,
-            rng=random.Random(0),
-        )
+        the_engine = builders.engine_at(asyncio.get_running_loop().time, sessions=sessions)
         record = records.RequestRecord(class_name="c", stream=True)
         request = openai.ChatRequest.from_body({"model": "c", "messages": [{"role": "user", "content": "Hi."}]})
         committed = await the_engine.open(

@@ -12,15 +12,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import random
 import sys
 from collections.abc import AsyncGenerator, Iterator
 
 import pytest
+from tests.pilotfish.failover import builders
 
 from pilotfish import upstream
 from pilotfish.api import credential, refs
-from pilotfish.failover import engine, health, pinning, streaming
+from pilotfish.failover import streaming
 from pilotfish.mocks import runner
 from pilotfish.routes import document
 from pilotfish.telemetry import records
@@ -59,14 +59,7 @@ async def test_a_finished_answer_leaves_no_generator_for_asyncio_to_close(buffer
             model="m",
             priority=0,
         )
-        now = asyncio.get_running_loop().time
-        the_engine = engine.Engine(
-            sessions=sessions,
-            health_registry=health.HealthRegistry(now=now, rng=random.Random(0)),
-            pins=pinning.PinStore(now=now),
-            now=now,
-            rng=random.Random(0),
-        )
+        the_engine = builders.engine_at(asyncio.get_running_loop().time, sessions=sessions)
         request = openai.ChatRequest.from_body({"model": "c", "messages": [{"role": "user", "content": "Hi."}]})
         with finalized_by_asyncio() as finalized:
             for _ in range(3):
