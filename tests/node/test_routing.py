@@ -85,20 +85,26 @@ def sidecar_metric(cluster: node.Node, namespace: str, pod: str, name: str, **la
     return workloads.pod_metric(cluster, namespace, f"{pod}:{SIDECAR_ADMIN_PORT}", name, **labels)
 
 
-def test_a_budget_of_three_requests_a_minute_serves_three_calls_then_429_with_retry_after_through_the_operator(
-    release: node.Node, app_namespace: str
-):
-    ip = workloads.start_mock(release, app_namespace, "primary")
+def serve_workhorse_under_a_reject_budget(cluster: node.Node, namespace: str) -> None:
+    """Class ``workhorse`` on one mock, and Budget ``team`` refusing past ``LIMIT`` calls a minute; its routes
+    rendered before the app pod starts."""
+    ip = workloads.start_mock(cluster, namespace, "primary")
     workloads.apply(
-        release,
-        app_namespace,
+        cluster,
+        namespace,
         [
             workloads.credential("primary", ip),
             workloads.model_class("primary"),
             budget("team", classes=["workhorse"], requestsPerMinute=LIMIT, action="reject"),
         ],
     )
-    ready_routes(release, app_namespace, "modelclass", "workhorse")
+    ready_routes(cluster, namespace, "modelclass", "workhorse")
+
+
+def test_a_budget_of_three_requests_a_minute_serves_three_calls_then_429_with_retry_after_through_the_operator(
+    release: node.Node, app_namespace: str
+):
+    serve_workhorse_under_a_reject_budget(release, app_namespace)
     operator, hosts = workloads.operator_hosts(release)
     before = operator_allowances(release, operator)
     app = workloads.app_pod("app", env={"APP_BURST": str(BURST)}, hosts=hosts)
@@ -200,17 +206,7 @@ def test_a_pod_that_cannot_reach_the_operator_fails_open_by_one_grant_a_minute_a
     """The same Budget, but the app pod has no way to the operator's Service name (as when the operator
     or DNS is down): each minute the sidecar admits its one fail-open grant (a fiftieth of 3: one
     request), then refuses with the Budget's 429; traffic is never blocked for longer than the minute."""
-    ip = workloads.start_mock(release, app_namespace, "primary")
-    workloads.apply(
-        release,
-        app_namespace,
-        [
-            workloads.credential("primary", ip),
-            workloads.model_class("primary"),
-            budget("team", classes=["workhorse"], requestsPerMinute=LIMIT, action="reject"),
-        ],
-    )
-    ready_routes(release, app_namespace, "modelclass", "workhorse")
+    serve_workhorse_under_a_reject_budget(release, app_namespace)
     workloads.apply(release, app_namespace, [workloads.app_pod("app", env={"APP_BURST": str(BURST)})])
     for calls in whole_bursts(release, app_namespace, "app", 2):
         outcomes = [(c["n"], c.get("status"), c.get("code")) for c in calls]
