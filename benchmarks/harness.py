@@ -27,6 +27,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@contextlib.contextmanager
+def closed_port() -> Iterator[int]:
+    """A port that refuses connections for the length of the block: bound, never listening, so no other
+    process (a test suite beside the benchmark) can start a server on it while the benchmark runs."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield int(sock.getsockname()[1])
+
+
 def wait_http(url: str, timeout: float = 30.0, *, any_status: bool = False) -> None:
     """Until ``url`` answers 2xx (or, with ``any_status``, at all: a server without a probe is up)."""
     deadline = time.monotonic() + timeout

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from collections.abc import Sequence
 
 import aiohttp
 
@@ -61,6 +62,23 @@ async def samples(target: Target, *, requests: int, concurrency: int, stream: bo
                 out.append(await one_request(session, target, stream=stream))
 
         await asyncio.gather(*(client() for _ in range(concurrency)))
+    return out
+
+
+async def alternating(targets: Sequence[Target], *, rounds: int, stream: bool) -> list[list[Sample]]:
+    """One request to each target in turn, ``rounds`` times, one connection each; the order rotates every
+    round. At one client this is how targets are compared: the machine's drift hits every target of a
+    round alike, where runs of a few hundred requests each would each meet a different moment of it."""
+    out: list[list[Sample]] = [[] for _ in targets]
+    sessions = [_session(1) for _ in targets]
+    try:
+        for index in range(rounds):
+            for offset in range(len(targets)):
+                which = (index + offset) % len(targets)
+                out[which].append(await one_request(sessions[which], targets[which], stream=stream))
+    finally:
+        for session in sessions:
+            await session.close()
     return out
 
 

@@ -7,7 +7,9 @@ Targets, all on loopback, all calling one bench upstream (``benchmarks.upstream`
 - ``sidecar``: ``pilotfish local`` with the defaults an injected sidecar has: **request log on**;
 - ``sidecar_no_log`` and ``sidecar_traced`` (OTLP export to the bench upstream): what the request log and
   tracing cost;
-- ``open_circuit``: the sidecar, through a class whose first member's circuit is open (its port is closed).
+- ``open_circuit``: the sidecar, through a class whose first member's circuit is open (its port is closed);
+  measured request by request against the plain class (``load.paired``), beside the plain class against
+  itself the same way, which is the noise it is judged by.
 
 Every scenario runs its targets interleaved, round by round, so this shared machine's drift hits them
 alike; the figures that matter are ratios within the run. Raw results go to ``--out`` (committed);
@@ -53,7 +55,8 @@ class Procs:
 def start(stack: contextlib.ExitStack, tmp: pathlib.Path) -> Procs:
     procs = Procs()
     py = sys.executable
-    up_port, floor_port, closed_port = harness.free_port(), harness.free_port(), harness.free_port()
+    up_port, floor_port = harness.free_port(), harness.free_port()
+    closed_port = stack.enter_context(harness.closed_port())
     up = f"http://127.0.0.1:{up_port}"
     classes: dict[str, list[tuple[str, str]]] = {model: [("bench", model)] for model in upstream.ANSWERS}
     classes |= {f"{model}-open": [("closed", model), ("bench", model)] for model in ("fast",)}
@@ -93,12 +96,20 @@ def _summary(values: Sequence[load.Sample]) -> dict[str, float]:
 def latency(
     procs: Procs, names: Sequence[str], *, model: str, stream: bool, concurrency: int, requests: int, rounds: int
 ) -> dict[str, dict[str, float]]:
-    """Percentiles per target, its requests spread over interleaved rounds after a warm-up."""
+    """Percentiles per target after a warm-up: at one client, the targets take turns request by request; at
+    more, in interleaved rounds of ``requests``."""
     got: dict[str, list[load.Sample]] = {name: [] for name in names}
     for name in names:
         asyncio.run(
             load.samples(procs.target(name, model), requests=concurrency * 4, concurrency=concurrency, stream=stream)
         )
+    if concurrency == 1:  # request by request, every target in turn (``load.alternating``)
+        targets = [procs.target(name, model) for name in names]
+        for name, values in zip(
+            names, asyncio.run(load.alternating(targets, rounds=requests * rounds, stream=stream)), strict=True
+        ):
+            got[name] = values
+        return {name: _summary(values) for name, values in got.items()}
     for _ in range(rounds):
         for name in names:
             target = procs.target(name, model)
@@ -154,15 +165,35 @@ def long_lived(procs: Procs, names: Sequence[str], *, streams: int) -> dict[str,
     return out
 
 
+def open_circuit(procs: Procs, *, pairs: int) -> dict[str, dict[str, float]]:
+    """Time to the whole answer through the open-circuit class minus through the plain one, request by
+    request (``load.alternating``); and the plain class against a second connection to itself the same way:
+    what "within noise" means in this run."""
+    plain, opened = procs.target("sidecar", "fast"), procs.target("open_circuit", "fast")
+    asyncio.run(load.alternating((plain, opened), rounds=20, stream=False))  # the closed member's circuit opens
+    got = asyncio.run(load.alternating((plain, opened, plain), rounds=pairs, stream=False))
+    out = {}
+    for name, second in (("open_minus_plain", got[1]), ("plain_minus_plain", got[2])):
+        diffs = [b[1] - a[1] for a, b in zip(got[0], second, strict=True)]  # seconds, as ``harness.pct`` takes them
+        out[name] = {
+            "p25_ms": harness.pct(diffs, 0.25),
+            "p50_ms": harness.pct(diffs, 0.5),
+            "p75_ms": harness.pct(diffs, 0.75),
+            "n": len(diffs),
+        }
+    return out
+
+
 def measure(procs: Procs, *, rounds: int, seconds: float, requests: int, streams: int) -> dict[str, Any]:
     results: dict[str, Any] = {"latency": {}, "cpu": {}}
     main = ("direct", "floor", "sidecar")
     for stream in (False, True):
         kind = "stream" if stream else "non_stream"
         results["latency"][f"{kind}_c1"] = latency(
-            procs, (*main, "open_circuit"), model="fast", stream=stream, concurrency=1, requests=requests, rounds=rounds
+            procs, main, model="fast", stream=stream, concurrency=1, requests=requests, rounds=rounds
         )
         print(f"latency {kind} c=1 done", flush=True)
+    results["open_circuit"] = open_circuit(procs, pairs=requests * rounds)
     for concurrency in (8, 64):
         results["latency"][f"slow200_c{concurrency}"] = latency(
             procs, main, model="slow200", stream=False, concurrency=concurrency, requests=concurrency * 6, rounds=rounds
