@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ssl as ssl_  # `ssl` is aiohttp's parameter name
 from collections.abc import AsyncGenerator, Callable, Mapping
 from urllib.parse import urlsplit
@@ -49,9 +50,14 @@ class Sessions:
                 limit=0, limit_per_host=CONNECTIONS_PER_ORIGIN, ttl_dns_cache=300, enable_cleanup_closed=True
             )
             # auto_decompress off: aiohttp inflates a whole gzip piece in one go (a bomb holds the loop for
-            # seconds); ``_decoded`` inflates in bounded steps and counts what comes out against the caps
+            # seconds); ``_decoded`` inflates in bounded steps and counts what comes out against the caps.
+            # No cookie jar: the session is shared by every request of every app in the pod, so a cookie one
+            # answer set (a CDN's, or a hostile upstream's) would be replayed on the others' calls.
             session = aiohttp.ClientSession(
-                connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent",)
+                connector=connector,
+                auto_decompress=False,
+                skip_auto_headers=("User-Agent",),
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
             self._by_origin[origin] = session
         return session
@@ -157,9 +163,7 @@ async def open_stream(
     ``extra_headers``: the attempt's trace context (``traceparent``), added to what the adapter built.
     ``read_timeout``: aiohttp's socket read timeout, re-armed on every network read; None where the caller
     bounds the reads itself."""
-    timeout = aiohttp.ClientTimeout(
-        total=None, connect=connect_timeout, sock_connect=connect_timeout, sock_read=read_timeout
-    )
+    timeout = _client_timeout(connect_timeout, read_timeout)
     session = sessions.for_url(request.url)
     try:
         response = await session.request(
@@ -196,6 +200,11 @@ async def open_stream(
     finally:
         response.release()
     raise failures.AttemptFailed(classify(response.status, response.headers, body))
+
+
+@functools.lru_cache(maxsize=64)  # a handful of classes' timeouts: built once each, not per attempt
+def _client_timeout(connect: float, read: float | None) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=None, connect=connect, sock_connect=connect, sock_read=read)
 
 
 def too_large(detail: str) -> failures.AttemptFailed:
