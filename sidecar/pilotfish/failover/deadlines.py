@@ -9,6 +9,7 @@ it before every attempt. No I/O; the clock is a parameter.
 
 from __future__ import annotations
 
+import bisect
 import collections
 import math
 from collections.abc import Callable
@@ -26,20 +27,23 @@ PERCENTILE = 0.95  # the member's "recent high" normal
 class FirstTokenTimes:
     """A member's recent times to first token, newest last, each with when it was measured."""
 
-    __slots__ = ("_high", "_now", "_samples")
+    __slots__ = ("_now", "_samples", "_sorted")
 
     def __init__(self, *, now: Callable[[], float]) -> None:
         self._now = now
-        self._samples: collections.deque[tuple[float, float]] = collections.deque(maxlen=SAMPLES_KEPT)
-        # the p95 of the samples as they are now, until one is added or expires: it is asked for twice per
-        # request (the deadline, the health view) and changes far less often than that under steady load
-        self._high: float | None = None
+        self._samples: collections.deque[tuple[float, float]] = collections.deque()  # (when, seconds)
+        # the same seconds in ascending order, kept so as samples come and go (a bisect each): the p95 is
+        # then an index, where sorting the samples again cost more than the rest of the member's health view,
+        # once per request under steady load (every success adds a sample)
+        self._sorted: list[float] = []
 
     def add(self, seconds: float) -> None:
         """A committed attempt's time from send to its first content."""
         if seconds >= 0 and math.isfinite(seconds):
+            if len(self._samples) >= SAMPLES_KEPT:
+                self._drop_oldest()
             self._samples.append((self._now(), seconds))
-            self._high = None
+            bisect.insort(self._sorted, seconds)
 
     def count(self) -> int:
         """Samples young enough to count."""
@@ -49,19 +53,20 @@ class FirstTokenTimes:
     def high(self, *, min_samples: int) -> float | None:
         """The recent p95 time to first token, or None with fewer than ``min_samples`` samples."""
         self._expire()
-        if len(self._samples) < min_samples or not self._samples:
+        ordered = self._sorted
+        if len(ordered) < min_samples or not ordered:
             return None
-        if self._high is None:
-            ordered = sorted(seconds for _, seconds in self._samples)
-            self._high = ordered[min(len(ordered) - 1, math.ceil(PERCENTILE * len(ordered)) - 1)]
-        return self._high
+        return ordered[min(len(ordered) - 1, math.ceil(PERCENTILE * len(ordered)) - 1)]
 
     def _expire(self) -> None:
         oldest = self._now() - SAMPLE_MAX_AGE_SECONDS
         samples = self._samples
         while samples and samples[0][0] < oldest:
-            samples.popleft()
-            self._high = None
+            self._drop_oldest()
+
+    def _drop_oldest(self) -> None:
+        _, seconds = self._samples.popleft()
+        del self._sorted[bisect.bisect_left(self._sorted, seconds)]  # one equal to it, if not that very one
 
 
 def first_token_seconds(

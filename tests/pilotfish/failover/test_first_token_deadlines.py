@@ -1,5 +1,8 @@
 """The adaptive first-token deadline: shorter only for a member far slower than its own normal."""
 
+import math
+import random
+
 import pytest
 from tests.pilotfish.failover.builders import FakeClock
 
@@ -86,3 +89,23 @@ def test_the_p95_follows_each_new_sample_and_each_expiry_after_it_was_read():
     assert times.high(min_samples=1) == 5.0
     clock.advance(deadlines.SAMPLE_MAX_AGE_SECONDS / 2)  # the 5 s samples expire, the 0.2 s ones stay
     assert times.high(min_samples=1) == 0.2
+
+
+def test_the_p95_is_that_of_the_samples_kept_through_any_mix_of_adds_evictions_and_expiries():
+    rng = random.Random(7)
+    clock = FakeClock()
+    times = deadlines.FirstTokenTimes(now=clock.now)
+    kept: list[tuple[float, float]] = []  # (when, seconds): what the member should be judged by
+    for _ in range(2000):
+        clock.advance(rng.choice([0.0, 1.0, 30.0, 200.0]))
+        seconds = rng.choice([0.1, 0.2, 0.3, round(rng.uniform(0, 3), 2)])  # many equal values
+        times.add(seconds)
+        kept = [
+            (when, s)
+            for when, s in [*kept, (clock.now(), seconds)]
+            if when >= clock.now() - deadlines.SAMPLE_MAX_AGE_SECONDS
+        ]
+        kept = kept[-deadlines.SAMPLES_KEPT :]
+        ordered = sorted(s for _, s in kept)
+        assert times.count() == len(ordered)
+        assert times.high(min_samples=1) == ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)]
