@@ -49,6 +49,28 @@ def test_iterations_shorter_than_a_millisecond_are_not_recorded():
     assert seen == []
 
 
+def test_a_short_iteration_reads_the_cpu_clock_once_not_twice():
+    reads = 0
+
+    def cpu() -> float:  # a system call each time on Linux (CLOCK_THREAD_CPUTIME_ID has no vDSO)
+        nonlocal reads
+        reads += 1
+        return 0.0
+
+    wall, seen = Clock(), []
+    selector = looptime.TimedSelector(lambda w, c: seen.append((w, c)), wall_clock=wall, cpu_clock=cpu)
+    try:
+        for step in range(1, 11):
+            wall.now = step * 0.0005  # ten iterations of half a millisecond
+            selector.select(0)
+        wall.now += 0.002  # and one long one
+        selector.select(0)
+    finally:
+        selector.close()
+    assert reads == 12  # when each select() returned (11), and at the end of the long iteration (1)
+    assert seen == [(pytest.approx(0.002), 0.0)]
+
+
 def test_an_iteration_over_the_bar_on_its_own_cpu_is_a_logged_stall_and_a_starved_one_is_not(caplog):
     registry = metrics.Metrics()
     observe = looptime.observer(registry.loop_iteration)
