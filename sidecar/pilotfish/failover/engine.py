@@ -164,7 +164,12 @@ class Engine:
                     quota_reset = took.retry_after if quota_reset is None else min(quota_reset, took.retry_after)
                     continue
                 ticket = took.ticket
-            if budget.rationed(record, member.id, steady=member_health.steady()) and not retry_budget.try_spend():
+            # (a request's first attempt is never rationed: its member's steadiness is not even looked at)
+            if (
+                record.attempts
+                and budget.rationed(record, member.id, steady=member_health.steady())
+                and not retry_budget.try_spend()
+            ):
                 member_health.breaker.release_probe()
                 raise AllMembersFailed(class_name=route.name, code="retry_budget_exhausted", failure=last)
             fallback = bool(escalation) or self._can_take_over(  # a tier above can take over, or a member of this one
@@ -255,11 +260,12 @@ class Engine:
                 raise
             member_ttft = committed.time_to_first_token - attempt_started  # the member's own, for its deadline
             committed.time_to_first_token -= started
-            record.attempts.append(_attempt_record(member, self._now() - attempt_started, None, first_token))
+            duration = self._now() - attempt_started
+            record.attempts.append(_attempt_record(member, duration, None, first_token))
             if span is not None:
                 self._traced_end(span, record)
             if committed.rest is None:
-                member_health.record_success(latency=self._now() - attempt_started, ttft=member_ttft)
+                member_health.record_success(latency=duration, ttft=member_ttft)
             else:
                 committed.rest = member_health.watched(
                     committed.rest, ttft=member_ttft, started=attempt_started, scrubber=scrubber

@@ -84,11 +84,19 @@ def plan_attempts(
         reasons = [(m, skip_reason(m)) for m in route.members]
         skipped.extend(Skip(m.id, reason) for m, reason in reasons if reason is not None)
         eligible = [m for m, reason in reasons if reason is None]
-    fitting = [m for m in eligible if _fits(m, prompt_tokens)]
-    skipped.extend(Skip(m.id, SkipReason.CONTEXT_WINDOW) for m in eligible if not _fits(m, prompt_tokens))
+    fitting: list[document.MemberRoute] = []
+    for m in eligible:
+        if _fits(m, prompt_tokens):
+            fitting.append(m)
+        else:
+            skipped.append(Skip(m.id, SkipReason.CONTEXT_WINDOW))
     ordered = _ordered(fitting, views, strategy=route.routing.strategy, rng=rng)
-    available = [m for m in ordered if not _is_open(views.get(m.id))]
-    skipped.extend(Skip(m.id, SkipReason.CIRCUIT_OPEN) for m in ordered if _is_open(views.get(m.id)))
+    available: list[document.MemberRoute] = []
+    for m in ordered:
+        if _is_open(views.get(m.id)):
+            skipped.append(Skip(m.id, SkipReason.CIRCUIT_OPEN))
+        else:
+            available.append(m)
     if not available and ordered:
         soonest = min(ordered, key=lambda m: views[m.id].cooldown_left)  # stable: first in plan order on ties
         return Plan(members=(soonest,), skipped=tuple(skipped), last_resort=True)
@@ -120,6 +128,8 @@ def _ordered(
     strategy: modelclass.Strategy,
     rng: random.Random,
 ) -> list[document.MemberRoute]:
+    if len(members) < 2:
+        return members  # nothing to order (a class of one member, or one left): no sort, no draw
     ordered: list[document.MemberRoute] = []
     by_priority = sorted(members, key=lambda m: m.priority)  # stable: list order within a priority
     for _, group_members in itertools.groupby(by_priority, key=lambda m: m.priority):
