@@ -8,7 +8,6 @@ there. Everything that can go wrong on the wire leaves this module as ``failures
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import ssl as ssl_  # `ssl` is aiohttp's parameter name
 from collections.abc import AsyncGenerator, Callable, Mapping
@@ -80,16 +79,27 @@ class UpstreamStream:
     ) -> AsyncGenerator[list[sse.Event], None]:
         """The events of each network read together: per-event async iteration costs more than parsing.
 
+        One generator from the socket to the events (read, inflated, counted, parsed): a committed stream
+        resumes each generator it passes once per network read, so reading and parsing are not two.
         ``max_bytes``/``hold``: the answer is being buffered whole; cap it and take its bytes from the budget."""
         parser = sse.SSEParser()
         try:
-            # closed with this generator (``contextlib.aclosing``), not left to asyncio's finalizer hook
-            async with contextlib.aclosing(self._decoded(max_bytes=max_bytes, hold=hold)) as pieces:
-                async for data in pieces:
-                    for start in range(0, len(data), PARSE_BYTES):
-                        events = parser.feed(data[start : start + PARSE_BYTES])
+            inflater, seen = self._inflater(), 0
+            async for raw in self._response.content.iter_any():
+                for piece in (raw,) if inflater is None else inflater.feed(raw):
+                    seen = _counted(seen, len(piece), max_bytes)
+                    if hold is not None:
+                        await hold.grow(len(piece))
+                    for start in range(0, len(piece), PARSE_BYTES):
+                        events = parser.feed(piece[start : start + PARSE_BYTES])
                         if events:
                             yield events
+                    if inflater is not None:
+                        await asyncio.sleep(0)  # a turn of the loop between two inflated steps
+            if inflater is not None:
+                inflater.finish()
+        except inflate.CorruptBody as exc:
+            raise _failed(failures.FailureKind.BAD_RESPONSE, exc) from exc
         except sse.EventTooLarge as exc:
             raise too_large(str(exc)) from exc
         except (aiohttp.ClientError, OSError) as exc:
@@ -118,19 +128,11 @@ class UpstreamStream:
     async def _decoded(self, *, max_bytes: int | None, hold: memory.Hold | None) -> AsyncGenerator[bytes, None]:
         """The body as it arrives, inflated in bounded steps (a turn of the loop between two), counted
         against ``max_bytes`` and taken from ``hold``."""
-        encoding = self._response.headers.get(aiohttp.hdrs.CONTENT_ENCODING)
-        try:
-            inflater = None if inflate.is_identity(encoding) else inflate.Inflater(encoding or "")
-        except inflate.UnsupportedEncoding as exc:
-            raise _failed(failures.FailureKind.BAD_RESPONSE, exc) from exc
-        seen = 0
+        inflater, seen = self._inflater(), 0
         async for raw in self._response.content.iter_any():
             try:
-                pieces = [raw] if inflater is None else inflater.feed(raw)
-                for piece in pieces:
-                    seen += len(piece)
-                    if max_bytes is not None and seen > max_bytes:
-                        raise too_large(f"the answer exceeded the class's limit of {max_bytes} bytes")
+                for piece in (raw,) if inflater is None else inflater.feed(raw):
+                    seen = _counted(seen, len(piece), max_bytes)
                     if hold is not None:
                         await hold.grow(len(piece))
                     yield piece
@@ -143,6 +145,14 @@ class UpstreamStream:
                 inflater.finish()
             except inflate.CorruptBody as exc:
                 raise _failed(failures.FailureKind.BAD_RESPONSE, exc) from exc
+
+    def _inflater(self) -> inflate.Inflater | None:
+        """What inflates the body in bounded steps (aiohttp's ``auto_decompress`` is off), None for identity."""
+        encoding = self._response.headers.get(aiohttp.hdrs.CONTENT_ENCODING)
+        try:
+            return None if inflate.is_identity(encoding) else inflate.Inflater(encoding or "")
+        except inflate.UnsupportedEncoding as exc:
+            raise _failed(failures.FailureKind.BAD_RESPONSE, exc) from exc
 
     def close(self) -> None:
         """Drop the connection: a half-read stream cannot go back to the pool."""
@@ -205,6 +215,14 @@ async def open_stream(
 @functools.lru_cache(maxsize=64)  # a handful of classes' timeouts: built once each, not per attempt
 def _client_timeout(connect: float, read: float | None) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=None, connect=connect, sock_connect=connect, sock_read=read)
+
+
+def _counted(seen: int, size: int, max_bytes: int | None) -> int:
+    """Bytes of the body so far, ``size`` more; past ``max_bytes`` the answer is too large."""
+    seen += size
+    if max_bytes is not None and seen > max_bytes:
+        raise too_large(f"the answer exceeded the class's limit of {max_bytes} bytes")
+    return seen
 
 
 def too_large(detail: str) -> failures.AttemptFailed:

@@ -267,15 +267,19 @@ class Engine:
             if committed.rest is None:
                 member_health.record_success(latency=duration, ttft=member_ttft)
             else:
-                committed.rest = member_health.watched(
-                    committed.rest, ttft=member_ttft, started=attempt_started, scrubber=scrubber
-                )
+                watch = member_health.watch(ttft=member_ttft, started=attempt_started, scrubber=scrubber)
                 resumer = exchange_.resumer(committed.head)  # optional: a stream another member can finish
-                if resumer is not None:
-                    resume = functools.partial(self._resume, keys=keys, record=record, deadline=deadline)
-                    committed.rest = resuming.recovering(
-                        committed.rest, resumer, route, member, resume=resume, registry=self.health, record=record
-                    )
+                resume = functools.partial(self._resume, keys=keys, record=record, deadline=deadline)
+                committed.rest = resuming.recovering(
+                    committed.rest,
+                    resumer,
+                    route,
+                    member,
+                    watch=watch,
+                    resume=resume,
+                    registry=self.health,
+                    record=record,
+                )
             if ticket is not None and self.quotas is not None:
                 record.quota_settle = functools.partial(_settle, self.quotas, ticket)
             if pin_key:

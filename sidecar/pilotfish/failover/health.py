@@ -21,8 +21,7 @@ import collections
 import dataclasses
 import math
 import random
-from collections.abc import AsyncIterator, Callable, Mapping
-from typing import TypeVar
+from collections.abc import Callable, Mapping
 
 from pilotfish import failures, scrub
 from pilotfish.api import modelclass, refs
@@ -41,7 +40,6 @@ STRUGGLING_ERROR_RATE = 0.25
 # model fixed (or a declaration corrected) on the provider's side is tried again the same day.
 CANNOT_CONTINUE_SECONDS = 3600.0
 Keys = Mapping[tuple[str, str], refs.ApiKey]
-Batch = TypeVar("Batch")
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -184,22 +182,10 @@ class MemberHealth:
             self.client_errors += 1
             self.breaker.release_probe()
 
-    async def watched(
-        self, rest: AsyncIterator[Batch], *, ttft: float, started: float, scrubber: scrub.Scrubber
-    ) -> AsyncIterator[Batch]:
-        """Pass a committed stream on, and record how it ended: a success (with its time to first token,
-        ``ttft``) once it finished, a failure as the policy says if it broke (scrubbed, as it is re-raised)."""
-        try:
-            async for batch in rest:
-                yield batch
-        except failures.AttemptFailed as exc:
-            failure = exc.failure.scrubbed(scrubber)
-            rule = policy.policy_for(failure.kind)
-            self.record_failure(
-                failure=failure, counts_against_health=rule.counts_against_health, open_for=rule.open_circuit_seconds
-            )
-            raise failures.AttemptFailed(failure) from exc
-        self.record_success(latency=self._now() - started, ttft=ttft)
+    def watch(self, *, ttft: float, started: float, scrubber: scrub.Scrubber) -> StreamWatch:
+        """What records how a committed stream of this member ends (``StreamWatch``); its time to first
+        token was ``ttft``, its attempt started at ``started``."""
+        return StreamWatch(self, ttft=ttft, started=started, now=self._now, scrubber=scrubber)
 
     def when_hung(self, callback: Callable[[], None]) -> Callable[[], None]:
         """Call ``callback`` when a request finds this member hung (a failure that trips its circuit open);
@@ -249,6 +235,42 @@ class MemberHealth:
             cannot_continue=self.cannot_continue(),
             credential_problem=self.credential_problem,
         )
+
+
+class StreamWatch:
+    """How a committed stream ended, recorded in its member's health: a success (with its time to first
+    token) once it finished, a failure as the policy says if it broke. Called by the loop that passes the
+    stream on (``failover.resuming.recovering``), not a generator of its own: a stream resumes each
+    generator it passes once per network read."""
+
+    __slots__ = ("_health", "_now", "_scrubber", "_started", "_ttft")
+
+    def __init__(
+        self,
+        health: MemberHealth,
+        *,
+        ttft: float,
+        started: float,
+        now: Callable[[], float],
+        scrubber: scrub.Scrubber,
+    ) -> None:
+        self._health = health
+        self._ttft = ttft
+        self._started = started  # when the attempt started, on ``now``'s clock
+        self._now = now
+        self._scrubber = scrubber
+
+    def finished(self) -> None:
+        self._health.record_success(latency=self._now() - self._started, ttft=self._ttft)
+
+    def broke(self, exc: failures.AttemptFailed) -> failures.AttemptFailed:
+        """Record the failure; the same failure scrubbed, to be raised on (``from exc``)."""
+        failure = exc.failure.scrubbed(self._scrubber)
+        rule = policy.policy_for(failure.kind)
+        self._health.record_failure(
+            failure=failure, counts_against_health=rule.counts_against_health, open_for=rule.open_circuit_seconds
+        )
+        return failures.AttemptFailed(failure)
 
 
 @dataclasses.dataclass(slots=True)

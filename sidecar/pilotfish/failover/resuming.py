@@ -1,9 +1,9 @@
 """Finishing a broken stream on another member: who may be asked, and the seam its answer passes.
 
-``failover.engine`` wraps every committed stream whose exchange can be resumed in ``recovering``: when
-the stream breaks, ``choose`` picks the members and the request, the engine's one loop attempts it (the
-``resume`` callback), and the answer passes ``through_seam`` before the client sees any of it. Nothing
-here sends anything: the exchange (``Exchange.resumer``) builds the request, the engine attempts it.
+``failover.engine`` passes every committed stream through ``recovering``: when the stream breaks,
+``choose`` picks the members and the request, the engine's one loop attempts it (the ``resume``
+callback), and the answer passes ``through_seam`` before the client sees any of it. Nothing here sends
+anything: the exchange (``Exchange.resumer``) builds the request, the engine attempts it.
 """
 
 from __future__ import annotations
@@ -35,15 +35,20 @@ Resume = Callable[["Choice"], Awaitable[exchange.Committed[Batch] | None]]
 
 async def recovering(
     rest: AsyncIterator[Batch],
-    resumer: exchange.Resumer,
+    resumer: exchange.Resumer | None,
     route: document.ClassRoute,
     failed: document.MemberRoute,
     *,
+    watch: health.StreamWatch,
     resume: Resume,
     registry: health.HealthRegistry,
     record: records.RequestRecord,
 ) -> AsyncIterator[Batch]:
     """Pass a committed stream on; if it breaks, finish the answer on another member.
+
+    How the stream ended goes to its member's health (``watch``), and what the client was sent to the
+    ``resumer``, as calls on this one loop: a stream resumes each generator it passes once per network
+    read. Without a resumer (an exchange whose answers cannot be resumed) a failure goes on as it is.
 
     A member that can continue is given the delivered text as a trailing assistant message (a prefill);
     when none can and the class allows it, another member is asked for the whole answer again
@@ -52,18 +57,27 @@ async def recovering(
     contradiction. When nobody can finish it, or the seam refuses, the original failure goes on as an
     in-band error."""
     try:
-        async for batch in rest:
-            resumer.take(batch)
-            yield batch
-        return
+        if resumer is None:
+            async for batch in rest:
+                yield batch
+        else:
+            take = resumer.take
+            async for batch in rest:
+                take(batch)
+                yield batch
     except failures.AttemptFailed as exc:
-        failure = exc
+        failure, cause = watch.broke(exc), exc
+    else:
+        watch.finished()
+        return
+    if resumer is None:
+        raise failure from cause
     mark_failed(record, failed, failure.failure)
     choice = choose(route, resumer, failed, cannot_continue=lambda m: registry.member(route.name, m).cannot_continue())
     resumed = None if choice is None else await resume(choice)
     if choice is None or resumed is None:
         record.recoveries.append((failed.provider.value, "none", "failed"))
-        raise failure
+        raise failure from cause
     target_health = registry.member(route.name, resumed.member)
     async for batch in _finished(resumed, choice, target_health, source=failed, failure=failure, record=record):
         yield batch

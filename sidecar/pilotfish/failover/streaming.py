@@ -98,7 +98,7 @@ class ChatStream:
                     attempt.sessions,
                     _built(adapter, self.request, attempt),
                     connect_timeout=timeouts.connect_seconds,
-                    # no socket read timeout: this first-token timeout, then _bounded's watchdog, bound every
+                    # no socket read timeout: this first-token timeout, then _translate's watchdog, bound every
                     # read of the stream; aiohttp's would re-arm a loop timer on each network read
                     read_timeout=None,
                     classify=adapter.classify_error,
@@ -107,10 +107,12 @@ class ChatStream:
                 events = stream.batches(
                     max_bytes=attempt.limits.max_chat_response_bytes if self.buffered else None, hold=answer
                 )
-                chunks = _translate(events, adapter.new_stream_translator(member=member), self.record)
+                bound = _Bound()
+                chunks = _translate(events, adapter.new_stream_translator(member=member), stream, bound, self.record)
                 head = await _read_until_content(chunks, hold_back=attempt.hold_back)
             first_token_at = now()
-            rest = _bounded(chunks, stream, attempt.deadline - now(), idle=timeouts.idle_seconds)
+            bound.seconds, bound.idle = attempt.deadline - now(), timeouts.idle_seconds  # committed: bound the rest
+            rest = chunks
             if self.buffered:
                 head = await _buffer_rest(head, rest)
                 if answer is not None and self.hold is not None:
@@ -179,54 +181,126 @@ def _built(adapter: base.Adapter, request: openai.ChatRequest, attempt: exchange
         raise failures.AttemptFailed(failures.Failure(kind=failures.FailureKind.BAD_REQUEST, detail=detail)) from exc
 
 
+class _Bound:
+    """How the rest of a stream is bounded once it commits (until then, the first-token window bounds it):
+    the seconds left to the request's total deadline, and the stream idle limit."""
+
+    __slots__ = ("idle", "seconds")
+
+    def __init__(self) -> None:
+        self.seconds: float | None = None  # None until the commit
+        self.idle = 0.0
+
+
 async def _translate(
     stream: AsyncGenerator[list[sse.Event], None],
     translator: base.StreamTranslator,
+    upstream_stream: upstream.UpstreamStream,
+    bound: _Bound,
     record: records.RequestRecord | None,
-) -> AsyncIterator[Batch]:
-    """Upstream events → OpenAI chunks; a stream that ends before its terminal event is a failure.
-
-    Hygiene: a malformed event is skipped and counted, and the stream goes on; a stream that has sent
-    its finish and its usage is complete even if its terminal event (``[DONE]``) never comes.
-
-    The first content goes on at once, in a batch of its own: an upstream that sends a whole answer in
-    one burst must not have all of it translated before the client sees its first byte.
+) -> AsyncGenerator[Batch, None]:
+    """Upstream events → OpenAI chunks (``_Answer``); a stream that ends before its terminal event is a
+    failure. After the commit (``bound``), every read is under the total deadline and the stream idle
+    limit, with one ``watchdog.Watchdog`` for the whole stream, not a timer per read (what that saved: its
+    docstring). Translating and bounding are one generator: a stream resumes each generator it passes
+    once per network read.
 
     ``stream`` is closed here as soon as the answer is complete: the body's end is usually still unread
     then, and an async generator dropped unfinished is closed by asyncio's finalizer hook instead, which
-    wakes the loop through its self-pipe (a socket write and read) and runs a task, per generator."""
-    async with contextlib.aclosing(stream):
-        finish_seen = done = content_seen = False
-        async for events in stream:
-            batch: Batch = []
-            for event in events:
+    wakes the loop through its self-pipe (a socket write and read) and runs a task, per generator. The
+    upstream connection is closed with it, however the stream ended."""
+    loop = asyncio.get_running_loop()
+    answer = _Answer(translator, record)
+    watch: watchdog.Watchdog | None = None
+    deadline = left = 0.0
+    try:
+        async with contextlib.aclosing(stream):
+            while not answer.complete():
+                if watch is None and bound.seconds is not None:
+                    deadline = loop.time() + bound.seconds
+                    watch = watchdog.Watchdog(bound.idle, until=deadline)
                 try:
-                    chunks = translator.feed(event)
-                except failures.GARBAGE_EVENT:  # garbage is skipped; an error event is not
-                    if record is not None:
-                        record.malformed_events += 1
-                    continue
-                for chunk in chunks:
-                    choices = chunk.get("choices")
-                    if choices and choices[0].get("finish_reason"):
-                        finish_seen = True
-                    elif finish_seen and not choices and chunk.get("usage") is not None:
-                        done = True  # the usage chunk follows the finish: nothing else is owed
-                    batch.append(chunk)
-                if translator.finished or done:
-                    break
-                if not content_seen and any(is_content(chunk) for chunk in chunks):
-                    content_seen = True
-                    yield batch
-                    batch = []
-            if batch:
-                yield batch
-            if translator.finished or done:
-                return
-        if not finish_seen:
-            raise failures.AttemptFailed(
-                failures.Failure(kind=failures.FailureKind.STREAM_INTERRUPTED, detail="stream ended before it finished")
-            )
+                    if watch is None:
+                        events = await anext(stream)
+                    else:
+                        left = deadline - loop.time()
+                        async with watch:
+                            events = await anext(stream)
+                except StopAsyncIteration:
+                    if answer.finish_seen:
+                        return
+                    detail = "stream ended before it finished"
+                    raise failures.AttemptFailed(
+                        failures.Failure(kind=failures.FailureKind.STREAM_INTERRUPTED, detail=detail)
+                    ) from None
+                except TimeoutError as exc:
+                    if watch is None:
+                        raise
+                    raise _stalled(left, idle=bound.idle) from exc
+                start = 0
+                while start < len(events):
+                    batch, start = answer.batch(events, start)
+                    if batch:
+                        yield batch
+    finally:
+        if watch is not None:
+            watch.close()
+        upstream_stream.close()
+
+
+class _Answer:
+    """One stream's translation and what it has shown so far: its first content, its finish, its end.
+
+    Hygiene: a malformed event is skipped and counted, and the stream goes on; a stream that has sent
+    its finish and its usage is complete even if its terminal event (``[DONE]``) never comes."""
+
+    __slots__ = ("content_seen", "done", "finish_seen", "record", "translator")
+
+    def __init__(self, translator: base.StreamTranslator, record: records.RequestRecord | None) -> None:
+        self.translator = translator
+        self.record = record  # where skipped malformed events are counted
+        self.finish_seen = False
+        self.done = False  # the usage chunk followed the finish: nothing else is owed
+        self.content_seen = False
+
+    def complete(self) -> bool:
+        return self.translator.finished or self.done
+
+    def batch(self, events: list[sse.Event], start: int) -> tuple[Batch, int]:
+        """The chunks of ``events[start:]`` up to the first content, or to the end; and where to go on
+        from. The first content goes on at once, in a batch of its own: an upstream that sends a whole
+        answer in one burst must not have all of it translated before the client sees its first byte."""
+        batch: Batch = []
+        for index in range(start, len(events)):
+            try:
+                chunks = self.translator.feed(events[index])
+            except failures.GARBAGE_EVENT:  # garbage is skipped; an error event is not
+                if self.record is not None:
+                    self.record.malformed_events += 1
+                continue
+            for chunk in chunks:
+                choices = chunk.get("choices")
+                if choices and choices[0].get("finish_reason"):
+                    self.finish_seen = True
+                elif self.finish_seen and not choices and chunk.get("usage") is not None:
+                    self.done = True
+                batch.append(chunk)
+            if self.complete():
+                break
+            if not self.content_seen and any(is_content(chunk) for chunk in chunks):
+                self.content_seen = True
+                return batch, index + 1
+        return batch, len(events)
+
+
+def _stalled(left: float, *, idle: float) -> failures.AttemptFailed:
+    """A read of a committed stream timed out: the total deadline (``left`` seconds were left when it
+    began) or the stream idle limit."""
+    if left <= idle:
+        kind, detail = failures.FailureKind.TOTAL_TIMEOUT, "total deadline exceeded"
+    else:
+        kind, detail = failures.FailureKind.STREAM_INTERRUPTED, f"stream stalled for {idle:g}s"
+    return failures.AttemptFailed(failures.Failure(kind=kind, detail=detail))
 
 
 async def _buffer_rest(head: list[openai.ChatChunk], rest: AsyncIterator[Batch]) -> list[openai.ChatChunk]:
@@ -289,33 +363,3 @@ async def _read_until_content(batches: AsyncIterator[Batch], *, hold_back: int =
                 if held >= hold_back or not choices or choices[0].get("finish_reason"):
                     return head
     return head  # an upstream that finished with nothing at all: an empty but complete answer
-
-
-async def _bounded(
-    batches: AsyncIterator[Batch], stream: upstream.UpstreamStream, seconds: float, *, idle: float
-) -> AsyncIterator[Batch]:
-    """The rest of a stream under the request's total deadline and the stream idle limit; always closes upstream.
-
-    One ``watchdog.Watchdog`` for the whole stream, not a timer per read (what that saved: its docstring)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    iterator = aiter(batches)
-    watch = watchdog.Watchdog(idle, until=deadline)
-    try:
-        while True:
-            left = deadline - loop.time()
-            try:
-                async with watch:
-                    batch = await anext(iterator)
-            except StopAsyncIteration:
-                return
-            except TimeoutError as exc:
-                if left <= idle:
-                    kind, detail = failures.FailureKind.TOTAL_TIMEOUT, "total deadline exceeded"
-                else:
-                    kind, detail = failures.FailureKind.STREAM_INTERRUPTED, f"stream stalled for {idle:g}s"
-                raise failures.AttemptFailed(failures.Failure(kind=kind, detail=detail)) from exc
-            yield batch
-    finally:
-        watch.close()
-        stream.close()

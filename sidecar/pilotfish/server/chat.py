@@ -9,7 +9,6 @@ point of no return: a failure after it becomes an in-band error event and the st
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import orjson
 from aiohttp import web
@@ -98,10 +97,17 @@ async def _write_stream(
     try:
         async with serving.total_deadline(route, elapsed=committed.time_to_first_token, response=response):
             try:
-                async for batch in all_batches(committed, record):
-                    frames = _frames(batch, include_usage=chat.include_usage, member=committed.member, record=record)
-                    if frames:
-                        await serving.write(request, response, frames)
+                include_usage, member = chat.include_usage, committed.member
+                head, committed.head = committed.head, []  # let go once sent: a stream may outlive it by minutes
+                frames = _frames(head, include_usage=include_usage, member=member, record=record)
+                del head
+                if frames:
+                    await serving.write(request, response, frames)
+                if committed.rest is not None:  # the rest, with no generator between it and the writes
+                    async for batch in committed.rest:
+                        frames = _frames(batch, include_usage=include_usage, member=member, record=record)
+                        if frames:
+                            await serving.write(request, response, frames)
                 await serving.write(request, response, _DONE_FRAME, last=True)
             except failures.AttemptFailed as exc:
                 interrupted(record, exc.failure, member=committed.member, prompt_tokens=chat.estimate_prompt_tokens())
@@ -120,21 +126,9 @@ async def _write_stream(
     return response
 
 
-async def all_batches(committed: streaming.Committed, record: records.RequestRecord) -> AsyncIterator[engine.Batch]:
-    """The head, then the rest; the head is let go once sent (a stream may outlive it by minutes). Counts
-    the content chunks handed on, for ``interrupted``."""
-    head, committed.head = committed.head, []
-    yield head
-    record.delivered_chunks += _content_chunks(head)
-    del head
-    if committed.rest is not None:
-        async for batch in committed.rest:
-            yield batch
-            record.delivered_chunks += _content_chunks(batch)
-
-
-def _content_chunks(batch: engine.Batch) -> int:
-    return sum(1 for chunk in batch if chunk.get("choices") and streaming.is_content(chunk))
+def delivered(chunk: openai.ChatChunk) -> int:
+    """1 for a content chunk handed on (text, a tool call, a finish; not usage alone), for ``interrupted``."""
+    return 1 if chunk.get("choices") and streaming.is_content(chunk) else 0
 
 
 def interrupted(
@@ -171,16 +165,21 @@ def interrupted_message(route: document.ClassRoute, failure: failures.Failure) -
 def _frames(
     batch: engine.Batch, *, include_usage: bool, member: document.MemberRoute, record: records.RequestRecord
 ) -> bytes:
-    """One write's worth of SSE frames; the usage chunk is counted, and sent only if asked for."""
+    """One write's worth of SSE frames; the usage chunk is counted, and sent only if asked for. The
+    content chunks are counted as they go (``delivered``), in the same pass."""
     payloads = []
+    content = 0
     for chunk in batch:
         if is_usage_chunk(chunk):
             count_usage(chunk, member, record)
             if not include_usage:
                 continue
-        elif not include_usage:
-            chunk.pop("usage", None)
+        else:
+            content += delivered(chunk)
+            if not include_usage:
+                chunk.pop("usage", None)
         payloads.append(orjson.dumps(chunk))
+    record.delivered_chunks += content
     return sse.encode_data(payloads)
 
 

@@ -78,13 +78,16 @@ async def _write_events(
     try:
         async with serving.total_deadline(route, elapsed=committed.time_to_first_token, response=response):
             try:
-                async for batch in chat.all_batches(committed, record):
-                    for chunk in batch:
-                        if chat.is_usage_chunk(chunk):
-                            chat.count_usage(chunk, committed.member, record)
-                    frames = _encode([event for chunk in batch for event in writer.feed(chunk)])
-                    if frames:
-                        await serving.write(request, response, frames)
+                head, committed.head = committed.head, []  # let go once sent: a stream may outlive it by minutes
+                frames = _events(head, writer, committed.member, record)
+                del head
+                if frames:
+                    await serving.write(request, response, frames)
+                if committed.rest is not None:
+                    async for batch in committed.rest:
+                        frames = _events(batch, writer, committed.member, record)
+                        if frames:
+                            await serving.write(request, response, frames)
                 await serving.write(request, response, _encode(writer.finish()), last=True)
             except failures.AttemptFailed as exc:
                 chat.interrupted(record, exc.failure, member=committed.member, prompt_tokens=prompt_tokens)
@@ -99,6 +102,24 @@ async def _write_events(
         if committed.rest is not None:
             await committed.rest.aclose()  # type: ignore[attr-defined]
     return response
+
+
+def _events(
+    batch: engine.Batch,
+    writer: anthropic_events.EventWriter,
+    member: document.MemberRoute,
+    record: records.RequestRecord,
+) -> bytes:
+    """One write's worth of Anthropic events; the usage chunk counted, the content chunks too (for
+    ``chat.interrupted``), in the same pass."""
+    events: list[anthropic.Event] = []
+    for chunk in batch:
+        if chat.is_usage_chunk(chunk):
+            chat.count_usage(chunk, member, record)
+        else:
+            record.delivered_chunks += chat.delivered(chunk)
+        events += writer.feed(chunk)
+    return _encode(events)
 
 
 def _encode(events: list[anthropic.Event]) -> bytes:
