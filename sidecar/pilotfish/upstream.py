@@ -24,6 +24,11 @@ ERROR_BODY_MAX_BYTES = 64 * 1024
 # SSE is parsed this many bytes at a time, so one network read of hundreds of KiB does not become
 # thousands of parsed chunks alive at once (a stream whose client stalls holds one such batch).
 PARSE_BYTES = 16 * 1024
+# The first bytes of a stream are parsed alone, this many: an upstream that sends a whole answer in one
+# burst must not have 16 KiB of it parsed before its first content goes out. Every provider's first
+# content comes within its first KiB or so (OpenAI's and Gemini's first or second event, Anthropic's
+# after message_start, content_block_start and a ping); a stream read piece by piece is not changed.
+FIRST_PARSE_BYTES = 2 * 1024
 # Connections open at once per upstream origin: enough for hundreds of long-lived streams from one pod,
 # bounded so one sidecar cannot open thousands of sockets to a provider during a surge. There is no
 # process-wide cap beside it (aiohttp's default is 100 in all: the 101st concurrent stream waited for
@@ -83,6 +88,7 @@ class UpstreamStream:
         resumes each generator it passes once per network read, so reading and parsing are not two.
         ``max_bytes``/``hold``: the answer is being buffered whole; cap it and take its bytes from the budget."""
         parser = sse.SSEParser()
+        size = FIRST_PARSE_BYTES
         try:
             inflater, seen = self._inflater(), 0
             async for raw in self._response.content.iter_any():
@@ -90,8 +96,10 @@ class UpstreamStream:
                     seen = _counted(seen, len(piece), max_bytes)
                     if hold is not None:
                         await hold.grow(len(piece))
-                    for start in range(0, len(piece), PARSE_BYTES):
-                        events = parser.feed(piece[start : start + PARSE_BYTES])
+                    start = 0
+                    while start < len(piece):
+                        events = parser.feed(piece[start : start + size])
+                        start, size = start + size, PARSE_BYTES
                         if events:
                             yield events
                     if inflater is not None:
