@@ -20,46 +20,58 @@ Batch = list[openai.ChatChunk]
 TEXT_MAX_CHARS = 256 * 1024
 
 
+# Delivered text is kept joined every this many content chunks: a str per token costs about 50 bytes
+# beside its few characters, and a long-lived stream holds all of them until it ends.
+JOIN_EVERY = 64
+
+
 class Delivered:
     """The text and tool calls of the chunks passed to the client so far."""
 
-    __slots__ = ("chars", "count", "parts", "too_long", "tool_calls")
+    __slots__ = ("chars", "count", "parts", "recent", "too_long", "tool_calls")
 
     def __init__(self) -> None:
-        self.parts: list[str] = []
+        self.parts: list[str] = []  # the text delivered, in pieces of JOIN_EVERY content chunks
+        self.recent: list[str] = []  # the content chunks since the last piece, about one token each
         self.count = 0  # content chunks delivered, kept or not
         self.chars = 0
         self.tool_calls = False
-        self.too_long = False  # over TEXT_MAX_CHARS: ``parts`` is dropped and no continuation is possible
+        self.too_long = False  # over TEXT_MAX_CHARS: the text is dropped and no continuation is possible
 
     def take(self, batch: Batch) -> None:
+        """What ``batch`` delivered, in one pass over its chunks (one per token: this runs for every one)."""
         for chunk in batch:
             for choice in chunk.get("choices") or ():
-                delta = choice.get("delta") or {}
+                delta = choice.get("delta")
+                if not delta:
+                    continue
                 content = delta.get("content")
                 if content:
-                    self._keep(content)
+                    self.count += 1
+                    if not self.too_long:
+                        self._keep(content)
                 if delta.get("tool_calls"):
                     self.tool_calls = True
 
     def _keep(self, content: str) -> None:
-        self.count += 1
-        if self.too_long:
-            return
         self.chars += len(content)
         if self.chars > TEXT_MAX_CHARS:
-            self.too_long, self.parts = True, []
-        else:
-            self.parts.append(content)  # one part per content chunk: about one token each
+            self.too_long, self.parts, self.recent = True, [], []
+            return
+        recent = self.recent
+        recent.append(content)
+        if len(recent) >= JOIN_EVERY:
+            self.parts.append("".join(recent))
+            recent.clear()
 
     @property
     def continuable(self) -> bool:
         """Whether another member could finish this answer from a prefill of what was delivered."""
-        return bool(self.parts) and not self.tool_calls and not self.too_long
+        return bool(self.parts or self.recent) and not self.tool_calls and not self.too_long
 
     @property
     def text(self) -> str:
-        return "".join(self.parts)
+        return "".join(self.parts) + "".join(self.recent)
 
 
 def prefill_of(text: str) -> tuple[str, bool]:

@@ -126,11 +126,6 @@ async def _write_stream(
     return response
 
 
-def delivered(chunk: openai.ChatChunk) -> int:
-    """1 for a content chunk handed on (text, a tool call, a finish; not usage alone), for ``interrupted``."""
-    return 1 if chunk.get("choices") and streaming.is_content(chunk) else 0
-
-
 def interrupted(
     record: records.RequestRecord,
     failure: failures.Failure,
@@ -166,25 +161,21 @@ def _frames(
     batch: engine.Batch, *, include_usage: bool, member: document.MemberRoute, record: records.RequestRecord
 ) -> bytes:
     """One write's worth of SSE frames; the usage chunk is counted, and sent only if asked for. The
-    content chunks are counted as they go (``delivered``), in the same pass."""
+    content chunks are counted too (for ``interrupted``), in the same one pass over the batch."""
     payloads = []
     content = 0
     for chunk in batch:
-        if is_usage_chunk(chunk):
+        if chunk.get("choices"):
+            content += streaming.is_content(chunk)
+        elif chunk.get("usage") is not None:  # the usage chunk
             count_usage(chunk, member, record)
             if not include_usage:
                 continue
-        else:
-            content += delivered(chunk)
-            if not include_usage:
-                chunk.pop("usage", None)
+        if not include_usage:
+            chunk.pop("usage", None)
         payloads.append(orjson.dumps(chunk))
     record.delivered_chunks += content
     return sse.encode_data(payloads)
-
-
-def is_usage_chunk(chunk: openai.ChatChunk) -> bool:
-    return not chunk.get("choices") and chunk.get("usage") is not None
 
 
 def count_usage(body: openai.ChatCompletion, member: document.MemberRoute, record: records.RequestRecord) -> None:

@@ -114,10 +114,10 @@ def _events(
     ``chat.interrupted``), in the same pass."""
     events: list[anthropic.Event] = []
     for chunk in batch:
-        if chat.is_usage_chunk(chunk):
+        if chunk.get("choices"):
+            record.delivered_chunks += streaming.is_content(chunk)
+        elif chunk.get("usage") is not None:  # the usage chunk
             chat.count_usage(chunk, member, record)
-        else:
-            record.delivered_chunks += chat.delivered(chunk)
         events += writer.feed(chunk)
     return _encode(events)
 

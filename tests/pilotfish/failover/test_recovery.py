@@ -54,8 +54,17 @@ def test_an_endless_answer_stops_being_kept_past_the_cap_and_can_no_longer_be_co
     for _ in range(recovery.TEXT_MAX_CHARS // 1000 + 10):
         seen.take([_chunk(piece)])
     assert seen.too_long and not seen.continuable
-    assert seen.parts == []  # nothing more is held, however long the stream goes on
+    assert seen.parts == [] and seen.recent == [] and seen.text == ""  # nothing more is held, however long it goes on
     assert seen.count == recovery.TEXT_MAX_CHARS // 1000 + 10
+
+
+def test_the_delivered_text_is_kept_in_pieces_not_a_str_per_token():
+    seen = recovery.Delivered()
+    tokens = [f"t{i} " for i in range(recovery.JOIN_EVERY * 2 + 3)]
+    for token in tokens:
+        seen.take([_chunk(token)])
+    assert seen.text == "".join(tokens) and seen.count == len(tokens)
+    assert len(seen.parts) == 2 and len(seen.recent) == 3  # two joined pieces, and the three tokens since
 
 
 def test_a_short_answer_is_continuable():
