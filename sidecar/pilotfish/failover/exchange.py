@@ -12,9 +12,9 @@ an ``Attempt`` with the member, its key, the sessions and the clock.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Callable, Mapping
+from types import TracebackType
 from typing import Generic, Protocol, TypeVar
 
 from pilotfish import failures, upstream
@@ -154,36 +154,54 @@ class Resumer(Protocol):
 
 
 class FirstTokenWindow:
-    """Until the first token: ``first_token_window`` ends it at the deadline, or early when the member is
-    found hung (``cut``)."""
+    """Until the first token: ends at the attempt's first-token deadline (capped by its total one), or early
+    when the member is found hung (``cut``). Either way the body raises ``TimeoutError``; ``timed_out``
+    tells which.
 
-    __slots__ = ("cut",)
+    An async context manager of its own rather than an ``asynccontextmanager`` generator: it is entered
+    once per attempt, and the generator's machinery cost as much again as the ``asyncio.timeout`` inside."""
 
-    def __init__(self) -> None:
+    __slots__ = ("_attempt", "_deadline", "_unsubscribe", "cut")
+
+    def __init__(self, attempt: Attempt) -> None:
+        self._attempt = attempt
+        self._deadline: asyncio.Timeout | None = None
+        self._unsubscribe: Unsubscribe | None = None
         self.cut = False
 
-
-@contextlib.asynccontextmanager
-async def first_token_window(attempt: Attempt) -> AsyncIterator[FirstTokenWindow]:
-    """The wait for an attempt's first token (the first-token deadline, capped by the total one), cut short
-    the moment another request finds the member hung. Either way the body raises ``TimeoutError``;
-    ``timed_out`` tells which."""
-    window = FirstTokenWindow()
-    loop = asyncio.get_running_loop()
-    seconds = min(attempt.now() + attempt.first_token_seconds, attempt.deadline) - attempt.now()
-    async with asyncio.timeout(seconds) as deadline:
-
-        def cut() -> None:
-            if deadline.expired():
-                return  # its own deadline fired first: a first-token timeout, not a cut
-            window.cut = True
-            deadline.reschedule(loop.time())  # fires now, as the deadline would have: the same clean unwinding
-
-        unsubscribe = attempt.when_hung(cut)
+    async def __aenter__(self) -> FirstTokenWindow:
+        attempt = self._attempt
+        now = attempt.now()
+        deadline = self._deadline = asyncio.timeout(min(now + attempt.first_token_seconds, attempt.deadline) - now)
+        await deadline.__aenter__()
         try:
-            yield window
+            self._unsubscribe = attempt.when_hung(self._cut)
+        except BaseException:
+            await deadline.__aexit__(None, None, None)  # no timer left behind to cancel the task later
+            raise
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        assert self._deadline is not None and self._unsubscribe is not None, "entered first"
+        try:
+            self._unsubscribe()
         finally:
-            unsubscribe()
+            await self._deadline.__aexit__(exc_type, exc, traceback)  # a deadline that fired: TimeoutError
+
+    def _cut(self) -> None:
+        assert self._deadline is not None
+        if self._deadline.expired():
+            return  # its own deadline fired first: a first-token timeout, not a cut
+        self.cut = True
+        # fires now, as the deadline would have: the same clean unwinding
+        self._deadline.reschedule(asyncio.get_running_loop().time())
+
+
+def first_token_window(attempt: Attempt) -> FirstTokenWindow:
+    """The wait for an attempt's first token: ``async with first_token_window(attempt) as window:``."""
+    return FirstTokenWindow(attempt)
 
 
 def timed_out(attempt: Attempt, window: FirstTokenWindow | None = None) -> failures.AttemptFailed:
