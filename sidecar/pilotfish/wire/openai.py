@@ -194,6 +194,8 @@ TOKEN_COUNT_MAX = 100_000_000
 def token_count(value: object) -> int:
     """A usage count as an upstream sent it, made sane: a non-negative int up to TOKEN_COUNT_MAX; a
     string, a bool, null, NaN or anything else that is not a number counts 0 (never a 500)."""
+    if type(value) is int and 0 <= value <= TOKEN_COUNT_MAX:
+        return value  # what upstreams send: already sane (a third of the checks below, four times a request)
     if isinstance(value, bool) or not isinstance(value, int | float):
         return 0
     if isinstance(value, float) and not math.isfinite(value):

@@ -108,6 +108,15 @@ def test_an_error_object_inside_a_stream_is_a_classified_failure():
     assert caught.value.failure.kind is K.OVERLOADED
 
 
+def test_an_event_that_is_not_json_is_malformed_and_the_stream_goes_on():
+    translator = adapter.new_stream_translator(member=MEMBER)
+    with pytest.raises(failures.MalformedEvent) as caught:
+        translator.feed(sse.Event(data='{"choices": [{"delta": '))
+    assert caught.value.failure.kind is K.BAD_RESPONSE and caught.value.failure.detail == "stream event is not JSON"
+    chunk = {"id": "c", "choices": [{"index": 0, "delta": {"content": "on"}}]}
+    assert translator.feed(sse.Event(data=orjson.dumps(chunk).decode())) == [chunk]
+
+
 def test_registry_maps_both_openai_formats_to_this_adapter():
     assert registry.adapter_for(credential.ProviderType.OPENAI) is adapter
     assert registry.adapter_for(credential.ProviderType.OPENAI_COMPATIBLE) is adapter
