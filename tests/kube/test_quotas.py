@@ -163,6 +163,7 @@ async def test_twenty_sidecars_give_an_rpm_50_member_its_quota_and_the_backup_th
         assert providers["primary"].stats.requests == len(on_primary)  # no request past the share reached it
         assert {a.headers.get("x-pilotfish-failover-reason") for a in on_backup} == {"quota_spent"}
         assert fleet.metric("pilotfish_failovers_total", reason="quota_spent") == len(on_backup)
+        assert fleet.metric("pilotfish_quota_failed_open_total") == 0  # the operator's grants: no fail-open share
         assert fleet.metric("pilotfish_failovers_total", reason="rate_limited") == 0
 
         status = await status_when_used(
@@ -213,6 +214,7 @@ async def test_twenty_sidecars_keep_a_tpm_member_within_its_bound_and_the_backup
         assert providers["primary"].stats.requests == len(on_primary)
         assert {a.headers.get("x-pilotfish-failover-reason") for a in on_backup} == {"quota_spent"}
         assert fleet.metric("pilotfish_failovers_total", reason="quota_spent") == len(on_backup)
+        assert fleet.metric("pilotfish_quota_failed_open_total") == 0  # the operator's grants: no fail-open share
         status = await status_when_used(
             crds_applied, namespace, "tokens", used, window, what="the answers' tokens in the ModelClass's status"
         )
@@ -244,6 +246,8 @@ async def test_with_the_operator_unreachable_each_sidecar_sends_a_member_only_it
         assert len(on_primary) == bound  # each pod exactly its one fail-open share of the minute, then the backup
         assert providers["primary"].stats.requests == bound
         assert {a.headers.get("x-pilotfish-failover-reason") for a in on_backup} == {"quota_spent"}
+        # each attempt sent on a fail-open share is counted, under the member's id
+        assert fleet.metric("pilotfish_quota_failed_open_total", member=PRIMARY) == bound
         # never blocked for longer than the window: the next one admits again, the operator still away
         await budget_fleet.wait_until_minute_after(window)
         again = await fleet.ask(0)

@@ -164,6 +164,8 @@ class Engine:
                     quota_reset = took.retry_after if quota_reset is None else min(quota_reset, took.retry_after)
                     continue
                 ticket = took.ticket
+                if took.failed_open:  # admitted only because the operator could not be asked (docs/quotas.md)
+                    record.quotas_failed_open.append(member.id)
             # (a request's first attempt is never rationed: its member's steadiness is not even looked at)
             if (
                 record.attempts

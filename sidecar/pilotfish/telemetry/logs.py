@@ -61,6 +61,7 @@ def request_fields(record: records.RequestRecord) -> dict[str, Any]:
         "tier_reason": record.tier_reason,
         "budget": "/".join(record.budget_decision) if record.budget_decision else None,
         "downgraded_to": record.downgraded_to,
+        "quota_failed_open": record.quotas_failed_open or None,
     }
 
 

@@ -233,6 +233,13 @@ class Metrics:
             ["class", "budget", "limit", "decision"],
             registry=r,
         )
+        self.quota_failed_open = prom.Counter(
+            "pilotfish_quota_failed_open",
+            "Attempts sent to a member on its provider quota's fail-open share, admitted while the operator "
+            "was unreachable (one share a minute per pod at most: docs/quotas.md); by class and member.",
+            ["class", "member"],
+            registry=r,
+        )
 
     def _child(self, metric: Any, *labels: str) -> Any:
         """``metric.labels(*labels)``, cached: the lookup costs more than the increment. Label values come
@@ -277,6 +284,8 @@ class Metrics:
             child(self.budget_exhausted, cls).inc()
         if record.budget_decision is not None:
             child(self.budget_decisions, cls, *record.budget_decision).inc()
+        for member_id in record.quotas_failed_open:
+            child(self.quota_failed_open, cls, member_id).inc()
         if record.provider is None:
             return
         child(self.duration, cls, provider).observe(record.latency)

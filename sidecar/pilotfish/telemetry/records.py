@@ -82,6 +82,8 @@ class RequestRecord:
     # charges the serving member's provider quota with the request's tokens (failover.engine sets it,
     # server.serving calls it once the request ends)
     quota_settle: Callable[[int], None] | None = None
+    # members whose provider quota admitted an attempt on its fail-open share (the operator unreachable)
+    quotas_failed_open: list[str] = dataclasses.field(default_factory=list)
     downgraded_to: str | None = None  # the class that served, when a spent budget downgraded the request
 
     def served_tier(self) -> str | None:

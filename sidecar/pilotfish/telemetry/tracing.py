@@ -177,6 +177,8 @@ class Tracing:
             attributes["pilotfish.tier.reason"] = record.tier_reason or ""
         if record.hedges:
             attributes["pilotfish.hedges"] = [f"{member}:{result}" for member, result in record.hedges]
+        if record.quotas_failed_open:
+            attributes["pilotfish.quota.failed_open"] = list(record.quotas_failed_open)
         if record.recoveries:
             attributes["pilotfish.stream.recoveries"] = [f"{a}->{b}:{result}" for a, b, result in record.recoveries]
         if record.error_code:

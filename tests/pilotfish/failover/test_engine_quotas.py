@@ -18,15 +18,15 @@ from pilotfish.telemetry import records
 class Counting:
     """A quota keeper that has ``left`` attempts for each member with a quota, and records what is settled."""
 
-    def __init__(self, left: dict[str, int], retry_after: float = 42.0) -> None:
-        self.left, self.retry_after = left, retry_after
+    def __init__(self, left: dict[str, int], retry_after: float = 42.0, *, failed_open: bool = False) -> None:
+        self.left, self.retry_after, self.failed_open = left, retry_after, failed_open
         self.settled: list[int] = []
 
     async def take(self, class_name: str, member: document.MemberRoute) -> quotas.Take:
         if self.left.get(member.id, 0) <= 0:
             return quotas.Take(False, retry_after=self.retry_after)
         self.left[member.id] -= 1
-        return quotas.Take(True, ledger.Ticket(()))
+        return quotas.Take(True, ledger.Ticket(()), failed_open=self.failed_open)
 
     def settle(self, ticket: ledger.Ticket | None, *, tokens: int) -> None:
         self.settled.append(tokens)
@@ -109,3 +109,16 @@ def test_a_hedge_never_goes_to_a_member_with_a_quota():
         op="chat",
     )
     assert hedge is None and queue == [cls.members[1]]
+
+
+async def test_an_attempt_admitted_on_a_fail_open_share_is_recorded_as_such_and_one_on_a_grant_is_not():
+    clock = FakeClock()
+    the_engine = engine_on(clock)
+    cls = route(with_quota("primary", 0), member("backup", 1))
+    the_engine.quotas = Counting({"primary/m": 1})
+    assert (await serve(the_engine, cls, Scripted(clock, {}))).quotas_failed_open == []
+    the_engine.quotas = Counting({"primary/m": 1}, failed_open=True)  # the operator unreachable
+    first = await serve(the_engine, cls, Scripted(clock, {}))
+    second = await serve(the_engine, cls, Scripted(clock, {}))  # the share spent: the backup, no quota of its own
+    assert first.quotas_failed_open == ["primary/m"]
+    assert (second.quotas_failed_open, second.skipped) == ([], [("primary/m", "quota_spent")])

@@ -127,3 +127,14 @@ def test_requests_are_counted_right_past_the_bound_of_cached_children(monkeypatc
     assert len(registry._children) <= 2
     counted = _counted(registry, "pilotfish_requests", "class")
     assert counted == {("x",): 2.0, ("y",): 2.0, ("z",): 2.0}
+
+
+def test_an_attempt_admitted_on_a_quota_fail_open_share_is_counted_by_class_and_member():
+    registry = metrics.Metrics(prometheus_client.CollectorRegistry())
+    registry.set_routes(_routes(), digest="d")
+    record = records.RequestRecord(class_name="w", stream=False, provider="openai", model="m", member_id="b/m")
+    record.quotas_failed_open = ["b/m"]
+    registry.observe(record)
+    registry.observe(records.RequestRecord(class_name="w", stream=False, provider="openai", model="m", member_id="b/m"))
+    value = registry.registry.get_sample_value("pilotfish_quota_failed_open_total", {"class": "w", "member": "b/m"})
+    assert value == 1.0  # the second request was admitted by the operator's grant: not counted

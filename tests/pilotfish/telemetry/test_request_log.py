@@ -64,3 +64,10 @@ def test_a_closed_stream_costs_the_request_nothing():
     stdout = _Stdout()
     stdout.close()
     logs.RequestLog(stream=stdout).write(_record())  # no exception
+
+
+def test_members_admitted_on_a_quota_fail_open_share_are_named_and_null_otherwise():
+    record = _record()
+    assert logs.request_fields(record)["quota_failed_open"] is None
+    record.quotas_failed_open = ["b/m"]
+    assert logs.request_fields(record)["quota_failed_open"] == ["b/m"]
