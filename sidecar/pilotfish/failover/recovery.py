@@ -20,9 +20,11 @@ Batch = list[openai.ChatChunk]
 TEXT_MAX_CHARS = 256 * 1024
 
 
-# Delivered text is kept joined every this many content chunks: a str per token costs about 50 bytes
-# beside its few characters, and a long-lived stream holds all of them until it ends.
-JOIN_EVERY = 64
+# Delivered text is kept joined every this many content chunks, and its pieces joined again every this
+# many pieces: a str per token costs about 50 bytes beside its few characters, and a long-lived stream
+# holds all of them until it ends. The text is copied again every JOIN_EVERY² tokens, a few bytes per
+# token amortised.
+JOIN_EVERY = 16
 
 
 class Delivered:
@@ -31,7 +33,7 @@ class Delivered:
     __slots__ = ("chars", "count", "parts", "recent", "too_long", "tool_calls")
 
     def __init__(self) -> None:
-        self.parts: list[str] = []  # the text delivered, in pieces of JOIN_EVERY content chunks
+        self.parts: list[str] = []  # the text delivered, in fewer than JOIN_EVERY pieces
         self.recent: list[str] = []  # the content chunks since the last piece, about one token each
         self.count = 0  # content chunks delivered, kept or not
         self.chars = 0
@@ -61,8 +63,11 @@ class Delivered:
         recent = self.recent
         recent.append(content)
         if len(recent) >= JOIN_EVERY:
-            self.parts.append("".join(recent))
+            parts = self.parts
+            parts.append("".join(recent))
             recent.clear()
+            if len(parts) >= JOIN_EVERY:
+                self.parts = ["".join(parts)]
 
     @property
     def continuable(self) -> bool:

@@ -65,6 +65,11 @@ def test_the_delivered_text_is_kept_in_pieces_not_a_str_per_token():
         seen.take([_chunk(token)])
     assert seen.text == "".join(tokens) and seen.count == len(tokens)
     assert len(seen.parts) == 2 and len(seen.recent) == 3  # two joined pieces, and the three tokens since
+    many = [f"u{i} " for i in range(recovery.JOIN_EVERY**2 * 3)]
+    for token in many:
+        seen.take([_chunk(token)])
+    assert seen.text == "".join(tokens + many) and seen.count == len(tokens + many)
+    assert len(seen.parts) < recovery.JOIN_EVERY and len(seen.recent) < recovery.JOIN_EVERY  # the pieces are joined too
 
 
 def test_a_short_answer_is_continuable():
