@@ -102,8 +102,10 @@ class UpstreamStream:
                         start, size = start + size, PARSE_BYTES
                         if events:
                             yield events
+                            del events  # not held while the next read is awaited (nor are ``raw`` and ``piece``)
                     if inflater is not None:
                         await asyncio.sleep(0)  # a turn of the loop between two inflated steps
+                raw = piece = b""
             if inflater is not None:
                 inflater.finish()
         except inflate.CorruptBody as exc:

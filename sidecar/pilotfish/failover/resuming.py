@@ -60,11 +60,13 @@ async def recovering(
         if resumer is None:
             async for batch in rest:
                 yield batch
+                del batch  # a stream waiting for its next read holds nothing of the last one
         else:
             take = resumer.take
             async for batch in rest:
                 take(batch)
                 yield batch
+                del batch
     except failures.AttemptFailed as exc:
         failure, cause = watch.broke(exc), exc
     else:

@@ -242,6 +242,8 @@ async def _translate(
                     batch, start = answer.batch(events, start)
                     if batch:
                         yield batch
+                        del batch  # a stream waiting for its next read holds nothing of the last one
+                del events
     finally:
         if watch is not None:
             watch.close()
