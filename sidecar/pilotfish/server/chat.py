@@ -103,11 +103,14 @@ async def _write_stream(
                 del head
                 if frames:
                     await serving.write(request, response, frames)
+                del frames  # written: nothing of it is held while the next batch is awaited
                 if committed.rest is not None:  # the rest, with no generator between it and the writes
                     async for batch in committed.rest:
                         frames = _frames(batch, include_usage=include_usage, member=member, record=record)
+                        del batch
                         if frames:
                             await serving.write(request, response, frames)
+                        del frames
                 await serving.write(request, response, _DONE_FRAME, last=True)
             except failures.AttemptFailed as exc:
                 interrupted(record, exc.failure, member=committed.member, prompt_tokens=chat.estimate_prompt_tokens())

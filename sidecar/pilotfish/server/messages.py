@@ -83,11 +83,14 @@ async def _write_events(
                 del head
                 if frames:
                     await serving.write(request, response, frames)
+                del frames  # written: nothing of it is held while the next batch is awaited
                 if committed.rest is not None:
                     async for batch in committed.rest:
                         frames = _events(batch, writer, committed.member, record)
+                        del batch
                         if frames:
                             await serving.write(request, response, frames)
+                        del frames
                 await serving.write(request, response, _encode(writer.finish()), last=True)
             except failures.AttemptFailed as exc:
                 chat.interrupted(record, exc.failure, member=committed.member, prompt_tokens=prompt_tokens)
