@@ -24,7 +24,11 @@ from benchmarks import upstream
 
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 COMPARED_BEGIN, COMPARED_END = "<!-- bench-compare:begin -->", "<!-- bench-compare:end -->"
-BEFORE = pathlib.Path("benchmarks/results/sidecar_overhead_before.json")  # the run on the code before issue 14
+# Earlier runs the docs compare this one with, oldest first: (column heading, raw results)
+EARLIER = (
+    ("before issue 14", pathlib.Path("benchmarks/results/sidecar_overhead_before.json")),
+    ("main at 671ab53", pathlib.Path("benchmarks/results/sidecar_overhead_671ab53.json")),
+)
 OPEN_CIRCUIT_NOISE_MS = 0.1  # "costs nothing measurable": within this of the plain case
 
 
@@ -194,18 +198,20 @@ def render(results: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def compared(before: dict[str, Any], after: dict[str, Any]) -> str:
-    """Each figure's ratio to the floor in the run before issue 14 and in this one (each within its own run)."""
+def compared(earlier: list[tuple[str, dict[str, Any]]], after: dict[str, Any]) -> str:
+    """Each figure's ratio to the floor in each earlier run and in this one (each within its own run)."""
+    heads = [f"{label} ({run['run']['date']})" for label, run in earlier]
     rows = [
-        f"| figure | before ({before['run']['date']}) | now ({after['run']['date']}) |",
-        "|---|---|---|",
+        f"| figure | {' | '.join(heads)} | now ({after['run']['date']}) |",
+        "|---|" + "---|" * (len(earlier) + 1),
     ]
-    for old, new in zip(figures(before), figures(after), strict=True):
 
-        def shown(f: Figure) -> str:
-            return f"{f.ratio:.2f}×" if f.ratio is not None else f.sidecar
+    def shown(f: Figure) -> str:
+        return f"{f.ratio:.2f}×" if f.ratio is not None else f.sidecar
 
-        rows.append(f"| {new.name} | {shown(old)} | {shown(new)} |")
+    columns = [figures(run) for _, run in earlier]
+    for index, new in enumerate(figures(after)):
+        rows.append(f"| {new.name} | {' | '.join(shown(column[index]) for column in columns)} | {shown(new)} |")
     return "\n".join(rows)
 
 
@@ -229,9 +235,9 @@ def main() -> int:
     table = render(results)
     if args.docs is not None:
         update_docs(args.docs, table)
-        if BEFORE.exists() and args.results != BEFORE:
-            before = compared(json.loads(BEFORE.read_text()), results)
-            update_docs(args.docs, before, begin=COMPARED_BEGIN, end=COMPARED_END)
+        earlier = [(label, json.loads(path.read_text())) for label, path in EARLIER if path.exists()]
+        if earlier and args.results not in {path for _, path in EARLIER}:
+            update_docs(args.docs, compared(earlier, results), begin=COMPARED_BEGIN, end=COMPARED_END)
     print(table)
     return 0
 
