@@ -9,8 +9,9 @@ A real aiohttp server on loopback; the writes its transport is asked for are cou
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import pytest
@@ -22,6 +23,23 @@ from pilotfish.routes import document
 from pilotfish.server import chat, keys, messages, serving
 from pilotfish.telemetry import records
 from pilotfish.wire import openai
+
+
+@contextlib.asynccontextmanager
+async def _served(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> AsyncIterator[str]:
+    """``handler`` at ``/`` of a real aiohttp server on a free loopback port, for the block; its URL."""
+    app = web.Application()
+    app[keys.WRITE_SECONDS] = 5.0
+    app.router.add_get("/", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        await runner.cleanup()
 
 
 async def _count_transport_writes(request: web.Request, sent: list[bytes]) -> None:
@@ -53,20 +71,9 @@ async def test_the_last_frame_and_the_end_of_the_response_are_one_write() -> Non
         await serving.write(request, response, b"data: [DONE]\n\n", last=True)
         return response
 
-    app = web.Application()
-    app[keys.WRITE_SECONDS] = 5.0
-    app.router.add_get("/", stream)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/") as response:
-            assert await response.read() == b"data: {}\n\ndata: [DONE]\n\n"
-        assert sent == [b"e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n"]  # the last frame and the chunked body's end
-    finally:
-        await runner.cleanup()
+    async with _served(stream) as url, aiohttp.ClientSession() as session, session.get(url) as response:
+        assert await response.read() == b"data: {}\n\ndata: [DONE]\n\n"
+    assert sent == [b"e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n"]  # the last frame and the chunked body's end
 
 
 def _chunk(chunk_id: str, content: str) -> dict[str, object]:
@@ -109,22 +116,11 @@ async def test_a_stream_waiting_for_its_next_batch_holds_none_of_the_chunks_it_w
             return await messages._write_events(request, committed, route, record, prompt_tokens=1)
         return await chat._write_stream(request, chat_request, committed, route, record)
 
-    app = web.Application()
-    app[keys.WRITE_SECONDS] = 5.0
-    app.router.add_get("/", stream)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/") as response:
-            body = b""
-            async for data in response.content.iter_any():
-                body += data
-                if b"world" in body:
-                    written.set()
-            assert b"Hello" in body and b"world" in body
-        assert go_on.is_set() and checked == [True]
-    finally:
-        await runner.cleanup()
+    async with _served(stream) as url, aiohttp.ClientSession() as session, session.get(url) as response:
+        body = b""
+        async for data in response.content.iter_any():
+            body += data
+            if b"world" in body:
+                written.set()
+        assert b"Hello" in body and b"world" in body
+    assert go_on.is_set() and checked == [True]
