@@ -9,6 +9,7 @@ point of no return: a failure after it becomes an in-band error event and the st
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import orjson
 from aiohttp import web
@@ -98,19 +99,12 @@ async def _write_stream(
         async with serving.total_deadline(route, elapsed=committed.time_to_first_token, response=response):
             try:
                 include_usage, member = chat.include_usage, committed.member
-                head, committed.head = committed.head, []  # let go once sent: a stream may outlive it by minutes
-                frames = _frames(head, include_usage=include_usage, member=member, record=record)
-                del head
-                if frames:
-                    await serving.write(request, response, frames)
-                del frames  # written: nothing of it is held while the next batch is awaited
-                if committed.rest is not None:  # the rest, with no generator between it and the writes
-                    async for batch in committed.rest:
-                        frames = _frames(batch, include_usage=include_usage, member=member, record=record)
-                        del batch
-                        if frames:
-                            await serving.write(request, response, frames)
-                        del frames
+                await write_batches(
+                    request,
+                    response,
+                    committed,
+                    lambda batch: _frames(batch, include_usage=include_usage, member=member, record=record),
+                )
                 await serving.write(request, response, _DONE_FRAME, last=True)
             except failures.AttemptFailed as exc:
                 interrupted(record, exc.failure, member=committed.member, prompt_tokens=chat.estimate_prompt_tokens())
@@ -127,6 +121,42 @@ async def _write_stream(
         if committed.rest is not None:
             await committed.rest.aclose()  # type: ignore[attr-defined]
     return response
+
+
+async def write_batches(
+    request: web.Request,
+    response: web.StreamResponse,
+    committed: streaming.Committed,
+    encode: Callable[[engine.Batch], bytes],
+) -> None:
+    """Write the head, then the rest, each batch as ``encode`` frames it (chat's SSE, Anthropic's events),
+    with no generator between the stream and the writes. Nothing written is held while the next batch is
+    awaited, and the head is let go once sent: a stream may outlive it by minutes."""
+    head, committed.head = committed.head, []
+    frames = encode(head)
+    del head
+    if frames:
+        await serving.write(request, response, frames)
+    del frames
+    if committed.rest is not None:
+        async for batch in committed.rest:
+            frames = encode(batch)
+            del batch
+            if frames:
+                await serving.write(request, response, frames)
+            del frames
+
+
+def tally(chunk: openai.ChatChunk, member: document.MemberRoute, record: records.RequestRecord) -> bool:
+    """Count a chunk the client is sent: a content chunk as delivered (for ``interrupted``), the usage
+    chunk's tokens; True for the usage chunk."""
+    if chunk.get("choices"):
+        record.delivered_chunks += streaming.is_content(chunk)
+        return False
+    if chunk.get("usage") is not None:
+        count_usage(chunk, member, record)
+        return True
+    return False
 
 
 def interrupted(
@@ -163,21 +193,17 @@ def interrupted_message(route: document.ClassRoute, failure: failures.Failure) -
 def _frames(
     batch: engine.Batch, *, include_usage: bool, member: document.MemberRoute, record: records.RequestRecord
 ) -> bytes:
-    """One write's worth of SSE frames; the usage chunk is counted, and sent only if asked for. The
-    content chunks are counted too (for ``interrupted``), in the same one pass over the batch."""
+    """One write's worth of SSE frames, each chunk counted (``tally``) in the same pass; the usage chunk is
+    sent only if asked for."""
     payloads = []
-    content = 0
     for chunk in batch:
-        if chunk.get("choices"):
-            content += streaming.is_content(chunk)
-        elif chunk.get("usage") is not None:  # the usage chunk
-            count_usage(chunk, member, record)
-            if not include_usage:
-                continue
         if not include_usage:
+            if tally(chunk, member, record):
+                continue  # the usage chunk, not asked for
             chunk.pop("usage", None)
+        else:
+            tally(chunk, member, record)
         payloads.append(orjson.dumps(chunk))
-    record.delivered_chunks += content
     return sse.encode_data(payloads)
 
 

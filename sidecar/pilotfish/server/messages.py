@@ -78,19 +78,10 @@ async def _write_events(
     try:
         async with serving.total_deadline(route, elapsed=committed.time_to_first_token, response=response):
             try:
-                head, committed.head = committed.head, []  # let go once sent: a stream may outlive it by minutes
-                frames = _events(head, writer, committed.member, record)
-                del head
-                if frames:
-                    await serving.write(request, response, frames)
-                del frames  # written: nothing of it is held while the next batch is awaited
-                if committed.rest is not None:
-                    async for batch in committed.rest:
-                        frames = _events(batch, writer, committed.member, record)
-                        del batch
-                        if frames:
-                            await serving.write(request, response, frames)
-                        del frames
+                member = committed.member
+                await chat.write_batches(
+                    request, response, committed, lambda batch: _events(batch, writer, member, record)
+                )
                 await serving.write(request, response, _encode(writer.finish()), last=True)
             except failures.AttemptFailed as exc:
                 chat.interrupted(record, exc.failure, member=committed.member, prompt_tokens=prompt_tokens)
@@ -113,14 +104,10 @@ def _events(
     member: document.MemberRoute,
     record: records.RequestRecord,
 ) -> bytes:
-    """One write's worth of Anthropic events; the usage chunk counted, the content chunks too (for
-    ``chat.interrupted``), in the same pass."""
+    """One write's worth of Anthropic events, each chunk counted (``chat.tally``) in the same pass."""
     events: list[anthropic.Event] = []
     for chunk in batch:
-        if chunk.get("choices"):
-            record.delivered_chunks += streaming.is_content(chunk)
-        elif chunk.get("usage") is not None:  # the usage chunk
-            chat.count_usage(chunk, member, record)
+        chat.tally(chunk, member, record)
         events += writer.feed(chunk)
     return _encode(events)
 
