@@ -55,6 +55,7 @@ def build_app(
     app[keys.METRICS] = metrics_registry
     app[keys.REQUEST_LOG] = logs.RequestLog(enabled=settings.request_log)
     app[keys.MAX_BODY_BYTES] = settings.max_body_bytes
+    app[keys.LARGE_PARSES] = asyncio.Lock()
     app[keys.WRITE_SECONDS] = settings.write_seconds
     app[keys.BUDGET] = memory.MemoryBudget(settings.memory_budget_bytes)
     app[keys.POD_LABELS] = settings.pod_labels

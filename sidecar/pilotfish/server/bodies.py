@@ -5,12 +5,15 @@ of it for its lingering close: a 1 MiB body that inflates to 1 GiB cost 85 MB an
 Here the API port's parser leaves bodies compressed (``auto_decompress=False`` in ``modes.serve``);
 ``read_body`` inflates them with ``wire.inflate`` a step at a time, counts the inflated bytes
 against the body limit and the request's memory hold; the rest of a refused body is drained raw,
-never inflated. Called by every endpoint before it parses its JSON.
+never inflated. Called by every endpoint before it parses its JSON; ``parsing_turn`` then gives a
+large body's parse a loop iteration of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 from aiohttp import hdrs, web
 
@@ -21,6 +24,11 @@ from pilotfish.wire import inflate
 # The longest pause allowed between two pieces of a body: a client that sends half a body and stops
 # must not hold a connection (and its buffer) for ever.
 BODY_IDLE_SECONDS = 30.0
+# A body this large takes a millisecond or more to parse, validate and translate. A 9 MB body costs about
+# 45 ms of CPU from its last byte to its upstream call (60 % of it the kernel's, faulting in fresh memory),
+# all of it in one loop iteration: half the 0.1 s stall bar, and once 0.15 s on a busy machine. Its read,
+# its parse and its upstream call now take separate iterations, and large parses take turns.
+LARGE_BODY_BYTES = 1 << 20
 
 
 async def read_body(request: web.Request) -> bytes:
@@ -68,6 +76,20 @@ async def read_body(request: web.Request) -> bytes:
             f"The request body stopped arriving for {BODY_IDLE_SECONDS:g}s.", status=408, code="body_timeout"
         ) from None
     return b"".join(pieces)
+
+
+@contextlib.asynccontextmanager
+async def parsing_turn(request: web.Request, raw: bytes) -> AsyncIterator[None]:
+    """Wrap the parse of ``raw`` (and what is built from it at once). A large body's parse gets a loop
+    iteration of its own: apart from the read that joined the body, from the upstream call that encodes
+    it again, and from any other large parse (the app's one turn)."""
+    if len(raw) < LARGE_BODY_BYTES:
+        yield
+        return
+    async with request.app[keys.LARGE_PARSES]:
+        await asyncio.sleep(0)
+        yield
+        await asyncio.sleep(0)
 
 
 def _inflater(request: web.Request) -> inflate.Inflater:

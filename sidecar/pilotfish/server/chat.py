@@ -27,7 +27,9 @@ SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
 
 async def post_chat_completions(request: web.Request) -> web.StreamResponse:
     try:
-        chat = validation.parse_body(await bodies.read_body(request), openai.ChatRequest)
+        raw = await bodies.read_body(request)
+        async with bodies.parsing_turn(request, raw):
+            chat = validation.parse_body(raw, openai.ChatRequest)
     except failures.RequestRejected as exc:
         return errors.from_rejection(exc)
 

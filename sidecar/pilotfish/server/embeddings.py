@@ -24,7 +24,9 @@ from pilotfish.wire import openai
 
 async def post_embeddings(request: web.Request) -> web.StreamResponse:
     try:
-        embed = validation.parse_body(await bodies.read_body(request), openai.EmbeddingsRequest)
+        raw = await bodies.read_body(request)
+        async with bodies.parsing_turn(request, raw):
+            embed = validation.parse_body(raw, openai.EmbeddingsRequest)
     except failures.RequestRejected as exc:
         return errors.from_rejection(exc)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 
 from aiohttp import web
@@ -17,6 +18,7 @@ ENGINE = web.AppKey("engine", engine.Engine)
 METRICS = web.AppKey("metrics", metrics.Metrics)
 REQUEST_LOG = web.AppKey("request_log", logs.RequestLog)
 MAX_BODY_BYTES = web.AppKey("max_body_bytes", int)
+LARGE_PARSES = web.AppKey("large_parses", asyncio.Lock)  # one large body parsed at a time (bodies.parsing_turn)
 WRITE_SECONDS = web.AppKey("write_seconds", float)  # the longest one write of a stream may wait for its client
 TRACING = web.AppKey("tracing", tracing.Tracing)  # absent while tracing is off
 BUDGET = web.AppKey("memory_budget", memory.MemoryBudget)  # the in-flight memory budget of the process

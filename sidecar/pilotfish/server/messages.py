@@ -26,8 +26,9 @@ from pilotfish.wire import sse
 
 async def post_messages(request: web.Request) -> web.StreamResponse:
     try:
-        parsed = validation.parse_body(await bodies.read_body(request), anthropic_wire.MessagesRequest)
-        canonical = anthropic.to_chat(parsed)
+        raw = await bodies.read_body(request)
+        async with bodies.parsing_turn(request, raw):
+            canonical = anthropic.to_chat(validation.parse_body(raw, anthropic_wire.MessagesRequest))
     except failures.RequestRejected as exc:
         return render(replies.Reply(status=exc.status, message=exc.message))
 
