@@ -1,17 +1,19 @@
 """What every benchmark here shares: processes on loopback, their CPU and memory, a manifest, percentiles.
 
 Used by ``sidecar_overhead`` (the sidecar tax), ``hang_onset`` and ``recovery_gap``: each starts mock
-or bench upstreams and a ``pilotfish local`` sidecar as separate processes, waits for them, and reads
+or bench upstreams and a ``pilotfish sidecar`` (what every pod runs) as separate processes, waits for them, and reads
 their CPU time and RSS from /proc.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import pathlib
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -19,6 +21,7 @@ from collections.abc import Iterator, Mapping, Sequence
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BENCH_KEY = "sk-bench"
+BENCH_SECRET = "bench-keys"  # the Secret every manifest here names
 
 
 def free_port() -> int:
@@ -114,13 +117,13 @@ def manifest(
 
     ``provider``: a credential's provider type (default openai-compatible); ``class_spec``: YAML lines added
     under a class's spec (indented two spaces), such as timeouts or health settings."""
-    docs = [f"apiVersion: v1\nkind: Secret\nmetadata: {{name: bench-keys}}\nstringData: {{key: {BENCH_KEY}}}\n"]
+    docs = [f"apiVersion: v1\nkind: Secret\nmetadata: {{name: {BENCH_SECRET}}}\nstringData: {{key: {BENCH_KEY}}}\n"]
     for name, base_url in credentials.items():
         kind = (provider or {}).get(name, "openai-compatible")
         docs.append(
             "apiVersion: pilotfish.dev/v1alpha1\nkind: ProviderCredential\n"
             f"metadata: {{name: {name}}}\nspec:\n  provider: {kind}\n  baseURL: {base_url}\n"
-            "  apiKeySecretRef: {name: bench-keys, key: key}\n"
+            f"  apiKeySecretRef: {{name: {BENCH_SECRET}, key: key}}\n"
         )
     for name, members in classes.items():
         listed = "".join(f"    - {{credentialRef: {cred}, model: {model}}}\n" for cred, model in members)
@@ -133,7 +136,23 @@ def manifest(
 
 
 def sidecar_args(manifest_path: pathlib.Path, *, api_port: int, admin_port: int, request_log: bool = True) -> list[str]:
-    """``pilotfish local`` on these ports, with the defaults an injected sidecar has (request log on)."""
-    args = ["-m", "pilotfish.cli", "local", "-f", str(manifest_path)]
+    """``pilotfish sidecar``, what every injected pod runs, with its defaults (request log on): serving the
+    routes document rendered from ``manifest_path`` as the operator renders the ConfigMap, and the bench
+    Secret, both in folders beside the manifest as the kubelet mounts them."""
+    text = manifest_path.read_bytes()
+    mounts = manifest_path.parent / f"mounts-{hashlib.sha256(text).hexdigest()[:12]}"  # one per manifest text
+    config_dir, secrets_dir = mounts / "routes", mounts / "secrets"
+    if not config_dir.exists():
+        rendered = subprocess.run(
+            [sys.executable, "-m", "pilotfish.cli", "render", "-f", str(manifest_path)],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        ).stdout
+        (secrets_dir / BENCH_SECRET).mkdir(parents=True)
+        (secrets_dir / BENCH_SECRET / "key").write_text(BENCH_KEY)
+        config_dir.mkdir()
+        (config_dir / "routes.json").write_bytes(rendered)  # the file name of the ConfigMap's key
+    args = ["-m", "pilotfish.cli", "sidecar", f"--config-dir={config_dir}", f"--secrets-dir={secrets_dir}"]
     args += [f"--listen=127.0.0.1:{api_port}", f"--admin=127.0.0.1:{admin_port}"]
     return args if request_log else [*args, "--no-request-log"]
