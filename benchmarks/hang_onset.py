@@ -1,6 +1,6 @@
 """What a hang costs: requests slowed and failed when a member starts to accept requests and never answer.
 
-The scenario of issue 17, as a user would run it: one sidecar (``pilotfish local``, default settings), a
+The scenario of issue 17, as a user would run it: one sidecar (``pilotfish sidecar``, default settings), a
 class of two members (two mock providers, separate processes), C clients sending without pause. The
 primary first serves normally (so it has a normal to be judged by), then hangs; the clients go on for
 ``--after`` seconds. Each concurrency runs on a fresh sidecar and fresh mocks, once with the defaults and

@@ -1,6 +1,6 @@
 """What hedging costs and buys: upstream calls per request and time to first byte under a slow-primary incident.
 
-One sidecar (``pilotfish local``), a class of two members (two mock providers, separate processes), C
+One sidecar (``pilotfish sidecar``), a class of two members (two mock providers, separate processes), C
 streaming clients sending without pause. The primary serves normally first (so it has a normal: first
 tokens in milliseconds), then every request to it waits ``--delay`` seconds before its first byte. Each
 configuration runs on a fresh sidecar and fresh mocks: default settings (adaptive deadline, no hedging) and

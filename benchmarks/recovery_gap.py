@@ -1,6 +1,6 @@
 """How long a client waits for the next byte when its stream breaks, by the way it is recovered.
 
-One sidecar (``pilotfish local``), mock providers as separate processes, streaming clients one at a time.
+One sidecar (``pilotfish sidecar``), mock providers as separate processes, streaming clients one at a time.
 The primary cuts every stream after 4 content chunks; the client measures the gap between the last chunk
 before the break and the first chunk after it:
 
