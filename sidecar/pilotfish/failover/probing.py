@@ -35,7 +35,7 @@ TICK_SECONDS = 1.0  # how often due probes are looked for (jittered): a second l
 PROBE_SECONDS = 10.0  # a probe's whole deadline; one that takes longer has failed
 ANSWER_MAX_BYTES = 64 * 1024  # a probe's answer is a token or a model list: more is not read
 # A fixed prompt: the same few tokens every time, and a 1-token limit on the answer.
-PROBE_CHAT = openai.ChatRequest.model_validate(
+PROBE_CHAT = openai.ChatRequest.from_body(
     {"model": "pilotfish-probe", "messages": [{"role": "user", "content": "Say OK."}], "max_tokens": 1}
 )
 # Where each vendor lists its models, from the member's base URL (azure-openai has no such list).

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import orjson
-import pydantic
 
 from pilotfish import failures
-from pilotfish.wire import anthropic, openai
+from pilotfish.wire import anthropic, openai, structs
 
 STOP_REASONS = {  # canonical finish_reason → Anthropic stop_reason
     "stop": "end_turn",
@@ -52,8 +52,8 @@ def to_chat(request: anthropic.MessagesRequest) -> openai.ChatRequest:
         ) from None
     try:
         return openai.ChatRequest.from_body(body)
-    except pydantic.ValidationError as exc:
-        raise _rejected(f"The request cannot be translated: {exc.errors()[0]['msg']}.") from None
+    except msgspec.ValidationError as exc:
+        raise _rejected(f"The request cannot be translated: {structs.problem(exc)[0]}.") from None
 
 
 def _chat_body(request: anthropic.MessagesRequest) -> dict[str, Any]:

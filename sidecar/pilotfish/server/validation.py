@@ -1,19 +1,22 @@
-"""Request bodies → validated wire models, or a RequestRejected whose message names the field.
+"""Request bodies → validated wire structs, or a RequestRejected whose message names the field.
 
-Messages follow OpenAI's wording ("Missing required parameter: 'messages'.", "Invalid type for
-'temperature': …") so SDK users recognise them.
+Messages follow OpenAI's wording ("Missing required parameter: 'messages'.", "Invalid type or value
+for 'temperature': …") so SDK users recognise them. msgspec stops at the first problem, so that is
+the one reported.
 """
 
 from __future__ import annotations
 
+import re
 from typing import TypeVar
 
+import msgspec
 import orjson
-import pydantic
 
 from pilotfish import failures
+from pilotfish.wire import structs
 
-Model = TypeVar("Model", bound=pydantic.BaseModel)
+Request = TypeVar("Request", bound=structs.Wire)
 
 # orjson reads JSON nested up to 1024 levels but writes only 254 (it raises past that), and every
 # attempt writes the body again for its member. So a body it cannot write is refused up front with a
@@ -21,8 +24,8 @@ Model = TypeVar("Model", bound=pydantic.BaseModel)
 MAX_JSON_DEPTH = 254
 
 
-def parse_body(raw: bytes, model: type[Model]) -> Model:
-    """Validate a JSON body; a model with a ``from_body`` constructor keeps the raw object too."""
+def parse_body(raw: bytes, kind: type[Request]) -> Request:
+    """Validate a JSON body as a request of ``kind`` (which may keep the raw object too)."""
     if not raw.strip():
         raise failures.RequestRejected("The request body is empty; send a JSON object.", code="invalid_json")
     try:
@@ -40,9 +43,8 @@ def parse_body(raw: bytes, model: type[Model]) -> Model:
             "The request body is nested too deeply (the limit is 254 levels).", code="invalid_json"
         )
     try:
-        from_body = getattr(model, "from_body", None)
-        return from_body(data) if from_body else model.model_validate(data)
-    except pydantic.ValidationError as exc:
+        return kind.from_body(data)
+    except msgspec.ValidationError as exc:
         raise rejection_from(exc) from None
 
 
@@ -59,40 +61,29 @@ def _too_deep_to_write(raw: bytes, data: object) -> bool:
     return False
 
 
-def rejection_from(exc: pydantic.ValidationError) -> failures.RequestRejected:
-    """The first error, phrased for a person; the rest are counted, not listed."""
-    errors = exc.errors(include_url=False, include_input=False)
-    first = errors[0]
-    param = _param_path(first["loc"])
-    kind = first["type"]
-    if kind == "missing":
+_MISSING = re.compile(r"Object missing required field `(?P<field>[^`]*)`")
+_WRONG_TYPE = re.compile(r"Expected `[^`]*`, got `|Invalid enum value ")
+
+
+def rejection_from(exc: msgspec.ValidationError) -> failures.RequestRejected:
+    """msgspec's error, phrased for a person, with the field at fault as ``param``."""
+    detail, path = structs.problem(exc)
+    missing = _MISSING.fullmatch(detail)
+    if missing:
+        param = _join(path, missing["field"])
         message, code = f"Missing required parameter: '{param}'.", "missing_required_parameter"
-    elif kind.endswith(("_type", "_parsing")) or kind == "literal_error":
-        message, code = f"Invalid type or value for '{param}': {first['msg']}.", "invalid_type"
     else:
-        message, code = f"Invalid value for '{param}': {first['msg']}.", "invalid_value"
-    if len(errors) > 1:
-        message += f" ({len(errors) - 1} more problem{'s' if len(errors) > 2 else ''} in the request.)"
+        cause = exc.__cause__  # a rule checked in __post_init__ names its field here
+        param = _join(path, cause.field) if isinstance(cause, structs.FieldError) else path
+        if _WRONG_TYPE.match(detail):
+            message, code = f"Invalid type or value for '{param}': {detail}.", "invalid_type"
+        else:
+            message, code = f"Invalid value for '{param}': {detail}.", "invalid_value"
     return failures.RequestRejected(message, code=code, param=param or None)
 
 
-def _param_path(loc: tuple[int | str, ...]) -> str:
-    path = ""
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        elif part in (
-            "str",
-            "list[ContentPart]",
-            "none",
-            "function-after[_content_where_required(), Message]",
-        ):
-            continue  # pydantic's union-branch labels are noise to a user
-        elif "[" in part or "(" in part:
-            continue
-        else:
-            path += f".{part}" if path else part
-    return path
+def _join(path: str, field: str) -> str:
+    return f"{path}.{field}" if path else field
 
 
 def _json_type(value: object) -> str:

@@ -2,36 +2,36 @@
 
 Validates what the sidecar relies on (model, max_tokens, alternating messages, ranges); content
 blocks stay plain dicts, checked by ``inbound.anthropic`` as it translates them, because the set
-of block types grows faster than a model here could follow.
+of block types grows faster than a struct here could follow.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-import pydantic
+import msgspec
+
+from pilotfish.wire import structs
+
+Unit = Annotated[float, msgspec.Meta(ge=0, le=1)]
 
 
-class _Wire(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="allow", frozen=True)
-
-
-class Message(_Wire):
+class Message(structs.Wire, frozen=True, kw_only=True):
     role: Literal["user", "assistant"]
     content: str | list[dict[str, Any]]
 
 
-class MessagesRequest(_Wire):
+class MessagesRequest(structs.Wire, frozen=True, kw_only=True):
     """POST /v1/messages body. ``model`` names a class, not a vendor model."""
 
-    model: str = pydantic.Field(min_length=1)
-    max_tokens: int = pydantic.Field(ge=1)
-    messages: list[Message] = pydantic.Field(min_length=1)
+    model: Annotated[str, msgspec.Meta(min_length=1)]
+    max_tokens: Annotated[int, msgspec.Meta(ge=1)]
+    messages: Annotated[list[Message], msgspec.Meta(min_length=1)]
     system: str | list[dict[str, Any]] | None = None
     stream: bool = False
-    temperature: float | None = pydantic.Field(default=None, ge=0, le=1)
-    top_p: float | None = pydantic.Field(default=None, ge=0, le=1)
-    top_k: int | None = pydantic.Field(default=None, ge=0)
+    temperature: Unit | None = None
+    top_p: Unit | None = None
+    top_k: Annotated[int, msgspec.Meta(ge=0)] | None = None
     stop_sequences: list[str] | None = None
     tools: list[dict[str, Any]] | None = None
     tool_choice: dict[str, Any] | None = None

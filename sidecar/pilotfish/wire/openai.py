@@ -1,59 +1,58 @@
 """OpenAI chat-completions wire types: the canonical request every translator starts from.
 
-The request model validates what the sidecar relies on (model, messages, stream, token limits) and
-keeps every other field as sent (``extra="allow"``) so that OpenAI-format members receive options
-we do not know about yet. Responses and chunks stay plain dicts: they are built by translators and
+The request structs validate what the sidecar relies on (model, messages, stream, token limits); the
+client's object is kept as sent (``raw``) so that OpenAI-format members receive options we do not
+know about yet. Responses and chunks stay plain dicts: they are built by translators and
 serialised once, and a model layer there would only cost time on the hot path.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal
 
-import pydantic
+import msgspec
+
+from pilotfish.wire import structs
 
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 
 ChatCompletion = dict[str, Any]  # an OpenAI `chat.completion` object
 ChatChunk = dict[str, Any]  # an OpenAI `chat.completion.chunk` object
 
+NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
+Positive = Annotated[int, msgspec.Meta(ge=1)]
 
-class _Wire(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="allow", frozen=True)
 
-
-class FunctionCall(_Wire):
+class FunctionCall(structs.Wire, frozen=True, kw_only=True):
     name: str
     arguments: str
 
 
-class ToolCall(_Wire):
+class ToolCall(structs.Wire, frozen=True, kw_only=True):
     id: str
     type: Literal["function"] = "function"
     function: FunctionCall
 
 
-class ContentPart(_Wire):
+class ContentPart(structs.Wire, frozen=True, kw_only=True):
     type: str
     text: str | None = None
     image_url: dict[str, Any] | None = None
 
 
-class Message(_Wire):
+class Message(structs.Wire, frozen=True, kw_only=True):
     role: Role
     content: str | list[ContentPart] | None = None
     name: str | None = None
     tool_calls: list[ToolCall] | None = None
     tool_call_id: str | None = None
 
-    @pydantic.model_validator(mode="after")
-    def _content_where_required(self) -> Message:
-        if self.role in ("system", "developer", "user", "tool") and self.content is None:
+    def __post_init__(self) -> None:
+        if self.content is None and self.role in ("system", "developer", "user", "tool"):
             raise ValueError(f"content is required for role '{self.role}'")
         if self.role == "tool" and not self.tool_call_id:
             raise ValueError("tool_call_id is required for role 'tool'")
-        return self
 
     def text(self) -> str:
         """All text of this message, parts joined: for token estimates and translators."""
@@ -64,63 +63,39 @@ class Message(_Wire):
         return "".join(part.text or "" for part in self.content if part.type == "text")
 
 
-class StreamOptions(_Wire):
+class StreamOptions(structs.Wire, frozen=True, kw_only=True):
     include_usage: bool = False
 
 
-class _KeepsRaw(_Wire):
-    """A request that also keeps the client's JSON object as sent, so OpenAI-format members receive every
-    field (known or not) untouched; translators copy it, never mutate it."""
-
-    _raw: dict[str, Any] = pydantic.PrivateAttr(default_factory=dict)
-
-    @classmethod
-    def from_body(cls, body: dict[str, Any]) -> Self:
-        request = cls.model_validate(body)
-        request._raw = body
-        return request
-
-    @property
-    def raw(self) -> dict[str, Any]:
-        """The client's JSON object (the validated model's dump when built another way)."""
-        return self._raw or self.model_dump(exclude_unset=True)
-
-
-class ChatRequest(_KeepsRaw):
+class ChatRequest(structs.KeepsRaw, frozen=True, kw_only=True):
     """POST /v1/chat/completions body. ``model`` names a class, not a vendor model.
 
     ``raw`` keeps the body exactly as the client sent it.
     """
 
-    model: str = pydantic.Field(min_length=1)
-    messages: list[Message] = pydantic.Field(min_length=1)
+    model: NonEmpty
+    messages: Annotated[list[Message], msgspec.Meta(min_length=1)]
     stream: bool = False
     stream_options: StreamOptions | None = None
-    max_tokens: int | None = pydantic.Field(default=None, ge=1)
-    max_completion_tokens: int | None = pydantic.Field(default=None, ge=1)
-    temperature: float | None = pydantic.Field(default=None, ge=0, le=2)
-    top_p: float | None = pydantic.Field(default=None, ge=0, le=1)
-    n: int | None = pydantic.Field(default=None, ge=1, le=1)
+    max_tokens: Positive | None = None
+    max_completion_tokens: Positive | None = None
+    temperature: Annotated[float, msgspec.Meta(ge=0, le=2)] | None = None
+    top_p: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None
+    n: Annotated[int, msgspec.Meta(ge=1, le=1)] | None = None
     stop: str | list[str] | None = None
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     response_format: dict[str, Any] | None = None
     user: str | None = None
 
-    @pydantic.field_validator("tool_choice")
-    @classmethod
-    def _named_function(cls, value: str | dict[str, Any] | None) -> object:
-        """A named tool_choice names its function in an object; every translator relies on it."""
-        if isinstance(value, dict) and "function" in value and not _is_named(value["function"]):
-            raise ValueError("tool_choice.function must be an object with a string 'name'")
-        return value
-
-    @pydantic.field_validator("tools")
-    @classmethod
-    def _named_tools(cls, value: list[dict[str, Any]] | None) -> object:
-        if any("function" in tool and not _is_named(tool["function"]) for tool in value or ()):
-            raise ValueError("each tool's 'function' must be an object with a string 'name'")
-        return value
+    def __post_init__(self) -> None:
+        """Named tools and a named tool_choice name their function in an object: every translator relies
+        on it."""
+        choice = self.tool_choice
+        if isinstance(choice, dict) and "function" in choice and not _is_named(choice["function"]):
+            raise structs.FieldError("tool_choice", "tool_choice.function must be an object with a string 'name'")
+        if any("function" in tool and not _is_named(tool["function"]) for tool in self.tools or ()):
+            raise structs.FieldError("tools", "each tool's 'function' must be an object with a string 'name'")
 
     @property
     def include_usage(self) -> bool:
@@ -141,29 +116,23 @@ def _is_named(function: object) -> bool:
     return isinstance(function, dict) and isinstance(function.get("name"), str)
 
 
-class EmbeddingsRequest(_KeepsRaw):
+class EmbeddingsRequest(structs.KeepsRaw, frozen=True, kw_only=True):
     """POST /v1/embeddings body. ``model`` names a class; ``raw`` keeps the client's object, as for chat.
 
     ``input`` is one text, a list of texts, or token ids (one array or a list of arrays), which only
-    OpenAI-format members accept.
+    OpenAI-format members accept. (msgspec cannot decode a union of list types, so the list's items are
+    checked here, in ``__post_init__``.)
     """
 
-    model: str = pydantic.Field(min_length=1)
-    input: str | list[str] | list[int] | list[list[int]]
+    model: NonEmpty
+    input: str | list[Any]
     encoding_format: Literal["float", "base64"] | None = None
-    dimensions: int | None = pydantic.Field(default=None, ge=1)
+    dimensions: Positive | None = None
     user: str | None = None
 
-    @pydantic.field_validator("input")
-    @classmethod
-    def _not_empty(cls, value: str | list[str] | list[int] | list[list[int]]) -> object:
-        if isinstance(value, str):
-            items: list[object] = [value]
-        else:
-            items = list(value)
-        if not items or any(item in ("", []) for item in items):
-            raise ValueError("input must be a non-empty string, array of non-empty strings, or token arrays")
-        return value
+    def __post_init__(self) -> None:
+        if not self.input or (isinstance(self.input, list) and not _one_kind(self.input)):
+            raise structs.FieldError("input", _INPUT_RULE)
 
     @property
     def is_tokens(self) -> bool:
@@ -181,6 +150,22 @@ class EmbeddingsRequest(_KeepsRaw):
 
     def estimate_prompt_tokens(self) -> int:
         return sum(len(text) for text in self.texts()) // 4 + len(self.texts())
+
+
+_INPUT_RULE = "input must be a non-empty string, array of non-empty strings, or token arrays"
+
+
+def _one_kind(items: list[Any]) -> bool:
+    """Non-empty texts, token ids, or non-empty arrays of token ids: all items the same kind."""
+    if isinstance(items[0], str):
+        return all(isinstance(item, str) and item for item in items)
+    if isinstance(items[0], list):
+        return all(isinstance(item, list) and item and all(_is_token(t) for t in item) for item in items)
+    return all(_is_token(item) for item in items)
+
+
+def _is_token(item: object) -> bool:
+    return type(item) is int
 
 
 EmbeddingsResponse = dict[str, Any]  # OpenAI's `list` of `embedding` objects, floats: the canonical form

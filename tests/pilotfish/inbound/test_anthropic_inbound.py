@@ -14,7 +14,7 @@ from pilotfish.wire import anthropic as wire
 
 
 def _chat(**body):
-    return anthropic.to_chat(wire.MessagesRequest.model_validate({"model": "workhorse", "max_tokens": 100, **body}))
+    return anthropic.to_chat(wire.MessagesRequest.from_body({"model": "workhorse", "max_tokens": 100, **body}))
 
 
 def test_system_blocks_user_parts_images_and_settings_become_the_canonical_request():
@@ -151,7 +151,7 @@ def test_translation_never_mutates_the_clients_request():
         ],
     }
     before = copy.deepcopy(body)
-    anthropic.to_chat(wire.MessagesRequest.model_validate(body))
+    anthropic.to_chat(wire.MessagesRequest.from_body(body))
     assert body == before
 
 
