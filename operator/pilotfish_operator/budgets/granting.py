@@ -24,7 +24,6 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-import pydantic
 from aiohttp import web
 
 from pilotfish.api import budget as budget_api  # `budget` names objects below
@@ -79,14 +78,14 @@ class Granting:
             body = await request.content.read(protocol.MAX_BODY_BYTES + 1)
             if len(body) > protocol.MAX_BODY_BYTES:
                 raise ValueError("body too large")
-            asks = protocol.AllowanceRequest.model_validate(orjson.loads(body)).asks
-        except (ValueError, pydantic.ValidationError) as exc:
+            asks = protocol.decode_request(body).asks
+        except ValueError as exc:  # protocol.Malformed names the field at fault: asks[0].used
             metrics.ALLOWANCE_CALLS.labels(result="invalid").inc()
             return _error(400, f"not an allowance request: {str(exc)[:300]}")
         grants = [await self._grant(namespace, ask) for ask in asks]
         metrics.ALLOWANCE_CALLS.labels(result="granted").inc()
         reply = protocol.AllowanceReply(grants=[g for g in grants if g is not None])
-        return web.Response(body=orjson.dumps(protocol.to_wire(reply)), content_type="application/json")
+        return web.Response(body=protocol.encode(reply), content_type="application/json")
 
     async def _caller(self, authorization: str) -> str | None:
         """The namespace of the ServiceAccount whose token this is, as the API server says; None if not one."""

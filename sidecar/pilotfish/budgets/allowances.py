@@ -18,8 +18,6 @@ import pathlib
 from collections.abc import Callable
 from typing import Protocol
 
-import orjson
-
 from pilotfish import upstream
 from pilotfish.api import budget
 from pilotfish.budgets import ledger, protocol
@@ -87,13 +85,13 @@ class OperatorSource:
             ca = self.settings.ca_pem or (_read_text(self.settings.ca_file) if self.settings.ca_file else None)
             data = await upstream.post_to_operator(
                 url,
-                body=orjson.dumps(protocol.to_wire(body)),
+                body=protocol.encode(body),
                 token=token,
                 ca_pem=ca,
                 timeout=REFILL_WAIT_SECONDS + 5,
                 max_bytes=MAX_REPLY_BYTES,
             )
-            return protocol.AllowanceReply.model_validate(orjson.loads(data))
+            return protocol.decode_reply(data)
         except (upstream.OperatorUnreachable, OSError, ValueError) as exc:
             raise SourceUnreachable(str(exc)) from exc
 

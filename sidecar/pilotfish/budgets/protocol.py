@@ -6,52 +6,68 @@ Budget, or a ModelClass member's provider quota: ``kind``) in one window since i
 ask for more. The operator answers each ask with a grant
 (possibly of 0 units, ``exhausted``). A sidecar can only report and ask; it never sets a limit or a
 counter, and the operator takes the namespace from the reviewed token, never from the body.
+
+msgspec Structs, not pydantic models: the sidecar encodes a request and decodes a reply every
+``REPORT_SECONDS``, and the serving process should not load pydantic for it (docs/benchmarks.md, "What
+the idle RSS is made of"). Constructors do not validate (our own code builds these); ``decode_request``
+and ``decode_reply`` do, with the bounds below, as the pydantic models did: unknown fields refused,
+camelCase names, ``strict=False`` for the scalars pydantic's lax mode took (``"5"`` for an int).
 """
 
 from __future__ import annotations
 
-import pydantic
+from typing import Annotated
 
-from pilotfish.api import base
+import msgspec
+
 from pilotfish.api import budget as budget_api  # `budget` is a field name below
 from pilotfish.budgets import windows
+from pilotfish.wire import structs
 
 PATH = "/v1/namespaces/{namespace}/allowances"
 AUDIENCE = "pilotfish"  # the projected token's audience: useless against the API server itself
 MAX_ASKS = 256  # one per (budget, limit): a namespace with more budgets than this is not a real one
 MAX_BODY_BYTES = 64 * 1024
+MAX_UNITS = 10**15
 
 
-class Counter(base.ApiModel):
+class Message(
+    msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, forbid_unknown_fields=True, rename="camel"
+):
+    """Fields at their defaults are left out (``omit_defaults``): a Budget's ask or grant reads as it did
+    before quotas, so a sidecar and an operator of different versions still understand each other."""
+
+
+class Counter(Message, frozen=True, kw_only=True):
     """Which counter an ask or a grant is about; the defaults keep a Budget-only sidecar's wire unchanged."""
 
     kind: budget_api.CountedKind = budget_api.CountedKind.BUDGET
-    budget: str = pydantic.Field(min_length=1, max_length=253, description="The Budget, or a quota's ModelClass.")
-    member: str = pydantic.Field(default="", max_length=512, description="A quota's member id (credential/model).")
+    budget: Annotated[str, msgspec.Meta(min_length=1, max_length=253)]  # the Budget, or a quota's ModelClass
+    member: Annotated[str, msgspec.Meta(max_length=512)] = ""  # a quota's member id (credential/model)
 
     def counted(self) -> budget_api.Counted:
         return budget_api.Counted(self.kind, self.budget, self.member)
 
 
-class Ask(Counter):
+class Ask(Counter, frozen=True, kw_only=True):
     limit: budget_api.Limit
-    window: str = pydantic.Field(min_length=1, max_length=32)
-    used: int = pydantic.Field(ge=0, le=10**15, description="Units used in window since the last report.")
-    balance: int = pydantic.Field(ge=-(10**15), le=10**15, description="The local allowance left (negative: debt).")
-    want: bool = pydantic.Field(description="Whether to top the allowance up to one grant.")
+    window: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+    used: Annotated[int, msgspec.Meta(ge=0, le=MAX_UNITS)]  # units used in window since the last report
+    balance: Annotated[int, msgspec.Meta(ge=-MAX_UNITS, le=MAX_UNITS)]  # the local allowance left (negative: debt)
+    want: bool  # whether to top the allowance up to one grant
 
 
-class AllowanceRequest(base.ApiModel):
-    pod: str = pydantic.Field(default="", max_length=253, description="For the operator's log; not trusted.")
-    asks: list[Ask] = pydantic.Field(max_length=MAX_ASKS)
+class AllowanceRequest(Message, frozen=True, kw_only=True):
+    pod: Annotated[str, msgspec.Meta(max_length=253)] = ""  # for the operator's log; not trusted
+    asks: Annotated[list[Ask], msgspec.Meta(max_length=MAX_ASKS)]
 
 
-class Grant(Counter):
+class Grant(Counter, frozen=True, kw_only=True):
     limit: budget_api.Limit
     window: str
-    amount: int = pydantic.Field(ge=0, description="Units added to the sidecar's allowance (debt first).")
-    exhausted: bool = pydantic.Field(description="The namespace has spent this window's limit.")
-    retry_after: float = pydantic.Field(ge=0, description="Seconds until the window ends.")
+    amount: Annotated[int, msgspec.Meta(ge=0)]  # units added to the sidecar's allowance (debt first)
+    exhausted: bool  # the namespace has spent this window's limit
+    retry_after: Annotated[float, msgspec.Meta(ge=0)]  # seconds until the window ends
 
     @classmethod
     def answering(cls, ask: Ask, window: windows.Window, *, amount: int, exhausted: bool, wall: float) -> Grant:
@@ -64,15 +80,49 @@ class Grant(Counter):
             window=window.key,
             amount=amount,
             exhausted=exhausted,
-            retry_after=max(0.0, window.ends_at - wall),
+            retry_after=float(max(0.0, window.ends_at - wall)),  # a float on the wire ("50.0"), as ever
         )
 
 
-class AllowanceReply(base.ApiModel):
+class AllowanceReply(Message, frozen=True, kw_only=True):
     grants: list[Grant]
 
 
+class Malformed(ValueError):
+    """A body that is not a valid message; the text names the field at fault (``asks[0].used: ...``)."""
+
+
+_request = msgspec.json.Decoder(AllowanceRequest, strict=False)
+_reply = msgspec.json.Decoder(AllowanceReply, strict=False)
+
+
+def decode_request(body: bytes) -> AllowanceRequest:
+    """What a sidecar sent, validated; raises ``Malformed``."""
+    try:
+        return _request.decode(body)
+    except msgspec.DecodeError as exc:
+        raise Malformed(_phrased(exc)) from exc
+
+
+def decode_reply(body: bytes) -> AllowanceReply:
+    """What the operator answered, validated; raises ``Malformed``."""
+    try:
+        return _reply.decode(body)
+    except msgspec.DecodeError as exc:
+        raise Malformed(_phrased(exc)) from exc
+
+
+def encode(message: AllowanceRequest | AllowanceReply) -> bytes:
+    """The JSON body: the bytes ``orjson.dumps(to_wire(message))`` gives, without the dict between."""
+    return msgspec.json.encode(message)
+
+
 def to_wire(message: AllowanceRequest | AllowanceReply) -> dict[str, object]:
-    """Without the fields at their defaults: a Budget's ask or grant reads as it did before quotas, so a
-    sidecar and an operator of different versions still understand each other about Budgets."""
-    return message.model_dump(by_alias=True, exclude_defaults=True, mode="json")
+    """The JSON object, without the fields at their defaults (``Message``)."""
+    wire: dict[str, object] = msgspec.to_builtins(message)
+    return wire
+
+
+def _phrased(exc: msgspec.DecodeError) -> str:
+    detail, path = structs.problem(exc) if isinstance(exc, msgspec.ValidationError) else (str(exc), "")
+    return f"{path}: {detail}" if path else detail

@@ -9,6 +9,7 @@ import contextlib
 import datetime
 from collections.abc import AsyncIterator
 
+import msgspec
 import pydantic
 import pytest
 
@@ -134,7 +135,7 @@ def test_a_budgets_ask_reads_on_the_wire_as_before_quotas_so_versions_can_mix():
     assert wire == {
         "asks": [{"budget": "team", "limit": "requests", "window": "w", "used": 1, "balance": 0, "want": True}]
     }
-    quota = ask.model_copy(update={"kind": budget.CountedKind.QUOTA, "member": "primary/m"})
+    quota = msgspec.structs.replace(ask, kind=budget.CountedKind.QUOTA, member="primary/m")
     assert protocol.to_wire(protocol.AllowanceRequest(asks=[quota]))["asks"][0]["member"] == "primary/m"  # type: ignore[index]
 
 
