@@ -45,3 +45,14 @@ def test_a_serving_sidecar_loads_no_ctypes_opentelemetry_or_yaml_until_it_needs_
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_serving_sidecar_never_imports_pydantic():
+    # issue 14: pydantic's import and its model machinery are ~10 MiB of every pod's idle RSS (45 MiB target);
+    # it stays for what users write (pilotfish.api: manifests, CRDs, the operator, `pilotfish local`)
+    code = (
+        "import sys, pilotfish.cli, pilotfish.modes.sidecar, pilotfish.server.app;"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pydantic', 'pydantic_core')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -20,7 +20,7 @@ from tests.integration.conftest import (
 )
 
 from pilotfish.api import manifests
-from pilotfish.routes import loader
+from pilotfish.routes import render
 
 
 async def _eventually(check, timeout: float = 5.0) -> None:
@@ -66,7 +66,7 @@ async def test_local_mode_keeps_the_last_good_routes_when_a_manifest_breaks(loca
 
 async def test_container_mode_follows_the_kubelet_symlink_swap_and_rejects_a_bad_document(mocks, tmp_path):
     parsed = manifests.parse_text(manifests_for(mocks, DEFAULT_CLASS), source="test", namespace="team-a")
-    snapshot, _ = loader.snapshot_from_manifests(parsed, namespace="team-a")
+    snapshot, _ = render.snapshot_from_manifests(parsed, namespace="team-a")
     config_dir, secrets_dir = tmp_path / "routes", tmp_path / "secrets"
     mounts.kubelet_write(config_dir, {"routes.json": snapshot.document.to_json().decode()}, 1)
     secret = next(s for s in parsed.secrets if s.name == "test-keys")
@@ -149,7 +149,7 @@ async def test_container_mode_with_an_empty_routes_mount_is_ready_and_picks_up_a
         assert "workhorse" in str(caught.value)
 
         parsed = manifests.parse_text(manifests_for(mocks, DEFAULT_CLASS), source="test", namespace="team-a")
-        snapshot, _ = loader.snapshot_from_manifests(parsed, namespace="team-a")
+        snapshot, _ = render.snapshot_from_manifests(parsed, namespace="team-a")
         secret = next(s for s in parsed.secrets if s.name == "test-keys")
         mounts.kubelet_write(secrets_dir / "test-keys", {k: v.reveal() for k, v in secret.data.items()}, 1)
         mounts.kubelet_write(config_dir, {"routes.json": snapshot.document.to_json().decode()}, 1)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pilotfish.api import budget
 from pilotfish.budgets import windows
+from pilotfish.specs import budget
 from pilotfish_operator.budgets import accounts
 
 MINUTE = windows.Window("2026-12-02T01:35", 0.0)
@@ -56,7 +56,7 @@ def test_the_80_and_100_percent_thresholds_fire_once_a_window():
 
 
 def test_spend_is_shown_in_usd_beside_the_micro_dollar_counter():
-    spec = budget.BudgetSpec(spend={"usd": 2.5})
+    spec = budget.BudgetSpec(spend=budget.SpendLimit(usd=2.5))
     day = windows.Window("2026-12-02", 0.0)
     applied = accounts.apply(None, spec, [accounts.Change(budget.Limit.SPEND, day, used={day.key: 1_250_000})])
     assert applied.status["spend"]["usedUSD"] == 1.25

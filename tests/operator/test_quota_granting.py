@@ -12,8 +12,8 @@ import copy
 import datetime
 from typing import Any
 
-from pilotfish.api import budget
 from pilotfish.budgets import protocol, windows
+from pilotfish.specs import budget
 from pilotfish_operator.budgets import granting, homes
 
 WALL = datetime.datetime(2026, 12, 2, 1, 35, 10, tzinfo=datetime.UTC).timestamp()

@@ -17,6 +17,7 @@ from typing import Any
 
 from pilotfish.api import budget as budget_api  # `budget` names objects below
 from pilotfish.budgets import windows
+from pilotfish.specs import budget as budget_specs
 
 THRESHOLDS = (80, 100)  # percent of a limit at which an event fires, once per window
 
@@ -40,7 +41,7 @@ class Applied:
     crossed: list[tuple[budget_api.Limit, int]]  # thresholds newly crossed (percent)
 
 
-def apply(status: Mapping[str, Any] | None, spec: budget_api.BudgetSpec, changes: list[Change]) -> Applied:
+def apply(status: Mapping[str, Any] | None, spec: budget_specs.BudgetSpec, changes: list[Change]) -> Applied:
     """The new status after ``changes``; reservations are capped at the limit."""
     out: Status = copy.deepcopy(dict(status or {}))
     previous: Status = out.setdefault("previous", {})
@@ -73,7 +74,7 @@ def apply(status: Mapping[str, Any] | None, spec: budget_api.BudgetSpec, changes
     return Applied(out, reserved, crossed)
 
 
-def used_percent(status: Mapping[str, Any], spec: budget_api.BudgetSpec) -> int:
+def used_percent(status: Mapping[str, Any], spec: budget_specs.BudgetSpec) -> int:
     """The highest share of any limit used in its current window, in whole percent."""
     shares = [
         int(status[limit.value].get("used", 0)) * 100 // value
@@ -83,7 +84,7 @@ def used_percent(status: Mapping[str, Any], spec: budget_api.BudgetSpec) -> int:
     return max(shares, default=0)
 
 
-def ratio(status: Mapping[str, Any], spec: budget_api.BudgetSpec, limit: budget_api.Limit) -> float:
+def ratio(status: Mapping[str, Any], spec: budget_specs.BudgetSpec, limit: budget_api.Limit) -> float:
     counter, value = status.get(limit.value) or {}, spec.limit_of(limit)
     return int(counter.get("used", 0)) / value if value else 0.0
 

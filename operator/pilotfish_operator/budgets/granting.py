@@ -28,6 +28,7 @@ from aiohttp import web
 
 from pilotfish.api import budget as budget_api  # `budget` names objects below
 from pilotfish.budgets import protocol, windows
+from pilotfish.specs import budget as budget_specs
 from pilotfish_operator import kube, metrics
 from pilotfish_operator.budgets import accounts, homes
 
@@ -60,7 +61,7 @@ class Granting:
         self._blocks: dict[tuple[str, budget_api.Counted, budget_api.Limit], Block] = {}
         self._pending: dict[PlanKey, dict[budget_api.Limit, dict[str, int]]] = {}
         self._locks: dict[PlanKey, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
-        self._specs: dict[PlanKey, tuple[float, budget_api.BudgetSpec | None]] = {}
+        self._specs: dict[PlanKey, tuple[float, budget_specs.BudgetSpec | None]] = {}
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post(protocol.PATH.replace("{namespace}", "{namespace}"), self.post_allowances)
@@ -129,7 +130,7 @@ class Granting:
             )
         return protocol.Grant.answering(ask, window, amount=amount, exhausted=exhausted, wall=self._wall())
 
-    async def _spec(self, namespace: str, counted: budget_api.Counted) -> budget_api.BudgetSpec | None:
+    async def _spec(self, namespace: str, counted: budget_api.Counted) -> budget_specs.BudgetSpec | None:
         """The counter's limits, read at most every ``SPEC_CACHE_SECONDS`` (every conditional write reads them too)."""
         cached = self._specs.get((namespace, counted))
         if cached is not None and cached[0] > time.monotonic():
@@ -227,7 +228,7 @@ class Granting:
                     mine[window] = mine.get(window, 0) + used
 
     async def _after_write(
-        self, namespace: str, obj: dict[str, Any], spec: budget_api.BudgetSpec, applied: accounts.Applied
+        self, namespace: str, obj: dict[str, Any], spec: budget_specs.BudgetSpec, applied: accounts.Applied
     ) -> None:
         name = obj["metadata"]["name"]
         for limit in spec.limits():
@@ -251,7 +252,7 @@ class Granting:
 
 
 def _changes(
-    spec: budget_api.BudgetSpec,
+    spec: budget_specs.BudgetSpec,
     wall: float,
     pending: dict[budget_api.Limit, dict[str, int]],
     reserve: dict[budget_api.Limit, tuple[windows.Window, int]],

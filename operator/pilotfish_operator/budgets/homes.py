@@ -18,6 +18,7 @@ import pydantic
 
 from pilotfish.api import budget as budget_api  # `budget` names objects below
 from pilotfish.api import modelclass
+from pilotfish.specs import budget as budget_specs
 
 QUOTAS = "quotas"  # status.quotas of a ModelClass
 QUOTA_USED_PERCENT = "quotaUsedPercent"
@@ -29,13 +30,13 @@ def plural(counted: budget_api.Counted) -> str:
     return budget_api.PLURAL if counted.kind is budget_api.CountedKind.BUDGET else modelclass.PLURAL
 
 
-def limits(counted: budget_api.Counted, obj: Object | None) -> budget_api.BudgetSpec | None:
+def limits(counted: budget_api.Counted, obj: Object | None) -> budget_specs.BudgetSpec | None:
     """The limits the object declares for this counter now; None when it no longer has any."""
     if obj is None:
         return None
     try:
         if counted.kind is budget_api.CountedKind.BUDGET:
-            return budget_api.BudgetSpec.model_validate(obj.get("spec") or {})
+            return budget_api.BudgetSpec.model_validate(obj.get("spec") or {}).to_runtime(budget_specs.BudgetSpec)
         spec = modelclass.ModelClassSpec.model_validate(obj.get("spec") or {})
     except pydantic.ValidationError:
         return None

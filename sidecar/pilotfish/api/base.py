@@ -7,8 +7,13 @@ setting silently ignored, which is what ``kubectl apply`` with a structural sche
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+import msgspec
 import pydantic
 from pydantic import alias_generators
+
+Twin = TypeVar("Twin", bound=msgspec.Struct)
 
 
 class ApiModel(pydantic.BaseModel):
@@ -24,6 +29,11 @@ class ApiModel(pydantic.BaseModel):
     def to_wire(self) -> dict[str, object]:
         """Dump as a manifest would hold it: camelCase, no unset optional fields."""
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+    def to_runtime(self, twin: type[Twin]) -> Twin:
+        """This spec as its runtime twin in ``pilotfish.specs`` (what the routes document and the sidecar use):
+        the same wire shape, so this is a decode of what the model dumps, checked by the twin's own rules."""
+        return msgspec.convert(self.to_wire(), twin)
 
 
 class ObjectMeta(pydantic.BaseModel):

@@ -10,64 +10,27 @@ design: the operator keeps the counters, each sidecar spends a local allowance i
 
 from __future__ import annotations
 
-import enum
-from typing import Annotated, Literal, NamedTuple
+from typing import Annotated, Literal
 
 import pydantic
 
 from pilotfish.api import base
+from pilotfish.specs import budget as budget_specs
 
 KIND = "Budget"
 PLURAL = "budgets"
 SHORT_NAMES = ("pfbudget",)
-MAX_CLASSES = 64
-MAX_REQUESTS_PER_MINUTE = 10_000_000
-MAX_TOKENS_PER_MINUTE = 10_000_000_000
+# One definition of each, shared with the sidecar's runtime specs (which never import pydantic).
+MAX_CLASSES = budget_specs.MAX_CLASSES
+MAX_REQUESTS_PER_MINUTE = budget_specs.MAX_REQUESTS_PER_MINUTE
+MAX_TOKENS_PER_MINUTE = budget_specs.MAX_TOKENS_PER_MINUTE
 ClassName = Annotated[str, pydantic.StringConstraints(min_length=1, max_length=253)]
-
-
-class Action(enum.StrEnum):
-    REJECT = "reject"
-    DOWNGRADE = "downgrade"
-
-
-class Period(enum.StrEnum):
-    DAY = "day"
-    MONTH = "month"
-
-
-class Limit(enum.StrEnum):
-    """The counters a Budget can keep; each one a separate window and allowance."""
-
-    REQUESTS = "requests"  # per minute
-    TOKENS = "tokens"  # per minute, prompt + completion
-    SPEND = "spend"  # micro-USD per day or month
-
-
-class CountedKind(enum.StrEnum):
-    """What an allowance counter counts (the operator keeps each in its object's status)."""
-
-    BUDGET = "budget"  # a Budget: status.requests|tokens|spend
-    QUOTA = "quota"  # a ModelClass member's provider quota (rpm, tpm): status.quotas[<member id>]
-
-
-class Counted(NamedTuple):
-    """One thing the sidecars count together: a Budget by name, or one member's provider quota."""
-
-    kind: CountedKind
-    name: str  # the Budget's name, or the ModelClass's
-    member: str = ""  # a quota's member id, "<credential>/<model>"
-
-    @classmethod
-    def of_budget(cls, name: str) -> Counted:
-        return cls(CountedKind.BUDGET, name)
-
-    @classmethod
-    def of_quota(cls, class_name: str, member_id: str) -> Counted:
-        return cls(CountedKind.QUOTA, class_name, member_id)
-
-    def describe(self) -> str:
-        return self.name if self.kind is CountedKind.BUDGET else f"{self.name}/{self.member}"
+Action = budget_specs.Action
+Period = budget_specs.Period
+Limit = budget_specs.Limit
+CountedKind = budget_specs.CountedKind
+Counted = budget_specs.Counted
+rate_limits = budget_specs.rate_limits
 
 
 class SpendLimit(base.ApiModel):
@@ -97,41 +60,9 @@ class BudgetSpec(base.ApiModel):
 
     @pydantic.model_validator(mode="after")
     def _coherent(self) -> BudgetSpec:
-        if self.requests_per_minute is None and self.tokens_per_minute is None and self.spend is None:
-            raise ValueError("set at least one of requestsPerMinute, tokensPerMinute, spend")
-        if (self.action is Action.DOWNGRADE) != (self.downgrade_to is not None):
-            raise ValueError("downgradeTo is required with action downgrade, and only then")
-        if self.downgrade_to is not None and self.downgrade_to in self.classes:
-            raise ValueError(f"downgradeTo {self.downgrade_to!r} is one of the classes this budget covers")
+        """The runtime twin's rules (one definition): the webhook, the operator and the sidecar refuse alike."""
+        self.to_runtime(budget_specs.BudgetSpec)  # its ValueError names the rule, as pydantic shows it
         return self
-
-    def limit_of(self, limit: Limit) -> int | None:
-        """The limit in counter units (requests, tokens, micro-USD); None when not set."""
-        if limit is Limit.REQUESTS:
-            return self.requests_per_minute
-        if limit is Limit.TOKENS:
-            return self.tokens_per_minute
-        return round(self.spend.usd * 1_000_000) if self.spend else None
-
-    @property
-    def spend_period(self) -> Period:
-        """The period of the spend window; a day when no spend is declared (the rates count per minute)."""
-        return self.spend.period if self.spend else Period.DAY
-
-    def limits(self) -> tuple[Limit, ...]:
-        return tuple(limit for limit in Limit if self.limit_of(limit) is not None)
-
-    def covers(self, class_name: str) -> bool:
-        if class_name == self.downgrade_to:
-            return False
-        return not self.classes or class_name in self.classes
-
-
-def rate_limits(*, requests_per_minute: int | None, tokens_per_minute: int | None) -> BudgetSpec | None:
-    """Per-minute limits counted like a Budget's (a ModelClass member's provider quota); None when neither is set."""
-    if requests_per_minute is None and tokens_per_minute is None:
-        return None
-    return BudgetSpec(requests_per_minute=requests_per_minute, tokens_per_minute=tokens_per_minute)
 
 
 class Budget(base.ApiModel):

@@ -6,13 +6,12 @@ free-form (``dpa: signed``, ``region: eu``) and matched by ``ModelClass.spec.com
 
 from __future__ import annotations
 
-import enum
-import re
 from typing import Literal
 
 import pydantic
 
 from pilotfish.api import base, refs
+from pilotfish.specs import credential as credential_specs
 
 KIND = "ProviderCredential"
 PLURAL = "providercredentials"
@@ -20,52 +19,15 @@ PLURAL = "providercredentials"
 SHORT_NAMES = ("pcred",)
 
 
-class ProviderType(enum.StrEnum):
-    """The closed set of wire formats the sidecar speaks; each value has one adapter module."""
-
-    OPENAI = "openai"
-    OPENAI_COMPATIBLE = "openai-compatible"
-    ANTHROPIC = "anthropic"
-    GEMINI = "gemini"
-    AZURE_OPENAI = "azure-openai"
-
-
-# The vendor's public endpoint, used when spec.baseURL is omitted.
-DEFAULT_BASE_URLS: dict[ProviderType, str] = {
-    ProviderType.OPENAI: "https://api.openai.com/v1",
-    ProviderType.ANTHROPIC: "https://api.anthropic.com",
-    ProviderType.GEMINI: "https://generativelanguage.googleapis.com",
-}
-
-# Providers whose endpoint is deployment-specific, so baseURL cannot be defaulted.
-BASE_URL_REQUIRED = frozenset({ProviderType.OPENAI_COMPATIBLE, ProviderType.AZURE_OPENAI})
-
-
-# A key travels in plain text (http) only to the pod's own loopback, a server beside the app. Anywhere
-# else it needs https, unless the credential opts in with allowPlainHTTP. The same pattern is the CRD's
-# CEL rule, so kubectl, the operator and the sidecar agree on what counts as the loopback. A userinfo
-# trick (http://127.0.0.1@elsewhere/) or a name that starts like one (http://localhost.example/) fails it.
-LOOPBACK_HTTP = r"^http://(localhost|127(\.[0-9]{1,3}){3}|\[::1\])(:[0-9]{1,5})?(/.*)?$"
-PLAIN_HTTP_REFUSED = (
-    "baseURL would send the API key in plain text (http) to a host other than the loopback: "
-    "use https, or set allowPlainHTTP for a server whose network you trust (e.g. behind a mesh's mTLS)"
-)
-
-
-def sends_key_in_plain_text(base_url: str, *, has_key: bool, allowed: bool) -> bool:
-    """Whether a member on ``base_url`` would put its key on the wire unencrypted, beyond the loopback."""
-    return has_key and not allowed and base_url.startswith("http://") and not re.match(LOOPBACK_HTTP, base_url)
-
-
-# Which providers continue a trailing assistant message (a prefill) rather than starting a new reply:
-# the mid-stream recovery of a cut stream sends one, so only these members can continue a stream.
-PREFILL_BY_DEFAULT = {
-    ProviderType.ANTHROPIC: True,
-    ProviderType.GEMINI: True,
-    ProviderType.OPENAI: False,
-    ProviderType.AZURE_OPENAI: False,
-    ProviderType.OPENAI_COMPATIBLE: False,  # servers differ: say so in capabilities.prefill
-}
+# One definition, shared with the sidecar's runtime specs (which never import pydantic).
+ProviderType = credential_specs.ProviderType
+DEFAULT_BASE_URLS = credential_specs.DEFAULT_BASE_URLS
+BASE_URL_REQUIRED = credential_specs.BASE_URL_REQUIRED
+LOOPBACK_HTTP = credential_specs.LOOPBACK_HTTP
+PLAIN_HTTP_REFUSED = credential_specs.PLAIN_HTTP_REFUSED
+sends_key_in_plain_text = credential_specs.sends_key_in_plain_text
+PREFILL_BY_DEFAULT = credential_specs.PREFILL_BY_DEFAULT
+ProbeKind = credential_specs.ProbeKind
 
 
 class Capabilities(base.ApiModel):
@@ -76,11 +38,6 @@ class Capabilities(base.ApiModel):
         description="Continues a trailing assistant message (used to finish a stream another member cut). "
         "Default by provider: anthropic and gemini true, openai and azure-openai false, openai-compatible false.",
     )
-
-
-class ProbeKind(enum.StrEnum):
-    GENERATION = "generation"  # a one-token chat completion of a fixed prompt: works everywhere, costs ~10 tokens
-    MODELS = "models"  # the vendor's list of models: no tokens, but proves less (the key and the API are up)
 
 
 class ProbeSpec(base.ApiModel):

@@ -7,7 +7,6 @@ class is a list of members.
 
 from __future__ import annotations
 
-import enum
 from typing import Literal
 
 import pydantic
@@ -15,6 +14,8 @@ import pydantic
 from pilotfish.api import base, budget, refs
 from pilotfish.api import canary as canary_api  # `canary` is also a field name below
 from pilotfish.api import tiers as tiers_api  # `tiers` is also a field name below
+from pilotfish.specs import budget as budget_specs
+from pilotfish.specs import modelclass as modelclass_specs
 
 KIND = "ModelClass"
 PLURAL = "modelclasses"
@@ -76,17 +77,12 @@ class MemberSpec(base.ApiModel):
         description="The provider's tokens-per-minute quota (prompt + completion), shared like rpm.",
     )
 
-    def quota(self) -> budget.BudgetSpec | None:
+    def quota(self) -> budget_specs.BudgetSpec | None:
         """The member's provider quota as rate limits the budget allowances count (None: no quota)."""
         return budget.rate_limits(requests_per_minute=self.rpm, tokens_per_minute=self.tpm)
 
 
-class Strategy(enum.StrEnum):
-    """How the first member of an attempt plan is chosen."""
-
-    PRIORITY = "priority"
-    WEIGHTED = "weighted"
-    LEAST_LATENCY = "least-latency"
+Strategy = modelclass_specs.Strategy  # one definition, shared with the sidecar's runtime specs
 
 
 class PinningSpec(base.ApiModel):
@@ -185,12 +181,9 @@ class TimeoutsSpec(base.ApiModel):
 
     @pydantic.model_validator(mode="after")
     def _ordered(self) -> TimeoutsSpec:
-        """Checked by pydantic and the validating webhook; the CRD schema has no rule for it."""
-        if self.first_token_seconds > self.total_seconds:
-            raise ValueError(
-                f"firstTokenSeconds ({self.first_token_seconds:g}) exceeds totalSeconds ({self.total_seconds:g}): "
-                "no attempt could ever reach its first-token deadline"
-            )
+        """Checked by pydantic and the validating webhook (the CRD schema has no rule for it), by the runtime
+        twin's rule: one definition for the webhook and the sidecar."""
+        self.to_runtime(modelclass_specs.TimeoutsSpec)
         return self
 
 
@@ -241,7 +234,7 @@ class StreamingSpec(base.ApiModel):
     splice: SpliceSpec = pydantic.Field(default_factory=SpliceSpec)
 
 
-MIB = 1024 * 1024
+MIB = modelclass_specs.MIB
 
 
 class LimitsSpec(base.ApiModel):

@@ -10,10 +10,11 @@ from __future__ import annotations
 import pydantic
 
 from pilotfish.api import base
+from pilotfish.specs import refs as refs_specs
 
-# A Secret name is a DNS subdomain; a key is what Kubernetes accepts in Secret.data.
-SECRET_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
-SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"
+# A Secret name is a DNS subdomain; a key is what Kubernetes accepts in Secret.data (defined in specs.refs).
+SECRET_NAME_PATTERN = refs_specs.SECRET_NAME_PATTERN
+SECRET_KEY_PATTERN = refs_specs.SECRET_KEY_PATTERN
 
 
 class SecretKeyRef(base.ApiModel):
@@ -33,31 +34,7 @@ class SecretKeyRef(base.ApiModel):
     )
 
 
-class ApiKey:
-    """A secret value that never prints itself."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        """The raw value, for the one place that puts it on the wire."""
-        return self._value
-
-    def __repr__(self) -> str:
-        return "ApiKey('***')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, ApiKey) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
+ApiKey = refs_specs.ApiKey  # one definition, shared with the sidecar's runtime specs
 
 
 class Condition(base.ApiModel):

@@ -14,11 +14,11 @@ from typing import Annotated
 import pydantic
 
 from pilotfish.api import base
+from pilotfish.specs import tiers as tiers_specs
 
-MAX_TIERS = 8  # a ladder is a handful of price/capability steps, not a catalogue
-MAX_RULES = 32
-# An HTTP header name (RFC 9110 token), matched case-insensitively.
-HEADER_NAME_PATTERN = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"
+MAX_TIERS = tiers_specs.MAX_TIERS
+MAX_RULES = tiers_specs.MAX_RULES
+HEADER_NAME_PATTERN = tiers_specs.HEADER_NAME_PATTERN  # an HTTP header name (RFC 9110 token)
 ClassName = Annotated[str, pydantic.StringConstraints(min_length=1, max_length=253)]
 HeaderValue = Annotated[str, pydantic.StringConstraints(max_length=256)]
 
@@ -59,8 +59,8 @@ class TierMatch(base.ApiModel):
 
     @pydantic.model_validator(mode="after")
     def _not_empty(self) -> TierMatch:
-        if all(not getattr(self, name) and getattr(self, name) is not False for name in type(self).model_fields):
-            raise ValueError("set at least one condition (an empty match would catch every request)")
+        """The runtime twin's rule (one definition): the webhook and the sidecar refuse alike."""
+        self.to_runtime(tiers_specs.TierMatch)
         return self
 
 

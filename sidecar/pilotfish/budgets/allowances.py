@@ -19,9 +19,9 @@ from collections.abc import Callable
 from typing import Protocol
 
 from pilotfish import upstream
-from pilotfish.api import budget
 from pilotfish.budgets import ledger, protocol
 from pilotfish.routes import document
+from pilotfish.specs import budget
 
 REPORT_SECONDS = 2.0  # how often usage is reported and allowances topped up
 # The longest a request waits for the operator before failing open. Generous: an operator slow under load

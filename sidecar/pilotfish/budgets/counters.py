@@ -14,9 +14,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from pilotfish.api import budget as budget_api  # `budget` is a field name below
 from pilotfish.budgets import protocol, windows
 from pilotfish.routes import document
+from pilotfish.specs import budget as budget_specs  # `budget` is a field name below
 
 
 @dataclasses.dataclass(slots=True)
@@ -33,7 +33,7 @@ class Counters:
 
     def __init__(self, *, wall: Callable[[], float]) -> None:
         self._wall = wall
-        self._counters: dict[tuple[budget_api.Counted, budget_api.Limit], Counter] = {}
+        self._counters: dict[tuple[budget_specs.Counted, budget_specs.Limit], Counter] = {}
 
     async def exchange(
         self, request: protocol.AllowanceRequest, *, doc: document.RoutesDocument
@@ -45,14 +45,14 @@ class Counters:
         grants = [g for ask in request.asks if (g := self._grant(ask, doc.limits_of(ask.counted()))) is not None]
         return protocol.AllowanceReply(grants=grants)
 
-    def used(self, name: str, limit: budget_api.Limit, *, member: str = "") -> int:
+    def used(self, name: str, limit: budget_specs.Limit, *, member: str = "") -> int:
         """Units reported spent in the current window (0 once it has ended): of Budget ``name``, or of the
         quota of ``member`` in class ``name``."""
-        counted = budget_api.Counted.of_quota(name, member) if member else budget_api.Counted.of_budget(name)
+        counted = budget_specs.Counted.of_quota(name, member) if member else budget_specs.Counted.of_budget(name)
         counter = self._counters.get((counted, limit))
         return counter.used if counter is not None else 0
 
-    def _grant(self, ask: protocol.Ask, spec: budget_api.BudgetSpec | None) -> protocol.Grant | None:
+    def _grant(self, ask: protocol.Ask, spec: budget_specs.BudgetSpec | None) -> protocol.Grant | None:
         value = spec.limit_of(ask.limit) if spec else None
         if spec is None or value is None:
             return None  # a Budget or quota (or limit) no longer in the manifests: the ledger forgets it

@@ -20,11 +20,11 @@ import dataclasses
 import enum
 from collections.abc import Callable, Sequence
 
-from pilotfish.api import budget as budget_api  # `budget` is a field name below
 from pilotfish.budgets import protocol, windows
+from pilotfish.specs import budget as budget_specs  # `budget` is a field name below
 
-Covering = Sequence[tuple[budget_api.Counted, budget_api.BudgetSpec]]  # the counters one request counts against
-AccountKey = tuple[budget_api.Counted, budget_api.Limit, str]  # counter, limit, window
+Covering = Sequence[tuple[budget_specs.Counted, budget_specs.BudgetSpec]]  # the counters one request counts against
+AccountKey = tuple[budget_specs.Counted, budget_specs.Limit, str]  # counter, limit, window
 
 
 class Outcome(enum.StrEnum):
@@ -37,8 +37,8 @@ class Outcome(enum.StrEnum):
 class Verdict:
     outcome: Outcome
     budget: str = ""  # the counter's name (a Budget's; a quota's ModelClass)
-    limit: budget_api.Limit | None = None
-    spec: budget_api.BudgetSpec | None = None
+    limit: budget_specs.Limit | None = None
+    spec: budget_specs.BudgetSpec | None = None
     retry_after: float = 0.0  # SPENT: seconds until the window ends
 
 
@@ -68,7 +68,7 @@ class Ledger:
 
     def __init__(self, *, wall: Callable[[], float]) -> None:
         self._wall = wall
-        self._accounts: dict[tuple[budget_api.Counted, budget_api.Limit], Account] = {}
+        self._accounts: dict[tuple[budget_specs.Counted, budget_specs.Limit], Account] = {}
         self._late: dict[AccountKey, int] = {}  # usage settled after its window rolled over, not yet reported
 
     def verdict(self, covering: Covering) -> Verdict:
@@ -94,7 +94,7 @@ class Ledger:
             for limit in spec.limits():
                 account = self._account(counted, spec, limit)
                 account.in_demand = True
-                if limit is budget_api.Limit.REQUESTS:
+                if limit is budget_specs.Limit.REQUESTS:
                     account.balance -= 1
                     account.used += 1
                 else:
@@ -104,7 +104,7 @@ class Ledger:
     def settle(self, ticket: Ticket, *, tokens: int, micro_usd: int) -> None:
         """What an admitted request cost, once known; charged to the window it was admitted in."""
         for counted, limit, window in ticket.accounts:
-            amount = tokens if limit is budget_api.Limit.TOKENS else micro_usd
+            amount = tokens if limit is budget_specs.Limit.TOKENS else micro_usd
             account = self._accounts.get((counted, limit))
             if account is not None and account.window == window:
                 account.balance -= amount
@@ -153,12 +153,14 @@ class Ledger:
                 account.balance += grant.amount
                 account.exhausted = grant.exhausted
 
-    def forget_except(self, kept: set[budget_api.Counted]) -> None:
+    def forget_except(self, kept: set[budget_specs.Counted]) -> None:
         """Counters gone from the routes document: drop their accounts (their late usage is still reported)."""
         for key in [key for key in self._accounts if key[0] not in kept]:
             del self._accounts[key]
 
-    def _account(self, counted: budget_api.Counted, spec: budget_api.BudgetSpec, limit: budget_api.Limit) -> Account:
+    def _account(
+        self, counted: budget_specs.Counted, spec: budget_specs.BudgetSpec, limit: budget_specs.Limit
+    ) -> Account:
         account = self._accounts.get((counted, limit))
         value = spec.limit_of(limit) or 1
         if account is None:
@@ -168,7 +170,7 @@ class Ledger:
         self._roll(account, spec)
         return account
 
-    def _roll(self, account: Account, spec: budget_api.BudgetSpec | None = None) -> None:
+    def _roll(self, account: Account, spec: budget_specs.BudgetSpec | None = None) -> None:
         """A new window: unreported usage of the old one moves to ``_late``; the allowance starts afresh."""
         if self._wall() < account.ends_at:
             return
@@ -184,7 +186,7 @@ class Ledger:
 
 
 def _ask(
-    counted: budget_api.Counted, limit: budget_api.Limit, window: str, *, used: int, balance: int, want: bool
+    counted: budget_specs.Counted, limit: budget_specs.Limit, window: str, *, used: int, balance: int, want: bool
 ) -> protocol.Ask:
     return protocol.Ask(
         kind=counted.kind,
@@ -198,6 +200,6 @@ def _ask(
     )
 
 
-def _period_of_key(window: str) -> budget_api.Period:
+def _period_of_key(window: str) -> budget_specs.Period:
     """A spend window's key is a day (2026-12-02) or a month (2026-12); rate windows ignore the period."""
-    return budget_api.Period.MONTH if len(window) == len("2026-12") else budget_api.Period.DAY
+    return budget_specs.Period.MONTH if len(window) == len("2026-12") else budget_specs.Period.DAY

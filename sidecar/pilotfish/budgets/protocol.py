@@ -20,8 +20,8 @@ from typing import Annotated
 
 import msgspec
 
-from pilotfish.api import budget as budget_api  # `budget` is a field name below
 from pilotfish.budgets import windows
+from pilotfish.specs import budget as budget_specs  # `budget` is a field name below
 from pilotfish.wire import structs
 
 PATH = "/v1/namespaces/{namespace}/allowances"
@@ -41,16 +41,16 @@ class Message(
 class Counter(Message, frozen=True, kw_only=True):
     """Which counter an ask or a grant is about; the defaults keep a Budget-only sidecar's wire unchanged."""
 
-    kind: budget_api.CountedKind = budget_api.CountedKind.BUDGET
+    kind: budget_specs.CountedKind = budget_specs.CountedKind.BUDGET
     budget: Annotated[str, msgspec.Meta(min_length=1, max_length=253)]  # the Budget, or a quota's ModelClass
     member: Annotated[str, msgspec.Meta(max_length=512)] = ""  # a quota's member id (credential/model)
 
-    def counted(self) -> budget_api.Counted:
-        return budget_api.Counted(self.kind, self.budget, self.member)
+    def counted(self) -> budget_specs.Counted:
+        return budget_specs.Counted(self.kind, self.budget, self.member)
 
 
 class Ask(Counter, frozen=True, kw_only=True):
-    limit: budget_api.Limit
+    limit: budget_specs.Limit
     window: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
     used: Annotated[int, msgspec.Meta(ge=0, le=MAX_UNITS)]  # units used in window since the last report
     balance: Annotated[int, msgspec.Meta(ge=-MAX_UNITS, le=MAX_UNITS)]  # the local allowance left (negative: debt)
@@ -63,7 +63,7 @@ class AllowanceRequest(Message, frozen=True, kw_only=True):
 
 
 class Grant(Counter, frozen=True, kw_only=True):
-    limit: budget_api.Limit
+    limit: budget_specs.Limit
     window: str
     amount: Annotated[int, msgspec.Meta(ge=0)]  # units added to the sidecar's allowance (debt first)
     exhausted: bool  # the namespace has spent this window's limit

@@ -16,9 +16,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Protocol
 
-from pilotfish.api import budget
 from pilotfish.budgets import allowances, ledger
 from pilotfish.routes import document
+from pilotfish.specs import budget
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

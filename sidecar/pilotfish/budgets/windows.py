@@ -13,7 +13,7 @@ import dataclasses
 import datetime
 import math
 
-from pilotfish.api import budget
+from pilotfish.specs import budget
 
 GRANT_DIVISOR = 50  # a grant is 1/50 of the limit (at least one unit)
 BLOCK_DIVISOR = 10  # an operator replica reserves 1/10 of the limit in the Budget's status at a time

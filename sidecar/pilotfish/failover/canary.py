@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import random
 
+import msgspec
+
 from pilotfish.routes import document
 
 BUCKETS = 10_000  # weight is whole percent; 0.01% resolution leaves room
@@ -35,8 +37,8 @@ def canary_first(route: document.ClassRoute) -> document.ClassRoute:
     """The route a canary-slice request follows: the canary member ahead of every stable member."""
     assert route.canary is not None
     first = min((m.priority for m in route.members), default=0) - 1
-    member = route.canary.member.model_copy(update={"priority": first})
-    return route.model_copy(update={"members": (member, *route.members)})
+    member = msgspec.structs.replace(route.canary.member, priority=first)
+    return msgspec.structs.replace(route, members=(member, *route.members))
 
 
 class CanaryFirst:

@@ -14,7 +14,7 @@ import collections
 import math
 from collections.abc import Callable
 
-from pilotfish.api import modelclass
+from pilotfish.specs import modelclass
 
 # Samples kept per member: enough for a stable p95 (the 4th largest of 64), small enough to sort per attempt.
 SAMPLES_KEPT = 64

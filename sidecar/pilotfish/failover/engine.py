@@ -18,7 +18,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
 from pilotfish import failures, scrub, upstream
-from pilotfish.api import refs
 from pilotfish.budgets import ledger
 from pilotfish.budgets import quotas as quotas_  # `quotas` is a parameter name below
 from pilotfish.failover import (
@@ -36,6 +35,7 @@ from pilotfish.failover import (
     streaming,
 )
 from pilotfish.routes import document
+from pilotfish.specs import refs
 from pilotfish.telemetry import records
 from pilotfish.telemetry import tracing as tracing_  # `tracing` is a parameter name below
 

@@ -18,9 +18,9 @@ from types import TracebackType
 from typing import Generic, Protocol, TypeVar
 
 from pilotfish import failures, upstream
-from pilotfish.api import modelclass, refs
 from pilotfish.failover import plan, recovery
 from pilotfish.routes import document
+from pilotfish.specs import modelclass, refs
 from pilotfish.wire import openai
 
 Batch = list[openai.ChatChunk]  # the chunks of one network read, passed on together

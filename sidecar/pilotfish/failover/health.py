@@ -24,9 +24,9 @@ import random
 from collections.abc import Callable, Mapping
 
 from pilotfish import failures, scrub
-from pilotfish.api import modelclass, refs
 from pilotfish.failover import breaker, deadlines, policy
 from pilotfish.routes import document
+from pilotfish.specs import modelclass, refs
 
 EWMA_ALPHA = 0.2  # weight of the newest sample: reacts within ~5 requests, smooths single outliers
 ERROR_WINDOW_SECONDS = 60.0  # long enough to be stable at a request a second, short enough to recover

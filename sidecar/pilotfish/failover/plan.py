@@ -34,9 +34,9 @@ import itertools
 import random
 from collections.abc import Callable, Mapping, Sequence
 
-from pilotfish.api import modelclass
 from pilotfish.failover import breaker, health
 from pilotfish.routes import document
+from pilotfish.specs import modelclass
 
 
 class SkipReason(enum.StrEnum):

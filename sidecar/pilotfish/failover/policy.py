@@ -19,7 +19,7 @@ import types
 from collections.abc import Mapping
 
 from pilotfish import failures
-from pilotfish.api import modelclass
+from pilotfish.specs import modelclass
 
 K = failures.FailureKind
 

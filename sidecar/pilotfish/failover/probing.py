@@ -24,10 +24,10 @@ import random
 from collections.abc import Callable
 
 from pilotfish import failures, upstream
-from pilotfish.api import credential, refs
 from pilotfish.failover import health, policy
 from pilotfish.providers import registry
 from pilotfish.routes import document
+from pilotfish.specs import credential, refs
 from pilotfish.telemetry import metrics
 from pilotfish.wire import http, openai
 

@@ -12,6 +12,8 @@ import asyncio
 import dataclasses
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 
+import msgspec
+
 from pilotfish import failures
 from pilotfish.failover import exchange, health, recovery
 from pilotfish.routes import document
@@ -145,7 +147,7 @@ def choose(
     resumption = resumer.resumption(splice=splicing)
     if resumption is None:
         return None
-    narrowed = route.model_copy(update={"members": members, "canary": None})
+    narrowed = msgspec.structs.replace(route, members=members, canary=None)
     return Choice(resumption=resumption, route=narrowed, splice=splicing)
 
 

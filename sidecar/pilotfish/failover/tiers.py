@@ -12,8 +12,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-from pilotfish.api import tiers as tiers_api  # `tiers` names the route's field below
 from pilotfish.routes import document
+from pilotfish.specs import tiers as tiers_specs  # `tiers` names the route's field below
 
 DEFAULT_REASON = "default"
 
@@ -71,7 +71,7 @@ def decide_by_context(
     return TierDecision(tiers.default, DEFAULT_REASON, tiers.above(tiers.default))
 
 
-def reads_the_chat(when: tiers_api.TierMatch) -> bool:
+def reads_the_chat(when: tiers_specs.TierMatch) -> bool:
     """Whether ``when`` sets a condition only a chat request has."""
     chat_only = (
         when.prompt_tokens_at_least,
@@ -83,7 +83,7 @@ def reads_the_chat(when: tiers_api.TierMatch) -> bool:
     return any(condition is not None for condition in chat_only)
 
 
-def matches(when: tiers_api.TierMatch, facts: RequestFacts) -> bool:
+def matches(when: tiers_specs.TierMatch, facts: RequestFacts) -> bool:
     """Every condition ``when`` sets holds for ``facts``."""
     checks = (
         when.prompt_tokens_at_least is None or facts.prompt_tokens >= when.prompt_tokens_at_least,

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pilotfish.api import manifests
 from pilotfish.budgets import counters
 from pilotfish.modes import running
-from pilotfish.routes import live, loader
+from pilotfish.routes import live, loader, render
 
 _log = logging.getLogger("pilotfish.local")
 
@@ -46,7 +46,7 @@ def load_snapshot(*, paths: Sequence[str], namespace: str) -> loader.Snapshot:
     parsed = manifests.load_paths(paths, namespace=namespace)
     if parsed.errors:
         raise ManifestsInvalid("; ".join(str(error) for error in parsed.errors))
-    snapshot, result = loader.snapshot_from_manifests(parsed, namespace=namespace)
+    snapshot, result = render.snapshot_from_manifests(parsed, namespace=namespace)
     for problem in (*result.problems(), *missing_keys(snapshot)):
         _log.warning("%s", problem)
     if not snapshot.document.classes:
@@ -73,7 +73,7 @@ def print_render(*, paths: Sequence[str], namespace: str) -> int:
         sys.stderr.write(f"error: {error}\n")
     if parsed.errors:
         return 1
-    _, result = loader.snapshot_from_manifests(parsed, namespace=namespace)
+    _, result = render.snapshot_from_manifests(parsed, namespace=namespace)
     for problem in result.problems():
         sys.stderr.write(f"warning: {problem}\n")
     sys.stdout.write(result.document.to_json().decode() + "\n")

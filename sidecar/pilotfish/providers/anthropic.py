@@ -18,9 +18,9 @@ from typing import Any
 import orjson
 
 from pilotfish import failures
-from pilotfish.api import refs
 from pilotfish.providers import base
 from pilotfish.routes import document
+from pilotfish.specs import refs
 from pilotfish.wire import http, openai, sse
 
 API_VERSION = "2023-06-01"  # the anthropic-version header; a credential's apiVersion overrides it

@@ -13,10 +13,10 @@ from urllib.parse import quote
 
 import orjson
 
-from pilotfish.api import refs
 from pilotfish.providers import openai as openai_format
 from pilotfish.providers import openai_embeddings
 from pilotfish.routes import document
+from pilotfish.specs import refs
 from pilotfish.wire import http, openai
 
 API_VERSION = "2024-10-21"  # the GA data-plane version; a credential's apiVersion overrides it

@@ -12,8 +12,8 @@ from typing import Any, Protocol
 import orjson
 
 from pilotfish import failures
-from pilotfish.api import refs
 from pilotfish.routes import document
+from pilotfish.specs import refs
 from pilotfish.wire import http, openai, sse
 
 

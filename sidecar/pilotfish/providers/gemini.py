@@ -20,9 +20,9 @@ from urllib.parse import quote
 import orjson
 
 from pilotfish import failures
-from pilotfish.api import refs
 from pilotfish.providers import base
 from pilotfish.routes import document
+from pilotfish.specs import refs
 from pilotfish.wire import http, openai, sse
 
 FINISH_REASONS = {

@@ -13,9 +13,9 @@ from urllib.parse import quote
 
 import orjson
 
-from pilotfish.api import refs
 from pilotfish.providers import base, openai_embeddings
 from pilotfish.routes import document
+from pilotfish.specs import refs
 from pilotfish.wire import http, openai
 
 TOKEN_INPUT = False

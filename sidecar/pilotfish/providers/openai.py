@@ -13,9 +13,9 @@ from typing import Any
 import orjson
 
 from pilotfish import failures
-from pilotfish.api import refs
 from pilotfish.providers import base
 from pilotfish.routes import document
+from pilotfish.specs import refs
 from pilotfish.wire import http, openai, sse
 
 _JSON_HEADERS = {"Content-Type": "application/json", "Accept": "text/event-stream"}

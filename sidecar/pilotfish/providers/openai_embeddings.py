@@ -15,9 +15,9 @@ from typing import Any
 import orjson
 
 from pilotfish import failures
-from pilotfish.api import refs
 from pilotfish.providers import base
 from pilotfish.routes import document
+from pilotfish.specs import refs
 from pilotfish.wire import http, openai
 
 TOKEN_INPUT = True  # OpenAI's API embeds token-id arrays as well as text

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from pilotfish.api import credential
 from pilotfish.providers import anthropic, azure_openai, base, gemini, gemini_embeddings, openai, openai_embeddings
+from pilotfish.specs import credential
 
 ADAPTERS: Mapping[credential.ProviderType, base.Adapter] = MappingProxyType(
     {

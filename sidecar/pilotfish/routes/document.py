@@ -2,31 +2,38 @@
 
 It names Secrets (name/key), never their values. A sidecar that reads a document with a
 ``schemaVersion`` it does not know rejects it and keeps serving the previous one.
+
+The types are msgspec Structs on the runtime specs (``pilotfish.specs``), not pydantic models: the
+sidecar decodes and validates this document without importing pydantic. The bytes are the same as
+when they were pydantic models (camelCase, sorted keys, absent optional fields left out), so an older
+sidecar reads a newer operator's document and the other way round.
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Literal
+from typing import Annotated, Any, Literal
 
+import msgspec
 import orjson
-import pydantic
 
-from pilotfish.api import base, budget, modelclass, refs, tiers
-from pilotfish.api import credential as credential_api  # `credential` is also a field name below
+from pilotfish.specs import budget, modelclass, refs, structs, tiers
+from pilotfish.specs import credential as credential_specs  # `credential` is also a field name below
 
 SCHEMA_VERSION = 1
 CONFIGMAP_NAME = "pilotfish-routes"
 DOCUMENT_KEY = "routes.json"  # the ConfigMap key, i.e. the file name in the mounted directory
 
+Quota = Annotated[int, msgspec.Meta(ge=1)]
 
-class MemberRoute(base.ApiModel):
+
+class MemberRoute(structs.Spec, frozen=True, kw_only=True):
     """A member resolved against its credential: everything an attempt needs except the key value."""
 
-    id: str = pydantic.Field(description="'<credential>/<model>', unique within the class.")
+    id: str  # '<credential>/<model>', unique within the class
     credential: str
-    provider: credential_api.ProviderType
-    base_url: str = pydantic.Field(alias="baseURL")
+    provider: credential_specs.ProviderType
+    base_url: str = msgspec.field(name="baseURL")
     api_key_ref: refs.SecretKeyRef | None = None
     api_version: str | None = None
     model: str
@@ -35,12 +42,12 @@ class MemberRoute(base.ApiModel):
     context_window: int | None = None
     max_output_tokens: int | None = None
     pricing: modelclass.Pricing | None = None
-    prefill: bool = pydantic.Field(default=False, description="Can continue a stream another member cut.")
+    prefill: bool = False  # can continue a stream another member cut
     # None unless the credential opted in: an older sidecar must still read documents without it
-    allow_plain_http: bool | None = pydantic.Field(default=None, alias="allowPlainHTTP")
-    probe: credential_api.ProbeSpec | None = None  # active probes while the circuit is open (failover.probing)
-    rpm: int | None = pydantic.Field(default=None, ge=1, description="Provider quota, requests per minute.")
-    tpm: int | None = pydantic.Field(default=None, ge=1, description="Provider quota, tokens per minute.")
+    allow_plain_http: bool | None = msgspec.field(default=None, name="allowPlainHTTP")
+    probe: credential_specs.ProbeSpec | None = None  # active probes while the circuit is open (failover.probing)
+    rpm: Quota | None = None  # provider quota, requests per minute
+    tpm: Quota | None = None  # provider quota, tokens per minute
 
     def has_quota(self) -> bool:
         return self.rpm is not None or self.tpm is not None
@@ -49,28 +56,25 @@ class MemberRoute(base.ApiModel):
         """The member's provider quota as the rate limits the allowances count; None when it has none."""
         return budget.rate_limits(requests_per_minute=self.rpm, tokens_per_minute=self.tpm)
 
-    @pydantic.model_validator(mode="after")
-    def _key_never_in_plain_text(self) -> MemberRoute:
+    def __post_init__(self) -> None:
         """The sidecar's own check: a routes document written by hand or by an old operator is held to the
         same rule as the credential (the last good document keeps serving)."""
-        if credential_api.sends_key_in_plain_text(
+        if credential_specs.sends_key_in_plain_text(
             self.base_url, has_key=self.api_key_ref is not None, allowed=bool(self.allow_plain_http)
         ):
-            raise ValueError(f"member {self.id}: {credential_api.PLAIN_HTTP_REFUSED}")
-        return self
+            raise ValueError(f"member {self.id}: {credential_specs.PLAIN_HTTP_REFUSED}")
 
 
-class CanaryRoute(base.ApiModel):
+class CanaryRoute(structs.Spec, frozen=True, kw_only=True):
     """A canary slice: this share of the class's requests tries ``member`` first, then the stable members."""
 
     member: MemberRoute
-    weight: int = pydantic.Field(ge=0, le=100, description="Percent of requests in the canary slice.")
-    stickiness_header: str | None = pydantic.Field(
-        default=None, description="Requests with this header are sliced by its hash, so a conversation stays put."
-    )
+    weight: Annotated[int, msgspec.Meta(ge=0, le=100)]  # percent of requests in the canary slice
+    # requests with this header are sliced by its hash, so a conversation stays put
+    stickiness_header: str | None = None
 
 
-class TiersRoute(base.ApiModel):
+class TiersRoute(structs.Spec, frozen=True, kw_only=True):
     """A class of classes: ``ladder`` holds only classes of this document that have members."""
 
     ladder: tuple[str, ...]
@@ -85,29 +89,28 @@ class TiersRoute(base.ApiModel):
         return self.ladder[self.ladder.index(tier) + 1 :]
 
 
-class ClassRoute(base.ApiModel):
+class ClassRoute(structs.Spec, frozen=True, kw_only=True):
     """One class: its eligible members in priority order, and its knobs; or, with ``tiers``, no members."""
 
     name: str
     members: tuple[MemberRoute, ...]
     tiers: TiersRoute | None = None
     canary: CanaryRoute | None = None
-    routing: modelclass.RoutingSpec = pydantic.Field(default_factory=modelclass.RoutingSpec)
-    timeouts: modelclass.TimeoutsSpec = pydantic.Field(default_factory=modelclass.TimeoutsSpec)
-    health: modelclass.HealthSpec = pydantic.Field(default_factory=modelclass.HealthSpec)
-    streaming: modelclass.StreamingSpec = pydantic.Field(default_factory=modelclass.StreamingSpec)
-    limits: modelclass.LimitsSpec = pydantic.Field(default_factory=modelclass.LimitsSpec)
+    routing: modelclass.RoutingSpec = msgspec.field(default_factory=modelclass.RoutingSpec)
+    timeouts: modelclass.TimeoutsSpec = msgspec.field(default_factory=modelclass.TimeoutsSpec)
+    health: modelclass.HealthSpec = msgspec.field(default_factory=modelclass.HealthSpec)
+    streaming: modelclass.StreamingSpec = msgspec.field(default_factory=modelclass.StreamingSpec)
+    limits: modelclass.LimitsSpec = msgspec.field(default_factory=modelclass.LimitsSpec)
 
 
-class RoutesDocument(base.ApiModel):
+class RoutesDocument(structs.Spec, frozen=True, kw_only=True):
     """Every class of one namespace."""
 
     schema_version: Literal[1] = 1  # SCHEMA_VERSION
     namespace: str = "default"
-    classes: dict[str, ClassRoute] = pydantic.Field(default_factory=dict)
-    budgets: dict[str, budget.BudgetSpec] = pydantic.Field(
-        default_factory=dict, description="The namespace's Budgets by name; the sidecars enforce them together."
-    )
+    classes: dict[str, ClassRoute] = msgspec.field(default_factory=dict)
+    # the namespace's Budgets by name; the sidecars enforce them together
+    budgets: dict[str, budget.BudgetSpec] = msgspec.field(default_factory=dict)
 
     def budgets_of(self, class_name: str) -> list[tuple[budget.Counted, budget.BudgetSpec]]:
         """The budgets a request for ``class_name`` counts against, as the allowances count them."""
@@ -132,6 +135,12 @@ class RoutesDocument(base.ApiModel):
             out.update(budget.Counted.of_quota(route.name, m.id) for m in route.members if m.quota() is not None)
         return out
 
+    def to_wire(self) -> dict[str, object]:
+        """As the ConfigMap holds it: camelCase, absent optional fields (None) left out, defaults kept."""
+        wire = _without_none(msgspec.to_builtins(self))
+        assert isinstance(wire, dict)
+        return wire
+
     def to_json(self) -> bytes:
         """Canonical bytes: sorted keys, so equal documents are byte-equal (no-op writes skipped)."""
         return orjson.dumps(self.to_wire(), option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2)
@@ -142,5 +151,44 @@ class RoutesDocument(base.ApiModel):
 
     @classmethod
     def from_json(cls, data: bytes | str) -> RoutesDocument:
-        """Parse and validate; raises pydantic.ValidationError or orjson.JSONDecodeError."""
-        return cls.model_validate(orjson.loads(data))
+        """Parse and validate; raises DocumentError (naming the field) or msgspec.DecodeError (not JSON)."""
+        try:
+            return _DECODER.decode(data)
+        except msgspec.ValidationError as exc:
+            raise DocumentError(_located(exc, data)) from None
+
+
+class DocumentError(ValueError):
+    """The JSON is not a routes document this sidecar understands; the message names the field."""
+
+
+_DECODER = msgspec.json.Decoder(RoutesDocument)
+
+
+def _without_none(value: Any) -> Any:
+    """pydantic's ``exclude_none`` on the builtins msgspec makes: the document's bytes as they always were."""
+    if isinstance(value, dict):
+        return {key: _without_none(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list | tuple):  # to_builtins keeps a tuple a tuple; orjson writes both as arrays
+        return [_without_none(item) for item in value]
+    return value
+
+
+def _located(exc: msgspec.ValidationError, data: bytes | str) -> str:
+    """``classes.workhorse.members[0].rpm: Expected `int` >= 1, got `0```, as the manifests name a field.
+
+    msgspec says ``Expected ... - at `$.classes[...].members[0].rpm``` and writes a dict key as ``[...]``;
+    the class or Budget it stands for is found by checking each entry of that dict on its own."""
+    message, _, path = str(exc).partition(" - at `")
+    path = path.removesuffix("`").removeprefix("$").removeprefix(".")
+    for field, kind in (("classes", ClassRoute), ("budgets", budget.BudgetSpec)):
+        if not path.startswith(f"{field}[...]"):
+            continue
+        entries = msgspec.json.decode(data).get(field)
+        for name, entry in entries.items() if isinstance(entries, dict) else ():
+            try:
+                msgspec.convert(entry, kind)
+            except msgspec.ValidationError:
+                path = path.replace("[...]", f".{name}", 1)
+                break
+    return f"{path}: {message}" if path else message

@@ -11,8 +11,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-from pilotfish.api import refs
 from pilotfish.routes import document
+from pilotfish.specs import refs
 
 
 class Snapshot(Protocol):

@@ -16,11 +16,10 @@ import os
 import pathlib
 from collections.abc import Mapping
 
-import orjson
-import pydantic
+import msgspec
 
-from pilotfish.api import manifests, refs
-from pilotfish.routes import document, render
+from pilotfish.routes import document
+from pilotfish.specs import refs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,11 +61,10 @@ class RoutesLoader:
             raise LoadError(f"{path}: cannot read the routes document: {exc.strerror or exc}") from None
         try:
             routes = document.RoutesDocument.from_json(raw)
-        except orjson.JSONDecodeError as exc:
+        except document.DocumentError as exc:
+            raise LoadError(f"{path}: not a routes document this sidecar understands: {exc}") from None
+        except msgspec.DecodeError as exc:
             raise LoadError(f"{path}: not valid JSON: {exc}") from None
-        except pydantic.ValidationError as exc:
-            lines = "; ".join(manifests.validation_lines(exc)[:5])
-            raise LoadError(f"{path}: not a routes document this sidecar understands: {lines}") from None
         return Snapshot(document=routes, keys=self._read_keys(routes), digest=routes.digest())
 
     def _read_keys(self, routes: document.RoutesDocument) -> dict[tuple[str, str], refs.ApiKey]:
@@ -92,20 +90,6 @@ class RoutesLoader:
 
 class LoadError(Exception):
     """The newest routes could not be used; the message says which file and why."""
-
-
-def snapshot_from_manifests(parsed: manifests.Manifests, *, namespace: str) -> tuple[Snapshot, render.RenderResult]:
-    """Local mode: render manifests as the operator would and take keys from their Secrets."""
-    result = render.render_manifests(parsed, namespace=namespace)
-    values = {(s.name, key): value for s in parsed.secrets if s.namespace == namespace for key, value in s.data.items()}
-    needed = {
-        (m.api_key_ref.name, m.api_key_ref.key)
-        for route in result.document.classes.values()
-        for m in route.members
-        if m.api_key_ref
-    }
-    keys = {ref: values[ref] for ref in needed if ref in values}
-    return Snapshot(document=result.document, keys=keys, digest=result.document.digest()), result
 
 
 def _dir_fingerprint(directory: pathlib.Path) -> object:

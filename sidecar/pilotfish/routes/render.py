@@ -4,6 +4,9 @@ in or out. Pure: the operator, ``pilotfish render`` and ``pilotfish local`` all 
 A member is excluded, never the whole namespace, when its credential is missing, its Secret is
 missing, or its credential fails the class's compliance requirement; a class with no member left is
 left out of the document and reported. One broken object never breaks the others.
+
+The api's pydantic specs become the document's runtime specs (``pilotfish.specs``) here, through
+``ApiModel.to_runtime``.
 """
 
 from __future__ import annotations
@@ -11,9 +14,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence, Set
 
-from pilotfish.api import budget, credential, manifests, modelclass
+from pilotfish.api import base, budget, credential, manifests, modelclass
 from pilotfish.api import tiers as tiers_api  # `tiers` is also a local name below
-from pilotfish.routes import document
+from pilotfish.routes import document, loader
+from pilotfish.specs import budget as budget_specs
+from pilotfish.specs import credential as credential_specs
+from pilotfish.specs import modelclass as modelclass_specs
+from pilotfish.specs import refs as refs_specs
+from pilotfish.specs import tiers as tiers_specs
 
 # Reasons, as status conditions and `pilotfish render` show them.
 CREDENTIAL_NOT_FOUND = "CredentialNotFound"
@@ -96,11 +104,11 @@ def render(
                 name=cls.metadata.name,
                 members=tuple(members),
                 canary=canary_route,
-                routing=cls.spec.routing,
-                timeouts=cls.spec.timeouts,
-                health=cls.spec.health,
-                streaming=cls.spec.streaming,
-                limits=cls.spec.limits,
+                routing=cls.spec.routing.to_runtime(modelclass_specs.RoutingSpec),
+                timeouts=cls.spec.timeouts.to_runtime(modelclass_specs.TimeoutsSpec),
+                health=cls.spec.health.to_runtime(modelclass_specs.HealthSpec),
+                streaming=cls.spec.streaming.to_runtime(modelclass_specs.StreamingSpec),
+                limits=cls.spec.limits.to_runtime(modelclass_specs.LimitsSpec),
             )
     for cls in sorted(tiered, key=lambda c: c.metadata.name):  # after the classes their ladders name
         tiers, problems = _resolve_tiers(cls.spec.tiers, routes) if cls.spec.tiers else (None, [])
@@ -112,9 +120,12 @@ def render(
         if tiers is not None:
             routes[cls.metadata.name] = document.ClassRoute(name=cls.metadata.name, members=(), tiers=tiers)
     reports.sort(key=lambda report: report.name)
-    limits = {b.metadata.name: b.spec for b in budgets}
+    limits = {b.metadata.name: b.spec.to_runtime(budget_specs.BudgetSpec) for b in budgets}
+    built = document.RoutesDocument(namespace=namespace, classes=routes, budgets=limits)
     return RenderResult(
-        document=document.RoutesDocument(namespace=namespace, classes=routes, budgets=limits),
+        # msgspec checks bounds when it decodes, not when code constructs: read back as a sidecar will read
+        # it, so a document the operator writes is one every sidecar accepts (DocumentError otherwise)
+        document=document.RoutesDocument.from_json(built.to_json()),
         reports=tuple(reports),
         budget_problems=tuple(_budget_problems(budgets, routes)),
     )
@@ -161,8 +172,12 @@ def _resolve_tiers(
         above = [t for t in spec.ladder[position:] if t in ladder]
         default = above[0] if above else ladder[-1]
         problems.append(f'default tier "{spec.default}" is unavailable: "{default}" serves instead')
-    rules = tuple(rule for rule in spec.rules if rule.tier in ladder)
+    rules = tuple(rule.to_runtime(tiers_specs.TierRule) for rule in spec.rules if rule.tier in ladder)
     return document.TiersRoute(ladder=tuple(ladder), default=default, rules=rules, escalate=spec.escalate), problems
+
+
+def _optional(spec: base.ApiModel | None, twin: type[base.Twin]) -> base.Twin | None:
+    return None if spec is None else spec.to_runtime(twin)
 
 
 def render_manifests(parsed: manifests.Manifests, *, namespace: str) -> RenderResult:
@@ -175,6 +190,20 @@ def render_manifests(parsed: manifests.Manifests, *, namespace: str) -> RenderRe
         secrets_present=present,
         budgets=parsed.budgets,
     )
+
+
+def snapshot_from_manifests(parsed: manifests.Manifests, *, namespace: str) -> tuple[loader.Snapshot, RenderResult]:
+    """Local mode: render manifests as the operator would and take keys from their Secrets."""
+    result = render_manifests(parsed, namespace=namespace)
+    values = {(s.name, key): value for s in parsed.secrets if s.namespace == namespace for key, value in s.data.items()}
+    needed = {
+        (m.api_key_ref.name, m.api_key_ref.key)
+        for route in result.document.classes.values()
+        for m in route.members
+        if m.api_key_ref
+    }
+    keys = {ref: values[ref] for ref in needed if ref in values}
+    return loader.Snapshot(document=result.document, keys=keys, digest=result.document.digest()), result
 
 
 def _resolve_members(
@@ -275,17 +304,17 @@ def _member_route(
         credential=member.credential_ref,
         provider=spec.provider,
         base_url=spec.resolved_base_url(),
-        api_key_ref=spec.api_key_secret_ref,
+        api_key_ref=_optional(spec.api_key_secret_ref, refs_specs.SecretKeyRef),
         api_version=spec.api_version,
         model=member.model,
         priority=priority,
         weight=member.weight,
         context_window=member.context_window,
         max_output_tokens=member.max_output_tokens,
-        pricing=member.pricing,
+        pricing=_optional(member.pricing, modelclass_specs.Pricing),
         prefill=spec.prefill() if member.prefill is None else member.prefill,
         allow_plain_http=spec.allow_plain_http or None,
-        probe=spec.probe,
+        probe=_optional(spec.probe, credential_specs.ProbeSpec),
         rpm=member.rpm,
         tpm=member.tpm,
     )

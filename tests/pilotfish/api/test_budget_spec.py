@@ -6,6 +6,7 @@ import pydantic
 import pytest
 
 from pilotfish.api import budget, manifests
+from pilotfish.specs import budget as budget_specs
 from pilotfish_operator import validate
 
 
@@ -39,15 +40,20 @@ def test_bad_fields_are_named():
     assert problems(requestsPerMinute=5) == []
 
 
+def runtime(**fields: object) -> budget_specs.BudgetSpec:
+    """The spec as the routes document carries it, which the allowances count with."""
+    return budget.BudgetSpec.model_validate(fields).to_runtime(budget_specs.BudgetSpec)
+
+
 def test_a_budget_covers_its_classes_but_never_its_own_cheaper_class():
-    spec = budget.BudgetSpec(requests_per_minute=5, action="downgrade", downgrade_to="cheap")
+    spec = runtime(requests_per_minute=5, action="downgrade", downgrade_to="cheap")
     assert spec.covers("workhorse") and not spec.covers("cheap")
-    assert budget.BudgetSpec(requests_per_minute=5, classes=["a"]).covers("a")
-    assert not budget.BudgetSpec(requests_per_minute=5, classes=["a"]).covers("b")
+    assert runtime(requests_per_minute=5, classes=["a"]).covers("a")
+    assert not runtime(requests_per_minute=5, classes=["a"]).covers("b")
 
 
 def test_limits_are_counted_in_requests_tokens_and_micro_dollars():
-    spec = budget.BudgetSpec(requests_per_minute=5, tokens_per_minute=7, spend={"usd": 1.5, "period": "month"})
+    spec = runtime(requests_per_minute=5, tokens_per_minute=7, spend={"usd": 1.5, "period": "month"})
     assert [spec.limit_of(limit) for limit in spec.limits()] == [5, 7, 1_500_000]
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime
 
-from pilotfish.api import budget
+import msgspec
+
 from pilotfish.budgets import counters, ledger, protocol
 from pilotfish.routes import document
+from pilotfish.specs import budget
 
 START = datetime.datetime(2026, 12, 1, 23, 33, 40, tzinfo=datetime.UTC).timestamp()  # 20 s before the minute ends
 
@@ -21,7 +23,7 @@ class Clock:
 
 def doc_with(**spec: object) -> document.RoutesDocument:
     return document.RoutesDocument(
-        namespace="team-a", classes={}, budgets={"team": budget.BudgetSpec.model_validate(spec)}
+        namespace="team-a", classes={}, budgets={"team": msgspec.convert(spec, budget.BudgetSpec)}
     )
 
 

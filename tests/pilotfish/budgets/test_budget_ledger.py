@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime
 
-from pilotfish.api import budget
+import msgspec
+
 from pilotfish.budgets import ledger, protocol
+from pilotfish.specs import budget
 
 START = datetime.datetime(2026, 12, 1, 23, 33, 40, tzinfo=datetime.UTC).timestamp()  # 20 s before the minute ends
 
@@ -19,7 +21,7 @@ class Clock:
 
 
 def covering(**spec: object) -> ledger.Covering:
-    return [(budget.Counted.of_budget("team"), budget.BudgetSpec.model_validate(spec))]
+    return [(budget.Counted.of_budget("team"), msgspec.convert(spec, budget.BudgetSpec))]
 
 
 def grant(book: ledger.Ledger, asks: list[protocol.Ask], amount: int, *, exhausted: bool = False) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime
 
-from pilotfish.api import budget
 from pilotfish.budgets import windows
+from pilotfish.specs import budget
 
 
 def at(text: str) -> float:

@@ -13,9 +13,10 @@ import msgspec
 import pydantic
 import pytest
 
-from pilotfish.api import budget, credential, modelclass
+from pilotfish.api import modelclass
 from pilotfish.budgets import allowances, counters, ledger, protocol, quotas, windows
 from pilotfish.routes import document
+from pilotfish.specs import budget, credential
 
 START = datetime.datetime(2026, 12, 2, 4, 30, 10, tzinfo=datetime.UTC).timestamp()  # 50 s left in the minute
 
@@ -33,7 +34,7 @@ def member(rpm: int | None = None, tpm: int | None = None, name: str = "primary"
         id=f"{name}/m",
         credential=name,
         provider=credential.ProviderType.OPENAI,
-        baseURL="https://x",
+        base_url="https://x",
         model="m",
         priority=0,
         rpm=rpm,

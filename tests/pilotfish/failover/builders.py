@@ -4,9 +4,9 @@ import random
 from collections.abc import Callable
 
 from pilotfish import upstream
-from pilotfish.api import credential, modelclass
 from pilotfish.failover import breaker, engine, health, pinning
 from pilotfish.routes import document
+from pilotfish.specs import credential, modelclass
 
 
 class FakeClock:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import random
 
-from pilotfish.api import refs
 from pilotfish.failover import canary
 from pilotfish.routes import document
+from pilotfish.specs import refs
 
 
 def _member(credential: str, priority: int) -> document.MemberRoute:

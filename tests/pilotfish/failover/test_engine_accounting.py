@@ -10,10 +10,10 @@ import asyncio
 from tests.pilotfish.failover import builders
 
 from pilotfish import upstream
-from pilotfish.api import credential, refs
 from pilotfish.failover import budget, streaming
 from pilotfish.mocks import runner
 from pilotfish.routes import document
+from pilotfish.specs import credential, refs
 from pilotfish.telemetry import records
 from pilotfish.wire import openai
 

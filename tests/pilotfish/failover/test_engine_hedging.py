@@ -11,12 +11,14 @@ import asyncio
 from tests.pilotfish.failover.builders import FakeClock, ScriptedExchange, class_route, engine_on
 
 from pilotfish import failures
-from pilotfish.api import modelclass
 from pilotfish.failover import engine, exchange
 from pilotfish.routes import document
+from pilotfish.specs import modelclass
 from pilotfish.telemetry import records
 
-TIMEOUTS = modelclass.TimeoutsSpec(adaptiveFirstToken={"floorSeconds": 0.05, "minSamples": 5})
+TIMEOUTS = modelclass.TimeoutsSpec(
+    adaptive_first_token=modelclass.AdaptiveFirstTokenSpec(floor_seconds=0.05, min_samples=5)
+)
 TEST_TIMEOUT = 30.0
 
 

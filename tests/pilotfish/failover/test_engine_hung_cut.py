@@ -12,14 +12,14 @@ import asyncio
 from tests.pilotfish.failover.builders import FakeClock, ScriptedExchange, class_route, engine_on, member
 
 from pilotfish import failures
-from pilotfish.api import modelclass
 from pilotfish.failover import engine, exchange
 from pilotfish.routes import document
+from pilotfish.specs import modelclass
 from pilotfish.telemetry import records
 
 K = failures.FailureKind
 HUNG = "a/m"
-NEVER = modelclass.TimeoutsSpec(firstTokenSeconds=600, totalSeconds=1200)  # no timer ends a wait in this test
+NEVER = modelclass.TimeoutsSpec(first_token_seconds=600, total_seconds=1200)  # no timer ends a wait in this test
 TEST_TIMEOUT = 30.0  # an event that should come at once; generous for a starved machine
 
 

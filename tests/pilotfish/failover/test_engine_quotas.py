@@ -4,6 +4,7 @@ is spent answers 429 with the soonest Retry-After. A scripted exchange and a fak
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 from tests.pilotfish.failover.builders import FakeClock, engine_on, member, route
 from tests.pilotfish.failover.test_engine_rationing import Scripted
@@ -33,7 +34,7 @@ class Counting:
 
 
 def with_quota(name: str, priority: int, rpm: int | None = 50) -> document.MemberRoute:
-    return member(name, priority).model_copy(update={"rpm": rpm})
+    return msgspec.structs.replace(member(name, priority), rpm=rpm)
 
 
 async def serve(the_engine: engine.Engine, cls: document.ClassRoute, scripted: Scripted) -> records.RequestRecord:

@@ -1,13 +1,14 @@
 import dataclasses
 import random
 
+import msgspec
 import pytest
 from tests.pilotfish.failover.builders import FakeClock, member
 
 from pilotfish import failures
-from pilotfish.api import modelclass, refs
 from pilotfish.failover import breaker, health, policy
 from pilotfish.routes import document
+from pilotfish.specs import modelclass, refs
 
 S = breaker.CircuitState
 OVERLOADED = failures.Failure(kind=failures.FailureKind.OVERLOADED, status=503)
@@ -343,7 +344,7 @@ def _rejected(problem=failures.CredentialProblem.INVALID_KEY):
 
 def _ref_doc():
     ref = refs.SecretKeyRef(name="keys", key="a")
-    route = document.ClassRoute(name="c", members=(member("a").model_copy(update={"api_key_ref": ref}),))
+    route = document.ClassRoute(name="c", members=(msgspec.structs.replace(member("a"), api_key_ref=ref),))
     return document.RoutesDocument(classes={"c": route})
 
 

@@ -1,4 +1,5 @@
 import collections
+import copy
 import random
 
 import pytest
@@ -6,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from tests.pilotfish.failover.builders import member, opened, route, view
 
-from pilotfish.api import modelclass
 from pilotfish.failover import breaker, plan
+from pilotfish.specs import modelclass
 
 S = breaker.CircuitState
 STRATEGIES = list(modelclass.Strategy)
@@ -193,7 +194,7 @@ def test_a_pin_to_a_member_no_longer_in_the_class_is_ignored():
 
 def test_planning_does_not_change_its_inputs():
     class_route = route(member("a"), member("b"), member("c", 1))
-    before = class_route.model_copy(deep=True)
+    before = copy.deepcopy(class_route)
     views = {"c/m": opened()}
     _plan(class_route, views, pinned="b/m")
     assert class_route == before and views == {"c/m": opened()}

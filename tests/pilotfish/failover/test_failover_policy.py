@@ -3,8 +3,8 @@ import dataclasses
 import pytest
 
 from pilotfish import failures
-from pilotfish.api import modelclass
 from pilotfish.failover import policy
+from pilotfish.specs import modelclass
 
 K = failures.FailureKind
 

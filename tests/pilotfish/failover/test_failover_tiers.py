@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
-from pilotfish.api import tiers as tiers_api
 from pilotfish.failover import tiers
 from pilotfish.routes import document
+from pilotfish.specs import tiers as tiers_specs
 
 
 def ladder(*rules: dict[str, object], escalate: bool = True, default: str = "cheap") -> document.TiersRoute:
     return document.TiersRoute(
         ladder=("cheap", "mid", "frontier"),
         default=default,
-        rules=tuple(tiers_api.TierRule.model_validate(rule) for rule in rules),
+        rules=tuple(msgspec.convert(rule, tiers_specs.TierRule) for rule in rules),
         escalate=escalate,
     )
 

@@ -6,8 +6,8 @@ import random
 import pytest
 from tests.pilotfish.failover.builders import FakeClock
 
-from pilotfish.api import modelclass
 from pilotfish.failover import deadlines
+from pilotfish.specs import modelclass
 
 DEFAULTS = modelclass.TimeoutsSpec()  # firstTokenSeconds 15, adaptive: x4 the p95, floor 2 s, 20 samples
 

@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import random
 
+import msgspec
 from tests.pilotfish.failover.builders import FakeClock, member
 
-from pilotfish.api import credential, modelclass, refs
 from pilotfish.failover import breaker, health, probing
 from pilotfish.routes import document
+from pilotfish.specs import credential, modelclass, refs
 from pilotfish.telemetry import metrics
 
 HEALTH = modelclass.HealthSpec(failure_threshold=1, cooldown_seconds=10)
 
 
 def probed(name: str, *, share: float = 1.0, kind: str = "generation") -> document.MemberRoute:
-    return member(name).model_copy(update={"probe": credential.ProbeSpec(kind=credential.ProbeKind(kind), share=share)})
+    return msgspec.structs.replace(
+        member(name), probe=credential.ProbeSpec(kind=credential.ProbeKind(kind), share=share)
+    )
 
 
 def registry_with(*members: document.MemberRoute, clock: FakeClock) -> health.HealthRegistry:
@@ -86,7 +89,7 @@ def test_a_sidecar_whose_turn_it_is_not_waits_another_cooldown_without_counting_
 
 
 def test_a_models_probe_asks_the_vendors_model_list_with_the_members_own_key_header():
-    target = probed("a", kind="models").model_copy(update={"base_url": "https://api.example/v1"})
+    target = msgspec.structs.replace(probed("a", kind="models"), base_url="https://api.example/v1")
     request = probing.probe_request(target, refs.ApiKey("sk-probe"))
     assert (request.method, request.url, request.body) == ("GET", "https://api.example/v1/models", b"")
     assert request.headers["Authorization"] == "Bearer sk-probe"

@@ -4,10 +4,10 @@ import orjson
 import pytest
 
 from pilotfish import failures
-from pilotfish.api import credential, refs
 from pilotfish.providers import anthropic as adapter
 from pilotfish.providers import registry
 from pilotfish.routes import document
+from pilotfish.specs import credential, refs
 from pilotfish.wire import openai, sse
 
 K = failures.FailureKind

@@ -1,10 +1,11 @@
+import msgspec
 import orjson
 
-from pilotfish.api import credential, refs
 from pilotfish.providers import azure_openai as adapter
 from pilotfish.providers import openai as openai_adapter
 from pilotfish.providers import registry
 from pilotfish.routes import document
+from pilotfish.specs import credential, refs
 from pilotfish.wire import openai
 
 MEMBER = document.MemberRoute(
@@ -33,7 +34,7 @@ def test_the_deployment_url_api_version_and_api_key_header():
 
 
 def test_a_credential_api_version_overrides_the_default():
-    member = MEMBER.model_copy(update={"api_version": "2025-04-01-preview"})
+    member = msgspec.structs.replace(MEMBER, api_version="2025-04-01-preview")
     request = openai.ChatRequest.from_body({"model": "w", "messages": [{"role": "user", "content": "hi"}]})
     assert adapter.build_request(request, member, api_key=None).url.endswith("?api-version=2025-04-01-preview")
 

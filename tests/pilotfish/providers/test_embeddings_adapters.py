@@ -8,11 +8,11 @@ import orjson
 import pytest
 
 from pilotfish import failures
-from pilotfish.api import credential, refs
 from pilotfish.failover import plan, unary
 from pilotfish.providers import azure_openai, gemini_embeddings, openai_embeddings
 from pilotfish.routes import document
 from pilotfish.server import embeddings as embeddings_endpoint
+from pilotfish.specs import credential, refs
 from pilotfish.wire import openai
 
 P = credential.ProviderType

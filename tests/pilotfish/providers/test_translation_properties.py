@@ -10,9 +10,9 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pilotfish.api import credential
 from pilotfish.providers import anthropic, gemini
 from pilotfish.routes import document
+from pilotfish.specs import credential
 from pilotfish.wire import openai, sse
 
 TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=30)

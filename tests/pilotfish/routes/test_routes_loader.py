@@ -2,7 +2,7 @@ import pytest
 from tests import mounts
 
 from pilotfish.api import manifests
-from pilotfish.routes import loader
+from pilotfish.routes import loader, render
 
 MANIFEST = """\
 apiVersion: v1
@@ -25,7 +25,7 @@ spec: {members: [{credentialRef: p, model: m}]}
 @pytest.fixture
 def mounted(tmp_path):
     parsed = manifests.parse_text(MANIFEST, source="m", namespace="ns")
-    snapshot, _ = loader.snapshot_from_manifests(parsed, namespace="ns")
+    snapshot, _ = render.snapshot_from_manifests(parsed, namespace="ns")
     mounts.kubelet_write(tmp_path / "routes", {"routes.json": snapshot.document.to_json().decode()}, 1)
     mounts.kubelet_write(tmp_path / "secrets" / "keys", {"openai": "sk-loader-test\n"}, 1)
     return tmp_path, snapshot

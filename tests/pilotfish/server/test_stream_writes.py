@@ -17,10 +17,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from pilotfish.api import credential
 from pilotfish.failover import exchange
 from pilotfish.routes import document
 from pilotfish.server import chat, keys, messages, serving
+from pilotfish.specs import credential
 from pilotfish.telemetry import records
 from pilotfish.wire import openai
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import prometheus_client
 
 from pilotfish import failures
-from pilotfish.api import refs
 from pilotfish.routes import document
+from pilotfish.specs import credential as credential_specs  # `credential` names a parameter below
+from pilotfish.specs import refs
 from pilotfish.telemetry import metrics, records
 
 
@@ -15,7 +16,7 @@ def _routes() -> document.RoutesDocument:
         return document.MemberRoute(
             id=f"{credential}/m",
             credential=credential,
-            provider=provider,
+            provider=credential_specs.ProviderType(provider),
             base_url="https://x",
             api_key_ref=refs.SecretKeyRef(name="k", key=credential),
             model="m",
