@@ -28,6 +28,7 @@ COMPARED_BEGIN, COMPARED_END = "<!-- bench-compare:begin -->", "<!-- bench-compa
 EARLIER = (
     ("before issue 14", pathlib.Path("benchmarks/results/sidecar_overhead_before.json")),
     ("main at 671ab53", pathlib.Path("benchmarks/results/sidecar_overhead_671ab53.json")),
+    ("main at 3f2301c", pathlib.Path("benchmarks/results/sidecar_overhead_3f2301c.json")),
 )
 OPEN_CIRCUIT_NOISE_MS = 0.1  # "costs nothing measurable": within this of the plain case
 
