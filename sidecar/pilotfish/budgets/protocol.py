@@ -22,6 +22,7 @@ import msgspec
 
 from pilotfish.budgets import windows
 from pilotfish.specs import budget as budget_specs  # `budget` is a field name below
+from pilotfish.specs import structs as specs_structs
 from pilotfish.wire import structs
 
 PATH = "/v1/namespaces/{namespace}/allowances"
@@ -31,11 +32,10 @@ MAX_BODY_BYTES = 64 * 1024
 MAX_UNITS = 10**15
 
 
-class Message(
-    msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, forbid_unknown_fields=True, rename="camel"
-):
-    """Fields at their defaults are left out (``omit_defaults``): a Budget's ask or grant reads as it did
-    before quotas, so a sidecar and an operator of different versions still understand each other."""
+class Message(specs_structs.Spec, frozen=True, kw_only=True, omit_defaults=True):
+    """The runtime specs' shape (camelCase, unknown fields refused); fields at their defaults are left out
+    (``omit_defaults``): a Budget's ask or grant reads as it did before quotas, so a sidecar and an
+    operator of different versions still understand each other."""
 
 
 class Counter(Message, frozen=True, kw_only=True):

@@ -19,6 +19,7 @@ import orjson
 
 from pilotfish.specs import budget, modelclass, refs, structs, tiers
 from pilotfish.specs import credential as credential_specs  # `credential` is also a field name below
+from pilotfish.wire import structs as wire_structs  # msgspec's error split into problem and path
 
 SCHEMA_VERSION = 1
 CONFIGMAP_NAME = "pilotfish-routes"
@@ -179,8 +180,7 @@ def _located(exc: msgspec.ValidationError, data: bytes | str) -> str:
 
     msgspec says ``Expected ... - at `$.classes[...].members[0].rpm``` and writes a dict key as ``[...]``;
     the class or Budget it stands for is found by checking each entry of that dict on its own."""
-    message, _, path = str(exc).partition(" - at `")
-    path = path.removesuffix("`").removeprefix("$").removeprefix(".")
+    message, path = wire_structs.problem(exc)
     for field, kind in (("classes", ClassRoute), ("budgets", budget.BudgetSpec)):
         if not path.startswith(f"{field}[...]"):
             continue
