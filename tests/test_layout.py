@@ -1,5 +1,6 @@
 """The repository layout guards: `operator/` must never shadow the standard library."""
 
+import ast
 import importlib
 import pathlib
 import subprocess
@@ -20,13 +21,17 @@ def test_stdlib_operator_wins_when_run_from_the_repository_root():
     assert "operator.py" in out.stdout
 
 
-def test_sidecar_package_never_imports_the_operator_or_kubernetes():
-    code = (
-        "import sys, pilotfish.cli, pilotfish.server.app, pilotfish.modes.serve;"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('kopf','kubernetes','pilotfish_operator')))"
-    )
+def _loaded_by(imports: str, packages: tuple[str, ...]) -> list[str]:
+    """The modules of ``packages`` a fresh interpreter has loaded after ``import sys, <imports>``."""
+    code = f"import sys, {imports}; print(sorted(m for m in sys.modules if m.split('.')[0] in {packages!r}))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    loaded: list[str] = ast.literal_eval(out.stdout.strip())
+    return loaded
+
+
+def test_sidecar_package_never_imports_the_operator_or_kubernetes():
+    imports = "pilotfish.cli, pilotfish.server.app, pilotfish.modes.serve"
+    assert _loaded_by(imports, ("kopf", "kubernetes", "pilotfish_operator")) == []
 
 
 def test_both_import_packages_resolve_from_their_source_roots():
@@ -39,20 +44,12 @@ def test_both_import_packages_resolve_from_their_source_roots():
 def test_a_serving_sidecar_loads_no_ctypes_opentelemetry_or_yaml_until_it_needs_them():
     # each costs resident memory in every pod: ctypes is for the first heap trim, OpenTelemetry only for an
     # exporter that OTEL_* configures, YAML only for the manifests of `pilotfish local`
-    code = (
-        "import sys, pilotfish.modes.local, pilotfish.modes.sidecar, pilotfish.server.app;"
-        "print(sorted({m.split('.')[0] for m in sys.modules} & {'ctypes', 'opentelemetry', 'yaml'}))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    imports = "pilotfish.modes.local, pilotfish.modes.sidecar, pilotfish.server.app"
+    assert _loaded_by(imports, ("ctypes", "opentelemetry", "yaml")) == []
 
 
 def test_a_serving_sidecar_never_imports_pydantic():
     # issue 14: pydantic's import and its model machinery are ~10 MiB of every pod's idle RSS (45 MiB target);
     # it stays for what users write (pilotfish.api: manifests, CRDs, the operator, `pilotfish local`)
-    code = (
-        "import sys, pilotfish.cli, pilotfish.modes.sidecar, pilotfish.server.app;"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pydantic', 'pydantic_core')))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    imports = "pilotfish.cli, pilotfish.modes.sidecar, pilotfish.server.app"
+    assert _loaded_by(imports, ("pydantic", "pydantic_core")) == []
