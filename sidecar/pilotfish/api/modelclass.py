@@ -175,10 +175,6 @@ class TimeoutsSpec(base.ApiModel):
 
     adaptive_first_token: AdaptiveFirstTokenSpec = pydantic.Field(default_factory=AdaptiveFirstTokenSpec)
 
-    @property
-    def idle_seconds(self) -> float:
-        return self.stream_idle_seconds or self.first_token_seconds
-
     @pydantic.model_validator(mode="after")
     def _ordered(self) -> TimeoutsSpec:
         """Checked by pydantic and the validating webhook (the CRD schema has no rule for it), by the runtime
