@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import random
 import time
 from collections.abc import Sequence
 
@@ -96,6 +97,25 @@ async def closed_loop(target: Target, *, seconds: float, concurrency: int, strea
 
         await asyncio.gather(*(client() for _ in range(concurrency)))
     return done, time.perf_counter() - started
+
+
+async def open_loop(target: Target, *, rate: float, seconds: float, seed: int, warm: int) -> list[Sample]:
+    """Requests arriving on their own, as a fleet's do (a Poisson process of ``rate`` a second, the same
+    arrivals for every target given the same ``seed``), each sent when it arrives whatever is in flight;
+    after ``warm`` requests at once, unmeasured, so that the client's connections are open."""
+    gaps = random.Random(seed)
+    out: list[Sample] = []
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        await asyncio.gather(*(one_request(session, target, stream=False) for _ in range(warm)))
+        pending = []
+        started = time.perf_counter()
+        due = 0.0
+        while due < seconds:
+            await asyncio.sleep(max(0.0, started + due - time.perf_counter()))
+            pending.append(asyncio.ensure_future(one_request(session, target, stream=False)))
+            due += gaps.expovariate(rate)
+        out += await asyncio.gather(*pending)
+    return out
 
 
 async def long_streams(target: Target, *, streams: int) -> tuple[int, int]:

@@ -24,11 +24,13 @@ from benchmarks import upstream
 
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 COMPARED_BEGIN, COMPARED_END = "<!-- bench-compare:begin -->", "<!-- bench-compare:end -->"
+PARSING_BEGIN, PARSING_END = "<!-- bench-parsing:begin -->", "<!-- bench-parsing:end -->"
 # Earlier runs the docs compare this one with, oldest first: (column heading, raw results)
 EARLIER = (
     ("before issue 14", pathlib.Path("benchmarks/results/sidecar_overhead_before.json")),
     ("main at 671ab53", pathlib.Path("benchmarks/results/sidecar_overhead_671ab53.json")),
     ("main at 3f2301c", pathlib.Path("benchmarks/results/sidecar_overhead_3f2301c.json")),
+    ("main at 4d97232", pathlib.Path("benchmarks/results/sidecar_overhead_4d97232.json")),
 )
 OPEN_CIRCUIT_NOISE_MS = 0.1  # "costs nothing measurable": within this of the plain case
 
@@ -199,6 +201,82 @@ def render(results: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def _three(results: dict[str, Any], scenario: str, label: str, *, per: int = 1) -> str:
+    """A CPU row of the parsing-floor table: each target's median, and the two per-round ratios."""
+    floor, parsing, side = (
+        _median(results, scenario, n, "cpu_ms_per_request") / per for n in ("floor", "parsing", "sidecar")
+    )
+    scale, unit = (1000, "µs") if per > 1 else (1, "ms")
+    deadline = _per_round(results, scenario, "cpu_ms_per_request", "parsing", "floor")
+    ours = _per_round(results, scenario, "cpu_ms_per_request", "sidecar", "parsing")
+    cells = tuple(
+        f"{value * scale:.3g} {unit}" if per > 1 else f"{value:.3f} {unit}" for value in (floor, parsing, side)
+    )
+    return f"| {label} | {' | '.join(cells)} | {deadline:.2f}× | {ours:.2f}× |"
+
+
+def _three_rps(results: dict[str, Any], scenario: str, label: str) -> str:
+    """A throughput row of the parsing-floor table."""
+    floor, parsing, side = (_median(results, scenario, n, "rps") for n in ("floor", "parsing", "sidecar"))
+    deadline = _per_round(results, scenario, "rps", "parsing", "floor")
+    ours = _per_round(results, scenario, "rps", "sidecar", "parsing")
+    return f"| {label} | {floor:,.0f} rps | {parsing:,.0f} rps | {side:,.0f} rps | {deadline:.2f}× | {ours:.2f}× |"
+
+
+def _three_added(results: dict[str, Any], scenario: str, key: str, label: str, *, ratios: bool = True) -> str:
+    """A latency row of the parsing-floor table: each target's added time, and (``ratios``) the two ratios."""
+    floor, parsing, side = (_added(results, scenario, n, key) for n in ("floor", "parsing", "sidecar"))
+    cells = f"{floor:.2f} ms | {parsing:.2f} ms | {side:.2f} ms"
+    if not ratios:
+        return f"| {label} | {cells} | {parsing - floor:+.2f} ms | {side - parsing:+.2f} ms |"
+    if min(floor, parsing, side) <= 0:
+        return f"| {label} | {cells} | noise | noise |"
+    return f"| {label} | {cells} | {parsing / floor:.2f}× | {side / parsing:.2f}× |"
+
+
+def render_parsing(results: dict[str, Any]) -> str | None:
+    """The floor, the parsing floor (``parsing_proxy``) and the sidecar side by side: what a first-token
+    deadline costs any aiohttp proxy, and what Pilotfish's own work costs beyond it. None for a run
+    made before the parsing floor was measured."""
+    if "parsing" not in results["cpu"]["non_stream_c64"]:
+        return None
+    rows = [
+        "| figure | floor | parsing floor | sidecar | parsing floor vs floor | sidecar vs parsing floor |",
+        "|---|---|---|---|---|---|",
+        _three(results, "non_stream_c64", "CPU per request, non-streaming (c=64, one core)"),
+        _three(results, "stream_c64", "CPU per request, streaming (c=64, one core)"),
+        _three(results, "burst128_c8", "CPU per streamed chunk (128-chunk answers, c=8)", per=upstream.BURST_CHUNKS),
+        _three_rps(results, "non_stream_c64", "throughput, non-streaming (c=64, one core)"),
+        _three_rps(results, "stream_c64", "throughput, streaming (c=64, one core)"),
+        _three_added(results, "non_stream_c1", "total_p50_ms", "added latency, non-streaming, c=1, p50"),
+        _three_added(results, "non_stream_c1", "total_p99_ms", "added latency, non-streaming, c=1, p99"),
+        _three_added(results, "stream_c1", "first_p50_ms", "added time to first content, streaming, c=1, p50"),
+        _three_added(results, "stream_c1", "first_p99_ms", "added time to first content, streaming, c=1, p99"),
+        _three_added(results, "burst128_c1", "first_p50_ms", "128 chunks in one burst, c=1: added first content p50"),
+        _three_added(results, "burst128_c1", "total_p50_ms", "128 chunks in one burst, c=1: added total p50"),
+        _three_added(
+            results, "slow200_c8", "total_p50_ms", "200 ms upstream, closed loop, c=8: added p50", ratios=False
+        ),
+        _three_added(
+            results, "slow200_c64", "total_p50_ms", "200 ms upstream, closed loop, c=64: added p50", ratios=False
+        ),
+    ]
+    lived = results["long_lived"]
+    if "parsing" in lived:
+        shares = [lived[name]["cpu_share"] * 100 for name in ("floor", "parsing", "sidecar")]
+        rows.append(
+            f"| long-lived streams: CPU share | {shares[0]:.1f} % | {shares[1]:.1f} % | {shares[2]:.1f} % "
+            f"| {shares[1] / shares[0]:.2f}× | {shares[2] / shares[1]:.2f}× |"
+        )
+    opened = results["latency"].get("slow200_open")
+    if opened is not None:
+        rate = f"{opened['sidecar']['rate']:g}"
+        for key, pct in (("total_p50_ms", "p50"), ("total_p99_ms", "p99")):
+            label = f"200 ms upstream, open loop ({rate} arrivals/s): added {pct}"
+            rows.append(_three_added(results, "slow200_open", key, label, ratios=False))
+    return "\n".join(rows)
+
+
 def compared(earlier: list[tuple[str, dict[str, Any]]], after: dict[str, Any]) -> str:
     """Each figure's ratio to the floor in each earlier run and in this one (each within its own run)."""
     heads = [f"{label} ({run['run']['date']})" for label, run in earlier]
@@ -239,7 +317,12 @@ def main() -> int:
         earlier = [(label, json.loads(path.read_text())) for label, path in EARLIER if path.exists()]
         if earlier and args.results not in {path for _, path in EARLIER}:
             update_docs(args.docs, compared(earlier, results), begin=COMPARED_BEGIN, end=COMPARED_END)
+    parsing = render_parsing(results)
+    if args.docs is not None and parsing is not None:
+        update_docs(args.docs, parsing, begin=PARSING_BEGIN, end=PARSING_END)
     print(table)
+    if parsing is not None:
+        print(f"\n{parsing}")
     return 0
 
 

@@ -4,7 +4,10 @@ Targets, all on loopback, all calling one bench upstream (``benchmarks.upstream`
 
 - ``direct``: the upstream called directly (what "added" latency is measured from);
 - ``floor``: a bare aiohttp pass-through proxy on asyncio's loop, the loop the sidecar runs on (``bare_proxy``);
-- ``sidecar``: ``pilotfish local`` with the defaults an injected sidecar has: **request log on**;
+- ``parsing``: the parsing floor (``parsing_proxy``), the least a proxy with a first-token deadline does: a
+  streamed upstream call, every event parsed; what the deadline alone costs beside the floor;
+- ``sidecar``: ``pilotfish sidecar`` on the routes document ``pilotfish render`` makes, with the defaults an
+  injected sidecar has: **request log on**;
 - ``sidecar_no_log`` and ``sidecar_traced`` (OTLP export to the bench upstream): what the request log and
   tracing cost;
 - ``open_circuit``: the sidecar, through a class whose first member's circuit is open (its port is closed);
@@ -37,6 +40,7 @@ from benchmarks import harness, load, report, upstream
 
 OUT = harness.ROOT / "benchmarks" / "results" / "sidecar_overhead.json"
 SIDECARS = ("sidecar", "sidecar_no_log", "sidecar_traced")
+OPEN_LOOP_RATE = 320.0  # requests a second: about 64 in flight behind the 200 ms upstream, as in the c=64 row
 
 
 class Procs:
@@ -55,7 +59,7 @@ class Procs:
 def start(stack: contextlib.ExitStack, tmp: pathlib.Path) -> Procs:
     procs = Procs()
     py = sys.executable
-    up_port, floor_port = harness.free_port(), harness.free_port()
+    up_port, floor_port, parsing_port = harness.free_port(), harness.free_port(), harness.free_port()
     closed_port = stack.enter_context(harness.closed_port())
     up = f"http://127.0.0.1:{up_port}"
     classes: dict[str, list[tuple[str, str]]] = {model: [("bench", model)] for model in upstream.ANSWERS}
@@ -66,8 +70,16 @@ def start(stack: contextlib.ExitStack, tmp: pathlib.Path) -> Procs:
     commands: dict[str, tuple[int, list[str], dict[str, str]]] = {
         "direct": (up_port, ["-m", "benchmarks.upstream", f"--listen=127.0.0.1:{up_port}"], {}),
         "floor": (floor_port, floor, {}),
+        "parsing": (
+            parsing_port,
+            ["-m", "benchmarks.parsing_proxy", f"--listen=127.0.0.1:{parsing_port}", *floor[3:]],
+            {},
+        ),
     }
-    ready = [f"{up}/v1/models", f"http://127.0.0.1:{floor_port}/v1/chat/completions"]  # a GET: 405 once it listens
+    ready = [f"{up}/v1/models"] + [
+        f"http://127.0.0.1:{port}/v1/chat/completions"
+        for port in (floor_port, parsing_port)  # a GET: 405 once up
+    ]
     tracing = {"OTEL_EXPORTER_OTLP_ENDPOINT": up, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}
     for name in SIDECARS:
         api, admin = harness.free_port(), harness.free_port()
@@ -165,6 +177,19 @@ def long_lived(procs: Procs, names: Sequence[str], *, streams: int) -> dict[str,
     return out
 
 
+def open_loop(procs: Procs, names: Sequence[str], *, rate: float, seconds: float, rounds: int) -> dict[str, Any]:
+    """The 200 ms upstream with requests arriving on their own (``load.open_loop``), not in a closed loop
+    whose clients come back in step; the same arrivals for every target of a round, targets interleaved."""
+    warm = int(rate * upstream.SLOW_SECONDS * 1.5)  # connections for what is in flight at once, and some
+    got: dict[str, list[load.Sample]] = {name: [] for name in names}
+    for index in range(rounds):
+        for name in names:
+            got[name] += asyncio.run(
+                load.open_loop(procs.target(name, "slow200"), rate=rate, seconds=seconds, seed=index, warm=warm)
+            )
+    return {name: _summary(values) | {"rate": rate} for name, values in got.items()}
+
+
 def open_circuit(procs: Procs, *, pairs: int) -> dict[str, dict[str, float]]:
     """Time to the whole answer through the open-circuit class minus through the plain one, request by
     request (``load.alternating``); and the plain class against a second connection to itself the same way:
@@ -186,7 +211,7 @@ def open_circuit(procs: Procs, *, pairs: int) -> dict[str, dict[str, float]]:
 
 def measure(procs: Procs, *, rounds: int, seconds: float, requests: int, streams: int) -> dict[str, Any]:
     results: dict[str, Any] = {"latency": {}, "cpu": {}}
-    main = ("direct", "floor", "sidecar")
+    main = ("direct", "floor", "parsing", "sidecar")
     for stream in (False, True):
         kind = "stream" if stream else "non_stream"
         results["latency"][f"{kind}_c1"] = latency(
@@ -201,22 +226,29 @@ def measure(procs: Procs, *, rounds: int, seconds: float, requests: int, streams
     results["latency"]["burst128_c1"] = latency(
         procs, main, model="burst128", stream=True, concurrency=1, requests=requests // 2, rounds=rounds
     )
+    results["latency"]["slow200_open"] = open_loop(procs, main, rate=OPEN_LOOP_RATE, seconds=seconds, rounds=rounds)
     print("latency 200 ms and bursts done", flush=True)
     harness.pin(os.getpid(), 1)  # the load generator and the upstream share core 1; the target has core 0
     harness.pin(procs.pid["direct"], 1)
-    everyone = ("floor", *SIDECARS)
+    everyone = ("floor", "parsing", *SIDECARS)
     for kind, stream in (("non_stream", False), ("stream", True)):
         results["cpu"][f"{kind}_c64"] = cpu_rounds(
             procs, everyone, model="fast", stream=stream, concurrency=64, seconds=seconds, rounds=rounds
         )
     results["cpu"]["burst128_c8"] = cpu_rounds(
-        procs, ("floor", "sidecar"), model="burst128", stream=True, concurrency=8, seconds=seconds, rounds=rounds
+        procs,
+        ("floor", "parsing", "sidecar"),
+        model="burst128",
+        stream=True,
+        concurrency=8,
+        seconds=seconds,
+        rounds=rounds,
     )
     harness.unpin(os.getpid())
     harness.unpin(procs.pid["direct"])
     print("CPU and throughput done", flush=True)
     results["memory_after_load"] = {name: harness.rss_mib(procs.pid[name]) for name in ("floor", "sidecar")}
-    results["long_lived"] = long_lived(procs, ("floor", "sidecar"), streams=streams)
+    results["long_lived"] = long_lived(procs, ("floor", "parsing", "sidecar"), streams=streams)
     results["memory_peak"] = {name: harness.rss_mib(procs.pid[name], "VmHWM") for name in ("floor", "sidecar")}
     return results
 
