@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 from aiohttp import web
@@ -33,7 +33,12 @@ async def forward(request: web.Request) -> web.StreamResponse:
         return response
 
 
-def build_app(upstream: str) -> web.Application:
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def build_app(upstream: str, handler: Handler = forward) -> web.Application:
+    """One ``POST /v1/chat/completions`` route to ``handler``, which finds the session and the upstream's
+    origin in the app (``SESSION``, ``UPSTREAM``)."""
     app = web.Application()
     app[UPSTREAM] = upstream
 
@@ -44,11 +49,11 @@ def build_app(upstream: str) -> web.Application:
         await app[SESSION].close()
 
     app.cleanup_ctx.append(session_ctx)
-    app.router.add_post("/v1/chat/completions", forward)
+    app.router.add_post("/v1/chat/completions", handler)
     return app
 
 
-def main() -> None:
+def main(handler: Handler = forward) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--listen", required=True)
     parser.add_argument("--upstream", required=True, help="origin of the mock, e.g. http://127.0.0.1:9101")
@@ -61,7 +66,9 @@ def main() -> None:
         loop = uvloop.new_event_loop()
     else:
         loop = asyncio.new_event_loop()
-    web.run_app(build_app(args.upstream.rstrip("/")), host=host, port=int(port), access_log=None, print=None, loop=loop)
+    web.run_app(
+        build_app(args.upstream.rstrip("/"), handler), host=host, port=int(port), access_log=None, print=None, loop=loop
+    )
 
 
 if __name__ == "__main__":

@@ -15,22 +15,19 @@ request log or metrics):
 
 Beside the floor in the same run, it shows what the first-token deadline alone costs any aiohttp proxy,
 and beside the sidecar, what Pilotfish's own work costs (docs/benchmarks.md).
-Run: python -m benchmarks.parsing_proxy --listen 127.0.0.1:PORT --upstream http://127.0.0.1:PORT
+Run: python -m benchmarks.parsing_proxy --listen 127.0.0.1:PORT --upstream http://127.0.0.1:PORT (as ``bare_proxy``)
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import orjson
 from aiohttp import web
 
-SESSION = web.AppKey("session", aiohttp.ClientSession)
-UPSTREAM = web.AppKey("upstream", str)
+from benchmarks import bare_proxy
+
 FIRST_TOKEN_SECONDS = 30.0  # never reached by the bench upstream; what matters is that the deadline is armed
 DONE = b"[DONE]"
 
@@ -52,9 +49,11 @@ async def forward(request: web.Request) -> web.StreamResponse:
     body = orjson.loads(await request.read())
     streaming = bool(body.get("stream"))
     body["stream"], body["stream_options"] = True, {"include_usage": True}
-    session = request.app[SESSION]
+    session = request.app[bare_proxy.SESSION]
     async with session.post(
-        request.app[UPSTREAM] + request.path, data=orjson.dumps(body), headers={"Content-Type": "application/json"}
+        request.app[bare_proxy.UPSTREAM] + request.path,
+        data=orjson.dumps(body),
+        headers={"Content-Type": "application/json"},
     ) as upstream:
         reads = upstream.content.iter_any()
         response = web.StreamResponse(status=upstream.status, headers={"Content-Type": upstream.content_type})
@@ -100,34 +99,8 @@ async def forward(request: web.Request) -> web.StreamResponse:
 
 
 def build_app(upstream: str) -> web.Application:
-    app = web.Application()
-    app[UPSTREAM] = upstream
-
-    async def session_ctx(app: web.Application) -> AsyncIterator[None]:
-        app[SESSION] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
-        yield
-        await app[SESSION].close()
-
-    app.cleanup_ctx.append(session_ctx)
-    app.router.add_post("/v1/chat/completions", forward)
-    return app
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--listen", required=True)
-    parser.add_argument("--upstream", required=True, help="origin of the mock, e.g. http://127.0.0.1:9101")
-    args = parser.parse_args()
-    host, _, port = args.listen.rpartition(":")
-    web.run_app(
-        build_app(args.upstream.rstrip("/")),
-        host=host,
-        port=int(port),
-        access_log=None,
-        print=None,
-        loop=asyncio.new_event_loop(),
-    )
+    return bare_proxy.build_app(upstream, forward)
 
 
 if __name__ == "__main__":
-    main()
+    bare_proxy.main(forward)
